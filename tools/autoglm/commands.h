@@ -1,0 +1,13 @@
+// Sub-commands of the `autoglm` CLI. Each cmd_*.cpp registers one sub-command on the app;
+// its callback stores the process exit code in `*exit_code`. Thread ownership: main thread.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace autoglm::cli {
+
+void register_inspect(CLI::App& app, int* exit_code);    // cmd_inspect.cpp
+void register_tokenize(CLI::App& app, int* exit_code);   // cmd_tokenize.cpp
+void register_template(CLI::App& app, int* exit_code);   // cmd_template.cpp
+
+}  // namespace autoglm::cli
