@@ -1,0 +1,58 @@
+# Open-AutoGLM: the two commands of the README.
+#   make run   installs missing system packages, builds, and runs the main job.
+#   make test  installs, builds (release, ASan+UBSan, fuzz) and runs every test.
+# Everything else here is a step of those two.
+
+JOBS      ?= $(shell nproc)
+BUILD     ?= build
+ASAN      ?= build-asan
+FUZZ      ?= build-fuzz
+FUZZ_SECS ?= 20
+MODEL     ?= tests/fixtures/models/glm4-tiny
+PROMPT    ?= Hello from Open-AutoGLM.
+VENV      := .venv
+PYTHON    := $(VENV)/bin/python
+
+.PHONY: run test deps venv build asan-test fuzz unit-test clean format
+
+run: build
+	./$(BUILD)/tools/autoglm/autoglm inspect --model $(MODEL)
+
+test: deps venv asan-test fuzz unit-test
+
+deps:
+	@scripts/install_deps.sh
+
+$(PYTHON): tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@touch $(PYTHON)
+
+venv: deps $(PYTHON)
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_PYTHON=$(CURDIR)/$(PYTHON)
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan-test: deps
+	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAUTOGLM_SANITIZE=address,undefined
+	cmake --build $(ASAN) -j $(JOBS)
+	cd $(ASAN) && ctest -L unit -j $(JOBS) --output-on-failure
+
+# libFuzzer targets, each run for a bounded time over its seed corpus.
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DAUTOGLM_FUZZ=ON -DAUTOGLM_BUILD_TESTS=OFF
+	cmake --build $(FUZZ) -j $(JOBS)
+	scripts/run_fuzz.sh $(FUZZ) $(FUZZ_SECS)
+
+# Release build: unit, golden, CLI and Python parity tests. Its ctest summary is the last line.
+unit-test: build venv
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+
+format:
+	find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.cu' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)
