@@ -11,11 +11,11 @@
 namespace autoglm {
 
 struct ForwardBatch {
-  std::span<const int32_t> token_ids;     // [n_tokens] prefill chunks and decode tokens, by seq
-  std::span<const int32_t> positions;     // [n_tokens] absolute position of each token
-  std::span<const int32_t> seq_start;     // [n_seqs + 1] token offsets of each sequence
-  std::span<const int32_t> context_len;   // [n_seqs] tokens in the KV after this step
-  std::span<const int32_t> block_table;   // [n_seqs * max_blocks_per_seq] KV block ids
+  std::span<const int32_t> token_ids;    // [n_tokens] prefill chunks and decode tokens, by seq
+  std::span<const int32_t> positions;    // [n_tokens] absolute position of each token
+  std::span<const int32_t> seq_start;    // [n_seqs + 1] token offsets of each sequence
+  std::span<const int32_t> context_len;  // [n_seqs] tokens in the KV after this step
+  std::span<const int32_t> block_table;  // [n_seqs * max_blocks_per_seq] KV block ids
   int32_t max_blocks_per_seq = 0;
   std::span<const int32_t> slot_mapping;  // [n_tokens] KV slot (block * block_size + offset)
   std::span<const int32_t> logits_rows;   // [n_out] token indices whose logits are returned

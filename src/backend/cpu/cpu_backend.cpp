@@ -1,0 +1,259 @@
+// See cpu_backend.h. Straightforward fp32 reference implementation: the loop nests follow the
+// HF modeling code so that it can be read side by side with it.
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+
+namespace autoglm {
+
+using cpu::WeightMatrix;
+
+namespace {
+
+WeightMatrix as_matrix(const TensorView& t) {
+  if (!t.present()) return {};
+  const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
+  const int64_t cols = t.shape.empty() ? 0 : t.shape.back();
+  return WeightMatrix{t.dtype, t.data, rows, cols};
+}
+
+std::vector<float> as_vector(const TensorView& t) {
+  if (!t.present()) return {};
+  const WeightMatrix m = as_matrix(t);
+  std::vector<float> out(static_cast<size_t>(m.cols));
+  cpu::load_row(m, 0, out.data());
+  return out;
+}
+
+template <typename T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const LoadedModel& model, KvPoolShape kv_pool)
+    : config_(model.config), pool_(kv_pool), rope_(model.config) {
+  if (pool_.block_size <= 0 || pool_.num_blocks <= 0) {
+    fail(ErrorCode::kInvalidArgument, "cpu backend: KV pool needs positive blocks and block size");
+  }
+  const ModelWeights& w = model.weights;
+  embed_ = as_matrix(w.embed_tokens);
+  lm_head_ = as_matrix(w.lm_head);
+  final_norm_ = as_vector(w.final_norm);
+  for (const LayerWeights& lw : w.layers) {
+    LayerPlan p;
+    p.input_norm = as_vector(lw[LayerTensor::kInputNorm]);
+    p.post_self_attn_norm = as_vector(lw[LayerTensor::kPostSelfAttnNorm]);
+    p.post_attention_norm = as_vector(lw[LayerTensor::kPostAttentionNorm]);
+    p.post_mlp_norm = as_vector(lw[LayerTensor::kPostMlpNorm]);
+    p.q_norm = as_vector(lw[LayerTensor::kQNorm]);
+    p.k_norm = as_vector(lw[LayerTensor::kKNorm]);
+    p.q = as_matrix(lw[LayerTensor::kQ]);
+    p.q_bias = as_matrix(lw[LayerTensor::kQBias]);
+    p.k = as_matrix(lw[LayerTensor::kK]);
+    p.k_bias = as_matrix(lw[LayerTensor::kKBias]);
+    p.v = as_matrix(lw[LayerTensor::kV]);
+    p.v_bias = as_matrix(lw[LayerTensor::kVBias]);
+    p.o = as_matrix(lw[LayerTensor::kO]);
+    p.o_bias = as_matrix(lw[LayerTensor::kOBias]);
+    p.gate_up = as_matrix(lw[LayerTensor::kGateUp]);
+    p.gate = as_matrix(lw[LayerTensor::kGate]);
+    p.gate_bias = as_matrix(lw[LayerTensor::kGateBias]);
+    p.up = as_matrix(lw[LayerTensor::kUp]);
+    p.up_bias = as_matrix(lw[LayerTensor::kUpBias]);
+    p.down = as_matrix(lw[LayerTensor::kDown]);
+    p.down_bias = as_matrix(lw[LayerTensor::kDownBias]);
+    layers_.push_back(std::move(p));
+  }
+  const size_t per_layer_side = static_cast<size_t>(pool_.num_blocks) * pool_.block_size *
+                                config_.num_key_value_heads * config_.head_dim;
+  kv_.assign(per_layer_side * 2 * layers_.size(), 0.0f);
+}
+
+float* CpuBackend::k_cache(int layer, int32_t slot) {
+  const size_t row = static_cast<size_t>(config_.num_key_value_heads * config_.head_dim);
+  const size_t side = static_cast<size_t>(pool_.num_blocks) * pool_.block_size * row;
+  return kv_.data() + (2 * static_cast<size_t>(layer)) * side + static_cast<size_t>(slot) * row;
+}
+
+float* CpuBackend::v_cache(int layer, int32_t slot) {
+  const size_t row = static_cast<size_t>(config_.num_key_value_heads * config_.head_dim);
+  const size_t side = static_cast<size_t>(pool_.num_blocks) * pool_.block_size * row;
+  return kv_.data() + (2 * static_cast<size_t>(layer) + 1) * side + static_cast<size_t>(slot) * row;
+}
+
+void CpuBackend::check_batch(const ForwardBatch& b) const {
+  // The scheduler builds batches; a malformed one is a bug there, but it must not corrupt
+  // memory here, so every index that addresses the pool is checked once per step.
+  const int32_t n = b.n_tokens();
+  const int32_t slots = pool_.num_blocks * pool_.block_size;
+  const auto bad = [](const std::string& what) {
+    fail(ErrorCode::kInternal, "cpu backend: malformed batch: " + what);
+  };
+  if (b.positions.size() != static_cast<size_t>(n) ||
+      b.slot_mapping.size() != static_cast<size_t>(n))
+    bad("positions/slot_mapping length");
+  if (b.seq_start.size() != b.context_len.size() + 1 || b.seq_start.front() != 0 ||
+      b.seq_start.back() != n)
+    bad("seq_start");
+  if (b.block_table.size() != static_cast<size_t>(b.n_seqs()) * b.max_blocks_per_seq)
+    bad("block_table size");
+  for (int32_t t = 0; t < n; ++t) {
+    if (b.token_ids[t] < 0 || b.token_ids[t] >= config_.vocab_size) bad("token id");
+    if (b.slot_mapping[t] < 0 || b.slot_mapping[t] >= slots) bad("slot");
+    if (b.positions[t] < 0) bad("position");
+  }
+  for (int32_t s = 0; s < b.n_seqs(); ++s) {
+    if (b.seq_start[s] > b.seq_start[s + 1]) bad("seq_start order");
+    const int32_t needed = (b.context_len[s] + pool_.block_size - 1) / pool_.block_size;
+    if (b.context_len[s] <= 0 || needed > b.max_blocks_per_seq) bad("context_len");
+    for (int32_t j = 0; j < needed; ++j) {
+      const int32_t blk = b.block_table[s * b.max_blocks_per_seq + j];
+      if (blk < 0 || blk >= pool_.num_blocks) bad("block id");
+    }
+    for (int32_t t = b.seq_start[s]; t < b.seq_start[s + 1]; ++t) {
+      if (b.positions[t] >= b.context_len[s]) bad("position beyond context_len");
+    }
+  }
+  for (int32_t r : b.logits_rows) {
+    if (r < 0 || r >= n) bad("logits row");
+  }
+}
+
+void CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+  check_batch(batch);
+  const int64_t n = batch.n_tokens();
+  const int64_t hidden = config_.hidden_size;
+  if (logits.size() < batch.logits_rows.size() * static_cast<size_t>(config_.vocab_size)) {
+    fail(ErrorCode::kInternal, "cpu backend: logits buffer too small");
+  }
+  grow(x_, n * hidden);
+  grow(h_, n * hidden);
+  grow(scratch_, std::max<size_t>(
+                     {static_cast<size_t>(hidden), static_cast<size_t>(config_.intermediate_size),
+                      static_cast<size_t>(config_.num_attention_heads * config_.head_dim)}));
+  for (int64_t t = 0; t < n; ++t) cpu::load_row(embed_, batch.token_ids[t], x_.data() + t * hidden);
+
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    attention_layer(batch, layers_[l], static_cast<int>(l));
+    mlp_layer(n, layers_[l]);
+  }
+
+  std::vector<float> row(hidden);
+  for (size_t r = 0; r < batch.logits_rows.size(); ++r) {
+    cpu::rms_norm(x_.data() + batch.logits_rows[r] * hidden, 1, hidden, final_norm_.data(),
+                  static_cast<float>(config_.rms_norm_eps), row.data());
+    cpu::linear(row.data(), 1, lm_head_, {}, logits.data() + r * config_.vocab_size,
+                scratch_.data());
+  }
+}
+
+void CpuBackend::attention_layer(const ForwardBatch& batch, const LayerPlan& p, int layer) {
+  const int64_t n = batch.n_tokens();
+  const int64_t hidden = config_.hidden_size;
+  const int64_t hd = config_.head_dim;
+  const int64_t nh = config_.num_attention_heads;
+  const int64_t nkv = config_.num_key_value_heads;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  grow(q_, n * nh * hd);
+  grow(k_, n * nkv * hd);
+  grow(v_, n * nkv * hd);
+  grow(attn_, n * nh * hd);
+
+  cpu::rms_norm(x_.data(), n, hidden, p.input_norm.data(), eps, h_.data());
+  cpu::linear(h_.data(), n, p.q, p.q_bias, q_.data(), scratch_.data());
+  cpu::linear(h_.data(), n, p.k, p.k_bias, k_.data(), scratch_.data());
+  cpu::linear(h_.data(), n, p.v, p.v_bias, v_.data(), scratch_.data());
+  if (config_.qk_norm) {
+    cpu::rms_norm(q_.data(), n * nh, hd, p.q_norm.data(), eps, q_.data());
+    cpu::rms_norm(k_.data(), n * nkv, hd, p.k_norm.data(), eps, k_.data());
+  }
+  const int32_t rd = rope_.rotary_dim();
+  std::vector<float> cos(rd / 2), sin(rd / 2);
+  const auto rotate =
+      config_.rope_style == RopeStyle::kInterleaved ? cpu::rope_interleaved : cpu::rope_neox;
+  for (int64_t t = 0; t < n; ++t) {
+    rope_.angles(batch.positions[t], cos.data(), sin.data());
+    for (int64_t h = 0; h < nh; ++h)
+      rotate(q_.data() + (t * nh + h) * hd, rd, cos.data(), sin.data());
+    for (int64_t h = 0; h < nkv; ++h)
+      rotate(k_.data() + (t * nkv + h) * hd, rd, cos.data(), sin.data());
+    std::copy_n(k_.data() + t * nkv * hd, nkv * hd, k_cache(layer, batch.slot_mapping[t]));
+    std::copy_n(v_.data() + t * nkv * hd, nkv * hd, v_cache(layer, batch.slot_mapping[t]));
+  }
+  attend(batch, layer, q_.data(), attn_.data());
+
+  cpu::linear(attn_.data(), n, p.o, p.o_bias, h_.data(), scratch_.data());
+  if (!p.post_self_attn_norm.empty()) {
+    cpu::rms_norm(h_.data(), n, hidden, p.post_self_attn_norm.data(), eps, h_.data());
+  }
+  for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+}
+
+void CpuBackend::attend(const ForwardBatch& b, int layer, const float* q, float* out) {
+  const int64_t hd = config_.head_dim;
+  const int64_t nh = config_.num_attention_heads;
+  const int64_t group = nh / config_.num_key_value_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int32_t s = 0; s < b.n_seqs(); ++s) {
+    const int32_t* blocks = b.block_table.data() + s * b.max_blocks_per_seq;
+    for (int32_t t = b.seq_start[s]; t < b.seq_start[s + 1]; ++t) {
+      const int32_t visible = b.positions[t] + 1;  // causal: keys at positions 0..pos
+      grow(scores_, visible);
+      for (int64_t h = 0; h < nh; ++h) {
+        const float* qh = q + (t * nh + h) * hd;
+        const int64_t kvh = h / group;
+        for (int32_t j = 0; j < visible; ++j) {
+          const int32_t slot =
+              blocks[j / pool_.block_size] * pool_.block_size + j % pool_.block_size;
+          const float* kj = k_cache(layer, slot) + kvh * hd;
+          float dot = 0.0f;
+          for (int64_t d = 0; d < hd; ++d) dot += qh[d] * kj[d];
+          scores_[j] = dot * scale;
+        }
+        cpu::softmax(scores_.data(), visible);
+        float* oh = out + (t * nh + h) * hd;
+        std::fill(oh, oh + hd, 0.0f);
+        for (int32_t j = 0; j < visible; ++j) {
+          const int32_t slot =
+              blocks[j / pool_.block_size] * pool_.block_size + j % pool_.block_size;
+          const float* vj = v_cache(layer, slot) + kvh * hd;
+          for (int64_t d = 0; d < hd; ++d) oh[d] += scores_[j] * vj[d];
+        }
+      }
+    }
+  }
+}
+
+void CpuBackend::mlp_layer(int64_t n, const LayerPlan& p) {
+  const int64_t hidden = config_.hidden_size;
+  const int64_t inter = config_.intermediate_size;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  grow(gate_, n * inter * 2);
+  grow(up_, n * inter);
+  cpu::rms_norm(x_.data(), n, hidden, p.post_attention_norm.data(), eps, h_.data());
+  if (!p.gate_up.empty()) {
+    // Fused [gate; up] rows: each token's output row holds gate then up.
+    cpu::linear(h_.data(), n, p.gate_up, {}, gate_.data(), scratch_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = gate_.data() + t * 2 * inter;
+      cpu::silu_mul(row, row + inter, up_.data() + t * inter, inter);
+    }
+  } else {
+    cpu::linear(h_.data(), n, p.gate, p.gate_bias, gate_.data(), scratch_.data());
+    cpu::linear(h_.data(), n, p.up, p.up_bias, up_.data(), scratch_.data());
+    cpu::silu_mul(gate_.data(), up_.data(), up_.data(), n * inter);
+  }
+  cpu::linear(up_.data(), n, p.down, p.down_bias, h_.data(), scratch_.data());
+  if (!p.post_mlp_norm.empty()) {
+    cpu::rms_norm(h_.data(), n, hidden, p.post_mlp_norm.data(), eps, h_.data());
+  }
+  for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
+}
+
+}  // namespace autoglm
