@@ -91,6 +91,21 @@ def build_tokenizer(fam):
     return tok, ids, added
 
 
+def patch_tokenizer_json(fam, path):
+    """Match fields the tokenizers API cannot set the way the real files spell them."""
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    if fam.model_type in ("qwen2", "qwen3"):
+        obj["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                          "use_regex": False}
+        obj["model"]["continuing_subword_prefix"] = ""
+        obj["model"]["end_of_word_suffix"] = ""
+    if fam.legacy_merges:
+        # Older hub files store merges as "left right" strings; keep one fixture in that form
+        # so that loaders handle both spellings.
+        obj["model"]["merges"] = [f"{a} {b}" for a, b in obj["model"]["merges"]]
+    write_json(path, obj)
+
+
 # ----------------------------------------------------------------------------- weights
 
 
@@ -103,8 +118,12 @@ def weight_std(name, shape):
     return LINEAR_GAIN / float(shape[-1]) ** 0.5
 
 
-def init_weights(model, seed):
-    """Deterministic random weights; norms around 1.0 and non-zero biases so that bugs show."""
+def init_weights(model, seed, tokenizer_size):
+    """Deterministic random weights; norms around 1.0 and non-zero biases so that bugs show.
+
+    Rows past the tokenizer's size (the config pads vocab_size like the real models) are zero
+    in the embedding and lm_head, so their logits are exactly 0 and greedy never picks an id
+    that has no token."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -114,6 +133,8 @@ def init_weights(model, seed):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * weight_std(name, p.shape))
+            if name.endswith(("embed_tokens.weight", "lm_head.weight")):
+                p[tokenizer_size:].zero_()
 
 
 def checkpoint_tensors(model, dtype):
@@ -161,6 +182,7 @@ def write_checkpoint(fam, out_dir, templates_dir):
     """Write every checkpoint file of one family; returns the config vocab size."""
     tok, ids, added = build_tokenizer(fam)
     tok.save(str(out_dir / "tokenizer.json"), pretty=True)
+    patch_tokenizer_json(fam, out_dir / "tokenizer.json")
     template = (templates_dir / fam.template_file).read_text(encoding="utf-8")
     write_json(out_dir / "tokenizer_config.json", fams.tokenizer_config(fam, added, template))
     vocab_size = fams.padded_vocab(tok.get_vocab_size(), fam.vocab_multiple)
@@ -168,7 +190,7 @@ def write_checkpoint(fam, out_dir, templates_dir):
     write_json(out_dir / "generation_config.json", fams.generation_config(fam, ids))
     config = transformers.AutoConfig.from_pretrained(out_dir)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    init_weights(model, fam.seed)
+    init_weights(model, fam.seed, tok.get_vocab_size())
     tensors = checkpoint_tensors(model, fams_dtype(fam))
     save_weights(out_dir, tensors, fam.shards)
     return tensors
@@ -276,6 +298,8 @@ def record_truth(fam, out_dir, saved):
         logits[f"logits.{i}"] = full
         entry["logits_tensor"] = f"logits.{i}"
         entry["greedy_ids"], entry["greedy_margins"] = greedy(model, entry["ids"])
+        if max(entry["greedy_ids"]) >= raw_tok.get_vocab_size():
+            fail(f"{fam.name}/{entry['name']}: greedy picked a padding id {entry['greedy_ids']}")
         check_against_generate(model, entry["ids"], entry["greedy_ids"])
         entry["decoded_greedy"] = raw_tok.decode(entry["greedy_ids"], skip_special_tokens=False)
         prompts.append(entry)
