@@ -224,11 +224,37 @@ def prompt_specs():
         ("english", "text", "The quick brown fox jumps over the lazy dog."),
         ("chinese_emoji", "text", "你好，世界！今天天气很好 😀🎉"),
         ("code", "text", "def add(a, b):\n    return a + b\n\nprint(add(2, 40))"),
+        ("numbers_whitespace", "text", "  Year 2024:\n\n\t1234567 items, $3.14 each!!  "),
         ("chat", "chat", [{"role": "system", "content": "You are a helpful assistant."},
                           {"role": "user", "content": "What is 2+2? 请回答。"}]),
         ("two_chunk", "pair", ("Once upon a time there was a small model.",
                                " It answered: 你好 🚀 42!")),
     ]
+
+
+# Tokenizer-only cases (no model run): pre-tokenizer branches, normalization, special-token
+# matching inside text, byte fallback of rare characters, empty input.
+TOKENIZER_CASES = [
+    "", " ", "a", "Hello, world!", "I'M sure you'll see they're right; we'd go.",
+    "1 12 123 1234 12345 1234567", "  two  spaces   three\tTab\r\nCRLF\n\n\nend   ",
+    "caf\u00e9 vs cafe\u0301 (NFC vs NFD)", "你好，世界！中文和English混合123",
+    "emoji 😀 zwj 👨\u200d👩\u200d👧 flag 🇨🇳 heart ❤️", "def f(x):\n    return x**2  # sq",
+    "<|endoftext|><|im_start|>[gMASK]<sop><|begin_of_text|><think></think><tool_call>",
+    "not<|endoftext|>special<|eot_id|>", "\u00a0nbsp\u2003em\u3000ideographic",
+    "rare: \u0e01\u0e32 \u05e9\u05dc\u05d5\u05dd \U0001f9ec \u2603",
+]
+
+
+def tokenizer_cases(hf_tok, raw_tok):
+    """Encode/decode truths for the tokenizer alone, with and without the post-processor."""
+    out = []
+    for text in TOKENIZER_CASES:
+        ids = encode_checked(hf_tok, raw_tok, text, False)
+        out.append({"text": text, "ids": ids,
+                    "ids_with_special": encode_checked(hf_tok, raw_tok, text, True),
+                    "decoded": raw_tok.decode(ids, skip_special_tokens=False),
+                    "decoded_skip_special": raw_tok.decode(ids, skip_special_tokens=True)})
+    return out
 
 
 def encode_checked(hf_tok, raw_tok, text, add_special):
@@ -305,7 +331,7 @@ def record_truth(fam, out_dir, saved):
         prompts.append(entry)
     safetensors.torch.save_file(logits, out_dir / "reference_logits.safetensors",
                                 metadata={"format": "pt"})
-    return prompts
+    return prompts, tokenizer_cases(hf_tok, raw_tok)
 
 
 def versions():
@@ -320,7 +346,7 @@ def build_family(fam, out_root, templates_dir):
     out_dir.mkdir(parents=True)
     torch.manual_seed(fam.seed)
     saved = write_checkpoint(fam, out_dir, templates_dir)
-    prompts = record_truth(fam, out_dir, saved)
+    prompts, tok_cases = record_truth(fam, out_dir, saved)
     config = json.loads((out_dir / "config.json").read_text())
     ref = {"model": fam.name, "architecture": fam.arch, "weights_dtype": fam.dtype,
            "vocab_size": config["vocab_size"],
@@ -330,7 +356,7 @@ def build_family(fam, out_root, templates_dir):
            "chat_template_file": fam.template_file,
            "chat_template_sha256": hashlib.sha256(
                (templates_dir / fam.template_file).read_bytes()).hexdigest(),
-           "versions": versions(), "prompts": prompts}
+           "versions": versions(), "prompts": prompts, "tokenizer_cases": tok_cases}
     write_json(out_dir / "reference.json", ref)
     total = sum(p.stat().st_size for p in out_dir.iterdir())
     if total > MAX_DIR_BYTES:

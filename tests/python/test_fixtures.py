@@ -198,6 +198,18 @@ def test_reference_consistent_with_logits(model_dir):
             assert 0 < p["chunk_split"] < len(ids), f"{where}: chunk_split"
 
 
+def test_tokenizer_cases(model_dir):
+    ref = load_json(model_dir / "reference.json")
+    normalizes = load_json(model_dir / "tokenizer.json")["normalizer"] is not None
+    assert len(ref["tokenizer_cases"]) >= 10
+    for case in ref["tokenizer_cases"]:
+        ids = case["ids"] + case["ids_with_special"]
+        assert all(0 <= i < ref["tokenizer_size"] for i in ids), f"{model_dir}: {case['text']!r}"
+        assert bool(case["ids"]) == bool(case["text"]), f"{model_dir}: empty iff empty text"
+        if not normalizes:  # byte-level BPE without a normalizer round-trips exactly
+            assert case["decoded"] == case["text"], f"{model_dir}: {case['text']!r} round trip"
+
+
 def test_every_family_present():
     assert sorted(p.name for p in MODELS.iterdir() if p.is_dir()) == sorted(NAMES)
 
