@@ -91,6 +91,21 @@ def build_tokenizer(fam):
     return tok, ids, added
 
 
+def patch_tokenizer_json(fam, path):
+    """Match fields the tokenizers API cannot set the way the real files spell them."""
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    if fam.model_type in ("qwen2", "qwen3"):
+        obj["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                          "use_regex": False}
+        obj["model"]["continuing_subword_prefix"] = ""
+        obj["model"]["end_of_word_suffix"] = ""
+    if fam.legacy_merges:
+        # Older hub files store merges as "left right" strings; keep one fixture in that form
+        # so that loaders handle both spellings.
+        obj["model"]["merges"] = [f"{a} {b}" for a, b in obj["model"]["merges"]]
+    write_json(path, obj)
+
+
 # ----------------------------------------------------------------------------- weights
 
 
@@ -103,8 +118,12 @@ def weight_std(name, shape):
     return LINEAR_GAIN / float(shape[-1]) ** 0.5
 
 
-def init_weights(model, seed):
-    """Deterministic random weights; norms around 1.0 and non-zero biases so that bugs show."""
+def init_weights(model, seed, tokenizer_size):
+    """Deterministic random weights; norms around 1.0 and non-zero biases so that bugs show.
+
+    Rows past the tokenizer's size (the config pads vocab_size like the real models) are zero
+    in the embedding and lm_head, so their logits are exactly 0 and greedy never picks an id
+    that has no token."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -114,6 +133,8 @@ def init_weights(model, seed):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * weight_std(name, p.shape))
+            if name.endswith(("embed_tokens.weight", "lm_head.weight")):
+                p[tokenizer_size:].zero_()
 
 
 def checkpoint_tensors(model, dtype):
@@ -161,6 +182,7 @@ def write_checkpoint(fam, out_dir, templates_dir):
     """Write every checkpoint file of one family; returns the config vocab size."""
     tok, ids, added = build_tokenizer(fam)
     tok.save(str(out_dir / "tokenizer.json"), pretty=True)
+    patch_tokenizer_json(fam, out_dir / "tokenizer.json")
     template = (templates_dir / fam.template_file).read_text(encoding="utf-8")
     write_json(out_dir / "tokenizer_config.json", fams.tokenizer_config(fam, added, template))
     vocab_size = fams.padded_vocab(tok.get_vocab_size(), fam.vocab_multiple)
@@ -168,7 +190,7 @@ def write_checkpoint(fam, out_dir, templates_dir):
     write_json(out_dir / "generation_config.json", fams.generation_config(fam, ids))
     config = transformers.AutoConfig.from_pretrained(out_dir)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    init_weights(model, fam.seed)
+    init_weights(model, fam.seed, tok.get_vocab_size())
     tensors = checkpoint_tensors(model, fams_dtype(fam))
     save_weights(out_dir, tensors, fam.shards)
     return tensors
@@ -202,11 +224,37 @@ def prompt_specs():
         ("english", "text", "The quick brown fox jumps over the lazy dog."),
         ("chinese_emoji", "text", "你好，世界！今天天气很好 😀🎉"),
         ("code", "text", "def add(a, b):\n    return a + b\n\nprint(add(2, 40))"),
+        ("numbers_whitespace", "text", "  Year 2024:\n\n\t1234567 items, $3.14 each!!  "),
         ("chat", "chat", [{"role": "system", "content": "You are a helpful assistant."},
                           {"role": "user", "content": "What is 2+2? 请回答。"}]),
         ("two_chunk", "pair", ("Once upon a time there was a small model.",
                                " It answered: 你好 🚀 42!")),
     ]
+
+
+# Tokenizer-only cases (no model run): pre-tokenizer branches, normalization, special-token
+# matching inside text, byte fallback of rare characters, empty input.
+TOKENIZER_CASES = [
+    "", " ", "a", "Hello, world!", "I'M sure you'll see they're right; we'd go.",
+    "1 12 123 1234 12345 1234567", "  two  spaces   three\tTab\r\nCRLF\n\n\nend   ",
+    "caf\u00e9 vs cafe\u0301 (NFC vs NFD)", "你好，世界！中文和English混合123",
+    "emoji 😀 zwj 👨\u200d👩\u200d👧 flag 🇨🇳 heart ❤️", "def f(x):\n    return x**2  # sq",
+    "<|endoftext|><|im_start|>[gMASK]<sop><|begin_of_text|><think></think><tool_call>",
+    "not<|endoftext|>special<|eot_id|>", "\u00a0nbsp\u2003em\u3000ideographic",
+    "rare: \u0e01\u0e32 \u05e9\u05dc\u05d5\u05dd \U0001f9ec \u2603",
+]
+
+
+def tokenizer_cases(hf_tok, raw_tok):
+    """Encode/decode truths for the tokenizer alone, with and without the post-processor."""
+    out = []
+    for text in TOKENIZER_CASES:
+        ids = encode_checked(hf_tok, raw_tok, text, False)
+        out.append({"text": text, "ids": ids,
+                    "ids_with_special": encode_checked(hf_tok, raw_tok, text, True),
+                    "decoded": raw_tok.decode(ids, skip_special_tokens=False),
+                    "decoded_skip_special": raw_tok.decode(ids, skip_special_tokens=True)})
+    return out
 
 
 def encode_checked(hf_tok, raw_tok, text, add_special):
@@ -276,12 +324,14 @@ def record_truth(fam, out_dir, saved):
         logits[f"logits.{i}"] = full
         entry["logits_tensor"] = f"logits.{i}"
         entry["greedy_ids"], entry["greedy_margins"] = greedy(model, entry["ids"])
+        if max(entry["greedy_ids"]) >= raw_tok.get_vocab_size():
+            fail(f"{fam.name}/{entry['name']}: greedy picked a padding id {entry['greedy_ids']}")
         check_against_generate(model, entry["ids"], entry["greedy_ids"])
         entry["decoded_greedy"] = raw_tok.decode(entry["greedy_ids"], skip_special_tokens=False)
         prompts.append(entry)
     safetensors.torch.save_file(logits, out_dir / "reference_logits.safetensors",
                                 metadata={"format": "pt"})
-    return prompts
+    return prompts, tokenizer_cases(hf_tok, raw_tok)
 
 
 def versions():
@@ -296,7 +346,7 @@ def build_family(fam, out_root, templates_dir):
     out_dir.mkdir(parents=True)
     torch.manual_seed(fam.seed)
     saved = write_checkpoint(fam, out_dir, templates_dir)
-    prompts = record_truth(fam, out_dir, saved)
+    prompts, tok_cases = record_truth(fam, out_dir, saved)
     config = json.loads((out_dir / "config.json").read_text())
     ref = {"model": fam.name, "architecture": fam.arch, "weights_dtype": fam.dtype,
            "vocab_size": config["vocab_size"],
@@ -306,7 +356,7 @@ def build_family(fam, out_root, templates_dir):
            "chat_template_file": fam.template_file,
            "chat_template_sha256": hashlib.sha256(
                (templates_dir / fam.template_file).read_bytes()).hexdigest(),
-           "versions": versions(), "prompts": prompts}
+           "versions": versions(), "prompts": prompts, "tokenizer_cases": tok_cases}
     write_json(out_dir / "reference.json", ref)
     total = sum(p.stat().st_size for p in out_dir.iterdir())
     if total > MAX_DIR_BYTES:

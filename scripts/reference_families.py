@@ -73,6 +73,7 @@ class Family:
     shards: int = 1
     vocab_multiple: int = 64  # config vocab_size is padded like the real model (1 = no padding)
     head_dim: int = 16
+    legacy_merges: bool = False  # tokenizer.json merges as "a b" strings instead of pairs
     extra: dict = field(default_factory=dict)
 
 
@@ -83,7 +84,7 @@ FAMILIES = [
            [], ["[gMASK]", "<sop>"], "glm-4-9b-chat-hf.jinja", "float16", 1402),
     Family("llama-tiny", "LlamaForCausalLM", "llama", CL100K_STYLE_REGEX, False, True,
            llama3_specials(), [], ["<|begin_of_text|>"], "llama3.jinja", "float32", 1403,
-           shards=2, vocab_multiple=1),
+           shards=2, vocab_multiple=1, legacy_merges=True),
     Family("qwen2-tiny", "Qwen2ForCausalLM", "qwen2", QWEN_REGEX, True, False, QWEN_SPECIALS,
            QWEN25_PLAIN_ADDED, [], "qwen2.5.jinja", "bfloat16", 1404),
     Family("qwen3-tiny", "Qwen3ForCausalLM", "qwen3", QWEN_REGEX, True, False, QWEN_SPECIALS,
