@@ -18,10 +18,10 @@ namespace autoglm {
 
 struct TemplateLimits {
   size_t max_source_bytes = 1u << 20;
-  size_t max_nesting = 64;           // nested blocks/expressions when parsing
-  uint64_t max_steps = 2'000'000;    // evaluated nodes + loop iterations per render
+  size_t max_nesting = 64;         // nested blocks/expressions when parsing
+  uint64_t max_steps = 2'000'000;  // evaluated nodes + loop iterations per render
   size_t max_output_bytes = 8u << 20;
-  size_t max_call_depth = 64;        // nested macro calls
+  size_t max_call_depth = 64;  // nested macro calls
 };
 
 struct RenderedPrompt {

@@ -42,14 +42,17 @@ TEST(ChatTemplateGoldens, EveryCaseMatchesTransformers) {
       SCOPED_TRACE(entry.path().string());
       ++checked;
       if (fs::exists(err)) {
-        EXPECT_THROW(tmpl.render(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(), c["extra"]),
+        EXPECT_THROW(tmpl.render(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(),
+                                 c["extra"]),
                      autoglm::Error);
         continue;
       }
       ASSERT_TRUE(fs::exists(txt));
       std::string got;
       try {
-        got = tmpl.render(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(), c["extra"]).text;
+        got = tmpl.render(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(),
+                          c["extra"])
+                  .text;
       } catch (const autoglm::Error& e) {
         ADD_FAILURE() << "render failed: " << e.what();
         continue;

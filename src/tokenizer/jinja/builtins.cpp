@@ -1,11 +1,11 @@
 // Built-ins of the Jinja sandbox: attribute/item access, the Python methods the immutable
 // sandbox allows on str/dict/list, filters, tests and globals (range, namespace,
 // raise_exception, strftime_now). Thread ownership: the rendering thread.
+#include <utf8proc.h>
 #include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <functional>
-#include <utf8proc.h>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -14,8 +14,9 @@
 namespace autoglm::jinja {
 
 bool is_py_space(char32_t c) {
-  return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+  return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f) || c == 0x85 ||
+         c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 std::u32string decode_all(const std::string& s) {
@@ -47,7 +48,9 @@ std::string py_strip(const std::string& s, const Value* chars, bool left, bool r
   std::u32string set;
   const bool ws = chars == nullptr || chars->is_none() || chars->is_undefined();
   if (!ws) set = decode_all(chars->str().text);
-  auto strip_it = [&](char32_t c) { return ws ? is_py_space(c) : set.find(c) != std::u32string::npos; };
+  auto strip_it = [&](char32_t c) {
+    return ws ? is_py_space(c) : set.find(c) != std::u32string::npos;
+  };
   size_t b = 0, e = u.size();
   if (left) {
     while (b < e && strip_it(u[b])) ++b;
@@ -63,7 +66,8 @@ std::string map_case(const std::string& s, int mode) {  // 0 lower, 1 upper, 2 t
   bool prev_cased = false;
   for (size_t i = 0; i < u.size(); ++i) {
     const auto c = static_cast<utf8proc_int32_t>(u[i]);
-    const bool letter = utf8proc_category(c) >= UTF8PROC_CATEGORY_LU && utf8proc_category(c) <= UTF8PROC_CATEGORY_LO;
+    const bool letter = utf8proc_category(c) >= UTF8PROC_CATEGORY_LU &&
+                        utf8proc_category(c) <= UTF8PROC_CATEGORY_LO;
     bool upper = mode == 1;
     if (mode == 2) upper = !prev_cased;
     if (mode == 3) upper = i == 0;
@@ -112,7 +116,8 @@ List py_split(const std::string& s, const Value* sep, int64_t maxsplit, const PS
   return out;
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to,
+                        int64_t count) {
   if (from.empty()) {
     std::string out;
     int64_t done = 0;
@@ -148,7 +153,8 @@ const Value* kwarg(const Callable::Kwargs& kwargs, std::string_view name) {
   return nullptr;
 }
 
-const Value* arg_or_kwarg(const Callable::Args& args, size_t i, const Callable::Kwargs& kwargs, std::string_view name) {
+const Value* arg_or_kwarg(const Callable::Args& args, size_t i, const Callable::Kwargs& kwargs,
+                          std::string_view name) {
   if (i < args.size()) return &args[i];
   return kwarg(kwargs, name);
 }
@@ -171,8 +177,11 @@ class Builtin : public Callable {
 // `obj.method` taken without calling it (e.g. `{% if message.get %}`).
 class BoundMethod : public Callable {
  public:
-  BoundMethod(Evaluator& ev, Value obj, std::string name) : ev_(ev), obj_(std::move(obj)), name_(std::move(name)) {}
-  Value call(Args args, Kwargs kwargs) override { return ev_.call_method(obj_, name_, std::move(args), std::move(kwargs), 0); }
+  BoundMethod(Evaluator& ev, Value obj, std::string name)
+      : ev_(ev), obj_(std::move(obj)), name_(std::move(name)) {}
+  Value call(Args args, Kwargs kwargs) override {
+    return ev_.call_method(obj_, name_, std::move(args), std::move(kwargs), 0);
+  }
   std::string describe() const override { return "built-in method " + name_; }
 
  private:
@@ -184,18 +193,22 @@ class BoundMethod : public Callable {
 }  // namespace
 
 bool is_known_method(const Value& obj, const std::string& name) {
-  static const char* const kStr[] = {"strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith", "upper",
-                                     "lower", "replace", "title", "capitalize", "join", "find", "count", "splitlines", "format"};
+  static const char* const kStr[] = {"strip",      "lstrip",     "rstrip", "split", "rsplit",
+                                     "startswith", "endswith",   "upper",  "lower", "replace",
+                                     "title",      "capitalize", "join",   "find",  "count",
+                                     "splitlines", "format"};
   static const char* const kDict[] = {"get", "items", "keys", "values"};
   if (obj.is_string()) return std::find(std::begin(kStr), std::end(kStr), name) != std::end(kStr);
   if (obj.is_dict()) return std::find(std::begin(kDict), std::end(kDict), name) != std::end(kDict);
   return false;
 }
 
-
 Value Evaluator::get_attr(const Value& obj, const std::string& attr, size_t offset) {
-  if (obj.is_undefined()) error_at(offset, "'" + std::get<Undefined>(obj.v).name + "' is undefined (reading ." + attr + ")");
-  if (is_known_method(obj, attr)) return Value(CallablePtr(std::make_shared<BoundMethod>(*this, obj, attr)));
+  if (obj.is_undefined())
+    error_at(offset,
+             "'" + std::get<Undefined>(obj.v).name + "' is undefined (reading ." + attr + ")");
+  if (is_known_method(obj, attr))
+    return Value(CallablePtr(std::make_shared<BoundMethod>(*this, obj, attr)));
   if (std::holds_alternative<DictPtr>(obj.v)) {
     const Value* v = obj.dict().find(attr);
     return v ? *v : Value(Undefined{attr});
@@ -204,7 +217,8 @@ Value Evaluator::get_attr(const Value& obj, const std::string& attr, size_t offs
 }
 
 Value Evaluator::get_item(const Value& obj, const Value& key, size_t offset) {
-  if (obj.is_undefined()) error_at(offset, "'" + std::get<Undefined>(obj.v).name + "' is undefined (subscripted)");
+  if (obj.is_undefined())
+    error_at(offset, "'" + std::get<Undefined>(obj.v).name + "' is undefined (subscripted)");
   if (obj.is_dict() && key.is_string()) {
     const Value* v = obj.dict().find(key.str().text);
     return v ? *v : Value(Undefined{key.str().text});
@@ -227,8 +241,8 @@ Value Evaluator::get_item(const Value& obj, const Value& key, size_t offset) {
   return Value(Undefined{"item"});
 }
 
-Value Evaluator::call_method(const Value& obj, const std::string& m, Callable::Args args, Callable::Kwargs kwargs,
-                             size_t offset) {
+Value Evaluator::call_method(const Value& obj, const std::string& m, Callable::Args args,
+                             Callable::Kwargs kwargs, size_t offset) {
   auto arg = [&](size_t i, std::string_view name) { return arg_or_kwarg(args, i, kwargs, name); };
   if (obj.is_dict()) {
     const Dict& d = obj.dict();
@@ -242,29 +256,36 @@ Value Evaluator::call_method(const Value& obj, const std::string& m, Callable::A
     }
     List out;
     for (const auto& [k, v] : d.items) {
-      if (m == "items") out.push_back(make_list({Value(k), v}));
-      else if (m == "keys") out.push_back(Value(k));
-      else if (m == "values") out.push_back(v);
+      if (m == "items")
+        out.push_back(make_list({Value(k), v}));
+      else if (m == "keys")
+        out.push_back(Value(k));
+      else if (m == "values")
+        out.push_back(v);
     }
     if (m == "items" || m == "keys" || m == "values") return make_list(std::move(out));
     error_at(offset, "dict method '" + m + "' is not allowed in the sandbox");
   }
-  if (obj.is_list()) error_at(offset, "list method '" + m + "' is not allowed in the sandbox (lists are immutable)");
+  if (obj.is_list())
+    error_at(offset, "list method '" + m + "' is not allowed in the sandbox (lists are immutable)");
   if (!obj.is_string()) error_at(offset, "'" + type_name(obj) + "' has no method '" + m + "'");
   const PStr& s = obj.str();
   auto str_arg = [&](size_t i, std::string_view name) -> const PStr& {
     const Value* v = arg(i, name);
-    if (!v || !v->is_string()) error_at(offset, "str." + m + "() argument '" + std::string(name) + "' must be a string");
+    if (!v || !v->is_string())
+      error_at(offset, "str." + m + "() argument '" + std::string(name) + "' must be a string");
     return v->str();
   };
   if (m == "strip" || m == "lstrip" || m == "rstrip") {
     const Value* chars = arg(0, "chars");
-    if (chars && !chars->is_string() && !chars->is_none()) error_at(offset, "str." + m + "() argument must be str or None");
+    if (chars && !chars->is_string() && !chars->is_none())
+      error_at(offset, "str." + m + "() argument must be str or None");
     return Value(s.derived(py_strip(s.text, chars, m != "rstrip", m != "lstrip")));
   }
   if (m == "split" || m == "rsplit") {
     const Value* sep = arg(0, "sep");
-    if (sep && !sep->is_string() && !sep->is_none()) error_at(offset, "str.split() separator must be str or None");
+    if (sep && !sep->is_string() && !sep->is_none())
+      error_at(offset, "str.split() separator must be str or None");
     if (sep && sep->is_string() && sep->str().text.empty()) error_at(offset, "empty separator");
     const Value* maxsplit = arg(1, "maxsplit");
     const int64_t ms = maxsplit && maxsplit->is_int() ? std::get<int64_t>(maxsplit->v) : -1;
@@ -277,10 +298,13 @@ Value Evaluator::call_method(const Value& obj, const std::string& m, Callable::A
     const Value* p = arg(0, "prefix");
     List options = p && p->is_list() ? p->list() : List{p ? *p : Value()};
     for (const Value& o : options) {
-      if (!o.is_string()) error_at(offset, "str." + m + "() argument must be str or a tuple of str");
+      if (!o.is_string())
+        error_at(offset, "str." + m + "() argument must be str or a tuple of str");
       const std::string& t = o.str().text;
-      const bool hit = m == "startswith" ? s.text.compare(0, t.size(), t) == 0
-                                          : (s.text.size() >= t.size() && s.text.compare(s.text.size() - t.size(), t.size(), t) == 0);
+      const bool hit = m == "startswith"
+                           ? s.text.compare(0, t.size(), t) == 0
+                           : (s.text.size() >= t.size() &&
+                              s.text.compare(s.text.size() - t.size(), t.size(), t) == 0);
       if (hit) return Value(true);
     }
     return Value(false);
@@ -293,7 +317,8 @@ Value Evaluator::call_method(const Value& obj, const std::string& m, Callable::A
     const PStr& from = str_arg(0, "old");
     const PStr& to = str_arg(1, "new");
     const Value* count = arg(2, "count");
-    std::string r = replace_all(s.text, from.text, to.text, count && count->is_int() ? std::get<int64_t>(count->v) : -1);
+    std::string r = replace_all(s.text, from.text, to.text,
+                                count && count->is_int() ? std::get<int64_t>(count->v) : -1);
     check_string_size(r.size(), offset);
     const bool tainted = s.any_untrusted() || from.any_untrusted() || to.any_untrusted();
     return Value(tainted ? PStr::tainted(std::move(r)) : PStr::trusted(std::move(r)));
@@ -321,7 +346,9 @@ Value Evaluator::call_method(const Value& obj, const std::string& m, Callable::A
     }
     if (t.empty()) return Value(static_cast<int64_t>(code_points(s.text).size() + 1));
     int64_t n = 0;
-    for (size_t pos = s.text.find(t); pos != std::string::npos; pos = s.text.find(t, pos + t.size())) ++n;
+    for (size_t pos = s.text.find(t); pos != std::string::npos;
+         pos = s.text.find(t, pos + t.size()))
+      ++n;
     return Value(n);
   }
   if (m == "splitlines") {
@@ -342,16 +369,20 @@ void Evaluator::install_globals(std::unordered_map<std::string, Value>& globals)
     for (const Value& a : args) {
       if (!a.is_int()) error_at(0, "range() arguments must be integers");
     }
-    if (args.size() == 1) stop = std::get<int64_t>(args[0].v);
+    if (args.size() == 1)
+      stop = std::get<int64_t>(args[0].v);
     else if (args.size() >= 2) {
       start = std::get<int64_t>(args[0].v);
       stop = std::get<int64_t>(args[1].v);
       if (args.size() >= 3) step = std::get<int64_t>(args[2].v);
     }
     if (step == 0) error_at(0, "range() step must not be zero");
-    const double count = std::max(0.0, std::ceil((static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step)));
+    const double count =
+        std::max(0.0, std::ceil((static_cast<double>(stop) - static_cast<double>(start)) /
+                                static_cast<double>(step)));
     if (count > static_cast<double>(steps_left())) {
-      error_at(0, "step limit exceeded: range() of " + std::to_string(static_cast<uint64_t>(count)) + " items");
+      error_at(0, "step limit exceeded: range() of " +
+                      std::to_string(static_cast<uint64_t>(count)) + " items");
     }
     charge_steps(static_cast<uint64_t>(count), 0);
     List out;
@@ -368,10 +399,12 @@ void Evaluator::install_globals(std::unordered_map<std::string, Value>& globals)
     return Value(std::move(d));
   });
   add("raise_exception", [this](Callable::Args args, Callable::Kwargs) -> Value {
-    fail(ErrorCode::kTemplate, std::string(name_) + ": template raised an exception: " + (args.empty() ? std::string() : to_pstr(args[0]).text));
+    fail(ErrorCode::kTemplate, std::string(name_) + ": template raised an exception: " +
+                                   (args.empty() ? std::string() : to_pstr(args[0]).text));
   });
   add("strftime_now", [](Callable::Args args, Callable::Kwargs) {
-    const std::string fmt = !args.empty() && args[0].is_string() ? args[0].str().text : std::string("%Y-%m-%d");
+    const std::string fmt =
+        !args.empty() && args[0].is_string() ? args[0].str().text : std::string("%Y-%m-%d");
     std::time_t now = std::time(nullptr);
     std::tm tm_now{};
     localtime_r(&now, &tm_now);

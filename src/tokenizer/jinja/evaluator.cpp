@@ -23,8 +23,12 @@ Value apply_filter_chain_impl(Evaluator& ev, const Expr& e, Value input) {
   return ev.apply_filter(e.name, std::move(inner), std::move(args), std::move(kwargs), e.offset);
 }
 
-int64_t as_int(const Value& v) { return v.is_bool() ? int64_t{std::get<bool>(v.v)} : std::get<int64_t>(v.v); }
-bool is_integral(const Value& v) { return v.is_int() || v.is_bool(); }
+int64_t as_int(const Value& v) {
+  return v.is_bool() ? int64_t{std::get<bool>(v.v)} : std::get<int64_t>(v.v);
+}
+bool is_integral(const Value& v) {
+  return v.is_int() || v.is_bool();
+}
 
 }  // namespace
 
@@ -35,7 +39,8 @@ class MacroCallable : public Callable {
       : ev_(ev), def_(def), caller_(std::move(caller)) {}
 
   Value call(Args args, Kwargs kwargs) override {
-    if (++ev_.call_depth > ev_.limits().max_call_depth) ev_.error_at(def_.offset, "macro call depth limit exceeded");
+    if (++ev_.call_depth > ev_.limits().max_call_depth)
+      ev_.error_at(def_.offset, "macro call depth limit exceeded");
     std::unordered_map<std::string, Value> frame;
     for (size_t i = 0; i < def_.params.size(); ++i) {
       const auto& [pname, def_expr] = def_.params[i];
@@ -58,7 +63,7 @@ class MacroCallable : public Callable {
     if (!caller_.is_undefined()) frame["caller"] = caller_;
     auto saved = std::move(ev_.scopes_);
     ev_.scopes_.clear();
-    ev_.scopes_.push_back(saved[0]);  // globals
+    ev_.scopes_.push_back(saved[0]);                        // globals
     if (saved.size() > 1) ev_.scopes_.push_back(saved[1]);  // template-level names (macros, sets)
     ev_.scopes_.push_back(std::move(frame));
     PStr result;
@@ -92,13 +97,15 @@ void Evaluator::error_at(size_t offset, const std::string& what) const {
 
 void Evaluator::check_string_size(size_t bytes, size_t offset) const {
   if (bytes > limits_.max_output_bytes) {
-    error_at(offset, "output size limit exceeded (" + std::to_string(limits_.max_output_bytes) + " bytes)");
+    error_at(offset,
+             "output size limit exceeded (" + std::to_string(limits_.max_output_bytes) + " bytes)");
   }
 }
 
 void Evaluator::charge_steps(uint64_t n, size_t offset) {
   if (n > limits_.max_steps - steps_) {
-    error_at(offset, "step limit exceeded (" + std::to_string(limits_.max_steps) + " steps): the template loops too long");
+    error_at(offset, "step limit exceeded (" + std::to_string(limits_.max_steps) +
+                         " steps): the template loops too long");
   }
   steps_ += n;
 }
@@ -141,26 +148,42 @@ Evaluator::Flow Evaluator::exec_body(const Body& body) {
 Evaluator::Flow Evaluator::exec(const Stmt& s) {
   charge_steps(1, s.offset);
   switch (s.kind) {
-    case StmtKind::kText: emit(PStr::trusted(s.text), s.offset); return Flow::kNormal;
-    case StmtKind::kPrint: emit(to_pstr(eval(*s.expr)), s.offset); return Flow::kNormal;
+    case StmtKind::kText:
+      emit(PStr::trusted(s.text), s.offset);
+      return Flow::kNormal;
+    case StmtKind::kPrint:
+      emit(to_pstr(eval(*s.expr)), s.offset);
+      return Flow::kNormal;
     case StmtKind::kIf:
       for (const auto& [cond, body] : s.branches) {
         if (truthy(eval(*cond))) return exec_body(body);
       }
       return exec_body(s.else_body);
-    case StmtKind::kFor: return exec_for(s);
-    case StmtKind::kSet: exec_set(s); return Flow::kNormal;
-    case StmtKind::kSetBlock: assign(s.names[0], Value(render_body_to_string(s.body))); return Flow::kNormal;
-    case StmtKind::kMacro: define_macro(s); return Flow::kNormal;
-    case StmtKind::kCallBlock: exec_call_block(s); return Flow::kNormal;
+    case StmtKind::kFor:
+      return exec_for(s);
+    case StmtKind::kSet:
+      exec_set(s);
+      return Flow::kNormal;
+    case StmtKind::kSetBlock:
+      assign(s.names[0], Value(render_body_to_string(s.body)));
+      return Flow::kNormal;
+    case StmtKind::kMacro:
+      define_macro(s);
+      return Flow::kNormal;
+    case StmtKind::kCallBlock:
+      exec_call_block(s);
+      return Flow::kNormal;
     case StmtKind::kFilterBlock: {
       Value body_text(render_body_to_string(s.body));
       emit(to_pstr(apply_filter_chain(*s.expr, std::move(body_text))), s.offset);
       return Flow::kNormal;
     }
-    case StmtKind::kBreak: return Flow::kBreak;
-    case StmtKind::kContinue: return Flow::kContinue;
-    case StmtKind::kGeneration: return exec_body(s.body);
+    case StmtKind::kBreak:
+      return Flow::kBreak;
+    case StmtKind::kContinue:
+      return Flow::kContinue;
+    case StmtKind::kGeneration:
+      return exec_body(s.body);
   }
   return Flow::kNormal;
 }
@@ -192,8 +215,10 @@ Evaluator::Flow Evaluator::exec_for(const Stmt& s) {
     loop->set(PStr::trusted("length"), Value(n));
     loop->set(PStr::trusted("depth"), Value(1));
     loop->set(PStr::trusted("depth0"), Value(0));
-    loop->set(PStr::trusted("previtem"), i > 0 ? items[static_cast<size_t>(i - 1)] : Value(Undefined{"loop.previtem"}));
-    loop->set(PStr::trusted("nextitem"), i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value(Undefined{"loop.nextitem"}));
+    loop->set(PStr::trusted("previtem"),
+              i > 0 ? items[static_cast<size_t>(i - 1)] : Value(Undefined{"loop.previtem"}));
+    loop->set(PStr::trusted("nextitem"),
+              i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value(Undefined{"loop.nextitem"}));
     scopes_.emplace_back();
     scopes_.back()["loop"] = Value(std::move(loop));
     assign_targets(s.names, items[static_cast<size_t>(i)], s.offset);
@@ -210,14 +235,16 @@ Evaluator::Flow Evaluator::exec_for(const Stmt& s) {
   return Flow::kNormal;
 }
 
-void Evaluator::assign_targets(const std::vector<std::string>& names, const Value& v, size_t offset) {
+void Evaluator::assign_targets(const std::vector<std::string>& names, const Value& v,
+                               size_t offset) {
   if (names.size() == 1) {
     assign(names[0], v);
     return;
   }
   List parts = iterate(*this, v, offset);
   if (parts.size() != names.size()) {
-    error_at(offset, "cannot unpack " + std::to_string(parts.size()) + " values into " + std::to_string(names.size()) + " names");
+    error_at(offset, "cannot unpack " + std::to_string(parts.size()) + " values into " +
+                         std::to_string(names.size()) + " names");
   }
   for (size_t i = 0; i < names.size(); ++i) assign(names[i], parts[i]);
 }
@@ -229,7 +256,9 @@ void Evaluator::exec_set(const Stmt& s) {
     return;
   }
   Value target = lookup(s.names[0]);
-  if (!target.is_namespace()) error_at(s.offset, "cannot assign attribute '" + s.text + "' on '" + s.names[0] + "': not a namespace");
+  if (!target.is_namespace())
+    error_at(s.offset,
+             "cannot assign attribute '" + s.text + "' on '" + s.names[0] + "': not a namespace");
   target.dict().set(PStr::trusted(s.text), std::move(v));
 }
 
@@ -264,8 +293,10 @@ Value Evaluator::lookup(const std::string& name) const {
 Value Evaluator::eval(const Expr& e) {
   charge_steps(1, e.offset);
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
-    case ExprKind::kName: return lookup(e.name);
+    case ExprKind::kLiteral:
+      return e.literal;
+    case ExprKind::kName:
+      return lookup(e.name);
     case ExprKind::kList:
     case ExprKind::kTuple: {
       List items;
@@ -276,20 +307,26 @@ Value Evaluator::eval(const Expr& e) {
       auto d = std::make_shared<Dict>();
       for (size_t i = 0; i + 1 < e.children.size(); i += 2) {
         Value k = eval(*e.children[i]);
-        if (!k.is_string()) error_at(e.children[i]->offset, "dict keys must be strings in this sandbox");
+        if (!k.is_string())
+          error_at(e.children[i]->offset, "dict keys must be strings in this sandbox");
         d->set(k.str(), eval(*e.children[i + 1]));
       }
       return Value(std::move(d));
     }
-    case ExprKind::kGetAttr: return get_attr(eval(*e.children[0]), e.name, e.offset);
-    case ExprKind::kGetItem: return get_item(eval(*e.children[0]), eval(*e.children[1]), e.offset);
-    case ExprKind::kSlice: return eval_slice(e);
-    case ExprKind::kCall: return eval_call(e);
+    case ExprKind::kGetAttr:
+      return get_attr(eval(*e.children[0]), e.name, e.offset);
+    case ExprKind::kGetItem:
+      return get_item(eval(*e.children[0]), eval(*e.children[1]), e.offset);
+    case ExprKind::kSlice:
+      return eval_slice(e);
+    case ExprKind::kCall:
+      return eval_call(e);
     case ExprKind::kFilter: {
       if (e.name == "default" || e.name == "d") {  // must see undefined without failing
         Value in = eval(*e.children[0]);
         const bool boolean = (e.children.size() > 2 && truthy(eval(*e.children[2]))) ||
-                             (!e.kwargs.empty() && e.kwargs[0].first == "boolean" && truthy(eval(*e.kwargs[0].second)));
+                             (!e.kwargs.empty() && e.kwargs[0].first == "boolean" &&
+                              truthy(eval(*e.kwargs[0].second)));
         if (in.is_undefined() || (boolean && !truthy(in))) {
           return e.children.size() > 1 ? eval(*e.children[1]) : Value(PStr{});
         }
@@ -316,7 +353,8 @@ Value Evaluator::eval(const Expr& e) {
       if (v.is_float()) return e.name == "-" ? Value(-std::get<double>(v.v)) : v;
       error_at(e.offset, "bad operand type for unary " + e.name + ": '" + type_name(v) + "'");
     }
-    case ExprKind::kBinary: return eval_binary(e);
+    case ExprKind::kBinary:
+      return eval_binary(e);
     case ExprKind::kCond:
       if (truthy(eval(*e.children[0]))) return eval(*e.children[1]);
       return e.children[2] ? eval(*e.children[2]) : Value(Undefined{"conditional expression"});
@@ -340,7 +378,8 @@ Value Evaluator::eval_call(const Expr& e) {
     return std::get<CallablePtr>(fn.v)->call(std::move(args), std::move(kwargs));
   }
   Value fn = eval(callee);
-  if (fn.is_undefined()) error_at(e.offset, "'" + std::get<Undefined>(fn.v).name + "' is undefined");
+  if (fn.is_undefined())
+    error_at(e.offset, "'" + std::get<Undefined>(fn.v).name + "' is undefined");
   if (!fn.is_callable()) error_at(e.offset, "'" + type_name(fn) + "' object is not callable");
   return std::get<CallablePtr>(fn.v)->call(std::move(args), std::move(kwargs));
 }
@@ -376,11 +415,13 @@ Value Evaluator::eval_binary(const Expr& e) {
 
 int Evaluator::compare(const Value& a, const Value& b, size_t offset) {
   if (a.is_number() && b.is_number()) {
-    if (is_integral(a) && is_integral(b)) return as_int(a) < as_int(b) ? -1 : as_int(a) > as_int(b) ? 1 : 0;
+    if (is_integral(a) && is_integral(b))
+      return as_int(a) < as_int(b) ? -1 : as_int(a) > as_int(b) ? 1 : 0;
     const double x = a.as_double(), y = b.as_double();
     return x < y ? -1 : x > y ? 1 : 0;
   }
-  if (a.is_string() && b.is_string()) return a.str().text.compare(b.str().text) < 0 ? -1 : a.str().text == b.str().text ? 0 : 1;
+  if (a.is_string() && b.is_string())
+    return a.str().text.compare(b.str().text) < 0 ? -1 : a.str().text == b.str().text ? 0 : 1;
   if (a.is_list() && b.is_list()) {
     const List& x = a.list();
     const List& y = b.list();
@@ -389,12 +430,14 @@ int Evaluator::compare(const Value& a, const Value& b, size_t offset) {
     }
     return x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
   }
-  error_at(offset, "'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
+  error_at(offset, "'<' not supported between instances of '" + type_name(a) + "' and '" +
+                       type_name(b) + "'");
 }
 
 bool Evaluator::contains(const Value& container, const Value& item, size_t offset) {
   if (container.is_string()) {
-    if (!item.is_string()) error_at(offset, "'in <string>' requires string as left operand, not " + type_name(item));
+    if (!item.is_string())
+      error_at(offset, "'in <string>' requires string as left operand, not " + type_name(item));
     return container.str().text.find(item.str().text) != std::string::npos;
   }
   if (container.is_list()) {
@@ -403,14 +446,16 @@ bool Evaluator::contains(const Value& container, const Value& item, size_t offse
     }
     return false;
   }
-  if (container.is_dict()) return item.is_string() && container.dict().find(item.str().text) != nullptr;
+  if (container.is_dict())
+    return item.is_string() && container.dict().find(item.str().text) != nullptr;
   if (container.is_undefined()) return false;
   error_at(offset, "argument of type '" + type_name(container) + "' is not iterable");
 }
 
 Value Evaluator::arith(const std::string& op, const Value& a, const Value& b, size_t offset) {
   if (a.is_undefined() || b.is_undefined()) {
-    error_at(offset, "'" + std::get<Undefined>((a.is_undefined() ? a : b).v).name + "' is undefined");
+    error_at(offset,
+             "'" + std::get<Undefined>((a.is_undefined() ? a : b).v).name + "' is undefined");
   }
   if (op == "+" && a.is_string() && b.is_string()) {
     PStr s = a.str();
@@ -428,20 +473,23 @@ Value Evaluator::arith(const std::string& op, const Value& a, const Value& b, si
     const int64_t n = std::max<int64_t>(0, as_int(b));
     if (a.is_string()) {
       const size_t unit = a.str().text.size();
-      if (unit > 0 && static_cast<uint64_t>(n) > limits_.max_output_bytes / unit) check_string_size(limits_.max_output_bytes + 1, offset);
+      if (unit > 0 && static_cast<uint64_t>(n) > limits_.max_output_bytes / unit)
+        check_string_size(limits_.max_output_bytes + 1, offset);
       PStr s;
       for (int64_t i = 0; i < n; ++i) s.append(a.str());
       return Value(std::move(s));
     }
     const size_t unit = a.list().size();
-    if (unit > 0 && static_cast<uint64_t>(n) > steps_left() / unit) charge_steps(steps_left() + 1, offset);
+    if (unit > 0 && static_cast<uint64_t>(n) > steps_left() / unit)
+      charge_steps(steps_left() + 1, offset);
     List out;
     for (int64_t i = 0; i < n; ++i) out.insert(out.end(), a.list().begin(), a.list().end());
     charge_steps(out.size(), offset);
     return make_list(std::move(out));
   }
   if (!a.is_number() || !b.is_number()) {
-    error_at(offset, "unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
+    error_at(offset, "unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" +
+                         type_name(b) + "'");
   }
   if (is_integral(a) && is_integral(b) && op != "/") {
     const int64_t x = as_int(a), y = as_int(b);
@@ -539,9 +587,12 @@ std::vector<std::string> code_points(const std::string& s) {
   while (i < s.size()) {
     size_t len = 1;
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0xF0) len = 4;
-    else if (c >= 0xE0) len = 3;
-    else if (c >= 0xC0) len = 2;
+    if (c >= 0xF0)
+      len = 4;
+    else if (c >= 0xE0)
+      len = 3;
+    else if (c >= 0xC0)
+      len = 2;
     len = std::min(len, s.size() - i);
     out.push_back(s.substr(i, len));
     i += len;
@@ -559,7 +610,8 @@ List iterate(Evaluator& ev, const Value& v, size_t offset) {
   }
   if (v.is_string()) {
     List out;
-    for (std::string& c : code_points(v.str().text)) out.push_back(Value(v.str().derived(std::move(c))));
+    for (std::string& c : code_points(v.str().text))
+      out.push_back(Value(v.str().derived(std::move(c))));
     return out;
   }
   ev.error_at(offset, "'" + type_name(v) + "' object is not iterable");

@@ -14,9 +14,9 @@
 namespace autoglm::jinja {
 
 struct EvalLimits {
-  uint64_t max_steps = 2'000'000;         // node evaluations + loop iterations
-  size_t max_output_bytes = 8u << 20;     // rendered text, and any single string built
-  size_t max_call_depth = 64;             // nested macro calls
+  uint64_t max_steps = 2'000'000;      // node evaluations + loop iterations
+  size_t max_output_bytes = 8u << 20;  // rendered text, and any single string built
+  size_t max_call_depth = 64;          // nested macro calls
 };
 
 class Evaluator {
@@ -36,11 +36,14 @@ class Evaluator {
   PStr render_body_to_string(const Body& body);  // for macros, set blocks, filter blocks
 
   // builtins.cpp
-  Value apply_filter(const std::string& name, Value input, Callable::Args args, Callable::Kwargs kwargs, size_t offset);
-  bool apply_test(const std::string& name, const Value& input, const Callable::Args& args, size_t offset);
+  Value apply_filter(const std::string& name, Value input, Callable::Args args,
+                     Callable::Kwargs kwargs, size_t offset);
+  bool apply_test(const std::string& name, const Value& input, const Callable::Args& args,
+                  size_t offset);
   Value get_attr(const Value& obj, const std::string& attr, size_t offset);
   Value get_item(const Value& obj, const Value& key, size_t offset);
-  Value call_method(const Value& obj, const std::string& method, Callable::Args args, Callable::Kwargs kwargs, size_t offset);
+  Value call_method(const Value& obj, const std::string& method, Callable::Args args,
+                    Callable::Kwargs kwargs, size_t offset);
   void install_globals(std::unordered_map<std::string, Value>& globals);
 
   size_t call_depth = 0;

@@ -27,12 +27,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -40,8 +51,8 @@ std::string html_escape(const std::string& s) {
 
 }  // namespace
 
-Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args args, Callable::Kwargs kwargs,
-                              size_t offset) {
+Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args args,
+                              Callable::Kwargs kwargs, size_t offset) {
   auto arg = [&](size_t i, std::string_view name) { return arg_or_kwarg(args, i, kwargs, name); };
   auto need_string = [&]() -> const PStr& {
     if (!in.is_string()) in = Value(to_pstr(in));
@@ -50,13 +61,15 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
   if (f == "tojson") {
     JsonDumpOptions o;
     const Value* indent = arg(1, "indent");
-    if (indent && indent->is_int()) o.indent = static_cast<int>(std::clamp<int64_t>(std::get<int64_t>(indent->v), 0, 64));
+    if (indent && indent->is_int())
+      o.indent = static_cast<int>(std::clamp<int64_t>(std::get<int64_t>(indent->v), 0, 64));
     const Value* ea = arg(0, "ensure_ascii");
     o.ensure_ascii = ea && truthy(*ea);
     const Value* sk = arg(3, "sort_keys");
     o.sort_keys = sk && truthy(*sk);
     const Value* sep = arg(2, "separators");
-    if (sep && sep->is_list() && sep->list().size() == 2 && sep->list()[0].is_string() && sep->list()[1].is_string()) {
+    if (sep && sep->is_list() && sep->list().size() == 2 && sep->list()[0].is_string() &&
+        sep->list()[1].is_string()) {
       o.separators_given = true;
       o.item_separator = sep->list()[0].str().text;
       o.key_separator = sep->list()[1].str().text;
@@ -94,7 +107,8 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
   if (f == "length" || f == "count") {
     if (in.is_string()) return Value(static_cast<int64_t>(code_points(in.str().text).size()));
     if (in.is_list()) return Value(static_cast<int64_t>(in.list().size()));
-    if (std::holds_alternative<DictPtr>(in.v)) return Value(static_cast<int64_t>(in.dict().items.size()));
+    if (std::holds_alternative<DictPtr>(in.v))
+      return Value(static_cast<int64_t>(in.dict().items.size()));
     if (in.is_undefined()) return Value(int64_t{0});
     error_at(offset, "object of type '" + type_name(in) + "' has no len()");
   }
@@ -140,7 +154,8 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
   if (f == "dictsort") {
     if (!in.is_dict()) error_at(offset, "dictsort expects a mapping");
     auto items = in.dict().items;
-    std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first.text < b.first.text; });
+    std::stable_sort(items.begin(), items.end(),
+                     [](const auto& a, const auto& b) { return a.first.text < b.first.text; });
     List out;
     for (const auto& [k, v] : items) out.push_back(make_list({Value(k), v}));
     return make_list(std::move(out));
@@ -158,7 +173,8 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
           }
           out.push_back(v);
         } else {
-          if (args.empty() || !args[0].is_string()) error_at(offset, "map needs a filter name or attribute=");
+          if (args.empty() || !args[0].is_string())
+            error_at(offset, "map needs a filter name or attribute=");
           Callable::Args rest(args.begin() + 1, args.end());
           out.push_back(apply_filter(args[0].str().text, item, rest, {}, offset));
         }
@@ -187,7 +203,9 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     List out;
     for (const Value& item : iterate(*this, in, offset)) {
       charge_steps(out.size() + 1, offset);
-      if (std::none_of(out.begin(), out.end(), [&](const Value& o) { return values_equal(o, item); })) out.push_back(item);
+      if (std::none_of(out.begin(), out.end(),
+                       [&](const Value& o) { return values_equal(o, item); }))
+        out.push_back(item);
     }
     return make_list(std::move(out));
   }
@@ -196,7 +214,9 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     const bool reverse = truthy(arg(0, "reverse") ? *arg(0, "reverse") : Value(false));
     const Value* attribute = kwarg(kwargs, "attribute");
     charge_steps(items.size() * 8, offset);
-    auto key = [&](const Value& v) { return attribute ? get_attr(v, to_pstr(*attribute).text, offset) : v; };
+    auto key = [&](const Value& v) {
+      return attribute ? get_attr(v, to_pstr(*attribute).text, offset) : v;
+    };
     std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
       return reverse ? compare(key(b), key(a), offset) < 0 : compare(key(a), key(b), offset) < 0;
     });
@@ -218,14 +238,17 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     return best;
   }
   if (f == "abs") {
-    if (in.is_int()) return Value(std::get<int64_t>(in.v) < 0 ? -std::get<int64_t>(in.v) : std::get<int64_t>(in.v));
+    if (in.is_int())
+      return Value(std::get<int64_t>(in.v) < 0 ? -std::get<int64_t>(in.v)
+                                               : std::get<int64_t>(in.v));
     if (in.is_float()) return Value(std::fabs(std::get<double>(in.v)));
     error_at(offset, "bad operand type for abs(): '" + type_name(in) + "'");
   }
   if (f == "int") {
     if (in.is_int()) return in;
     if (in.is_bool()) return Value(int64_t{std::get<bool>(in.v)});
-    if (in.is_float() && std::isfinite(std::get<double>(in.v))) return Value(static_cast<int64_t>(std::get<double>(in.v)));
+    if (in.is_float() && std::isfinite(std::get<double>(in.v)))
+      return Value(static_cast<int64_t>(std::get<double>(in.v)));
     if (in.is_string()) {
       try {
         size_t used = 0;
@@ -258,7 +281,10 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
   if (f == "indent") {
     const PStr& s = need_string();
     const Value* width = arg(0, "width");
-    std::string pad = width && width->is_string() ? width->str().text : std::string(static_cast<size_t>(std::clamp<int64_t>(int_arg(width, 4), 0, 256)), ' ');
+    std::string pad =
+        width && width->is_string()
+            ? width->str().text
+            : std::string(static_cast<size_t>(std::clamp<int64_t>(int_arg(width, 4), 0, 256)), ' ');
     const bool first = truthy(arg(1, "first") ? *arg(1, "first") : Value(false));
     const bool blank = truthy(arg(2, "blank") ? *arg(2, "blank") : Value(false));
     std::string out;
@@ -266,7 +292,8 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     bool is_first = true;
     while (start <= s.text.size()) {
       const size_t nl = s.text.find('\n', start);
-      const std::string line = s.text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+      const std::string line =
+          s.text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
       if ((!is_first || first) && (blank || !line.empty())) out += pad;
       out += line;
       if (nl == std::string::npos) break;
@@ -277,7 +304,8 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     }
     return Value(s.derived(std::move(out)));
   }
-  if (f == "wordcount") return Value(static_cast<int64_t>(py_split(need_string().text, nullptr, -1, in.str()).size()));
+  if (f == "wordcount")
+    return Value(static_cast<int64_t>(py_split(need_string().text, nullptr, -1, in.str()).size()));
   if (f == "attr") {
     const Value* name = arg(0, "name");
     return name ? get_attr(in, to_pstr(*name).text, offset) : Value(Undefined{"attr"});
@@ -299,7 +327,8 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
   error_at(offset, "unknown filter '" + f + "'");
 }
 
-bool Evaluator::apply_test(const std::string& t, const Value& in, const Callable::Args& args, size_t offset) {
+bool Evaluator::apply_test(const std::string& t, const Value& in, const Callable::Args& args,
+                           size_t offset) {
   auto need_arg = [&]() -> const Value& {
     if (args.empty()) error_at(offset, "test '" + t + "' needs an argument");
     return args[0];
@@ -326,14 +355,16 @@ bool Evaluator::apply_test(const std::string& t, const Value& in, const Callable
   }
   if (t == "divisibleby") {
     const Value& n = need_arg();
-    if (!in.is_int() || !n.is_int() || std::get<int64_t>(n.v) == 0) error_at(offset, "divisibleby needs non-zero integers");
+    if (!in.is_int() || !n.is_int() || std::get<int64_t>(n.v) == 0)
+      error_at(offset, "divisibleby needs non-zero integers");
     return std::get<int64_t>(in.v) % std::get<int64_t>(n.v) == 0;
   }
   if (t == "eq" || t == "equalto" || t == "==") return values_equal(in, need_arg());
   if (t == "ne" || t == "!=") return !values_equal(in, need_arg());
   if (t == "sameas") {
     const Value& o = need_arg();
-    if (in.is_none() || in.is_bool() || o.is_none() || o.is_bool()) return in.v.index() == o.v.index() && values_equal(in, o);
+    if (in.is_none() || in.is_bool() || o.is_none() || o.is_bool())
+      return in.v.index() == o.v.index() && values_equal(in, o);
     return false;
   }
   if (t == "lt" || t == "lessthan" || t == "<") return compare(in, need_arg(), offset) < 0;

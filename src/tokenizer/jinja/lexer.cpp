@@ -14,12 +14,18 @@
 namespace autoglm::jinja {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool is_name_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+bool is_name_char(char c) {
+  return is_name_start(c) || is_digit(c);
+}
 
 class Lexer {
  public:
@@ -67,7 +73,8 @@ class Lexer {
 
   size_t find_tag(size_t from) const {
     for (size_t i = from; i + 1 < src_.size(); ++i) {
-      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#')) return i;
+      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#'))
+        return i;
     }
     return src_.size();
   }
@@ -81,7 +88,8 @@ class Lexer {
       const size_t nl = text.rfind('\n');
       const size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
       if (l_pos > 0 || line_starting_) {
-        const bool only_ws = std::all_of(text.begin() + static_cast<std::ptrdiff_t>(l_pos), text.end(), is_space);
+        const bool only_ws =
+            std::all_of(text.begin() + static_cast<std::ptrdiff_t>(l_pos), text.end(), is_space);
         if (only_ws) text.resize(l_pos);
       }
     }
@@ -126,7 +134,8 @@ class Lexer {
   bool try_raw(size_t tag) {
     size_t i = pos_;
     while (i < src_.size() && is_space(src_[i])) ++i;
-    if (src_.compare(i, 3, "raw") != 0 || (i + 3 < src_.size() && is_name_char(src_[i + 3]))) return false;
+    if (src_.compare(i, 3, "raw") != 0 || (i + 3 < src_.size() && is_name_char(src_[i + 3])))
+      return false;
     i += 3;
     while (i < src_.size() && is_space(src_[i])) ++i;
     const bool strip = src_.compare(i, 3, "-%}") == 0;
@@ -160,7 +169,9 @@ class Lexer {
     std::vector<char> balance;
     while (true) {
       while (pos_ < src_.size() && is_space(src_[pos_])) ++pos_;
-      if (pos_ >= src_.size()) error_at(tag, kind == '{' ? "unexpected end of template, expected '}}'" : "unexpected end of template, expected '%}'");
+      if (pos_ >= src_.size())
+        error_at(tag, kind == '{' ? "unexpected end of template, expected '}}'"
+                                  : "unexpected end of template, expected '%}'");
       if (balance.empty() && try_tag_end(kind)) return;
       lex_expr_token(balance);
     }
@@ -171,7 +182,9 @@ class Lexer {
     const size_t p = pos_;
     char sign = '\0';
     size_t q = p;
-    if ((src_[q] == '-' || (src_[q] == '+' && kind == '%')) && q + 1 < src_.size() && src_[q + 1] == closer) sign = src_[q++];
+    if ((src_[q] == '-' || (src_[q] == '+' && kind == '%')) && q + 1 < src_.size() &&
+        src_[q + 1] == closer)
+      sign = src_[q++];
     if (q + 1 >= src_.size() || src_[q] != closer || src_[q + 1] != '}') return false;
     emit(kind == '{' ? TokType::kVarEnd : TokType::kBlockEnd, "", p);
     if (kind == '{') {
@@ -204,7 +217,10 @@ class Lexer {
 
   void lex_number(size_t start) {
     auto digits = [&] {
-      while (pos_ < src_.size() && (is_digit(src_[pos_]) || (src_[pos_] == '_' && pos_ + 1 < src_.size() && is_digit(src_[pos_ + 1])))) ++pos_;
+      while (pos_ < src_.size() &&
+             (is_digit(src_[pos_]) ||
+              (src_[pos_] == '_' && pos_ + 1 < src_.size() && is_digit(src_[pos_ + 1]))))
+        ++pos_;
     };
     digits();
     bool is_float = false;
@@ -248,22 +264,45 @@ class Lexer {
   void decode_escape(std::string& value, size_t start) {
     const char e = src_[pos_++];
     switch (e) {
-      case 'n': value += '\n'; return;
-      case 't': value += '\t'; return;
-      case 'r': value += '\r'; return;
-      case '\\': value += '\\'; return;
-      case '\'': value += '\''; return;
-      case '"': value += '"'; return;
-      case 'a': value += '\a'; return;
-      case 'b': value += '\b'; return;
-      case 'f': value += '\f'; return;
-      case 'v': value += '\v'; return;
-      case '\n': return;
-      default: break;
+      case 'n':
+        value += '\n';
+        return;
+      case 't':
+        value += '\t';
+        return;
+      case 'r':
+        value += '\r';
+        return;
+      case '\\':
+        value += '\\';
+        return;
+      case '\'':
+        value += '\'';
+        return;
+      case '"':
+        value += '"';
+        return;
+      case 'a':
+        value += '\a';
+        return;
+      case 'b':
+        value += '\b';
+        return;
+      case 'f':
+        value += '\f';
+        return;
+      case 'v':
+        value += '\v';
+        return;
+      case '\n':
+        return;
+      default:
+        break;
     }
     if (e >= '0' && e <= '7') {
       unsigned v = static_cast<unsigned>(e - '0');
-      for (int k = 0; k < 2 && pos_ < src_.size() && src_[pos_] >= '0' && src_[pos_] <= '7'; ++k) v = v * 8 + static_cast<unsigned>(src_[pos_++] - '0');
+      for (int k = 0; k < 2 && pos_ < src_.size() && src_[pos_] >= '0' && src_[pos_] <= '7'; ++k)
+        v = v * 8 + static_cast<unsigned>(src_[pos_++] - '0');
       utf8::append(value, static_cast<char32_t>(v));
       return;
     }
@@ -275,11 +314,13 @@ class Lexer {
     }
     uint32_t cp = 0;
     for (int k = 0; k < hex_len; ++k) {
-      if (pos_ >= src_.size() || !std::isxdigit(static_cast<unsigned char>(src_[pos_]))) error_at(start, "truncated \\" + std::string(1, e) + " escape in string");
+      if (pos_ >= src_.size() || !std::isxdigit(static_cast<unsigned char>(src_[pos_])))
+        error_at(start, "truncated \\" + std::string(1, e) + " escape in string");
       const char h = src_[pos_++];
       cp = cp * 16 + static_cast<uint32_t>(is_digit(h) ? h - '0' : (std::tolower(h) - 'a' + 10));
     }
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) error_at(start, "invalid code point escape in string");
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      error_at(start, "invalid code point escape in string");
     utf8::append(value, static_cast<char32_t>(cp));
   }
 
@@ -293,11 +334,13 @@ class Lexer {
       }
     }
     const char c = src_[pos_];
-    if (std::strchr("+-/*%~[](){}=.:|,;<>", c) == nullptr) error_at(start, std::string("unexpected character '") + c + "'");
+    if (std::strchr("+-/*%~[](){}=.:|,;<>", c) == nullptr)
+      error_at(start, std::string("unexpected character '") + c + "'");
     if (c == '(' || c == '[' || c == '{') balance.push_back(c);
     if (c == ')' || c == ']' || c == '}') {
       const char want = c == ')' ? '(' : c == ']' ? '[' : '{';
-      if (balance.empty() || balance.back() != want) error_at(start, std::string("unexpected '") + c + "'");
+      if (balance.empty() || balance.back() != want)
+        error_at(start, std::string("unexpected '") + c + "'");
       balance.pop_back();
     }
     ++pos_;

@@ -11,13 +11,23 @@
 namespace autoglm::jinja {
 
 enum class TokType : uint8_t {
-  kText, kVarBegin, kVarEnd, kBlockBegin, kBlockEnd, kName, kString, kInt, kFloat, kOp, kEof
+  kText,
+  kVarBegin,
+  kVarEnd,
+  kBlockBegin,
+  kBlockEnd,
+  kName,
+  kString,
+  kInt,
+  kFloat,
+  kOp,
+  kEof
 };
 
 struct Token {
   TokType type;
-  std::string text;    // decoded value for strings; raw text otherwise
-  size_t offset = 0;   // byte offset in the normalized source, for line:column in errors
+  std::string text;   // decoded value for strings; raw text otherwise
+  size_t offset = 0;  // byte offset in the normalized source, for line:column in errors
 };
 
 struct LexResult {

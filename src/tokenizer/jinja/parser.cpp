@@ -61,16 +61,22 @@ class Parser {
     return n;
   }
   void expect_block_end() {
-    if (cur().type != TokType::kBlockEnd) error("expected end of statement block, got '" + describe(cur()) + "'");
+    if (cur().type != TokType::kBlockEnd)
+      error("expected end of statement block, got '" + describe(cur()) + "'");
     advance();
   }
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case TokType::kEof: return "end of template";
-      case TokType::kBlockEnd: return "%}";
-      case TokType::kVarEnd: return "}}";
-      case TokType::kText: return "text";
-      default: return t.text;
+      case TokType::kEof:
+        return "end of template";
+      case TokType::kBlockEnd:
+        return "%}";
+      case TokType::kVarEnd:
+        return "}}";
+      case TokType::kText:
+        return "text";
+      default:
+        return t.text;
     }
   }
 
@@ -359,7 +365,9 @@ class Parser {
     ExprPtr l = parse_math1();
     while (true) {
       std::string op;
-      if (cur().type == TokType::kOp && (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == ">" || cur().text == "<=" || cur().text == ">=")) {
+      if (cur().type == TokType::kOp &&
+          (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == ">" ||
+           cur().text == "<=" || cur().text == ">=")) {
         op = cur().text;
         advance();
       } else if (is_name("in")) {
@@ -628,8 +636,11 @@ class Parser {
     t->children.push_back(std::move(operand));
     if (is_op("(")) {
       parse_args(*t);
-    } else if ((cur().type == TokType::kName || cur().type == TokType::kString || cur().type == TokType::kInt || cur().type == TokType::kFloat || is_op("[") || is_op("{")) &&
-               !is_name("else") && !is_name("or") && !is_name("and") && !is_name("if") && !is_name("in") && !is_name("not") && !is_name("is")) {
+    } else if ((cur().type == TokType::kName || cur().type == TokType::kString ||
+                cur().type == TokType::kInt || cur().type == TokType::kFloat || is_op("[") ||
+                is_op("{")) &&
+               !is_name("else") && !is_name("or") && !is_name("and") && !is_name("if") &&
+               !is_name("in") && !is_name("not") && !is_name("is")) {
       t->children.push_back(parse_postfix(parse_primary()));
     }
     return t;

@@ -61,20 +61,28 @@ void Dict::set(PStr key, Value value) {
   items.emplace_back(std::move(key), std::move(value));
 }
 
-Value make_list(List items) { return Value(std::make_shared<List>(std::move(items))); }
-Value make_dict() { return Value(std::make_shared<Dict>()); }
+Value make_list(List items) {
+  return Value(std::make_shared<List>(std::move(items)));
+}
+Value make_dict() {
+  return Value(std::make_shared<Dict>());
+}
 
 Value from_json(const Json& j, bool untrusted) {
   switch (j.type()) {
-    case Json::value_t::null: return Value(nullptr);
-    case Json::value_t::boolean: return Value(j.get<bool>());
-    case Json::value_t::number_integer: return Value(j.get<int64_t>());
+    case Json::value_t::null:
+      return Value(nullptr);
+    case Json::value_t::boolean:
+      return Value(j.get<bool>());
+    case Json::value_t::number_integer:
+      return Value(j.get<int64_t>());
     case Json::value_t::number_unsigned: {
       auto u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
       return Value(static_cast<int64_t>(u));
     }
-    case Json::value_t::number_float: return Value(j.get<double>());
+    case Json::value_t::number_float:
+      return Value(j.get<double>());
     case Json::value_t::string: {
       std::string s = j.get<std::string>();
       return Value(untrusted ? PStr::tainted(std::move(s)) : PStr::trusted(std::move(s)));
@@ -93,7 +101,8 @@ Value from_json(const Json& j, bool untrusted) {
       }
       return Value(std::move(d));
     }
-    default: return Value(nullptr);
+    default:
+      return Value(nullptr);
   }
 }
 
@@ -150,7 +159,8 @@ bool values_equal(const Value& a, const Value& b) {
 bool contains_untrusted(const Value& v) {
   if (v.is_string()) return v.str().any_untrusted();
   if (v.is_list()) {
-    return std::any_of(v.list().begin(), v.list().end(), [](const Value& e) { return contains_untrusted(e); });
+    return std::any_of(v.list().begin(), v.list().end(),
+                       [](const Value& e) { return contains_untrusted(e); });
   }
   if (std::holds_alternative<DictPtr>(v.v)) {
     for (const auto& [k, val] : v.dict().items) {
@@ -161,7 +171,7 @@ bool contains_untrusted(const Value& v) {
 }
 
 std::string type_name(const Value& v) {
-  static const char* const kNames[] = {"undefined", "NoneType", "bool", "int", "float",
+  static const char* const kNames[] = {"undefined", "NoneType", "bool", "int",     "float",
                                        "str",       "list",     "dict", "function"};
   if (v.is_namespace()) return "Namespace";
   return kNames[v.v.index()];

@@ -26,7 +26,9 @@ struct PStr {
   static PStr trusted(std::string s) { return PStr{std::move(s), {}}; }
   static PStr tainted(std::string s);
   // A value computed from this string: untrusted as a whole if any part of the input was.
-  PStr derived(std::string s) const { return untrusted.empty() ? trusted(std::move(s)) : tainted(std::move(s)); }
+  PStr derived(std::string s) const {
+    return untrusted.empty() ? trusted(std::move(s)) : tainted(std::move(s));
+  }
   bool any_untrusted() const { return !untrusted.empty(); }
   void append(const PStr& other);
   void append_trusted(std::string_view s) { text.append(s); }
@@ -44,7 +46,9 @@ using DictPtr = std::shared_ptr<Dict>;
 using CallablePtr = std::shared_ptr<Callable>;
 
 struct Value {
-  std::variant<Undefined, std::nullptr_t, bool, int64_t, double, PStr, ListPtr, DictPtr, CallablePtr> v;
+  std::variant<Undefined, std::nullptr_t, bool, int64_t, double, PStr, ListPtr, DictPtr,
+               CallablePtr>
+      v;
 
   Value() : v(Undefined{}) {}
   Value(Undefined u) : v(std::move(u)) {}

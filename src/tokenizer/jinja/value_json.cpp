@@ -37,13 +37,27 @@ void dump_string(std::string& out, const std::string& s, bool ensure_ascii) {
     if (c < 0x80) {
       ++i;
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (c < 0x20 || (ensure_ascii && c == 0x7f)) {
             append_u_escape(out, c);
@@ -95,7 +109,9 @@ struct Dumper {
       out += std::to_string(std::get<int64_t>(v.v));
     } else if (v.is_float()) {
       const double d = std::get<double>(v.v);
-      out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d < 0 ? "-Infinity" : "Infinity") : python_float_repr(d);
+      out += std::isnan(d)   ? "NaN"
+             : std::isinf(d) ? (d < 0 ? "-Infinity" : "Infinity")
+                             : python_float_repr(d);
     } else if (v.is_string()) {
       dump_string(out, v.str().text, opts.ensure_ascii);
     } else if (v.is_list()) {
