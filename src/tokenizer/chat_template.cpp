@@ -1,0 +1,60 @@
+// ChatTemplate (see chat_template.h): lex + parse once at compile time, evaluate per render.
+// Thread ownership: immutable after compile; render() is reentrant.
+#include "tokenizer/chat_template.h"
+
+#include "core/error.h"
+#include "tokenizer/jinja/evaluator.h"
+#include "tokenizer/jinja/parser.h"
+
+namespace autoglm {
+
+struct ChatTemplate::Impl {
+  std::string name;
+  TemplateLimits limits;
+  jinja::LexResult lexed;
+  jinja::Body body;
+};
+
+ChatTemplate::ChatTemplate(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ChatTemplate::~ChatTemplate() = default;
+ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
+ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
+const std::string& ChatTemplate::name() const {
+  return impl_->name;
+}
+
+ChatTemplate ChatTemplate::compile(std::string source, std::string name, TemplateLimits limits) {
+  if (source.size() > limits.max_source_bytes) {
+    fail(ErrorCode::kTemplate, name + ": template source size limit exceeded (" +
+                                   std::to_string(source.size()) + " > " +
+                                   std::to_string(limits.max_source_bytes) + " bytes)");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->name = std::move(name);
+  impl->limits = limits;
+  impl->lexed = jinja::lex_template(source, impl->name);
+  impl->body =
+      jinja::parse_template(impl->lexed, impl->name, jinja::ParseLimits{limits.max_nesting});
+  return ChatTemplate(std::move(impl));
+}
+
+RenderedPrompt ChatTemplate::render(const Json& messages, const Json& tools,
+                                    bool add_generation_prompt, const Json& extra_context) const {
+  std::unordered_map<std::string, jinja::Value> globals;
+  if (extra_context.is_object()) {
+    for (auto it = extra_context.begin(); it != extra_context.end(); ++it) {
+      globals[it.key()] = jinja::from_json(it.value(), /*untrusted=*/true);
+    }
+  }
+  globals["messages"] = jinja::from_json(messages, true);
+  globals["tools"] = tools.is_null() ? jinja::Value(nullptr) : jinja::from_json(tools, true);
+  globals["documents"] = jinja::Value(nullptr);
+  globals["add_generation_prompt"] = jinja::Value(add_generation_prompt);
+  jinja::EvalLimits limits{impl_->limits.max_steps, impl_->limits.max_output_bytes,
+                           impl_->limits.max_call_depth};
+  jinja::Evaluator ev(impl_->name, impl_->lexed.source, limits);
+  jinja::PStr out = ev.render(impl_->body, std::move(globals));
+  return RenderedPrompt{std::move(out.text), std::move(out.untrusted)};
+}
+
+}  // namespace autoglm
