@@ -39,13 +39,17 @@ ChatTemplate ChatTemplate::compile(std::string source, std::string name, Templat
 }
 
 RenderedPrompt ChatTemplate::render(const Json& messages, const Json& tools,
-                                    bool add_generation_prompt, const Json& extra_context) const {
+                                    bool add_generation_prompt, const Json& extra_context,
+                                    const Json& model_context) const {
   std::unordered_map<std::string, jinja::Value> globals;
-  if (extra_context.is_object()) {
-    for (auto it = extra_context.begin(); it != extra_context.end(); ++it) {
-      globals[it.key()] = jinja::from_json(it.value(), /*untrusted=*/true);
+  const auto add_globals = [&](const Json& context, bool untrusted) {
+    if (!context.is_object()) return;
+    for (auto it = context.begin(); it != context.end(); ++it) {
+      globals[it.key()] = jinja::from_json(it.value(), untrusted);
     }
-  }
+  };
+  add_globals(model_context, /*untrusted=*/false);
+  add_globals(extra_context, /*untrusted=*/true);
   globals["messages"] = jinja::from_json(messages, true);
   globals["tools"] = tools.is_null() ? jinja::Value(nullptr) : jinja::from_json(tools, true);
   globals["documents"] = jinja::Value(nullptr);

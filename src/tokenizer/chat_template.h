@@ -36,8 +36,11 @@ class ChatTemplate {
 
   // messages: array of {role, content, ...}; tools: array or null; extra_context: object with
   // bos_token, eos_token, enable_thinking, ... (all treated as untrusted data).
+  // model_context: values the model itself supplies (bos_token, eos_token from its
+  // tokenizer_config.json); trusted, so the control tokens they spell stay special.
   RenderedPrompt render(const Json& messages, const Json& tools, bool add_generation_prompt,
-                        const Json& extra_context = Json::object()) const;
+                        const Json& extra_context = Json::object(),
+                        const Json& model_context = Json::object()) const;
 
   const std::string& name() const;
   ~ChatTemplate();

@@ -1,6 +1,7 @@
 // `autoglm generate`: loads a model directory, encodes a prompt (optionally through the model's
 // chat template), and streams a continuation to stdout through the CPU backend's paged KV cache.
 // Until the engine runtime exists, this drives one sequence directly. Thread ownership: main.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,7 +13,7 @@
 #include "core/error.h"
 #include "model/model_dir.h"
 #include "runtime/sampler.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/model_chat_template.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,13 +37,12 @@ std::vector<int32_t> encode_prompt(const GenerateArgs& args, const LoadedModel& 
                                    const Tokenizer& tokenizer) {
   std::vector<uint32_t> ids;
   if (args.chat) {
-    const ChatTemplate tmpl = load_chat_template(model.tokenizer);
+    const ModelChatTemplate tmpl = load_model_chat_template(model.directory);
     Json messages = Json::array();
     if (!args.system.empty()) messages.push_back({{"role", "system"}, {"content", args.system}});
     messages.push_back({{"role", "user"}, {"content", args.prompt}});
-    const RenderedPrompt rendered =
-        tmpl.render(messages, Json(), /*add_generation_prompt=*/true,
-                    template_special_tokens(model.tokenizer));
+    const RenderedPrompt rendered = tmpl.tmpl.render(messages, Json(), /*add_generation_prompt=*/true,
+                                                     Json::object(), tmpl.model_context);
     ids = tokenizer.encode(rendered.text, {.special = SpecialTokenPolicy::kExceptUntrusted,
                                            .untrusted = rendered.untrusted});
   } else {
@@ -88,7 +88,8 @@ int run_generate(const GenerateArgs& args) {
     position += n;
     const int32_t next = sampler.sample(logits);
     ++generated;
-    if (!args.ignore_eos && model->config.is_eos(next)) {
+    const auto& eos = model->config.eos_token_ids;
+    if (!args.ignore_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {
       finish_reason = "stop";
       break;
     }

@@ -9,6 +9,7 @@
 #include "core/json_util.h"
 #include "core/mapped_file.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/model_chat_template.h"
 
 namespace autoglm::cli {
 namespace {
@@ -29,26 +30,18 @@ Json read_json_file(const std::string& path) {
 }
 
 int run_template(const TemplateOptions& o) {
-  std::string source, name;
-  Json extra = Json::object();
-  if (!o.template_file.empty()) {
-    source = read_file_capped(o.template_file, kMaxInputBytes);
-    name = o.template_file;
-  } else {
-    name = o.model_dir + "/tokenizer_config.json";
-    const Json cfg = read_json_file(name);
-    if (!cfg.contains("chat_template") || !cfg["chat_template"].is_string()) {
-      fail(ErrorCode::kNotFound, name + ": no string field 'chat_template'");
-    }
-    source = cfg["chat_template"].get<std::string>();
-    for (const char* key : {"bos_token", "eos_token"}) {
-      if (cfg.contains(key) && cfg[key].is_string()) extra[key] = cfg[key];
-    }
-  }
   const Json messages = read_json_file(o.messages_file);
   const Json tools = o.tools_file.empty() ? Json() : read_json_file(o.tools_file);
-  const ChatTemplate tmpl = ChatTemplate::compile(std::move(source), name);
-  const RenderedPrompt out = tmpl.render(messages, tools, o.add_generation_prompt, extra);
+  RenderedPrompt out;
+  if (!o.template_file.empty()) {
+    const ChatTemplate tmpl =
+        ChatTemplate::compile(read_file_capped(o.template_file, kMaxInputBytes), o.template_file);
+    out = tmpl.render(messages, tools, o.add_generation_prompt);
+  } else {
+    const ModelChatTemplate model = load_model_chat_template(o.model_dir);
+    out = model.tmpl.render(messages, tools, o.add_generation_prompt, Json::object(),
+                            model.model_context);
+  }
   std::fwrite(out.text.data(), 1, out.text.size(), stdout);
   return 0;
 }
