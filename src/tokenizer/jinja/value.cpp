@@ -195,7 +195,7 @@ std::string python_float_repr(double d) {
   std::string out;
   if (exp10 < -4 || exp10 >= 16) {  // Python repr switches to exponent form here
     out = digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
+    if (digits.size() > 1) out.append(".").append(digits, 1);
     char eb[16];
     std::snprintf(eb, sizeof eb, "e%c%02d", exp10 < 0 ? '-' : '+', std::abs(exp10));
     out += eb;
@@ -278,7 +278,11 @@ PStr to_pstr(const Value& v) {
   if (v.is_int()) return PStr::trusted(std::to_string(std::get<int64_t>(v.v)));
   if (v.is_float()) return PStr::trusted(python_float_repr(std::get<double>(v.v)));
   if (v.is_namespace()) return PStr::trusted("<Namespace>");
-  if (v.is_callable()) return PStr::trusted("<" + std::get<CallablePtr>(v.v)->describe() + ">");
+  if (v.is_callable()) {
+    std::string text = "<";
+    text.append(std::get<CallablePtr>(v.v)->describe()).append(">");
+    return PStr::trusted(std::move(text));
+  }
   std::string repr = python_repr(v);
   return contains_untrusted(v) ? PStr::tainted(std::move(repr)) : PStr::trusted(std::move(repr));
 }
