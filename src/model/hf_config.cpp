@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/printable.h"
 
 namespace autoglm {
 namespace {
@@ -125,7 +126,7 @@ void require_silu_activation(const ConfigReader& config) {
   const auto act = config.optional_string("hidden_act");
   if (act && *act != "silu" && *act != "swish") {
     fail(ErrorCode::kUnsupported,
-         config.source() + ": field 'hidden_act': '" + *act + "' is not supported (only silu)");
+         config.source() + ": field 'hidden_act': '" + printable(*act) + "' is not supported (only silu)");
   }
 }
 
@@ -139,7 +140,7 @@ std::optional<DType> parse_torch_dtype(const ConfigReader& config) {
   if (*name == "float32") return DType::kF32;
   if (*name == "float16") return DType::kF16;
   if (*name == "bfloat16") return DType::kBF16;
-  fail(ErrorCode::kUnsupported, config.source() + ": field '" + key + "': '" + *name +
+  fail(ErrorCode::kUnsupported, config.source() + ": field '" + key + "': '" + printable(*name) +
                                     "' is not supported (float32, float16, bfloat16)");
 }
 
@@ -177,7 +178,7 @@ void parse_rope(const ConfigReader& config, const CommonDefaults& defaults, Mode
     s.original_max_position_embeddings =
         rope->require_int("original_max_position_embeddings", 1, kMaxPositions);
   } else {
-    fail(ErrorCode::kUnsupported, rope->source() + ": rope type '" + type +
+    fail(ErrorCode::kUnsupported, rope->source() + ": rope type '" + printable(type) +
                                       "' is not supported (default, linear, llama3)");
   }
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "model/printable.h"
 
 namespace autoglm {
 namespace {
@@ -17,7 +18,7 @@ constexpr int kMaxHeaderDepth = 4;
 
 [[noreturn]] void fail_tensor(const std::string& source, const std::string& name,
                               const std::string& what) {
-  fail(ErrorCode::kInvalidModel, source + ": tensor '" + name + "': " + what);
+  fail(ErrorCode::kInvalidModel, source + ": tensor '" + printable(name) + "': " + what);
 }
 
 // SAX pass that rejects duplicate keys in any object (nlohmann would silently keep one of
@@ -38,7 +39,7 @@ class DuplicateKeyScan {
   bool end_array() { return pop(); }
   bool key(std::string& k) {
     if (!scopes_.back().second.insert(k).second) {
-      const std::string where = scopes_.size() == 1 ? "tensor '" + k + "'" : "key '" + k + "'";
+      const std::string where = scopes_.size() == 1 ? "tensor '" + printable(k) + "'" : "key '" + printable(k) + "'";
       fail(ErrorCode::kInvalidModel, source_ + ": " + where + ": duplicate name in header");
     }
     return true;
@@ -83,7 +84,7 @@ DType parse_dtype(const Json& entry, const std::string& source, const std::strin
   const std::string s = it->get<std::string>();
   const auto dtype = parse_weight_dtype(s);
   if (!dtype) {
-    fail(ErrorCode::kUnsupported, source + ": tensor '" + name + "': dtype '" + s +
+    fail(ErrorCode::kUnsupported, source + ": tensor '" + printable(name) + "': dtype '" + printable(s) +
                                       "' is not supported (accepted: F32, F16, BF16)");
   }
   return *dtype;
@@ -133,7 +134,7 @@ void parse_metadata(const Json& value, const std::string& source, SafetensorsHea
   if (!value.is_object()) fail(ErrorCode::kInvalidModel, source + ": '__metadata__' is not an object");
   for (const auto& [k, v] : value.items()) {
     if (!v.is_string()) {
-      fail(ErrorCode::kInvalidModel, source + ": '__metadata__' value of '" + k + "' is not a string");
+      fail(ErrorCode::kInvalidModel, source + ": '__metadata__' value of '" + printable(k) + "' is not a string");
     }
     out.metadata[k] = v.get<std::string>();
   }
