@@ -55,7 +55,8 @@ std::map<std::string, std::string> read_index(const std::string& path) {
   std::map<std::string, std::string> map;
   for (const auto& [tensor, shard] : it->items()) {
     if (!shard.is_string()) {
-      fail(ErrorCode::kInvalidModel, path + ": tensor '" + printable(tensor) + "': shard is not a string");
+      fail(ErrorCode::kInvalidModel,
+           path + ": tensor '" + printable(tensor) + "': shard is not a string");
     }
     check_shard_name(shard.get<std::string>(), path);
     map[tensor] = shard.get<std::string>();
@@ -76,14 +77,15 @@ void check_index_matches(const std::map<std::string, std::string>& weight_map,
       if (it == weight_map.end() || it->second != shard_name) {
         fail(ErrorCode::kInvalidModel,
              file->path() + ": tensor '" + printable(t.name) + "': " +
-                 (it == weight_map.end() ? "not listed in " + index_path
-                                         : "listed in " + index_path + " as in " + printable(it->second)));
+                 (it == weight_map.end()
+                      ? "not listed in " + index_path
+                      : "listed in " + index_path + " as in " + printable(it->second)));
       }
     }
     for (const auto& [tensor, shard] : weight_map) {
       if (shard == shard_name && !names.count(tensor)) {
-        fail(ErrorCode::kInvalidModel, index_path + ": tensor '" + printable(tensor) + "': not found in " +
-                                           file->path());
+        fail(ErrorCode::kInvalidModel,
+             index_path + ": tensor '" + printable(tensor) + "': not found in " + file->path());
       }
     }
   }
@@ -125,8 +127,7 @@ void bind(LoadedModel& m) {
     }
   }
   const ArchSpec& arch = find_architecture(m.config.architecture, m.config_path);
-  const std::string where =
-      m.index_path.empty() ? m.weight_files.front()->path() : m.index_path;
+  const std::string where = m.index_path.empty() ? m.weight_files.front()->path() : m.index_path;
   m.weights = bind_weights(
       m.config, arch.tensors(m.config),
       [&](const std::string& name) -> const TensorSource* {
@@ -159,9 +160,8 @@ std::unique_ptr<LoadedModel> load_model_directory(const std::string& directory) 
   m->config = parse_model_config(read_file_capped(m->config_path, kMaxConfigBytes), m->config_path);
   m->generation_config_path = optional_path(directory, "generation_config.json");
   if (!m->generation_config_path.empty()) {
-    merge_generation_config(
-        read_file_capped(m->generation_config_path, kMaxGenerationConfigBytes),
-        m->generation_config_path, m->config);
+    merge_generation_config(read_file_capped(m->generation_config_path, kMaxGenerationConfigBytes),
+                            m->generation_config_path, m->config);
   }
   m->tokenizer.tokenizer_json = optional_path(directory, "tokenizer.json");
   m->tokenizer.tokenizer_config_json = optional_path(directory, "tokenizer_config.json");

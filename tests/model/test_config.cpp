@@ -10,7 +10,9 @@
 namespace autoglm {
 namespace {
 
-ModelConfig parse(const Json& j) { return parse_model_config(j.dump(), "config.json"); }
+ModelConfig parse(const Json& j) {
+  return parse_model_config(j.dump(), "config.json");
+}
 
 std::string parse_error(const Json& j) {
   try {
@@ -81,8 +83,8 @@ TEST(Config, RopeParametersObjectWinsOverTopLevel) {
   Json j = with_arch("Glm4ForCausalLM");
   j["head_dim"] = 8;
   j["partial_rotary_factor"] = 1.0;
-  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500.0},
-                          {"partial_rotary_factor", 0.25}};
+  j["rope_parameters"] = {
+      {"rope_type", "default"}, {"rope_theta", 500.0}, {"partial_rotary_factor", 0.25}};
   const ModelConfig c = parse(j);
   EXPECT_DOUBLE_EQ(c.rope_theta, 500.0);
   EXPECT_EQ(c.rotary_dim, 2);
@@ -90,8 +92,11 @@ TEST(Config, RopeParametersObjectWinsOverTopLevel) {
 
 TEST(Config, Llama3RopeScaling) {
   Json j = test::tiny_llama_config();
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
   const ModelConfig c = parse(j);
   EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
@@ -104,7 +109,8 @@ TEST(Config, Llama3RopeScaling) {
 
 TEST(Config, UnknownArchitectureListsSupported) {
   const std::string msg = parse_error(with_arch("MistralForCausalLM"));
-  EXPECT_NE(msg.find("config.json: field 'architectures': 'MistralForCausalLM'"), std::string::npos);
+  EXPECT_NE(msg.find("config.json: field 'architectures': 'MistralForCausalLM'"),
+            std::string::npos);
   for (const ArchSpec* a : supported_architectures()) {
     EXPECT_NE(msg.find(std::string(a->name)), std::string::npos) << msg;
   }

@@ -77,28 +77,42 @@ std::vector<BadCase> bad_cases() {
        {"model.safetensors", "past the end of the file"}},
       {"huge_header",
        [](const TempDir& d) {
-         write_file(d.file("model.safetensors"), std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}");
+         write_file(d.file("model.safetensors"),
+                    std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}");
        },
        {"model.safetensors", "exceeds the limit"}},
       {"non_json_header",
-       [](const TempDir& d) { write_file(d.file("model.safetensors"), test::safetensors_bytes("{nope", "")); },
+       [](const TempDir& d) {
+         write_file(d.file("model.safetensors"), test::safetensors_bytes("{nope", ""));
+       },
        {"model.safetensors", "not valid JSON"}},
       {"lying_offsets",
        [k](const TempDir& d) {
-         rewrite_weights(d, [k](auto& w) { w.header()[k]["data_offsets"][0] = 4; w.header()[k]["data_offsets"][1] = 132; });
+         rewrite_weights(d, [k](auto& w) {
+           w.header()[k]["data_offsets"][0] = 4;
+           w.header()[k]["data_offsets"][1] = 132;
+         });
        },
        {"model.safetensors", k}},
       {"wrong_dtype",
-       [k](const TempDir& d) { rewrite_weights(d, [k](auto& w) { w.header()[k]["dtype"] = "F64"; }); },
+       [k](const TempDir& d) {
+         rewrite_weights(d, [k](auto& w) { w.header()[k]["dtype"] = "F64"; });
+       },
        {"model.safetensors", k, "F64"}},
       {"quantized_dtype",
-       [k](const TempDir& d) { rewrite_weights(d, [k](auto& w) { w.header()[k]["dtype"] = "Q4"; }); },
+       [k](const TempDir& d) {
+         rewrite_weights(d, [k](auto& w) { w.header()[k]["dtype"] = "Q4"; });
+       },
        {"model.safetensors", k, "Q4"}},
       {"wrong_shape",
-       [k](const TempDir& d) { rewrite_weights(d, [k](auto& w) { w.header()[k]["shape"] = {2, 16}; }); },
+       [k](const TempDir& d) {
+         rewrite_weights(d, [k](auto& w) { w.header()[k]["shape"] = {2, 16}; });
+       },
        {"model.safetensors", k, "[2, 16]", "[4, 8]"}},
       {"shape_bytes_mismatch",
-       [k](const TempDir& d) { rewrite_weights(d, [k](auto& w) { w.header()[k]["shape"] = {5, 8}; }); },
+       [k](const TempDir& d) {
+         rewrite_weights(d, [k](auto& w) { w.header()[k]["shape"] = {5, 8}; });
+       },
        {"model.safetensors", k}},
       {"missing_tensor",
        [](const TempDir& d) {

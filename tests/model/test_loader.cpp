@@ -92,10 +92,10 @@ void write_two_shards(const TempDir& dir, const std::string& second_name) {
   b.add("model.norm.weight", "F32", {8});
   write_file(dir.file("a.safetensors"), a.build());
   write_file(dir.file("b.safetensors"), b.build());
-  Json index = {{"metadata", {{"total_size", 544}}},
-                {"weight_map",
-                 {{"model.embed_tokens.weight", "a.safetensors"},
-                  {"model.norm.weight", second_name}}}};
+  Json index = {
+      {"metadata", {{"total_size", 544}}},
+      {"weight_map",
+       {{"model.embed_tokens.weight", "a.safetensors"}, {"model.norm.weight", second_name}}}};
   write_file(dir.file("model.safetensors.index.json"), index.dump());
   write_file(dir.file("config.json"), test::tiny_llama_config().dump());
 }
@@ -104,13 +104,13 @@ TEST(Loader, ShardedIndexIsCheckedBothWays) {
   TempDir dir;
   write_two_shards(dir, "b.safetensors");
   // The shards match the index; the failure is the first layer tensor missing.
-  EXPECT_NE(load_error(dir.path()).find("model.safetensors.index.json: tensor "
-                                        "'model.layers.0.input_layernorm.weight': missing"),
+  EXPECT_NE(load_error(dir.path())
+                .find("model.safetensors.index.json: tensor "
+                      "'model.layers.0.input_layernorm.weight': missing"),
             std::string::npos);
   write_two_shards(dir, "a.safetensors");
   const std::string msg = load_error(dir.path());
-  EXPECT_NE(msg.find("index.json: tensor 'model.norm.weight': not found in"),
-            std::string::npos)
+  EXPECT_NE(msg.find("index.json: tensor 'model.norm.weight': not found in"), std::string::npos)
       << msg;
 }
 

@@ -11,8 +11,8 @@
 namespace autoglm {
 namespace {
 
-using test::SafetensorsBuilder;
 using test::safetensors_bytes;
+using test::SafetensorsBuilder;
 
 std::span<const uint8_t> as_bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -82,7 +82,8 @@ TEST(Safetensors, RejectsHugeHeaderBeforeAllocating) {
   // Claims a 1 TiB header in a 16-byte buffer: must fail on the cap, not try to allocate.
   std::string bytes(16, ' ');
   const uint64_t n = uint64_t{1} << 40;
-  for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    bytes[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
   EXPECT_NE(parse_error(bytes).find("exceeds the limit"), std::string::npos);
   for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>(0xff);
   EXPECT_NE(parse_error(bytes).find("exceeds the limit"), std::string::npos);
@@ -153,7 +154,8 @@ TEST(Safetensors, RejectsElementCountOverflow) {
 }
 
 TEST(Safetensors, RejectsBadShapeEntries) {
-  for (const Json& bad : {Json{-1, 2}, Json{1.5}, Json{"3"}, Json{true}, Json(5), Json::array({1, 1, 1, 1, 1, 1, 1, 1, 1})}) {
+  for (const Json& bad : {Json{-1, 2}, Json{1.5}, Json{"3"}, Json{true}, Json(5),
+                          Json::array({1, 1, 1, 1, 1, 1, 1, 1, 1})}) {
     SafetensorsBuilder b = two_tensors();
     b.header()["a"]["shape"] = bad;
     EXPECT_NE(parse_error(b.build()).find("tensor 'a'"), std::string::npos) << bad.dump();

@@ -35,7 +35,9 @@ std::string human_bytes(uint64_t n) {
   return buf;
 }
 
-const char* yes_no(bool b) { return b ? "yes" : "no"; }
+const char* yes_no(bool b) {
+  return b ? "yes" : "no";
+}
 
 void print_architecture(const LoadedModel& m) {
   const ModelConfig& c = m.config;
@@ -45,20 +47,21 @@ void print_architecture(const LoadedModel& m) {
   std::printf("layers:         %lld\nhidden:         %lld\nintermediate:   %lld\n",
               static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size));
-  std::printf("heads:          %lld\nkv heads:       %lld\nhead dim:       %lld\nvocab:          %lld\n",
-              static_cast<long long>(c.num_attention_heads),
-              static_cast<long long>(c.num_key_value_heads), static_cast<long long>(c.head_dim),
-              static_cast<long long>(c.vocab_size));
+  std::printf(
+      "heads:          %lld\nkv heads:       %lld\nhead dim:       %lld\nvocab:          %lld\n",
+      static_cast<long long>(c.num_attention_heads), static_cast<long long>(c.num_key_value_heads),
+      static_cast<long long>(c.head_dim), static_cast<long long>(c.vocab_size));
   const char* scaling[] = {"none", "linear", "llama3"};
   std::printf("rope:           %s, theta %g, rotary dim %lld (factor %g), scaling %s\n",
               c.rope_style == RopeStyle::kInterleaved ? "interleaved" : "neox", c.rope_theta,
               static_cast<long long>(c.rotary_dim), c.partial_rotary_factor,
               scaling[static_cast<int>(c.rope_scaling.type)]);
   std::printf("max positions:  %lld\n", static_cast<long long>(c.max_position_embeddings));
-  std::printf("layout:         %d norms/layer, qkv bias %s, o bias %s, mlp bias %s, qk norm %s, "
-              "fused gate_up %s, tied lm_head %s\n",
-              c.norms_per_layer, yes_no(c.qkv_bias), yes_no(c.o_bias), yes_no(c.mlp_bias),
-              yes_no(c.qk_norm), yes_no(c.fused_gate_up), yes_no(c.tie_word_embeddings));
+  std::printf(
+      "layout:         %d norms/layer, qkv bias %s, o bias %s, mlp bias %s, qk norm %s, "
+      "fused gate_up %s, tied lm_head %s\n",
+      c.norms_per_layer, yes_no(c.qkv_bias), yes_no(c.o_bias), yes_no(c.mlp_bias),
+      yes_no(c.qk_norm), yes_no(c.fused_gate_up), yes_no(c.tie_word_embeddings));
 }
 
 void print_weights(const LoadedModel& m) {
@@ -138,12 +141,13 @@ void print_tokenizer(const LoadedModel& m) {
   std::printf("tokenizer:      %s\n", vocab.c_str());
   std::string tmpl, from;
   if (!t.tokenizer_config_json.empty()) {
-    const Json cfg = parse_json_limited(
-        read_file_capped(t.tokenizer_config_json, kMaxTokenizerConfigBytes),
-        t.tokenizer_config_json, 64, ErrorCode::kTokenizer);
+    const Json cfg =
+        parse_json_limited(read_file_capped(t.tokenizer_config_json, kMaxTokenizerConfigBytes),
+                           t.tokenizer_config_json, 64, ErrorCode::kTokenizer);
     if (cfg.is_object()) {
-      std::printf("special tokens: bos %s, eos %s, pad %s\n", special_token(cfg, "bos_token").c_str(),
-                  special_token(cfg, "eos_token").c_str(), special_token(cfg, "pad_token").c_str());
+      std::printf("special tokens: bos %s, eos %s, pad %s\n",
+                  special_token(cfg, "bos_token").c_str(), special_token(cfg, "eos_token").c_str(),
+                  special_token(cfg, "pad_token").c_str());
       if (cfg.contains("chat_template")) {
         tmpl = pick_template(cfg["chat_template"]);
         from = "tokenizer_config.json";
