@@ -147,6 +147,11 @@ std::optional<DType> parse_torch_dtype(const ConfigReader& config) {
                                     "' is not supported (float32, float16, bfloat16)");
 }
 
+double require_number(const ConfigReader& c, std::string_view key, double min, double max) {
+  if (c.find(key) == nullptr) c.fail_field(key, "required number is missing");
+  return c.number_or(key, 0.0, min, max);
+}
+
 // RoPE settings live in "rope_parameters" (transformers 5) or "rope_scaling" (older), with
 // rope_theta / partial_rotary_factor either inside that object or at the top level; the
 // object's values win, as in transformers' standardize_rope_params.
@@ -169,12 +174,13 @@ void parse_rope(const ConfigReader& config, const CommonDefaults& defaults, Mode
     s.type = RopeScalingType::kNone;
   } else if (type == "linear") {
     s.type = RopeScalingType::kLinear;
-    s.factor = rope->number_or("factor", 1.0, 1.0, 1e6);
+    s.factor = require_number(*rope, "factor", 1.0, 1e6);
   } else if (type == "llama3") {
+    // transformers requires all four llama3 fields; so do we.
     s.type = RopeScalingType::kLlama3;
-    s.factor = rope->number_or("factor", 8.0, 1.0, 1e6);
-    s.low_freq_factor = rope->number_or("low_freq_factor", 1.0, 1e-6, 1e6);
-    s.high_freq_factor = rope->number_or("high_freq_factor", 4.0, 1e-6, 1e6);
+    s.factor = require_number(*rope, "factor", 1.0, 1e6);
+    s.low_freq_factor = require_number(*rope, "low_freq_factor", 1e-6, 1e6);
+    s.high_freq_factor = require_number(*rope, "high_freq_factor", 1e-6, 1e6);
     if (!(s.high_freq_factor > s.low_freq_factor)) {
       rope->fail_field("high_freq_factor", "must be greater than low_freq_factor");
     }

@@ -101,6 +101,9 @@ TEST(Config, Llama3RopeScaling) {
   EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
   EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  j["rope_scaling"].erase("low_freq_factor");
+  EXPECT_NE(parse_error(j).find("config.json: rope_scaling: field 'low_freq_factor': required"),
+            std::string::npos);
   j["rope_scaling"]["rope_type"] = "yarn";
   EXPECT_NE(parse_error(j).find("rope type 'yarn' is not supported"), std::string::npos);
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
