@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <functional>
 
 #include "model_test_util.h"
@@ -177,6 +178,24 @@ TEST(InspectCli, MalformedCorpusFailsWithOneNamedErrorLine) {
       EXPECT_NE(r.err.find(word), std::string::npos) << "missing '" << word << "' in " << r.err;
     }
   }
+}
+
+// Every real fixture model (tests/fixtures/models/<name>/) inspects cleanly, when present.
+TEST(InspectCli, FixtureModelsInspectCleanly) {
+  const std::filesystem::path root = std::string(AUTOGLM_FIXTURES_DIR) + "/models";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec)) GTEST_SKIP() << "no fixtures at " << root;
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(root)) {
+    if (!std::filesystem::exists(entry.path() / "config.json")) continue;
+    SCOPED_TRACE(entry.path().string());
+    TempDir scratch;
+    const CliResult r = run_inspect(entry.path().string(), scratch);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("eos ids:"), std::string::npos) << r.out;
+    ++seen;
+  }
+  if (seen == 0) GTEST_SKIP() << "no model directories under " << root;
 }
 
 }  // namespace
