@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/printable.h"
 
 namespace autoglm {
 namespace {
@@ -18,7 +19,9 @@ constexpr int64_t kMaxVocab = int64_t{1} << 24;
 constexpr int64_t kMaxPositions = int64_t{1} << 24;
 constexpr int64_t kMaxTokenId = (int64_t{1} << 31) - 1;
 
-std::string json_type(const Json& v) { return v.type_name(); }
+std::string json_type(const Json& v) {
+  return v.type_name();
+}
 
 }  // namespace
 
@@ -45,7 +48,8 @@ std::optional<int64_t> ConfigReader::optional_int(std::string_view key, int64_t 
       fail_field(key, std::to_string(u) + " is above the maximum " + std::to_string(max));
     }
     const auto s = static_cast<int64_t>(u);
-    if (s < min) fail_field(key, std::to_string(s) + " is below the minimum " + std::to_string(min));
+    if (s < min)
+      fail_field(key, std::to_string(s) + " is below the minimum " + std::to_string(min));
     return s;
   }
   if (!v->is_number_integer()) fail_field(key, "expected an integer, got " + json_type(*v));
@@ -94,12 +98,12 @@ std::vector<int64_t> ConfigReader::token_ids(std::string_view key) const {
   const Json* v = find(key);
   if (v == nullptr) return {};
   if (v->is_number()) return {require_int(key, 0, kMaxTokenId)};
-  if (!v->is_array()) fail_field(key, "expected a token id or a list of them, got " + json_type(*v));
+  if (!v->is_array())
+    fail_field(key, "expected a token id or a list of them, got " + json_type(*v));
   std::vector<int64_t> ids;
   for (size_t i = 0; i < v->size(); ++i) {
     const Json& e = (*v)[i];
-    const bool ok = e.is_number_unsigned() ||
-                    (e.is_number_integer() && e.get<int64_t>() >= 0);
+    const bool ok = e.is_number_unsigned() || (e.is_number_integer() && e.get<int64_t>() >= 0);
     if (!ok || (e.is_number_unsigned() && e.get<uint64_t>() > static_cast<uint64_t>(kMaxTokenId))) {
       fail_field(key, "element " + std::to_string(i) + " is not a token id (" + e.dump() + ")");
     }
@@ -124,8 +128,8 @@ Json parse_config_object(std::string_view text, const std::string& source) {
 void require_silu_activation(const ConfigReader& config) {
   const auto act = config.optional_string("hidden_act");
   if (act && *act != "silu" && *act != "swish") {
-    fail(ErrorCode::kUnsupported,
-         config.source() + ": field 'hidden_act': '" + *act + "' is not supported (only silu)");
+    fail(ErrorCode::kUnsupported, config.source() + ": field 'hidden_act': '" + printable(*act) +
+                                      "' is not supported (only silu)");
   }
 }
 
@@ -139,8 +143,13 @@ std::optional<DType> parse_torch_dtype(const ConfigReader& config) {
   if (*name == "float32") return DType::kF32;
   if (*name == "float16") return DType::kF16;
   if (*name == "bfloat16") return DType::kBF16;
-  fail(ErrorCode::kUnsupported, config.source() + ": field '" + key + "': '" + *name +
+  fail(ErrorCode::kUnsupported, config.source() + ": field '" + key + "': '" + printable(*name) +
                                     "' is not supported (float32, float16, bfloat16)");
+}
+
+double require_number(const ConfigReader& c, std::string_view key, double min, double max) {
+  if (c.find(key) == nullptr) c.fail_field(key, "required number is missing");
+  return c.number_or(key, 0.0, min, max);
 }
 
 // RoPE settings live in "rope_parameters" (transformers 5) or "rope_scaling" (older), with
@@ -154,9 +163,9 @@ void parse_rope(const ConfigReader& config, const CommonDefaults& defaults, Mode
     return rope && rope->find(key) != nullptr ? *rope : top;
   };
   out.rope_theta = pick("rope_theta").number_or("rope_theta", 10000.0, 1.0, 1e12);
-  out.partial_rotary_factor = pick("partial_rotary_factor")
-                                  .number_or("partial_rotary_factor",
-                                             defaults.partial_rotary_factor, 1e-6, 1.0);
+  out.partial_rotary_factor =
+      pick("partial_rotary_factor")
+          .number_or("partial_rotary_factor", defaults.partial_rotary_factor, 1e-6, 1.0);
   if (!rope) return;
   std::string type = rope->optional_string("rope_type").value_or("");
   if (type.empty()) type = rope->optional_string("type").value_or("default");
@@ -165,19 +174,20 @@ void parse_rope(const ConfigReader& config, const CommonDefaults& defaults, Mode
     s.type = RopeScalingType::kNone;
   } else if (type == "linear") {
     s.type = RopeScalingType::kLinear;
-    s.factor = rope->number_or("factor", 1.0, 1.0, 1e6);
+    s.factor = require_number(*rope, "factor", 1.0, 1e6);
   } else if (type == "llama3") {
+    // transformers requires all four llama3 fields; so do we.
     s.type = RopeScalingType::kLlama3;
-    s.factor = rope->number_or("factor", 8.0, 1.0, 1e6);
-    s.low_freq_factor = rope->number_or("low_freq_factor", 1.0, 1e-6, 1e6);
-    s.high_freq_factor = rope->number_or("high_freq_factor", 4.0, 1e-6, 1e6);
+    s.factor = require_number(*rope, "factor", 1.0, 1e6);
+    s.low_freq_factor = require_number(*rope, "low_freq_factor", 1e-6, 1e6);
+    s.high_freq_factor = require_number(*rope, "high_freq_factor", 1e-6, 1e6);
     if (!(s.high_freq_factor > s.low_freq_factor)) {
       rope->fail_field("high_freq_factor", "must be greater than low_freq_factor");
     }
     s.original_max_position_embeddings =
         rope->require_int("original_max_position_embeddings", 1, kMaxPositions);
   } else {
-    fail(ErrorCode::kUnsupported, rope->source() + ": rope type '" + type +
+    fail(ErrorCode::kUnsupported, rope->source() + ": rope type '" + printable(type) +
                                       "' is not supported (default, linear, llama3)");
   }
 }
@@ -215,7 +225,8 @@ void parse_sizes(const ConfigReader& c, const CommonDefaults& d, ModelConfig& m)
 void refuse_sliding_window(const ConfigReader& config) {
   if (config.bool_or("use_sliding_window", false)) {
     fail(ErrorCode::kUnsupported,
-         config.source() + ": field 'use_sliding_window': sliding-window attention is not supported");
+         config.source() +
+             ": field 'use_sliding_window': sliding-window attention is not supported");
   }
 }
 

@@ -67,7 +67,6 @@ void require_silu_activation(const ConfigReader& config);
 
 // Merges generation_config.json's eos_token_id (int or list) into config.eos_token_ids, keeping
 // order and dropping duplicates.
-void merge_generation_config(std::string_view text, const std::string& source,
-                             ModelConfig& config);
+void merge_generation_config(std::string_view text, const std::string& source, ModelConfig& config);
 
 }  // namespace autoglm

@@ -2,6 +2,7 @@
 // the weight files (mmapped and validated), then binding tensors to the architecture's layout.
 #include "model/model_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include "core/mapped_file.h"
 #include "model/arch/registry.h"
 #include "model/hf_config.h"
+#include "model/printable.h"
 
 namespace autoglm {
 namespace fs = std::filesystem;
@@ -53,7 +55,8 @@ std::map<std::string, std::string> read_index(const std::string& path) {
   std::map<std::string, std::string> map;
   for (const auto& [tensor, shard] : it->items()) {
     if (!shard.is_string()) {
-      fail(ErrorCode::kInvalidModel, path + ": tensor '" + tensor + "': shard is not a string");
+      fail(ErrorCode::kInvalidModel,
+           path + ": tensor '" + printable(tensor) + "': shard is not a string");
     }
     check_shard_name(shard.get<std::string>(), path);
     map[tensor] = shard.get<std::string>();
@@ -73,15 +76,16 @@ void check_index_matches(const std::map<std::string, std::string>& weight_map,
       auto it = weight_map.find(t.name);
       if (it == weight_map.end() || it->second != shard_name) {
         fail(ErrorCode::kInvalidModel,
-             file->path() + ": tensor '" + t.name + "': " +
-                 (it == weight_map.end() ? "not listed in " + index_path
-                                         : "listed in " + index_path + " as in " + it->second));
+             file->path() + ": tensor '" + printable(t.name) + "': " +
+                 (it == weight_map.end()
+                      ? "not listed in " + index_path
+                      : "listed in " + index_path + " as in " + printable(it->second)));
       }
     }
     for (const auto& [tensor, shard] : weight_map) {
       if (shard == shard_name && !names.count(tensor)) {
-        fail(ErrorCode::kInvalidModel, index_path + ": tensor '" + tensor + "': not found in " +
-                                           file->path());
+        fail(ErrorCode::kInvalidModel,
+             index_path + ": tensor '" + printable(tensor) + "': not found in " + file->path());
       }
     }
   }
@@ -105,6 +109,8 @@ void open_weights(LoadedModel& m) {
     shards[shard] = m.weight_files.back().get();
   }
   check_index_matches(weight_map, shards, m.index_path);
+  std::sort(m.weight_files.begin(), m.weight_files.end(),
+            [](const auto& a, const auto& b) { return a->path() < b->path(); });
 }
 
 void bind(LoadedModel& m) {
@@ -114,15 +120,14 @@ void bind(LoadedModel& m) {
     for (const SafetensorsTensor& t : file->tensors()) {
       if (!table.emplace(t.name, TensorSource{t.dtype, &t.shape, file->data(t), &file->path()})
                .second) {
-        fail(ErrorCode::kInvalidModel, file->path() + ": tensor '" + t.name +
+        fail(ErrorCode::kInvalidModel, file->path() + ": tensor '" + printable(t.name) +
                                            "': also present in another weight file");
       }
       names.push_back(t.name);
     }
   }
   const ArchSpec& arch = find_architecture(m.config.architecture, m.config_path);
-  const std::string where =
-      m.index_path.empty() ? m.weight_files.front()->path() : m.index_path;
+  const std::string where = m.index_path.empty() ? m.weight_files.front()->path() : m.index_path;
   m.weights = bind_weights(
       m.config, arch.tensors(m.config),
       [&](const std::string& name) -> const TensorSource* {
@@ -139,7 +144,7 @@ void check_shard_name(const std::string& name, const std::string& index_path) {
                    name.find('\\') != std::string::npos || name.find("..") != std::string::npos ||
                    name.find('\0') != std::string::npos;
   if (bad) {
-    fail(ErrorCode::kInvalidModel, index_path + ": shard file name '" + name +
+    fail(ErrorCode::kInvalidModel, index_path + ": shard file name '" + printable(name) +
                                        "' must be a plain file name inside the model directory");
   }
 }
@@ -155,9 +160,8 @@ std::unique_ptr<LoadedModel> load_model_directory(const std::string& directory) 
   m->config = parse_model_config(read_file_capped(m->config_path, kMaxConfigBytes), m->config_path);
   m->generation_config_path = optional_path(directory, "generation_config.json");
   if (!m->generation_config_path.empty()) {
-    merge_generation_config(
-        read_file_capped(m->generation_config_path, kMaxGenerationConfigBytes),
-        m->generation_config_path, m->config);
+    merge_generation_config(read_file_capped(m->generation_config_path, kMaxGenerationConfigBytes),
+                            m->generation_config_path, m->config);
   }
   m->tokenizer.tokenizer_json = optional_path(directory, "tokenizer.json");
   m->tokenizer.tokenizer_config_json = optional_path(directory, "tokenizer_config.json");

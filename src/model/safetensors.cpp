@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "model/printable.h"
 
 namespace autoglm {
 namespace {
@@ -17,7 +18,7 @@ constexpr int kMaxHeaderDepth = 4;
 
 [[noreturn]] void fail_tensor(const std::string& source, const std::string& name,
                               const std::string& what) {
-  fail(ErrorCode::kInvalidModel, source + ": tensor '" + name + "': " + what);
+  fail(ErrorCode::kInvalidModel, source + ": tensor '" + printable(name) + "': " + what);
 }
 
 // SAX pass that rejects duplicate keys in any object (nlohmann would silently keep one of
@@ -38,7 +39,8 @@ class DuplicateKeyScan {
   bool end_array() { return pop(); }
   bool key(std::string& k) {
     if (!scopes_.back().second.insert(k).second) {
-      const std::string where = scopes_.size() == 1 ? "tensor '" + k + "'" : "key '" + k + "'";
+      const std::string where =
+          scopes_.size() == 1 ? "tensor '" + printable(k) + "'" : "key '" + printable(k) + "'";
       fail(ErrorCode::kInvalidModel, source_ + ": " + where + ": duplicate name in header");
     }
     return true;
@@ -83,7 +85,8 @@ DType parse_dtype(const Json& entry, const std::string& source, const std::strin
   const std::string s = it->get<std::string>();
   const auto dtype = parse_weight_dtype(s);
   if (!dtype) {
-    fail(ErrorCode::kUnsupported, source + ": tensor '" + name + "': dtype '" + s +
+    fail(ErrorCode::kUnsupported, source + ": tensor '" + printable(name) + "': dtype '" +
+                                      printable(s) +
                                       "' is not supported (accepted: F32, F16, BF16)");
   }
   return *dtype;
@@ -93,8 +96,9 @@ void parse_shape(const Json& entry, const std::string& source, SafetensorsTensor
   auto it = entry.find("shape");
   if (it == entry.end() || !it->is_array()) fail_tensor(source, t.name, "missing list 'shape'");
   if (it->size() > kMaxTensorRank) {
-    fail_tensor(source, t.name, "rank " + std::to_string(it->size()) + " exceeds " +
-                                    std::to_string(kMaxTensorRank));
+    fail_tensor(
+        source, t.name,
+        "rank " + std::to_string(it->size()) + " exceeds " + std::to_string(kMaxTensorRank));
   }
   uint64_t count = 1;
   for (size_t i = 0; i < it->size(); ++i) {
@@ -130,10 +134,12 @@ void parse_offsets(const Json& entry, const std::string& source, SafetensorsTens
 }
 
 void parse_metadata(const Json& value, const std::string& source, SafetensorsHeader& out) {
-  if (!value.is_object()) fail(ErrorCode::kInvalidModel, source + ": '__metadata__' is not an object");
+  if (!value.is_object())
+    fail(ErrorCode::kInvalidModel, source + ": '__metadata__' is not an object");
   for (const auto& [k, v] : value.items()) {
     if (!v.is_string()) {
-      fail(ErrorCode::kInvalidModel, source + ": '__metadata__' value of '" + k + "' is not a string");
+      fail(ErrorCode::kInvalidModel,
+           source + ": '__metadata__' value of '" + printable(k) + "' is not a string");
     }
     out.metadata[k] = v.get<std::string>();
   }
@@ -149,25 +155,26 @@ void check_layout(std::vector<SafetensorsTensor>& tensors, uint64_t data_size,
   uint64_t expected = 0;
   for (const SafetensorsTensor& t : tensors) {
     if (t.begin < expected) {
-      fail_tensor(source, t.name, "data_offsets [" + std::to_string(t.begin) + ", " +
-                                      std::to_string(t.end) + "] overlap the previous tensor");
+      fail_tensor(source, t.name,
+                  "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
+                      "] overlap the previous tensor");
     }
     if (t.begin > expected) {
-      fail_tensor(source, t.name, "gap in the data section before offset " +
-                                      std::to_string(t.begin) + " (previous tensor ends at " +
-                                      std::to_string(expected) + ")");
+      fail_tensor(source, t.name,
+                  "gap in the data section before offset " + std::to_string(t.begin) +
+                      " (previous tensor ends at " + std::to_string(expected) + ")");
     }
     if (t.end > data_size) {
-      fail_tensor(source, t.name, "data_offsets end " + std::to_string(t.end) +
-                                      " is past the end of the data section (" +
-                                      std::to_string(data_size) + " bytes)");
+      fail_tensor(source, t.name,
+                  "data_offsets end " + std::to_string(t.end) +
+                      " is past the end of the data section (" + std::to_string(data_size) +
+                      " bytes)");
     }
     expected = t.end;
   }
   if (expected != data_size) {
     fail(ErrorCode::kInvalidModel, source + ": data section is " + std::to_string(data_size) +
-                                       " bytes but tensors cover only " +
-                                       std::to_string(expected));
+                                       " bytes but tensors cover only " + std::to_string(expected));
   }
 }
 
@@ -197,7 +204,8 @@ uint64_t read_header_length(std::span<const uint8_t> bytes, const std::string& s
 SafetensorsHeader parse_safetensors(std::span<const uint8_t> bytes, const std::string& source) {
   const uint64_t n = read_header_length(bytes, source);
   const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), n);
-  if (text.front() != '{') fail(ErrorCode::kInvalidModel, source + ": header does not start with '{'");
+  if (text.front() != '{')
+    fail(ErrorCode::kInvalidModel, source + ": header does not start with '{'");
   DuplicateKeyScan scan(source);
   Json::sax_parse(text.begin(), text.end(), &scan);
   const Json header = parse_json_limited(text, source + ": header", kMaxHeaderDepth);

@@ -97,8 +97,8 @@ ModelWeights bind_weights(const ModelConfig& config, const std::vector<TensorSpe
     const TensorSource* src = lookup(spec.name);
     if (src == nullptr) {
       fail(ErrorCode::kInvalidModel, where + ": tensor '" + spec.name +
-                                         "': missing (expected shape " +
-                                         format_shape(spec.shape) + ")");
+                                         "': missing (expected shape " + format_shape(spec.shape) +
+                                         ")");
     }
     if (*src->shape != spec.shape) {
       fail(ErrorCode::kInvalidModel, *src->file + ": tensor '" + spec.name + "': shape " +

@@ -19,7 +19,7 @@ namespace autoglm {
 struct TensorView {
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  const void* data = nullptr;        // nullptr: the tensor is absent (role unused by this arch)
+  const void* data = nullptr;         // nullptr: the tensor is absent (role unused by this arch)
   const std::string* file = nullptr;  // file the bytes live in, for error messages
   std::string name;
 
@@ -34,10 +34,23 @@ enum class LayerTensor : uint8_t {
   kPostSelfAttnNorm,   // post_self_attn_layernorm   [hidden]  (norms_per_layer == 4)
   kPostAttentionNorm,  // post_attention_layernorm   [hidden]  (pre-MLP norm)
   kPostMlpNorm,        // post_mlp_layernorm         [hidden]  (norms_per_layer == 4)
-  kQ, kQBias, kK, kKBias, kV, kVBias, kO, kOBias,
-  kQNorm, kKNorm,      // [head_dim] (qk_norm)
-  kGateUp,             // [2*inter, hidden] (fused_gate_up): rows [0, inter) are the gate
-  kGate, kGateBias, kUp, kUpBias, kDown, kDownBias,
+  kQ,
+  kQBias,
+  kK,
+  kKBias,
+  kV,
+  kVBias,
+  kO,
+  kOBias,
+  kQNorm,
+  kKNorm,   // [head_dim] (qk_norm)
+  kGateUp,  // [2*inter, hidden] (fused_gate_up): rows [0, inter) are the gate
+  kGate,
+  kGateBias,
+  kUp,
+  kUpBias,
+  kDown,
+  kDownBias,
   kCount,
 };
 inline constexpr size_t kLayerTensorCount = static_cast<size_t>(LayerTensor::kCount);
@@ -63,7 +76,7 @@ struct ModelWeights {
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
-  int layer = -1;  // -1: global
+  int layer = -1;    // -1: global
   uint8_t role = 0;  // GlobalTensor when layer == -1, else LayerTensor
 };
 

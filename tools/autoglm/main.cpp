@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   // Each sub-command registers itself here (see commands.h).
   autoglm::cli::register_template(app, &exit_code);
+  autoglm::cli::register_inspect(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

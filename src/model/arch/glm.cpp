@@ -27,8 +27,9 @@ ModelConfig parse_glm(const ConfigReader& config) {
 }  // namespace
 
 const ArchSpec& glm_arch() {
-  static const ArchSpec spec{"GlmForCausalLM", "GLM-4 9B chat, HF layout (partial interleaved RoPE)",
-                             &parse_glm, &standard_decoder_tensors};
+  static const ArchSpec spec{"GlmForCausalLM",
+                             "GLM-4 9B chat, HF layout (partial interleaved RoPE)", &parse_glm,
+                             &standard_decoder_tensors};
   return spec;
 }
 

@@ -29,8 +29,9 @@ ModelConfig parse_glm4(const ConfigReader& config) {
 }  // namespace
 
 const ArchSpec& glm4_arch() {
-  static const ArchSpec spec{"Glm4ForCausalLM", "GLM-4-0414 (4 norms/layer, partial interleaved RoPE)",
-                             &parse_glm4, &standard_decoder_tensors};
+  static const ArchSpec spec{"Glm4ForCausalLM",
+                             "GLM-4-0414 (4 norms/layer, partial interleaved RoPE)", &parse_glm4,
+                             &standard_decoder_tensors};
   return spec;
 }
 

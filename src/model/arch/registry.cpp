@@ -3,6 +3,7 @@
 #include "model/arch/registry.h"
 
 #include "core/error.h"
+#include "model/printable.h"
 
 namespace autoglm {
 
@@ -19,7 +20,7 @@ const ArchSpec& find_architecture(std::string_view name, const std::string& sour
     if (spec->name == name) return *spec;
     names += (names.empty() ? "" : ", ") + std::string(spec->name);
   }
-  fail(ErrorCode::kUnsupported, source + ": field 'architectures': '" + std::string(name) +
+  fail(ErrorCode::kUnsupported, source + ": field 'architectures': '" + printable(name) +
                                     "' is not supported (supported: " + names + ")");
 }
 
