@@ -205,7 +205,8 @@ void PreTokenizer::apply_step(const Step& step, std::string_view piece,
                               std::deque<std::string>& storage) {
   if (step.kind == Step::Kind::kByteLevel) {
     if (step.add_prefix_space && piece.front() != ' ') {
-      storage.push_back(" " + std::string(piece));
+      storage.emplace_back(1, ' ');
+      storage.back().append(piece);
       piece = storage.back();
     }
     if (!step.regex) {
