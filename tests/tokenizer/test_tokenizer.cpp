@@ -2,6 +2,9 @@
 // untrusted ranges, post-processing, and large inputs.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "core/error.h"
 #include "test_helpers.h"
 
@@ -173,6 +176,44 @@ TEST(Decode, SkipsUnknownIdsAndSpecialsOnRequest) {
   EXPECT_EQ(t.decode(Ids{'a', 999999, 400, 'b'}), "a<|im_start|>b");
   EXPECT_EQ(t.decode(Ids{'a', 400, 403, 'b'}, true), "a<think>b");  // non-special stays
   EXPECT_EQ(t.decode(Ids{0xE4, 0xB8}), "\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace autoglm
+
+namespace autoglm {
+namespace {
+
+TEST(Normalizer, NormalizedAddedTokensMatchAfterNfc) {
+  const Tokenizer t = Tokenizer::load(test::fixture("gpt2_style.json"));
+  const auto id = t.token_to_id("\xC3\x85ngstr\xC3\xB6m");  // "Ångström", NFC
+  ASSERT_TRUE(id.has_value());
+  // NFD input: "A" + U+030A ring, "o" + U+0308 diaeresis; NFC first, then the token matches.
+  const std::vector<uint32_t> ids = t.encode("x A\xCC\x8Angstro\xCC\x88m y");
+  EXPECT_NE(std::find(ids.begin(), ids.end(), *id), ids.end());
+}
+
+TEST(Concurrency, ManyThreadsEncodeTheSameAsOne) {
+  const Tokenizer t = Tokenizer::load(test::fixture("llama3_style.json"));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 400; ++i)
+    texts.push_back("sample " + std::to_string(i * 7919) + " 中文 ünïcödé " +
+                    std::string(i % 17, ' ') + "end");
+  std::vector<std::vector<uint32_t>> expected;
+  for (const auto& s : texts) expected.push_back(t.encode(s));
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = k; i < texts.size(); i += 1) {
+          if (t.encode(texts[i]) != expected[i]) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace
