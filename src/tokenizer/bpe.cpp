@@ -76,6 +76,10 @@ BpeModel::BpeModel(const nlohmann::json& model, std::string_view source, size_t 
 
 void BpeModel::load_vocab(const nlohmann::json& vocab, const std::string& where, size_t max_id) {
   byte_ids_.fill(-1);
+  if (vocab.size() > kMaxVocabEntries) {
+    fail(ErrorCode::kTokenizer,
+         where + ": more than " + std::to_string(kMaxVocabEntries) + " entries");
+  }
   vocab_.reserve(vocab.size());
   for (const auto& [token, value] : vocab.items()) {
     if (!value.is_number_unsigned() || value.get<uint64_t>() >= max_id) {
@@ -103,6 +107,9 @@ void BpeModel::load_vocab(const nlohmann::json& vocab, const std::string& where,
 }
 
 void BpeModel::load_merges(const nlohmann::json& merges, const std::string& where) {
+  if (merges.size() > kMaxMerges) {
+    fail(ErrorCode::kTokenizer, where + ": more than " + std::to_string(kMaxMerges) + " merges");
+  }
   merges_.reserve(merges.size());
   const auto lookup = [&](const std::string& token, size_t rank) {
     auto it = vocab_.find(token);

@@ -29,6 +29,10 @@ class BpeModel {
  public:
   // Upper bound on token ids relative to the number of entries (ids may have small gaps).
   static constexpr size_t kMaxIdSlack = 65536;
+  // Limits far above real tokenizers (~260k entries) that keep hostile files from
+  // exhausting memory.
+  static constexpr size_t kMaxVocabEntries = size_t{1} << 22;
+  static constexpr size_t kMaxMerges = size_t{1} << 22;
 
   // Parses the "model" object. Throws Error(kTokenizer) naming `source` and the field at fault.
   // `max_id` bounds the accepted ids.

@@ -33,6 +33,7 @@ void Normalizer::append_from_json(const nlohmann::json& j, std::string_view sour
   }
   if (depth > 8) fail(ErrorCode::kTokenizer, where + ": Sequence nested too deeply");
   const std::string type = j["type"].get<std::string>();
+  if (forms_.size() >= 64) fail(ErrorCode::kTokenizer, where + ": more than 64 steps");
   if (type == "NFC")
     forms_.push_back(Form::kNFC);
   else if (type == "NFD")

@@ -193,6 +193,7 @@ void PreTokenizer::append_from_json(const nlohmann::json& j, std::string_view so
   } else {
     fail(ErrorCode::kTokenizer, where + ": unsupported pre_tokenizer type \"" + type + "\"");
   }
+  if (steps_.size() >= 64) fail(ErrorCode::kTokenizer, where + ": more than 64 steps");
   steps_.push_back(std::move(step));
 }
 

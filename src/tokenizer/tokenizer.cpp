@@ -83,6 +83,9 @@ std::vector<AddedToken> parse_added_tokens(const nlohmann::json& j, const std::s
   std::vector<AddedToken> out;
   if (j.is_null()) return out;
   if (!j.is_array()) fail_at(where, "not an array");
+  // Bounds the added-token trie (one node per content byte) on hostile files.
+  constexpr size_t kMaxTotalContentBytes = size_t{8} << 20;
+  size_t total_bytes = 0;
   for (size_t i = 0; i < j.size(); ++i) {
     const std::string at = where + "[" + std::to_string(i) + "]";
     const auto& t = j[i];
@@ -99,6 +102,8 @@ std::vector<AddedToken> parse_added_tokens(const nlohmann::json& j, const std::s
     AddedToken a;
     a.id = static_cast<uint32_t>(t["id"].get<uint64_t>());
     a.content = t["content"].get<std::string>();
+    total_bytes += a.content.size();
+    if (total_bytes > kMaxTotalContentBytes) fail_at(at, "added tokens exceed 8 MiB in total");
     a.special = flag(t, "special", false, at);
     a.single_word = flag(t, "single_word", false, at);
     a.lstrip = flag(t, "lstrip", false, at);
