@@ -120,3 +120,33 @@ def test_decode_arbitrary_id_sequences(name, path):
     for req, res in zip(requests, run_batch(path, requests)):
         assert res["text"] == hf.decode(req["ids"], skip_special_tokens=req["skip_special_tokens"]), req
         assert "".join(res["stream"]) == res["text"], req
+
+
+# Blocks whose characters were all assigned before Unicode 14 (HF's NFC tables and Oniguruma
+# are newer than PCRE2's Unicode 14, and older than utf8proc's for some marks).
+RANDOM_BLOCKS = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
+                 (0x590, 0x5FF), (0x600, 0x6FF), (0x900, 0x97F), (0xE00, 0xE7F), (0x1100, 0x11FF),
+                 (0x2000, 0x206F), (0x20A0, 0x20BF), (0x2100, 0x22FF), (0x3000, 0x30FF),
+                 (0x4E00, 0x9FA5), (0xAC00, 0xD7A3), (0xFF00, 0xFFEF), (0x1D400, 0x1D7FF),
+                 (0x1F300, 0x1F64F), (0x20000, 0x2A6D6)]
+
+
+@pytest.mark.parametrize("name,path", tokenizer_paths(), ids=lambda x: str(x) if isinstance(x, str) else "")
+def test_random_strings_parity(name, path):
+    """Differential test on random strings over many scripts, whitespace and specials."""
+    import random
+    import unicodedata
+
+    hf = Tokenizer.from_file(str(path))
+    rng = random.Random(99)
+    pool = [chr(c) for lo, hi in RANDOM_BLOCKS for c in range(lo, hi + 1)
+            if unicodedata.category(chr(c)) not in ("Cn", "Cs", "Co")]
+    extras = list(" \t\r\n\u00a0\u3000'sSlLdD") * 8 + ["<|im_end|>", "<|endoftext|>", "<|eot_id|>",
+                                                        "[gMASK]", "'ll", "'S", "\r\n", "  \n"]
+    samples = ["".join(rng.choice(pool) if rng.random() < 0.5 else rng.choice(extras)
+                       for _ in range(rng.randint(1, 24))) for _ in range(5000)]
+    results = run_batch(path, [{"text": s, "special": "all"} for s in samples])
+    ours = [r.get("ids") for r in results]
+    theirs = [e.ids for e in hf.encode_batch(samples, add_special_tokens=False)]
+    bad, msg = first_mismatches(name, "random", samples, theirs, ours)
+    assert not bad, msg
