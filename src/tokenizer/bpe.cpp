@@ -163,23 +163,25 @@ void BpeModel::encode_word(std::string_view bytes, std::vector<uint32_t>& out) c
       return;
     }
   }
-  const bool cacheable = bytes.size() < kCacheMaxWordBytes;
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    auto it = cache_.find(bytes);
-    if (it != cache_.end()) {
+  if (bytes.size() >= kCacheMaxWordBytes) {
+    merge_word(bytes, out);
+    return;
+  }
+  CacheShard& shard = cache_[StringHash{}(bytes) % kCacheShards];
+  {
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.words.find(bytes);
+    if (it != shard.words.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
   }
   const size_t first = out.size();
   merge_word(bytes, out);
-  if (cacheable) {
-    std::vector<uint32_t> ids(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
-    std::lock_guard lock(cache_mutex_);
-    if (cache_.size() >= kCacheMaxEntries) cache_.clear();  // bounded: start over when full
-    cache_.emplace(std::string(bytes), std::move(ids));
-  }
+  std::vector<uint32_t> ids(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+  std::lock_guard lock(shard.mutex);
+  if (shard.words.size() >= kCacheMaxEntriesPerShard) shard.words.clear();  // bounded
+  shard.words.emplace(std::string(bytes), std::move(ids));
 }
 
 void BpeModel::merge_word(std::string_view bytes, std::vector<uint32_t>& out) const {

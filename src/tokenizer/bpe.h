@@ -1,6 +1,7 @@
 // The byte-level BPE model of tokenizer.json ("model": {"type": "BPE"}): vocabulary, merge
 // ranks keyed by id pairs, ignore_merges, unk handling, and a bounded word cache.
-// Thread ownership: immutable after load except the word cache, which is guarded by a mutex;
+// Thread ownership: immutable after load except the word cache, whose shards are each guarded
+// by a mutex;
 // any thread may call encode_word.
 #pragma once
 
@@ -70,10 +71,15 @@ class BpeModel {
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
 
-  static constexpr size_t kCacheMaxEntries = 100000;
+  // Word cache, sharded so that threads encoding at once rarely wait on the same lock.
+  static constexpr size_t kCacheShards = 16;
+  static constexpr size_t kCacheMaxEntriesPerShard = 8192;
   static constexpr size_t kCacheMaxWordBytes = 256;
-  mutable std::mutex cache_mutex_;
-  mutable StringMap<std::vector<uint32_t>> cache_;
+  struct CacheShard {
+    std::mutex mutex;
+    StringMap<std::vector<uint32_t>> words;
+  };
+  mutable std::array<CacheShard, kCacheShards> cache_;
 };
 
 }  // namespace autoglm::tok
