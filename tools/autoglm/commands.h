@@ -9,5 +9,6 @@ namespace autoglm::cli {
 void register_inspect(CLI::App& app, int* exit_code);    // cmd_inspect.cpp
 void register_tokenize(CLI::App& app, int* exit_code);   // cmd_tokenize.cpp
 void register_template(CLI::App& app, int* exit_code);   // cmd_template.cpp
+void register_generate(CLI::App& app, int* exit_code);   // cmd_generate.cpp
 
 }  // namespace autoglm::cli

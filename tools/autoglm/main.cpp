@@ -13,8 +13,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "autoglm 0.1.0");
   int exit_code = 0;
   // Each sub-command registers itself here (see commands.h).
-  autoglm::cli::register_template(app, &exit_code);
   autoglm::cli::register_inspect(app, &exit_code);
+  autoglm::cli::register_tokenize(app, &exit_code);
+  autoglm::cli::register_template(app, &exit_code);
+  autoglm::cli::register_generate(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
