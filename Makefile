@@ -16,7 +16,7 @@ PYTHON    := $(VENV)/bin/python
 .PHONY: run test deps venv build asan-test fuzz unit-test clean format
 
 run: build
-	./$(BUILD)/tools/autoglm/autoglm inspect --model $(MODEL)
+	./$(BUILD)/tools/autoglm/autoglm generate --model $(MODEL) --chat --prompt "$(PROMPT)" --max-tokens 48
 
 test: deps venv asan-test fuzz unit-test
 

@@ -38,6 +38,35 @@ ChatTemplate ChatTemplate::compile(std::string source, std::string name, Templat
   return ChatTemplate(std::move(impl));
 }
 
+namespace {
+
+// A role that is a plain identifier cannot spell or break a control token by itself: the most
+// it can do is name another role, which callers validate. Templates such as glm-4-9b-chat's
+// build the control token around the role ("<|" + role + "|>"), so such roles are trusted;
+// anything else in a message stays untrusted.
+bool is_identifier_role(std::string_view role) {
+  if (role.empty() || role.size() > 32) return false;
+  for (char c : role) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')) return false;
+  }
+  return true;
+}
+
+jinja::Value messages_value(const Json& messages) {
+  jinja::Value value = jinja::from_json(messages, /*untrusted=*/true);
+  if (!value.is_list()) return value;
+  for (const jinja::Value& message : value.list()) {
+    if (!message.is_dict()) continue;
+    const jinja::Value* role = message.dict().find("role");
+    if (role != nullptr && role->is_string() && is_identifier_role(role->str().text)) {
+      message.dict().set(jinja::PStr::trusted("role"), jinja::PStr::trusted(role->str().text));
+    }
+  }
+  return value;
+}
+
+}  // namespace
+
 RenderedPrompt ChatTemplate::render(const Json& messages, const Json& tools,
                                     bool add_generation_prompt, const Json& extra_context,
                                     const Json& model_context) const {
@@ -50,7 +79,7 @@ RenderedPrompt ChatTemplate::render(const Json& messages, const Json& tools,
   };
   add_globals(model_context, /*untrusted=*/false);
   add_globals(extra_context, /*untrusted=*/true);
-  globals["messages"] = jinja::from_json(messages, true);
+  globals["messages"] = messages_value(messages);
   globals["tools"] = tools.is_null() ? jinja::Value(nullptr) : jinja::from_json(tools, true);
   globals["documents"] = jinja::Value(nullptr);
   globals["add_generation_prompt"] = jinja::Value(add_generation_prompt);

@@ -56,8 +56,9 @@ ModelChatTemplate load_model_chat_template(const std::string& model_dir) {
     name = config_path;
   }
   if (source.empty()) {
-    fail(ErrorCode::kNotFound,
-         model_dir + ": no chat template (looked in chat_template.jinja and tokenizer_config.json)");
+    fail(
+        ErrorCode::kNotFound,
+        model_dir + ": no chat template (looked in chat_template.jinja and tokenizer_config.json)");
   }
   Json context = Json::object();
   for (const char* key : {"bos_token", "eos_token", "pad_token", "unk_token"}) {

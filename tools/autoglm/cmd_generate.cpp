@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "model/model_dir.h"
 #include "runtime/sampler.h"
-#include "tokenizer/model_chat_template.h"
 #include "tokenizer/detokenizer.h"
+#include "tokenizer/model_chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace autoglm::cli {
@@ -41,15 +41,25 @@ std::vector<int32_t> encode_prompt(const GenerateArgs& args, const LoadedModel& 
     Json messages = Json::array();
     if (!args.system.empty()) messages.push_back({{"role", "system"}, {"content", args.system}});
     messages.push_back({{"role", "user"}, {"content", args.prompt}});
-    const RenderedPrompt rendered = tmpl.tmpl.render(messages, Json(), /*add_generation_prompt=*/true,
-                                                     Json::object(), tmpl.model_context);
-    ids = tokenizer.encode(rendered.text, {.special = SpecialTokenPolicy::kExceptUntrusted,
-                                           .untrusted = rendered.untrusted});
+    const RenderedPrompt rendered = tmpl.tmpl.render(
+        messages, Json(), /*add_generation_prompt=*/true, Json::object(), tmpl.model_context);
+    EncodeOptions chat;
+    chat.special = SpecialTokenPolicy::kExceptUntrusted;
+    chat.untrusted = rendered.untrusted;
+    ids = tokenizer.encode(rendered.text, chat);
   } else {
-    ids = tokenizer.encode(args.prompt, {.add_special_tokens = true});
+    EncodeOptions raw;
+    raw.add_special_tokens = true;
+    ids = tokenizer.encode(args.prompt, raw);
   }
   if (ids.empty()) fail(ErrorCode::kInvalidArgument, "the prompt encodes to no tokens");
   return {ids.begin(), ids.end()};
+}
+
+// Model output may contain NUL and any other byte a token decodes to: write by length.
+void write_stdout(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
 }
 
 int run_generate(const GenerateArgs& args) {
@@ -93,12 +103,11 @@ int run_generate(const GenerateArgs& args) {
       finish_reason = "stop";
       break;
     }
-    std::fputs(detok.push(static_cast<uint32_t>(next)).c_str(), stdout);
-    std::fflush(stdout);
+    write_stdout(detok.push(static_cast<uint32_t>(next)));
     step_ids.assign(1, next);
   }
-  std::fputs(detok.finish().c_str(), stdout);
-  std::fputs("\n", stdout);
+  write_stdout(detok.finish());
+  write_stdout("\n");
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "[%zu prompt tokens, %d generated, %.1f tok/s, finish_reason=%s]\n",
@@ -116,8 +125,7 @@ void register_generate(CLI::App& app, int* exit_code) {
   cmd->add_flag("--chat", args->chat, "Apply the model's chat template to the prompt");
   cmd->add_option("--system", args->system, "System message (with --chat)");
   cmd->add_option("--max-tokens", args->max_tokens, "Tokens to generate")->capture_default_str();
-  cmd->add_option("--temperature", args->sampling.temperature, "0 = greedy")
-      ->capture_default_str();
+  cmd->add_option("--temperature", args->sampling.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", args->sampling.top_k, "0 = off")->capture_default_str();
   cmd->add_option("--top-p", args->sampling.top_p, "1 = off")->capture_default_str();
   cmd->add_option("--min-p", args->sampling.min_p, "0 = off")->capture_default_str();

@@ -22,6 +22,7 @@ struct TemplateOptions {
   std::string messages_file;
   std::string tools_file;
   bool add_generation_prompt = false;
+  bool show_untrusted = false;
 };
 
 Json read_json_file(const std::string& path) {
@@ -43,6 +44,12 @@ int run_template(const TemplateOptions& o) {
                             model.model_context);
   }
   std::fwrite(out.text.data(), 1, out.text.size(), stdout);
+  if (o.show_untrusted) {
+    for (const ByteRange& r : out.untrusted) {
+      std::fprintf(stderr, "untrusted [%zu, %zu): %s\n", r.begin, r.end,
+                   Json(out.text.substr(r.begin, r.end - r.begin)).dump().c_str());
+    }
+  }
   return 0;
 }
 
@@ -61,6 +68,8 @@ void register_template(CLI::App& app, int* exit_code) {
   cmd->add_option("--tools", opts->tools_file, "JSON file with the tools array");
   cmd->add_flag("--add-generation-prompt", opts->add_generation_prompt,
                 "Append the assistant prompt");
+  cmd->add_flag("--show-untrusted", opts->show_untrusted,
+                "List on stderr the byte ranges that came from user data");
   cmd->callback([opts, exit_code] {
     if (opts->template_file.empty() && opts->model_dir.empty())
       throw CLI::RequiredError("--template or --model");
