@@ -31,28 +31,34 @@ const Alphabet& alphabet() {
   return table;
 }
 
+// Bytes a well-formed UTF-8 sequence starting with lead byte `c` has (0: not a lead byte).
+size_t sequence_length(uint8_t c) {
+  if (c >= 0xC2 && c <= 0xDF) return 2;
+  if (c >= 0xE0 && c <= 0xEF) return 3;
+  if (c >= 0xF0 && c <= 0xF4) return 4;
+  return 0;
+}
+
+// Whether `x` may be continuation byte number k (>= 1) after lead byte `c` (excludes overlongs,
+// surrogates and code points past U+10FFFF, as Unicode's well-formed table does).
+bool continuation_ok(uint8_t c, size_t k, uint8_t x) {
+  uint8_t lo = 0x80, hi = 0xBF;
+  if (k == 1 && c == 0xE0) lo = 0xA0;
+  if (k == 1 && c == 0xED) hi = 0x9F;
+  if (k == 1 && c == 0xF0) lo = 0x90;
+  if (k == 1 && c == 0xF4) hi = 0x8F;
+  return x >= lo && x <= hi;
+}
+
 // Length of the valid prefix of a UTF-8 sequence starting at s[i] that is cut off by the end
 // of `s` (so more bytes could still complete it); 0 if the bytes are already invalid.
 size_t truncated_prefix_length(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
+  const auto c = static_cast<uint8_t>(s[i]);
   const size_t left = s.size() - i;
-  const uint8_t c = b(0);
-  size_t need = 0;
-  if (c >= 0xC2 && c <= 0xDF)
-    need = 2;
-  else if (c >= 0xE0 && c <= 0xEF)
-    need = 3;
-  else if (c >= 0xF0 && c <= 0xF4)
-    need = 4;
+  const size_t need = sequence_length(c);
   if (need == 0 || left >= need) return 0;
   for (size_t k = 1; k < left; ++k) {
-    const uint8_t x = b(k);
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (k == 1 && c == 0xE0) lo = 0xA0;
-    if (k == 1 && c == 0xED) hi = 0x9F;
-    if (k == 1 && c == 0xF0) lo = 0x90;
-    if (k == 1 && c == 0xF4) hi = 0x8F;
-    if (x < lo || x > hi) return 0;
+    if (!continuation_ok(c, k, static_cast<uint8_t>(s[i + k]))) return 0;
   }
   return left;
 }
@@ -60,25 +66,10 @@ size_t truncated_prefix_length(std::string_view s, size_t i) {
 // Length of the maximal invalid subpart at s[i] (at least 1): the lead byte plus the
 // continuation bytes that were still acceptable before the sequence broke.
 size_t invalid_subpart_length(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
-  const uint8_t c = b(0);
-  size_t need = 0;
-  if (c >= 0xC2 && c <= 0xDF)
-    need = 2;
-  else if (c >= 0xE0 && c <= 0xEF)
-    need = 3;
-  else if (c >= 0xF0 && c <= 0xF4)
-    need = 4;
+  const auto c = static_cast<uint8_t>(s[i]);
+  const size_t need = sequence_length(c);
   size_t k = 1;
-  for (; k < need && i + k < s.size(); ++k) {
-    const uint8_t x = b(k);
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (k == 1 && c == 0xE0) lo = 0xA0;
-    if (k == 1 && c == 0xED) hi = 0x9F;
-    if (k == 1 && c == 0xF0) lo = 0x90;
-    if (k == 1 && c == 0xF4) hi = 0x8F;
-    if (x < lo || x > hi) break;
-  }
+  while (k < need && i + k < s.size() && continuation_ok(c, k, static_cast<uint8_t>(s[i + k]))) ++k;
   return k;
 }
 

@@ -5,9 +5,8 @@
 #include "model/arch/registry.h"
 
 namespace autoglm {
-namespace {
 
-ModelConfig parse_glm(const ConfigReader& config) {
+ModelConfig parse_glm_family_config(const ConfigReader& config) {
   require_silu_activation(config);
   CommonDefaults defaults;
   defaults.partial_rotary_factor = 0.5;
@@ -24,12 +23,10 @@ ModelConfig parse_glm(const ConfigReader& config) {
   return m;
 }
 
-}  // namespace
-
 const ArchSpec& glm_arch() {
   static const ArchSpec spec{"GlmForCausalLM",
-                             "GLM-4 9B chat, HF layout (partial interleaved RoPE)", &parse_glm,
-                             &standard_decoder_tensors};
+                             "GLM-4 9B chat, HF layout (partial interleaved RoPE)",
+                             &parse_glm_family_config, &standard_decoder_tensors};
   return spec;
 }
 

@@ -9,20 +9,10 @@
 namespace autoglm {
 namespace {
 
+// Same config as glm-4-9b-chat-hf (glm.cpp) plus the two post-norms per layer.
 ModelConfig parse_glm4(const ConfigReader& config) {
-  require_silu_activation(config);
-  CommonDefaults defaults;
-  defaults.partial_rotary_factor = 0.5;
-  defaults.rms_norm_eps = 1.5625e-07;
-  defaults.head_dim = 128;
-  ModelConfig m = parse_common_config(config, defaults);
-  m.rope_style = RopeStyle::kInterleaved;
-  m.qkv_bias = config.bool_or("attention_bias", true);
-  m.o_bias = false;
-  m.mlp_bias = false;
-  m.qk_norm = false;
+  ModelConfig m = parse_glm_family_config(config);
   m.norms_per_layer = 4;
-  m.fused_gate_up = true;
   return m;
 }
 

@@ -30,6 +30,9 @@ const ArchSpec& llama_arch();
 const ArchSpec& qwen2_arch();
 const ArchSpec& qwen3_arch();
 
+// The GLM family's config parser (glm.cpp): glm-4-9b-chat-hf as is; GLM-4-0414 adds norms.
+ModelConfig parse_glm_family_config(const ConfigReader& config);
+
 // All supported architectures, in a stable order.
 const std::vector<const ArchSpec*>& supported_architectures();
 
