@@ -31,5 +31,22 @@ TEST(JsonUtil, RejectsMalformedAndInvalidUtf8) {
   EXPECT_THROW(parse_json_limited(R"({"a":"\ud800"})", "x.json"), Error);
 }
 
+TEST(JsonUtil, RejectsDuplicateKeysAtAnyDepth) {
+  EXPECT_THROW(parse_json_limited(R"({"a":1,"a":2})", "d.json"), Error);
+  EXPECT_THROW(parse_json_limited(R"({"x":[{"b":1,"b":1}]})", "d.json"), Error);
+  EXPECT_NO_THROW(parse_json_limited(R"({"x":{"b":1},"y":{"b":1}})", "d.json"));
+}
+
+TEST(JsonUtil, BuildsLargeObjectsInOrder) {
+  std::string text = "{";
+  for (int i = 0; i < 20000; ++i)
+    text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  text += "}";
+  Json j = parse_json_limited(text, "big.json");
+  ASSERT_EQ(j.size(), 20000u);
+  EXPECT_EQ(j.begin().key(), "k0");
+  EXPECT_EQ(j["k19999"], 19999);
+}
+
 }  // namespace
 }  // namespace autoglm
