@@ -38,7 +38,7 @@ std::string template_from_config(const Json& cfg, const std::string& source) {
 
 }  // namespace
 
-ModelChatTemplate load_model_chat_template(const std::string& model_dir) {
+std::optional<ModelChatTemplate> find_model_chat_template(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(model_dir) / "tokenizer_config.json").string();
   const std::string jinja_path = (fs::path(model_dir) / "chat_template.jinja").string();
@@ -55,11 +55,7 @@ ModelChatTemplate load_model_chat_template(const std::string& model_dir) {
     source = template_from_config(cfg, config_path);
     name = config_path;
   }
-  if (source.empty()) {
-    fail(
-        ErrorCode::kNotFound,
-        model_dir + ": no chat template (looked in chat_template.jinja and tokenizer_config.json)");
-  }
+  if (source.empty()) return std::nullopt;
   Json context = Json::object();
   for (const char* key : {"bos_token", "eos_token", "pad_token", "unk_token"}) {
     if (const auto it = cfg.find(key); it != cfg.end()) {
@@ -68,6 +64,16 @@ ModelChatTemplate load_model_chat_template(const std::string& model_dir) {
   }
   return ModelChatTemplate{ChatTemplate::compile(std::move(source), std::move(name)),
                            std::move(context)};
+}
+
+ModelChatTemplate load_model_chat_template(const std::string& model_dir) {
+  std::optional<ModelChatTemplate> found = find_model_chat_template(model_dir);
+  if (!found) {
+    fail(
+        ErrorCode::kNotFound,
+        model_dir + ": no chat template (looked in chat_template.jinja and tokenizer_config.json)");
+  }
+  return std::move(*found);
 }
 
 }  // namespace autoglm

@@ -5,6 +5,7 @@
 // trusted. Thread ownership: none (returns immutable values).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/json_util.h"
@@ -17,7 +18,10 @@ struct ModelChatTemplate {
   Json model_context;  // {"bos_token": "...", "eos_token": "...", ...}: pass to render()
 };
 
-// Throws Error(kNotFound) when the directory has no chat template, naming the files looked at.
+// nullopt when the directory has no chat template; throws autoglm::Error for a malformed one.
+std::optional<ModelChatTemplate> find_model_chat_template(const std::string& model_dir);
+
+// As find_model_chat_template, but a missing template is Error(kNotFound) naming the files.
 ModelChatTemplate load_model_chat_template(const std::string& model_dir);
 
 }  // namespace autoglm

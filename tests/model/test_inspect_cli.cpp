@@ -149,6 +149,25 @@ std::vector<BadCase> bad_cases() {
                     R"({"weight_map": {"model.norm.weight": "../../etc/x.safetensors"}})");
        },
        {"model.safetensors.index.json", "../../etc/x.safetensors"}},
+      {"non_utf8_tokenizer",
+       [](const TempDir& d) {
+         write_file(d.file("tokenizer.json"),
+                    "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\xff\xfe\": 0}}}");
+       },
+       {"tokenizer.json", "UTF-8"}},
+      {"template_that_loops",
+       [](const TempDir& d) {
+         write_file(d.file("tokenizer_config.json"),
+                    R"({"chat_template": "{% for i in range(1000000000) %}{% endfor %}"})");
+       },
+       {"tokenizer_config.json", "limit"}},
+      {"template_that_explodes",
+       [](const TempDir& d) {
+         write_file(
+             d.file("tokenizer_config.json"),
+             R"({"chat_template": "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}"})");
+       },
+       {"tokenizer_config.json", "limit"}},
   };
 }
 

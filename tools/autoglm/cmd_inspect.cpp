@@ -4,6 +4,7 @@
 // Thread ownership: main thread.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "commands.h"
@@ -11,12 +12,11 @@
 #include "core/mapped_file.h"
 #include "model/arch/registry.h"
 #include "model/model_dir.h"
+#include "tokenizer/model_chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace autoglm::cli {
 namespace {
-
-constexpr size_t kMaxTokenizerConfigBytes = 16u << 20;
-constexpr size_t kMaxTokenizerJsonBytes = 64u << 20;
 
 std::string base_name(const std::string& path) {
   return std::filesystem::path(path).filename().string();
@@ -90,75 +90,35 @@ void print_files(const LoadedModel& m) {
   }
 }
 
-// The chat template is a string, or a list of {name, template} (use "default" or the first).
-std::string pick_template(const Json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  if (!value.is_array()) return {};
-  std::string first;
-  for (const Json& t : value) {
-    if (!t.is_object() || !t.contains("template") || !t["template"].is_string()) continue;
-    if (first.empty()) first = t["template"].get<std::string>();
-    if (t.value("name", Json()) == "default") return t["template"].get<std::string>();
-  }
-  return first;
+std::string context_token(const Json& context, const char* key) {
+  const auto it = context.find(key);
+  return it != context.end() && it->is_string() ? it->get<std::string>() : "-";
 }
 
-std::string special_token(const Json& cfg, const char* key) {
-  auto it = cfg.find(key);
-  if (it == cfg.end()) return "-";
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) {
-    return (*it)["content"].get<std::string>();
+// Loads the tokenizer and the chat template with the same code the engine uses, and renders
+// the template once with a one-message conversation, so that a template that fails, loops or
+// explodes is reported at inspection (load) time rather than on the first request.
+void print_tokenizer(const LoadedModel& m) {
+  const TokenizerFiles& t = m.tokenizer;
+  if (t.tokenizer_json.empty()) {
+    std::printf("tokenizer:      absent\n");
+  } else {
+    const Tokenizer tok = Tokenizer::load(t.tokenizer_json);
+    std::printf("tokenizer:      tokenizer.json, %zu token ids\n", tok.vocab_size());
   }
-  return "-";
-}
-
-void print_template(const std::string& text, const std::string& from) {
-  if (text.empty()) {
+  const std::optional<ModelChatTemplate> tmpl = find_model_chat_template(m.directory);
+  if (!tmpl) {
     std::printf("chat template:  absent\n");
     return;
   }
-  const std::string first_line = text.substr(0, std::min(text.find('\n'), size_t{120}));
-  std::printf("chat template:  %zu bytes (from %s), first line: %s\n", text.size(), from.c_str(),
-              first_line.c_str());
-}
-
-void print_tokenizer(const LoadedModel& m) {
-  const TokenizerFiles& t = m.tokenizer;
-  std::string vocab = "absent";
-  if (!t.tokenizer_json.empty()) {
-    const Json j = parse_json_limited(read_file_capped(t.tokenizer_json, kMaxTokenizerJsonBytes),
-                                      t.tokenizer_json, 64, ErrorCode::kTokenizer);
-    size_t base = 0, added = 0;
-    if (j.is_object() && j.contains("model") && j["model"].is_object() &&
-        j["model"].contains("vocab")) {
-      base = j["model"]["vocab"].size();
-    }
-    if (j.is_object() && j.contains("added_tokens")) added = j["added_tokens"].size();
-    vocab = "tokenizer.json, vocab " + std::to_string(base) + " + " + std::to_string(added) +
-            " added tokens";
-  }
-  std::printf("tokenizer:      %s\n", vocab.c_str());
-  std::string tmpl, from;
-  if (!t.tokenizer_config_json.empty()) {
-    const Json cfg =
-        parse_json_limited(read_file_capped(t.tokenizer_config_json, kMaxTokenizerConfigBytes),
-                           t.tokenizer_config_json, 64, ErrorCode::kTokenizer);
-    if (cfg.is_object()) {
-      std::printf("special tokens: bos %s, eos %s, pad %s\n",
-                  special_token(cfg, "bos_token").c_str(), special_token(cfg, "eos_token").c_str(),
-                  special_token(cfg, "pad_token").c_str());
-      if (cfg.contains("chat_template")) {
-        tmpl = pick_template(cfg["chat_template"]);
-        from = "tokenizer_config.json";
-      }
-    }
-  }
-  if (tmpl.empty() && !t.chat_template_jinja.empty()) {
-    tmpl = read_file_capped(t.chat_template_jinja, kMaxTokenizerConfigBytes);
-    from = "chat_template.jinja";
-  }
-  print_template(tmpl, from);
+  const Json& ctx = tmpl->model_context;
+  std::printf("special tokens: bos %s, eos %s, pad %s\n", context_token(ctx, "bos_token").c_str(),
+              context_token(ctx, "eos_token").c_str(), context_token(ctx, "pad_token").c_str());
+  const Json sample = Json::array({Json{{"role", "user"}, {"content", "Hello"}}});
+  const RenderedPrompt rendered =
+      tmpl->tmpl.render(sample, Json(), /*add_generation_prompt=*/true, Json::object(), ctx);
+  std::printf("chat template:  from %s, renders a one-message chat to %zu bytes\n",
+              base_name(tmpl->tmpl.name()).c_str(), rendered.text.size());
 }
 
 void run_inspect(const std::string& dir) {
