@@ -1,171 +1,150 @@
-// The CPU backend against transformers' fp32 truth for every fixture model: full prefill
-// logits, a prefill split into chunks, two sequences in one ragged batch, and 32-token greedy
-// decode through the paged KV cache.
+// The CPU backend against transformers' fp32 truth for every fixture model, and the batching
+// invariances the scheduler relies on: chunked prefill equals whole prefill, a sequence
+// decodes the same alone or in a ragged batch of 8, and scattered KV blocks equal contiguous
+// ones.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
-#include "core/json_util.h"
-#include "core/mapped_file.h"
-#include "model/model_dir.h"
-#include "model/safetensors.h"
+#include "backend_test_util.h"
 
 namespace autoglm {
 namespace {
 
-namespace fs = std::filesystem;
+using test::SeqStep;
 
-struct Prompt {
-  std::vector<int32_t> ids;
-  std::vector<int32_t> greedy;
-  std::vector<double> margins;
-  std::vector<float> logits;  // [ids.size(), vocab]
+constexpr int32_t kBlockSize = 4;     // small, so that every prompt spans several blocks
+constexpr int32_t kPoolBlocks = 256;  // 1,024 tokens
+constexpr double kRelTolerance = 1e-4;
+
+class CpuReference : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dirs_ = test::reference_model_dirs();
+    if (dirs_.empty()) GTEST_SKIP() << "no fixture models under tests/fixtures/models";
+  }
+  std::vector<std::filesystem::path> dirs_;
 };
 
-struct Fixture {
-  std::unique_ptr<LoadedModel> model;
-  std::vector<Prompt> prompts;
-};
-
-Fixture load_fixture(const fs::path& dir) {
-  Fixture f;
-  f.model = load_model_directory(dir.string());
-  const Json ref = parse_json_limited(read_file_capped((dir / "reference.json").string(), 64 << 20),
-                                      "reference.json");
-  SafetensorsFile logits = SafetensorsFile::open((dir / "reference_logits.safetensors").string());
-  for (const Json& p : ref.at("prompts")) {
-    Prompt pr;
-    for (const Json& id : p.at("ids")) pr.ids.push_back(id.get<int32_t>());
-    for (const Json& id : p.at("greedy_ids")) pr.greedy.push_back(id.get<int32_t>());
-    for (const Json& m : p.at("greedy_margins")) pr.margins.push_back(m.get<double>());
-    const std::string name = p.at("logits_tensor").get<std::string>();
-    for (const SafetensorsTensor& t : logits.tensors()) {
-      if (t.name != name) continue;
-      const float* data = static_cast<const float*>(logits.data(t));
-      pr.logits.assign(data, data + t.element_count);
+// Greedy-decodes `steps` tokens for each sequence, all sequences in one batch per step.
+std::vector<std::vector<int32_t>> greedy_batch(CpuBackend& be,
+                                               const std::vector<std::vector<int32_t>>& prompts,
+                                               int32_t first_block, int steps) {
+  const int32_t vocab = be.vocab_size();
+  std::vector<SeqStep> seqs;
+  int32_t next_block = first_block;
+  for (const auto& p : prompts) {
+    seqs.push_back({p, 0, test::contiguous_blocks(p.size() + steps, kBlockSize, next_block)});
+    next_block += seqs.back().blocks.size();
+  }
+  std::vector<std::vector<int32_t>> out(prompts.size());
+  for (int step = 0; step < steps; ++step) {
+    const std::vector<float> logits = test::run_step(be, seqs);
+    size_t row = 0;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      row += seqs[s].ids.size();
+      const int32_t next = test::argmax(logits.data() + (row - 1) * vocab, vocab);
+      out[s].push_back(next);
+      seqs[s].first_pos += static_cast<int32_t>(seqs[s].ids.size());
+      seqs[s].ids = {next};
     }
-    f.prompts.push_back(std::move(pr));
   }
-  return f;
-}
-
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(AUTOGLM_FIXTURES_DIR) / "models";
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::directory_iterator(root)) {
-    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
   return out;
 }
 
-// One sequence's step: tokens [first, first+count) of `ids`, the sequence's blocks 0..n.
-struct SeqStep {
-  std::vector<int32_t> ids;
-  int32_t first_pos;
-  std::vector<int32_t> blocks;
-};
-
-// Runs one ragged batch and returns logits for every token.
-std::vector<float> run(CpuBackend& be, const std::vector<SeqStep>& seqs) {
-  const int32_t bs = be.kv_pool().block_size;
-  ForwardBatch b;
-  std::vector<int32_t> tok, pos, start{0}, ctx, table, slots, rows;
-  int32_t max_blocks = 0;
-  for (const auto& s : seqs) max_blocks = std::max<int32_t>(max_blocks, s.blocks.size());
-  for (const auto& s : seqs) {
-    for (size_t i = 0; i < s.ids.size(); ++i) {
-      const int32_t p = s.first_pos + static_cast<int32_t>(i);
-      rows.push_back(static_cast<int32_t>(tok.size()));
-      tok.push_back(s.ids[i]);
-      pos.push_back(p);
-      slots.push_back(s.blocks[p / bs] * bs + p % bs);
-    }
-    start.push_back(static_cast<int32_t>(tok.size()));
-    ctx.push_back(s.first_pos + static_cast<int32_t>(s.ids.size()));
-    std::vector<int32_t> row = s.blocks;
-    row.resize(max_blocks, 0);
-    table.insert(table.end(), row.begin(), row.end());
-  }
-  b.token_ids = tok;
-  b.positions = pos;
-  b.seq_start = start;
-  b.context_len = ctx;
-  b.block_table = table;
-  b.max_blocks_per_seq = max_blocks;
-  b.slot_mapping = slots;
-  b.logits_rows = rows;
-  std::vector<float> logits(rows.size() * be.vocab_size());
-  be.forward(b, logits);
-  return logits;
-}
-
-double max_abs(const float* a, const float* b, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
-  return m;
-}
-
-// Blocks deliberately out of order, so that paging is exercised.
-std::vector<int32_t> blocks_for(int32_t tokens, int32_t block_size, int32_t base) {
-  std::vector<int32_t> out;
-  for (int32_t i = 0; i * block_size < tokens; ++i) out.push_back(base + (i * 7) % 64);
-  return out;
-}
-
-constexpr double kTolerance = 5e-4;  // fp32 vs fp32, different summation order
-
-TEST(CpuReference, PrefillChunkedBatchedAndGreedyMatchTransformers) {
-  const auto dirs = fixture_dirs();
-  if (dirs.empty()) GTEST_SKIP() << "no fixture models under tests/fixtures/models";
-  for (const fs::path& dir : dirs) {
-    SCOPED_TRACE(dir.filename().string());
-    Fixture f = load_fixture(dir);
-    const int32_t vocab = static_cast<int32_t>(f.model->config.vocab_size);
-    CpuBackend be(*f.model, KvPoolShape{256, 4});
-    for (size_t pi = 0; pi < f.prompts.size(); ++pi) {
-      const Prompt& p = f.prompts[pi];
-      SCOPED_TRACE("prompt " + std::to_string(pi));
+TEST_F(CpuReference, LogitsMatchTransformersAtEveryPosition) {
+  for (const auto& dir : dirs_) {
+    test::ReferenceModel m = test::load_reference_model(dir);
+    CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+    for (const auto& p : m.prompts) {
+      SCOPED_TRACE(m.name + "/" + p.name);
       const int32_t n = static_cast<int32_t>(p.ids.size());
-      ASSERT_EQ(p.logits.size(), static_cast<size_t>(n) * vocab);
-      const auto blocks = blocks_for(n + 40, 4, 1);
-      // Whole prompt in one step.
-      auto full = run(be, {{p.ids, 0, blocks}});
-      const double diff = max_abs(full.data(), p.logits.data(), full.size());
-      EXPECT_LT(diff, kTolerance);
-      RecordProperty(dir.filename().string() + "_prompt" + std::to_string(pi) + "_max_abs",
-                     std::to_string(diff));
-      // Same prompt in two chunks, next to a second sequence decoding in the same batch.
-      if (n >= 2) {
-        const int32_t cut = n / 2;
-        const std::vector<int32_t> a(p.ids.begin(), p.ids.begin() + cut);
-        const std::vector<int32_t> rest(p.ids.begin() + cut, p.ids.end());
-        const auto other = blocks_for(8, 4, 100);
-        run(be, {{a, 0, blocks}, {{p.ids[0]}, 0, other}});
-        auto second = run(be, {{rest, cut, blocks}, {{p.ids[0]}, 0, other}});
-        EXPECT_LT(max_abs(second.data(), p.logits.data() + static_cast<size_t>(cut) * vocab,
-                          rest.size() * vocab),
-                  kTolerance);
+      ASSERT_EQ(p.logits.size(), static_cast<size_t>(n) * m.vocab());
+      const auto logits =
+          test::run_step(be, {{p.ids, 0, test::contiguous_blocks(n, kBlockSize, 0)}});
+      double worst = 0;
+      for (int32_t t = 0; t < n; ++t) {
+        const size_t off = static_cast<size_t>(t) * m.vocab();
+        worst = std::max(worst,
+                         test::max_rel_diff(logits.data() + off, p.logits.data() + off, m.vocab()));
       }
-      // Greedy decode through the cache; compare while the reference's choice is clear.
-      std::vector<float> last(full.end() - vocab, full.end());
-      size_t compared = 0;
-      for (size_t step = 0; step < p.greedy.size(); ++step, ++compared) {
-        const int32_t next =
-            static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
-        if (p.margins[step] < 1e-3) break;  // a near tie: both answers are right
-        ASSERT_EQ(next, p.greedy[step]) << "greedy step " << step;
-        last = run(be, {{{next}, n + static_cast<int32_t>(step), blocks}});
+      EXPECT_LT(worst, kRelTolerance);
+      RecordProperty(m.name + "." + p.name + ".max_rel_diff", std::to_string(worst));
+    }
+  }
+}
+
+TEST_F(CpuReference, GreedyContinuationIsIdentical) {
+  for (const auto& dir : dirs_) {
+    test::ReferenceModel m = test::load_reference_model(dir);
+    CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+    for (const auto& p : m.prompts) {
+      SCOPED_TRACE(m.name + "/" + p.name);
+      const auto got = greedy_batch(be, {p.ids}, 0, static_cast<int>(p.greedy.size()));
+      EXPECT_EQ(got[0], p.greedy);
+    }
+  }
+}
+
+TEST_F(CpuReference, ChunkedPrefillEqualsWholePrefill) {
+  for (const auto& dir : dirs_) {
+    test::ReferenceModel m = test::load_reference_model(dir);
+    CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+    for (const auto& p : m.prompts) {
+      const int32_t n = static_cast<int32_t>(p.ids.size());
+      const auto blocks = test::contiguous_blocks(n, kBlockSize, 0);
+      const auto whole = test::run_step(be, {{p.ids, 0, blocks}});
+      for (int32_t chunk : {1, 7, 64}) {
+        SCOPED_TRACE(m.name + "/" + p.name + " chunk " + std::to_string(chunk));
+        std::vector<float> chunked;
+        for (int32_t first = 0; first < n; first += chunk) {
+          const int32_t len = std::min(chunk, n - first);
+          const std::vector<int32_t> ids(p.ids.begin() + first, p.ids.begin() + first + len);
+          const auto part = test::run_step(be, {{ids, first, blocks}});
+          chunked.insert(chunked.end(), part.begin(), part.end());
+        }
+        ASSERT_EQ(chunked.size(), whole.size());
+        EXPECT_LT(test::max_rel_diff(chunked.data(), whole.data(), whole.size()), kRelTolerance);
+        for (int32_t t = 0; t < n; ++t) {
+          EXPECT_EQ(test::argmax(chunked.data() + t * m.vocab(), m.vocab()),
+                    test::argmax(whole.data() + t * m.vocab(), m.vocab()));
+        }
       }
-      // Ties are rare: most prompts must be checked well into the continuation.
-      EXPECT_GE(compared, 4u) << "greedy continuation checked for too few steps";
+    }
+  }
+}
+
+TEST_F(CpuReference, BatchOfEightDecodesLikeEachSequenceAlone) {
+  for (const auto& dir : dirs_) {
+    test::ReferenceModel m = test::load_reference_model(dir);
+    SCOPED_TRACE(m.name);
+    CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& p : m.prompts) prompts.push_back(p.ids);
+    prompts.push_back({m.prompts[1].ids.begin(), m.prompts[1].ids.begin() + 3});
+    ASSERT_EQ(prompts.size(), 8u);
+    constexpr int kSteps = 12;
+    const auto batched = greedy_batch(be, prompts, 0, kSteps);
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      const auto alone = greedy_batch(be, {prompts[s]}, 0, kSteps);
+      EXPECT_EQ(batched[s], alone[0]) << "sequence " << s;
+    }
+  }
+}
+
+TEST_F(CpuReference, ScatteredBlocksEqualContiguousBlocks) {
+  for (const auto& dir : dirs_) {
+    test::ReferenceModel m = test::load_reference_model(dir);
+    CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+    for (const auto& p : m.prompts) {
+      SCOPED_TRACE(m.name + "/" + p.name);
+      const int32_t n = static_cast<int32_t>(p.ids.size());
+      const auto a = test::run_step(be, {{p.ids, 0, test::contiguous_blocks(n, kBlockSize, 0)}});
+      const auto b =
+          test::run_step(be, {{p.ids, 0, test::scattered_blocks(n, kBlockSize, 5, kPoolBlocks)}});
+      EXPECT_EQ(test::max_abs_diff(a.data(), b.data(), a.size()), 0.0);
     }
   }
 }

@@ -1,0 +1,116 @@
+// See backend_test_util.h.
+#include "backend_test_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/json_util.h"
+#include "core/mapped_file.h"
+#include "model/safetensors.h"
+
+namespace autoglm::test {
+
+namespace fs = std::filesystem;
+
+std::vector<fs::path> reference_model_dirs() {
+  std::vector<fs::path> out;
+  const fs::path root = fs::path(AUTOGLM_FIXTURES_DIR) / "models";
+  if (!fs::exists(root)) return out;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+ReferenceModel load_reference_model(const fs::path& dir) {
+  ReferenceModel m;
+  m.name = dir.filename().string();
+  m.model = load_model_directory(dir.string());
+  const std::string ref_path = (dir / "reference.json").string();
+  const Json ref = parse_json_limited(read_file_capped(ref_path, 64u << 20), ref_path);
+  SafetensorsFile logits = SafetensorsFile::open((dir / "reference_logits.safetensors").string());
+  for (const Json& p : ref.at("prompts")) {
+    ReferencePrompt pr;
+    pr.name = p.at("name").get<std::string>();
+    pr.ids = p.at("ids").get<std::vector<int32_t>>();
+    pr.greedy = p.at("greedy_ids").get<std::vector<int32_t>>();
+    const std::string tensor = p.at("logits_tensor").get<std::string>();
+    for (const SafetensorsTensor& t : logits.tensors()) {
+      if (t.name != tensor) continue;
+      const float* data = static_cast<const float*>(logits.data(t));
+      pr.logits.assign(data, data + t.element_count);
+    }
+    m.prompts.push_back(std::move(pr));
+  }
+  return m;
+}
+
+std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) {
+  const int32_t bs = backend.kv_pool().block_size;
+  std::vector<int32_t> tok, pos, start{0}, ctx, table, slots, rows;
+  int32_t max_blocks = 0;
+  for (const auto& s : seqs) max_blocks = std::max<int32_t>(max_blocks, s.blocks.size());
+  for (const auto& s : seqs) {
+    for (size_t i = 0; i < s.ids.size(); ++i) {
+      const int32_t p = s.first_pos + static_cast<int32_t>(i);
+      rows.push_back(static_cast<int32_t>(tok.size()));
+      tok.push_back(s.ids[i]);
+      pos.push_back(p);
+      slots.push_back(s.blocks[p / bs] * bs + p % bs);
+    }
+    start.push_back(static_cast<int32_t>(tok.size()));
+    ctx.push_back(s.first_pos + static_cast<int32_t>(s.ids.size()));
+    std::vector<int32_t> row = s.blocks;
+    row.resize(max_blocks, 0);
+    table.insert(table.end(), row.begin(), row.end());
+  }
+  ForwardBatch b;
+  b.token_ids = tok;
+  b.positions = pos;
+  b.seq_start = start;
+  b.context_len = ctx;
+  b.block_table = table;
+  b.max_blocks_per_seq = max_blocks;
+  b.slot_mapping = slots;
+  b.logits_rows = rows;
+  std::vector<float> logits(rows.size() * backend.vocab_size());
+  backend.forward(b, logits);
+  return logits;
+}
+
+std::vector<int32_t> contiguous_blocks(int32_t tokens, int32_t block_size, int32_t base) {
+  std::vector<int32_t> out((tokens + block_size - 1) / block_size);
+  std::iota(out.begin(), out.end(), base);
+  return out;
+}
+
+std::vector<int32_t> scattered_blocks(int32_t tokens, int32_t block_size, int32_t seed,
+                                      int32_t pool_blocks) {
+  // A fixed permutation of the pool (multiplier coprime with the pool size), offset by seed.
+  const int32_t n = (tokens + block_size - 1) / block_size;
+  std::vector<int32_t> out(n);
+  for (int32_t i = 0; i < n; ++i) {
+    out[i] = static_cast<int32_t>((static_cast<int64_t>(i + seed) * 97 + 13) % pool_blocks);
+  }
+  return out;
+}
+
+double max_abs_diff(const float* a, const float* b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+double max_rel_diff(const float* a, const float* b, size_t n) {
+  double scale = 0;
+  for (size_t i = 0; i < n; ++i) scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+  return max_abs_diff(a, b, n) / std::max(scale, 1e-30);
+}
+
+int32_t argmax(const float* row, int32_t n) {
+  return static_cast<int32_t>(std::max_element(row, row + n) - row);
+}
+
+}  // namespace autoglm::test
