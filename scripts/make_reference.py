@@ -378,10 +378,17 @@ def main():
     ap.add_argument("--templates", default="tests/fixtures/templates", type=Path,
                     help="directory holding the real chat templates (*.jinja)")
     ap.add_argument("--only", nargs="*", help="family names to build (default: all)")
+    ap.add_argument("--bundled", action="store_true",
+                    help="build only the bundled default model (models/autoglm-tiny)")
     args = ap.parse_args()
+    families = fams.FAMILIES
+    if args.bundled:
+        families = [fams.BUNDLED]
+        if args.out == Path("tests/fixtures/models"):
+            args.out = Path("models")
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    for fam in fams.FAMILIES:
+    for fam in families:
         if args.only and fam.name not in args.only:
             continue
         size = build_family(fam, args.out, args.templates)

@@ -91,6 +91,12 @@ FAMILIES = [
            QWEN3_PLAIN_ADDED, [], "qwen3.jinja", "bfloat16", 1405, head_dim=32),
 ]
 
+# The bundled default model (models/autoglm-tiny): the GLM-4-0414 structure with its own seed.
+# Random weights: it exercises the real loading, tokenizer, template and forward code; its
+# text is meaningless.
+BUNDLED = Family("autoglm-tiny", "Glm4ForCausalLM", "glm4", CL100K_STYLE_REGEX, False, False,
+                 GLM_SPECIALS, [], ["[gMASK]", "<sop>"], "glm4-0414.jinja", "bfloat16", 1400)
+
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=128)
 

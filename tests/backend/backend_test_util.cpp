@@ -15,10 +15,13 @@ namespace fs = std::filesystem;
 
 std::vector<fs::path> reference_model_dirs() {
   std::vector<fs::path> out;
-  const fs::path root = fs::path(AUTOGLM_FIXTURES_DIR) / "models";
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::directory_iterator(root)) {
-    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
+  // The architecture fixtures, and the bundled default model (models/autoglm-tiny).
+  for (const fs::path root : {fs::path(AUTOGLM_FIXTURES_DIR) / "models",
+                              fs::path(AUTOGLM_SOURCE_DIR) / "models"}) {
+    if (!fs::exists(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
+    }
   }
   std::sort(out.begin(), out.end());
   return out;
