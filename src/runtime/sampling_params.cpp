@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -38,8 +39,10 @@ void validate(const SamplingParams& p, int64_t vocab_size) {
         "presence_penalty", "in [-2, 2]");
   check(finite_in(p.frequency_penalty, -kMaxAbsPresenceFrequency, kMaxAbsPresenceFrequency),
         "frequency_penalty", "in [-2, 2]");
+  std::unordered_set<int32_t> biased;
   for (const auto& [id, bias] : p.logit_bias) {
     check_token_id(id, vocab_size, "logit_bias key");
+    check(biased.insert(id).second, "logit_bias key " + std::to_string(id), "given once");
     check(finite_in(bias, -kMaxAbsLogitBias, kMaxAbsLogitBias),
           "logit_bias[" + std::to_string(id) + "]", "in [-100, 100]");
   }

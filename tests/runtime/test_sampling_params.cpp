@@ -65,6 +65,7 @@ TEST(SamplingParams, BadValuesNameTheParameter) {
   expect_rejected([](auto& p) { p.logit_bias = {{-1, 1.0f}}; }, "logit_bias");
   expect_rejected([](auto& p) { p.logit_bias = {{5, 100.5f}}; }, "logit_bias[5]");
   expect_rejected([](auto& p) { p.logit_bias = {{5, kNaN}}; }, "logit_bias[5]");
+  expect_rejected([](auto& p) { p.logit_bias = {{5, 1.0f}, {5, 2.0f}}; }, "logit_bias key 5");
   expect_rejected([](auto& p) { p.logprobs = true, p.top_logprobs = 21; }, "top_logprobs");
   expect_rejected([](auto& p) { p.top_logprobs = 2; }, "top_logprobs");  // needs logprobs
 }

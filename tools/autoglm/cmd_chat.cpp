@@ -66,7 +66,7 @@ void chat_turn(ModelSession& session, const ChatArgs& args, Json& history,
 int run_chat(ChatArgs& args) {
   finalize_generation_flags(args.gen);
   ModelSession session(args.gen);
-  session.encode_chat(fresh_history(args.system));  // fail now if there is no chat template
+  session.require_chat_template();  // fail now, not at the first turn, if there is none
   const bool interactive = isatty(STDIN_FILENO) != 0;
   Json history = fresh_history(args.system);
   int turn = 0;

@@ -78,7 +78,8 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   float_flag(cmd, "--repetition-penalty", s.repetition_penalty, "HF semantics, > 0; 1 = off");
   float_flag(cmd, "--presence-penalty", s.presence_penalty, "OpenAI semantics, [-2, 2]");
   float_flag(cmd, "--frequency-penalty", s.frequency_penalty, "OpenAI semantics, [-2, 2]");
-  cmd->add_option("--logit-bias", f.logit_bias, "ID:BIAS with BIAS in [-100, 100] (repeatable)");
+  cmd->add_option("--logit-bias", f.logit_bias, "ID:BIAS with BIAS in [-100, 100] (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option_function<std::string>(
       "--seed", [&s](const std::string& v) { s.seed = parse_int<uint64_t>("--seed", v); },
       "seed for reproducible sampling (default: random)");
@@ -93,8 +94,17 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& f) {
   StopParams& st = f.stop;
   int_flag(cmd, "--max-tokens", st.max_tokens, "tokens to generate");
   cmd->add_flag("--ignore-eos", st.ignore_eos, "do not stop at end-of-sequence tokens");
-  cmd->add_option("--stop", st.stop_strings, "stop string, not emitted (repeatable)");
-  cmd->add_option("--stop-token-id", st.stop_token_ids, "stop token id (repeatable)");
+  cmd->add_option("--stop", st.stop_strings, "stop string, not emitted (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option_function<std::vector<std::string>>(
+         "--stop-token-id",
+         [&st](const std::vector<std::string>& values) {
+           for (const std::string& v : values) {
+             st.stop_token_ids.push_back(parse_int<int32_t>("--stop-token-id", v));
+           }
+         },
+         "stop token id (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option_function<std::string>(
       "--kv-cache-mb",
       [&f](const std::string& v) { f.kv_cache_mb = parse_double("--kv-cache-mb", v); },
@@ -137,8 +147,12 @@ std::vector<int32_t> ModelSession::encode_raw(std::string_view text) const {
   return {ids.begin(), ids.end()};
 }
 
-std::vector<int32_t> ModelSession::encode_chat(const Json& messages) const {
+void ModelSession::require_chat_template() const {
   if (!chat_template_) chat_template_ = load_model_chat_template(model_->directory);
+}
+
+std::vector<int32_t> ModelSession::encode_chat(const Json& messages) const {
+  require_chat_template();
   const RenderedPrompt rendered =
       chat_template_->tmpl.render(messages, Json(), /*add_generation_prompt=*/true, Json::object(),
                                   chat_template_->model_context);

@@ -49,6 +49,8 @@ class ModelSession {
   // Renders `messages` with the model's chat template (generation prompt appended) and
   // encodes it with control tokens special only where the template wrote them.
   std::vector<int32_t> encode_chat(const Json& messages) const;
+  // Loads the chat template now (throws Error if the model has none or it is malformed).
+  void require_chat_template() const;
 
   const LoadedModel& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
