@@ -21,6 +21,11 @@ int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+// Descending weight; ties by ascending id, so the order (and the draw) is deterministic.
+bool heavier(const std::pair<double, int32_t>& a, const std::pair<double, int32_t>& b) {
+  return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params, int64_t vocab_size)
@@ -47,48 +52,29 @@ SampledToken Sampler::sample(std::span<float> logits) {
 
 int32_t Sampler::draw(std::span<const float> logits) {
   if (params_.temperature == 0.0f) return argmax(logits);
+  // Weights exp((logit - max) / T): the top token weighs exactly 1, nothing overflows.
+  const double max_logit = *std::max_element(logits.begin(), logits.end());
   const double inv_temperature = 1.0 / params_.temperature;
   candidates_.clear();
   candidates_.reserve(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
-    candidates_.emplace_back(logits[i] * inv_temperature, static_cast<int32_t>(i));
+    candidates_.emplace_back(std::exp((logits[i] - max_logit) * inv_temperature),
+                             static_cast<int32_t>(i));
   }
-  // Descending by logit; ties by ascending id so the order (and the draw) is deterministic.
-  const auto before = [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  };
-  size_t keep = candidates_.size();
-  const bool top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep;
-  if (top_k) keep = static_cast<size_t>(params_.top_k);
-  const bool truncates = top_k || params_.top_p < 1.0f || params_.min_p > 0.0f;
-  if (truncates) {
-    const auto mid = candidates_.begin() + static_cast<std::ptrdiff_t>(keep);
-    std::partial_sort(candidates_.begin(), mid, candidates_.end(), before);
-    candidates_.resize(keep);
-  }
-  double max_scaled = candidates_.front().first;
-  if (!truncates) {
-    for (const auto& c : candidates_) max_scaled = std::max(max_scaled, c.first);
+  size_t sorted = 0;  // candidates_[0, sorted) are in final order
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
+    sorted = static_cast<size_t>(params_.top_k);
+    std::partial_sort(candidates_.begin(),
+                      candidates_.begin() + static_cast<std::ptrdiff_t>(sorted), candidates_.end(),
+                      heavier);
+    candidates_.resize(sorted);
   }
   double total = 0.0;
-  for (auto& c : candidates_) {
-    c.first = std::exp(c.first - max_scaled);  // the top token weighs 1 when sorted
-    total += c.first;
-  }
+  for (const auto& c : candidates_) total += c.first;
   size_t cut = candidates_.size();
   double kept_mass = total;
-  if (truncates) {
-    // Smallest prefix whose probability reaches top_p, then drop tokens below min_p * p_top.
-    const double min_weight = params_.min_p * candidates_.front().first;
-    double cumulative = 0.0;
-    cut = 0;
-    while (cut < candidates_.size()) {
-      if (cut > 0 && (cumulative / total >= params_.top_p)) break;
-      if (cut > 0 && candidates_[cut].first < min_weight) break;
-      cumulative += candidates_[cut].first;
-      ++cut;
-    }
-    kept_mass = cumulative;
+  if (params_.top_p < 1.0f || params_.min_p > 0.0f) {
+    cut = nucleus_size(total, sorted, &kept_mass);
   }
   const double r = uniform01() * kept_mass;
   double acc = 0.0;
@@ -97,6 +83,32 @@ int32_t Sampler::draw(std::span<const float> logits) {
     if (r < acc) return candidates_[i].second;
   }
   return candidates_[cut - 1].second;  // rounding: r landed on the very end of the mass
+}
+
+size_t Sampler::nucleus_size(double total, size_t sorted, double* kept_mass) {
+  // The smallest prefix (by descending weight) whose probability reaches top_p, cut further
+  // where a weight drops below min_p (the top weighs 1). The prefix is sorted lazily in
+  // growing steps: a nucleus is usually a few dozen tokens of a 150k vocabulary, and
+  // partial_sort of the rest yields exactly the order a full sort would.
+  const double min_weight = params_.min_p;
+  double cumulative = 0.0;
+  size_t cut = 0;
+  while (cut < candidates_.size()) {
+    if (cut == sorted) {
+      const size_t grown = std::min(candidates_.size(), std::max<size_t>(64, 2 * sorted));
+      std::partial_sort(candidates_.begin() + static_cast<std::ptrdiff_t>(sorted),
+                        candidates_.begin() + static_cast<std::ptrdiff_t>(grown), candidates_.end(),
+                        heavier);
+      sorted = grown;
+    }
+    if (cut > 0 && (cumulative / total >= params_.top_p || candidates_[cut].first < min_weight)) {
+      break;
+    }
+    cumulative += candidates_[cut].first;
+    ++cut;
+  }
+  *kept_mass = cumulative;
+  return cut;
 }
 
 }  // namespace autoglm

@@ -45,12 +45,15 @@ class Sampler {
 
  private:
   double uniform01();  // [0, 1) from the top 53 bits of one engine output
+  // Tokens kept by top-p and min-p at the front of candidates_, whose first `sorted` entries
+  // are already in order; writes their total weight to `kept_mass`.
+  size_t nucleus_size(double total, size_t sorted, double* kept_mass);
 
   SamplingParams params_;
   int64_t vocab_size_;
   std::mt19937_64 rng_;
   TokenHistory history_;
-  std::vector<std::pair<double, int32_t>> candidates_;  // (scaled logit, then weight; id)
+  std::vector<std::pair<double, int32_t>> candidates_;  // (weight, token id)
 };
 
 }  // namespace autoglm
