@@ -21,7 +21,7 @@ int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-// Descending weight; ties by ascending id, so the order (and the draw) is deterministic.
+// Descending logit or weight; ties by ascending id, so the order (and the draw) is deterministic.
 bool heavier(const std::pair<double, int32_t>& a, const std::pair<double, int32_t>& b) {
   return a.first != b.first ? a.first > b.first : a.second < b.second;
 }
@@ -52,25 +52,32 @@ SampledToken Sampler::sample(std::span<float> logits) {
 
 int32_t Sampler::draw(std::span<const float> logits) {
   if (params_.temperature == 0.0f) return argmax(logits);
-  // Weights exp((logit - max) / T): the top token weighs exactly 1, nothing overflows.
-  const double max_logit = *std::max_element(logits.begin(), logits.end());
-  const double inv_temperature = 1.0 / params_.temperature;
   candidates_.clear();
   candidates_.reserve(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
-    candidates_.emplace_back(std::exp((logits[i] - max_logit) * inv_temperature),
-                             static_cast<int32_t>(i));
+    candidates_.emplace_back(logits[i], static_cast<int32_t>(i));
   }
   size_t sorted = 0;  // candidates_[0, sorted) are in final order
+  double max_logit = 0.0;
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
+    // Top-k on the logits first, so only k weights need an exp.
     sorted = static_cast<size_t>(params_.top_k);
     std::partial_sort(candidates_.begin(),
                       candidates_.begin() + static_cast<std::ptrdiff_t>(sorted), candidates_.end(),
                       heavier);
     candidates_.resize(sorted);
+    max_logit = candidates_.front().first;
+  } else {
+    max_logit = *std::max_element(logits.begin(), logits.end());
   }
+  // Weights exp((logit - max) / T): the top token weighs exactly 1, nothing overflows, and the
+  // order of a sorted prefix is kept (exp is monotonic).
+  const double inv_temperature = 1.0 / params_.temperature;
   double total = 0.0;
-  for (const auto& c : candidates_) total += c.first;
+  for (auto& c : candidates_) {
+    c.first = std::exp((c.first - max_logit) * inv_temperature);
+    total += c.first;
+  }
   size_t cut = candidates_.size();
   double kept_mass = total;
   if (params_.top_p < 1.0f || params_.min_p > 0.0f) {

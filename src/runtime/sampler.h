@@ -53,7 +53,7 @@ class Sampler {
   int64_t vocab_size_;
   std::mt19937_64 rng_;
   TokenHistory history_;
-  std::vector<std::pair<double, int32_t>> candidates_;  // (weight, token id)
+  std::vector<std::pair<double, int32_t>> candidates_;  // (logit, then weight; token id)
 };
 
 }  // namespace autoglm
