@@ -173,11 +173,20 @@ void CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
   linear(final_row_.data(), n_out, lm_head_, {}, logits.data());
 }
 
-void CpuBackend::linear(const float* x, int64_t n_tokens, const WeightMatrix& w,
-                        const std::vector<float>& bias, float* y) {
-  const float* b = bias.empty() ? nullptr : bias.data();
-  pool_threads_.parallel_for(w.rows, cpu::kGemmRowBlock, [&](int64_t r0, int64_t r1, int thread) {
-    kernels_.linear_rows(x, n_tokens, w, b, r0, r1, y, gemm_scratch_[thread].data());
+void CpuBackend::linear(const float* x, int64_t n_tokens, std::span<const LinearJob> jobs) {
+  int64_t total_rows = 0;
+  for (const LinearJob& j : jobs) total_rows += j.w->rows;
+  pool_threads_.parallel_for(total_rows, cpu::kGemmRowBlock, [&](int64_t r0, int64_t r1, int th) {
+    int64_t first = 0;  // first global row of the current job
+    for (const LinearJob& j : jobs) {
+      const int64_t lo = std::max(r0, first) - first;
+      const int64_t hi = std::min(r1, first + j.w->rows) - first;
+      if (lo < hi) {
+        const float* b = j.bias->empty() ? nullptr : j.bias->data();
+        kernels_.linear_rows(x, n_tokens, *j.w, b, lo, hi, j.y, gemm_scratch_[th].data());
+      }
+      first += j.w->rows;
+    }
   });
 }
 
@@ -212,9 +221,9 @@ void CpuBackend::attention_layer(const ForwardBatch& batch, const LayerPlan& p, 
   grow(attn_, n * nh * hd);
 
   cpu::rms_norm(x_.data(), n, hidden, p.input_norm.data(), eps, h_.data());
-  linear(h_.data(), n, p.q, p.q_bias, q_.data());
-  linear(h_.data(), n, p.k, p.k_bias, k_.data());
-  linear(h_.data(), n, p.v, p.v_bias, v_.data());
+  const LinearJob qkv[] = {
+      {&p.q, &p.q_bias, q_.data()}, {&p.k, &p.k_bias, k_.data()}, {&p.v, &p.v_bias, v_.data()}};
+  linear(h_.data(), n, qkv);
   if (config_.qk_norm) {
     cpu::rms_norm(q_.data(), n * nh, hd, p.q_norm.data(), eps, q_.data());
     cpu::rms_norm(k_.data(), n * nkv, hd, p.k_norm.data(), eps, k_.data());
@@ -288,8 +297,9 @@ void CpuBackend::mlp_layer(int64_t n, const LayerPlan& p) {
       }
     });
   } else {
-    linear(h_.data(), n, p.gate, p.gate_bias, gate_.data());
-    linear(h_.data(), n, p.up, p.up_bias, up_.data());
+    const LinearJob gate_up[] = {{&p.gate, &p.gate_bias, gate_.data()},
+                                 {&p.up, &p.up_bias, up_.data()}};
+    linear(h_.data(), n, gate_up);
     pool_threads_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
       cpu::silu_mul(gate_.data() + t0 * inter, up_.data() + t0 * inter, up_.data() + t0 * inter,
                     (t1 - t0) * inter);

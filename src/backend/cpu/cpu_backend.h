@@ -45,9 +45,20 @@ class CpuBackend final : public Backend {
     std::vector<float> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;
     cpu::WeightMatrix q, k, v, o, gate_up, gate, up, down;
   };
-  // y[n, w.rows] = x[n, w.cols] * w^T + bias, rows split across the pool.
+  // One linear layer's job: y[n, w.rows] = x[n, w.cols] * w^T + bias.
+  struct LinearJob {
+    const cpu::WeightMatrix* w;
+    const std::vector<float>* bias;
+    float* y;
+  };
+  // Runs jobs that share the input x as ONE parallel region over their concatenated rows
+  // (q/k/v: one wake-up of the pool instead of three).
+  void linear(const float* x, int64_t n_tokens, std::span<const LinearJob> jobs);
   void linear(const float* x, int64_t n_tokens, const cpu::WeightMatrix& w,
-              const std::vector<float>& bias, float* y);
+              const std::vector<float>& bias, float* y) {
+    const LinearJob job{&w, &bias, y};
+    linear(x, n_tokens, std::span<const LinearJob>(&job, 1));
+  }
   void attend_one(const ForwardBatch& batch, int layer, int32_t seq, int32_t token, int64_t head,
                   const float* q, float* out, float* scores);
   void rotate_and_store(const ForwardBatch& batch, int layer);
