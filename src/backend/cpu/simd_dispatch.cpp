@@ -2,6 +2,10 @@
 // simd_kernels.h). The CPU check uses the compiler's __builtin_cpu_supports (cpuid + XCR0,
 // so an OS that does not save AVX-512 state is not offered AVX-512).
 // Thread ownership: best_kernels() is safe to call from any thread (static initialisation).
+#if defined(AUTOGLM_X86_KERNELS)
+#include <cpuid.h>
+#endif
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -54,11 +58,21 @@ struct V {
 
 constexpr SimdKernels kPortable{"portable", linear_rows_impl, dot_impl, axpy_impl};
 
+#if defined(AUTOGLM_X86_KERNELS)
+// clang 14's __builtin_cpu_supports has no "f16c": read CPUID leaf 1 (ECX bit 29) directly.
+// AVX2 being usable (checked by the builtin, which includes the OS's XCR0 state) implies the
+// YMM state F16C needs.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  return (ecx & bit_F16C) != 0;
+}
+#endif
+
 bool cpu_has_avx2() {
 #if defined(AUTOGLM_X86_KERNELS)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
   return false;
 #endif
