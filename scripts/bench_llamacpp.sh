@@ -103,14 +103,28 @@ print("llama.cpp system info:", llama_cpp.llama_print_system_info().decode().str
 PY
 }
 
+# Alternates the two engines REPEATS times per precision and reports each one's best decode
+# rate: on a shared 2-core machine a neighbour's burst only ever slows a run down, so the best
+# of several alternating runs is the fairest like-for-like figure. Every run is printed too.
 bench_both() {
+  local repeats=${REPEATS:-3} log
+  log=$(mktemp)
   for p in $PRECISIONS; do
     [ -f "$BENCH_DIR/$p.gguf" ] || continue
-    echo "== $p =="
-    bench_llamacpp_one "$BENCH_DIR/$p.gguf"
-    "$AUTOGLM_BIN" bench latency --model "$BENCH_DIR/$p" --threads "$THREADS" \
-      --prompt-tokens "$PROMPT_TOKENS" --decode-tokens "$DECODE_TOKENS"
+    for _ in $(seq "$repeats"); do
+      bench_llamacpp_one "$BENCH_DIR/$p.gguf" | tee -a "$log" | sed "s/^/[$p] /"
+      "$AUTOGLM_BIN" bench latency --model "$BENCH_DIR/$p" --threads "$THREADS" \
+        --prompt-tokens "$PROMPT_TOKENS" --decode-tokens "$DECODE_TOKENS" |
+        sed "s/^decode:/autoglm decode:/" | tee -a "$log" | sed "s/^/[$p] /"
+    done
+    local ours theirs
+    theirs=$(grep "^llama.cpp .*$p.gguf" "$log" | sed -E 's/.*decode ([0-9.]+) tok.*/\1/' | sort -g | tail -1)
+    ours=$(grep "^autoglm decode:" "$log" | sed -E 's/.*= ([0-9.]+) tok.*/\1/' | sort -g | tail -1)
+    echo "SUMMARY $p: decode best-of-$repeats autoglm $ours tok/s, llama.cpp $theirs tok/s," \
+      "ratio $(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')"
+    : >"$log"
   done
+  rm -f "$log"
 }
 
 main() {

@@ -176,18 +176,36 @@ void CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
 void CpuBackend::linear(const float* x, int64_t n_tokens, std::span<const LinearJob> jobs) {
   int64_t total_rows = 0;
   for (const LinearJob& j : jobs) total_rows += j.w->rows;
-  pool_threads_.parallel_for(total_rows, cpu::kGemmRowBlock, [&](int64_t r0, int64_t r1, int th) {
-    int64_t first = 0;  // first global row of the current job
-    for (const LinearJob& j : jobs) {
-      const int64_t lo = std::max(r0, first) - first;
-      const int64_t hi = std::min(r1, first + j.w->rows) - first;
-      if (lo < hi) {
-        const float* b = j.bias->empty() ? nullptr : j.bias->data();
-        kernels_.linear_rows(x, n_tokens, *j.w, b, lo, hi, j.y, gemm_scratch_[th].data());
+  // Rows are handed out in chunks (about 8 per thread) from a shared counter rather than split
+  // statically: a core shared with another process then just takes fewer chunks. Each row is
+  // still computed whole by one kernel call, so results do not depend on who computes it.
+  const int64_t threads = pool_threads_.size();
+  const int64_t grain = cpu::kGemmRowBlock;
+  const int64_t chunk = std::max<int64_t>(grain, total_rows / (threads * 8) / grain * grain);
+  const int64_t n_chunks = (total_rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  auto worker = [&](int th) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t r0 = c * chunk;
+      const int64_t r1 = std::min(total_rows, r0 + chunk);
+      int64_t first = 0;  // first global row of the current job
+      for (const LinearJob& j : jobs) {
+        const int64_t lo = std::max(r0, first) - first;
+        const int64_t hi = std::min(r1, first + j.w->rows) - first;
+        if (lo < hi) {
+          const float* b = j.bias->empty() ? nullptr : j.bias->data();
+          kernels_.linear_rows(x, n_tokens, *j.w, b, lo, hi, j.y, gemm_scratch_[th].data());
+        }
+        first += j.w->rows;
       }
-      first += j.w->rows;
     }
-  });
+  };
+  if (n_chunks == 1) {
+    worker(0);
+  } else {
+    pool_threads_.run(worker);
+  }
 }
 
 void CpuBackend::rotate_and_store(const ForwardBatch& batch, int layer) {
