@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
         const int64_t copies = std::max<int64_t>(1, total / matrix_bytes);
         std::vector<uint16_t> mem(static_cast<size_t>(copies * matrix_bytes / 2));
         for (size_t i = 0; i < mem.size(); ++i) mem[i] = static_cast<uint16_t>(0x3c00 + (i & 0xff));
-        const int reps = static_cast<int>(std::max<int64_t>(3, (2048ll << 20) / (copies * matrix_bytes)));
+        const int reps =
+            static_cast<int>(std::max<int64_t>(3, (2048ll << 20) / (copies * matrix_bytes)));
         const auto t0 = std::chrono::steady_clock::now();
         for (int r = 0; r < reps; ++r) {
           for (int64_t c = 0; c < copies; ++c) {
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
             k->linear_rows(x.data(), 1, w, nullptr, 0, rows, y.data(), nullptr);
           }
         }
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::printf("%-8s %-4s %s: %.1f GB/s\n", std::string(k->isa).c_str(),
                     std::string(dtype_name(dt)).c_str(), copies == 1 ? "in-cache " : "in-memory",
                     reps * copies * matrix_bytes / s / 1e9);

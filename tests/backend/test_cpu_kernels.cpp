@@ -163,35 +163,59 @@ TEST(CpuThreadPool, ParallelForCoversEveryIndexOnceWithGrainAlignedRanges) {
   }
 }
 
-// Each output row is computed by exactly one thread with the same kernel, so the thread count
-// must not change a single bit of the logits.
-TEST(CpuBackendThreads, LogitsAreBitIdenticalForAnyThreadCount) {
-  const auto dir = std::filesystem::path(AUTOGLM_FIXTURES_DIR) / "models" / "glm4-tiny";
-  const auto model = load_model_directory(dir.string());
+// Logits of the glm4-tiny fixture for a 13-token prompt under the given options.
+std::vector<float> fixture_logits(const LoadedModel& model, CpuBackendOptions options) {
   const std::vector<int32_t> ids = {1, 5, 9, 2, 7, 3, 11, 4, 6, 8, 10, 12, 13};
   const int32_t n = static_cast<int32_t>(ids.size());
   std::vector<int32_t> pos(ids.size()), slots(ids.size()), rows(ids.size());
   for (int32_t i = 0; i < n; ++i) pos[i] = slots[i] = rows[i] = i;
   const std::vector<int32_t> start = {0, n}, ctx = {n}, table = {0, 1, 2, 3};
-  std::vector<std::vector<float>> results;
-  for (int threads : {1, 2, 3}) {
-    CpuBackend be(*model, KvPoolShape{4, 4}, CpuBackendOptions{threads});
-    EXPECT_EQ(be.threads(), threads);
-    ForwardBatch b;
-    b.token_ids = ids;
-    b.positions = pos;
-    b.seq_start = start;
-    b.context_len = ctx;
-    b.block_table = table;
-    b.max_blocks_per_seq = 4;
-    b.slot_mapping = slots;
-    b.logits_rows = rows;
-    std::vector<float> logits(static_cast<size_t>(n) * be.vocab_size());
-    be.forward(b, logits);
-    results.push_back(std::move(logits));
+  CpuBackend be(model, KvPoolShape{4, 4}, options);
+  if (options.threads > 0) {
+    EXPECT_EQ(be.threads(), options.threads);
   }
-  for (size_t i = 1; i < results.size(); ++i) {
-    ASSERT_EQ(std::memcmp(results[0].data(), results[i].data(), results[0].size() * 4), 0);
+  ForwardBatch b;
+  b.token_ids = ids;
+  b.positions = pos;
+  b.seq_start = start;
+  b.context_len = ctx;
+  b.block_table = table;
+  b.max_blocks_per_seq = 4;
+  b.slot_mapping = slots;
+  b.logits_rows = rows;
+  std::vector<float> logits(static_cast<size_t>(n) * be.vocab_size());
+  be.forward(b, logits);
+  return logits;
+}
+
+std::unique_ptr<LoadedModel> glm4_tiny() {
+  const auto dir = std::filesystem::path(AUTOGLM_FIXTURES_DIR) / "models" / "glm4-tiny";
+  return load_model_directory(dir.string());
+}
+
+// Each output row is computed by exactly one thread with the same kernel, so the thread count
+// must not change a single bit of the logits.
+TEST(CpuBackendThreads, LogitsAreBitIdenticalForAnyThreadCount) {
+  const auto model = glm4_tiny();
+  const std::vector<float> one = fixture_logits(*model, CpuBackendOptions{1});
+  for (int threads : {2, 3}) {
+    const std::vector<float> many = fixture_logits(*model, CpuBackendOptions{threads});
+    ASSERT_EQ(std::memcmp(one.data(), many.data(), one.size() * 4), 0) << threads;
+  }
+}
+
+// The whole forward on every ISA this CPU has agrees with the portable kernels (the transformers
+// comparison in test_cpu_reference.cpp runs on the best ISA only).
+TEST(CpuBackendIsa, EveryIsaGivesTheSameLogitsAsPortable) {
+  const auto model = glm4_tiny();
+  const std::vector<float> want = fixture_logits(*model, CpuBackendOptions{2, &portable_kernels()});
+  for (const SimdKernels* k : available_kernels()) {
+    const std::vector<float> got = fixture_logits(*model, CpuBackendOptions{2, k});
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      worst = std::max(worst, std::abs(static_cast<double>(got[i]) - want[i]));
+    }
+    EXPECT_LT(worst, 1e-4) << k->isa;
   }
 }
 

@@ -41,7 +41,7 @@ void grow(std::vector<T>& v, size_t n) {
 CpuBackend::CpuBackend(const LoadedModel& model, KvPoolShape kv_pool, CpuBackendOptions options)
     : config_(model.config),
       pool_(kv_pool),
-      kernels_(cpu::best_kernels()),
+      kernels_(options.kernels ? *options.kernels : cpu::best_kernels()),
       pool_threads_(options.threads),
       rope_(model.config) {
   if (pool_.block_size <= 0 || pool_.num_blocks <= 0) {

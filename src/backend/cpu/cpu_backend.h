@@ -24,6 +24,8 @@ namespace autoglm {
 
 struct CpuBackendOptions {
   int threads = 0;  // <= 0: std::thread::hardware_concurrency()
+  // nullptr: cpu::best_kernels(). Tests pin a table to check every ISA end to end.
+  const cpu::SimdKernels* kernels = nullptr;
 };
 
 class CpuBackend final : public Backend {

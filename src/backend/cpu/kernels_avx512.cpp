@@ -21,7 +21,7 @@ namespace {
 struct V {
   using F = __m512;
   static constexpr int64_t kWidth = 16;
-  static constexpr int kGemvRows = 8;  // 8 weight streams in flight: more memory parallelism
+  static constexpr int kGemvRows = 8;    // 8 weight streams in flight: more memory parallelism
   static constexpr int kGemmTokens = 4;  // 4x4 accumulators of 32 zmm registers
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float a) { return _mm512_set1_ps(a); }
