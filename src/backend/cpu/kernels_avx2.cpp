@@ -15,7 +15,6 @@ namespace {
 struct V {
   using F = __m256;
   static constexpr int64_t kWidth = 8;
-  static constexpr int kGemvRows = 8;    // 8 accumulators + x + w: 10 of 16 ymm registers
   static constexpr int kGemmTokens = 2;  // 4x2 accumulators fit the 16 ymm registers
   static F zero() { return _mm256_setzero_ps(); }
   static F set1(float a) { return _mm256_set1_ps(a); }
@@ -29,6 +28,7 @@ struct V {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static float hsum(F v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -21,7 +21,6 @@ namespace {
 struct V {
   using F = __m512;
   static constexpr int64_t kWidth = 16;
-  static constexpr int kGemvRows = 8;    // 8 weight streams in flight: more memory parallelism
   static constexpr int kGemmTokens = 4;  // 4x4 accumulators of 32 zmm registers
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float a) { return _mm512_set1_ps(a); }
@@ -35,6 +34,7 @@ struct V {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static float hsum(F v) { return _mm512_reduce_add_ps(v); }
 };
 

@@ -21,7 +21,6 @@ namespace {
 struct V {
   using F = float __attribute__((vector_size(16)));
   static constexpr int64_t kWidth = 4;
-  static constexpr int kGemvRows = 4;
   static constexpr int kGemmTokens = 2;
   static F zero() { return F{}; }
   static F set1(float a) { return F{} + a; }
@@ -47,6 +46,7 @@ struct V {
     return v;
   }
   static F fma(F a, F b, F c) { return a * b + c; }
+  static F add(F a, F b) { return a + b; }
   static float hsum(F v) {
     float s = 0.0f;
     for (int i = 0; i < kWidth; ++i) s += v[i];
