@@ -45,5 +45,25 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Prefill: GFLOP/s of the blocked multi-token path (weights converted per 16-row tile).
+  const int64_t tokens = 128;
+  std::vector<float> xt(tokens * cols), yt(tokens * rows), scratch(kGemmRowBlock * cols);
+  for (float& v : xt) v = static_cast<float>(rng() % 1000) / 1000.0f;
+  std::vector<uint16_t> wmem(static_cast<size_t>(rows * cols * 2));
+  for (size_t i = 0; i < wmem.size(); ++i) wmem[i] = static_cast<uint16_t>(0x3c00 + (i & 0xff));
+  for (const SimdKernels* k : available_kernels()) {
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      const WeightMatrix w{dt, wmem.data(), rows, cols};
+      const int reps = 5;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int r = 0; r < reps; ++r) {
+        k->linear_rows(xt.data(), tokens, w, nullptr, 0, rows, yt.data(), scratch.data());
+      }
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("%-8s %-4s gemm %lld tokens: %.1f GFLOP/s\n", std::string(k->isa).c_str(),
+                  std::string(dtype_name(dt)).c_str(), static_cast<long long>(tokens),
+                  2.0 * reps * tokens * rows * cols / s / 1e9);
+    }
+  }
   return 0;
 }

@@ -15,6 +15,7 @@ namespace {
 struct V {
   using F = __m256;
   static constexpr int64_t kWidth = 8;
+  static constexpr int kGemmRows = 4;
   static constexpr int kGemmTokens = 2;  // 4x2 accumulators fit the 16 ymm registers
   static F zero() { return _mm256_setzero_ps(); }
   static F set1(float a) { return _mm256_set1_ps(a); }

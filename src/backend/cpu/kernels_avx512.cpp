@@ -21,6 +21,7 @@ namespace {
 struct V {
   using F = __m512;
   static constexpr int64_t kWidth = 16;
+  static constexpr int kGemmRows = 4;    // tried 8x3 and 6x4: slower here
   static constexpr int kGemmTokens = 4;  // 4x4 accumulators of 32 zmm registers
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float a) { return _mm512_set1_ps(a); }

@@ -21,6 +21,7 @@ namespace {
 struct V {
   using F = float __attribute__((vector_size(16)));
   static constexpr int64_t kWidth = 4;
+  static constexpr int kGemmRows = 4;
   static constexpr int kGemmTokens = 2;
   static F zero() { return F{}; }
   static F set1(float a) { return F{} + a; }
