@@ -1,8 +1,10 @@
-// See cpu_backend.h. Straightforward fp32 reference implementation: the loop nests follow the
-// HF modeling code so that it can be read side by side with it.
+// See cpu_backend.h. The loop nests follow the HF modeling code so that it can be read side by
+// side with it; the heavy work (linear layers, attention) goes through the SIMD kernel table
+// and the thread pool, the light elementwise work stays in the scalar kernels.
 #include "backend/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -36,8 +38,12 @@ void grow(std::vector<T>& v, size_t n) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(const LoadedModel& model, KvPoolShape kv_pool)
-    : config_(model.config), pool_(kv_pool), rope_(model.config) {
+CpuBackend::CpuBackend(const LoadedModel& model, KvPoolShape kv_pool, CpuBackendOptions options)
+    : config_(model.config),
+      pool_(kv_pool),
+      kernels_(options.kernels ? *options.kernels : cpu::best_kernels()),
+      pool_threads_(options.threads),
+      rope_(model.config) {
   if (pool_.block_size <= 0 || pool_.num_blocks <= 0) {
     fail(ErrorCode::kInvalidArgument, "cpu backend: KV pool needs positive blocks and block size");
   }
@@ -54,25 +60,30 @@ CpuBackend::CpuBackend(const LoadedModel& model, KvPoolShape kv_pool)
     p.q_norm = as_vector(lw[LayerTensor::kQNorm]);
     p.k_norm = as_vector(lw[LayerTensor::kKNorm]);
     p.q = as_matrix(lw[LayerTensor::kQ]);
-    p.q_bias = as_matrix(lw[LayerTensor::kQBias]);
+    p.q_bias = as_vector(lw[LayerTensor::kQBias]);
     p.k = as_matrix(lw[LayerTensor::kK]);
-    p.k_bias = as_matrix(lw[LayerTensor::kKBias]);
+    p.k_bias = as_vector(lw[LayerTensor::kKBias]);
     p.v = as_matrix(lw[LayerTensor::kV]);
-    p.v_bias = as_matrix(lw[LayerTensor::kVBias]);
+    p.v_bias = as_vector(lw[LayerTensor::kVBias]);
     p.o = as_matrix(lw[LayerTensor::kO]);
-    p.o_bias = as_matrix(lw[LayerTensor::kOBias]);
+    p.o_bias = as_vector(lw[LayerTensor::kOBias]);
     p.gate_up = as_matrix(lw[LayerTensor::kGateUp]);
     p.gate = as_matrix(lw[LayerTensor::kGate]);
-    p.gate_bias = as_matrix(lw[LayerTensor::kGateBias]);
+    p.gate_bias = as_vector(lw[LayerTensor::kGateBias]);
     p.up = as_matrix(lw[LayerTensor::kUp]);
-    p.up_bias = as_matrix(lw[LayerTensor::kUpBias]);
+    p.up_bias = as_vector(lw[LayerTensor::kUpBias]);
     p.down = as_matrix(lw[LayerTensor::kDown]);
-    p.down_bias = as_matrix(lw[LayerTensor::kDownBias]);
+    p.down_bias = as_vector(lw[LayerTensor::kDownBias]);
     layers_.push_back(std::move(p));
   }
   const size_t per_layer_side = static_cast<size_t>(pool_.num_blocks) * pool_.block_size *
                                 config_.num_key_value_heads * config_.head_dim;
   kv_.assign(per_layer_side * 2 * layers_.size(), 0.0f);
+  const int64_t max_cols = std::max({config_.hidden_size, config_.intermediate_size,
+                                     config_.num_attention_heads * config_.head_dim});
+  gemm_scratch_.resize(static_cast<size_t>(pool_threads_.size()));
+  for (auto& s : gemm_scratch_) s.resize(static_cast<size_t>(cpu::kGemmRowBlock * max_cols));
+  scores_.resize(static_cast<size_t>(pool_threads_.size()));
 }
 
 float* CpuBackend::k_cache(int layer, int32_t slot) {
@@ -129,14 +140,23 @@ void CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
   check_batch(batch);
   const int64_t n = batch.n_tokens();
   const int64_t hidden = config_.hidden_size;
-  if (logits.size() < batch.logits_rows.size() * static_cast<size_t>(config_.vocab_size)) {
+  const int64_t n_out = static_cast<int64_t>(batch.logits_rows.size());
+  if (logits.size() < static_cast<size_t>(n_out) * static_cast<size_t>(config_.vocab_size)) {
     fail(ErrorCode::kInternal, "cpu backend: logits buffer too small");
   }
   grow(x_, n * hidden);
   grow(h_, n * hidden);
-  grow(scratch_, std::max<size_t>(
-                     {static_cast<size_t>(hidden), static_cast<size_t>(config_.intermediate_size),
-                      static_cast<size_t>(config_.num_attention_heads * config_.head_dim)}));
+  // RoPE angles once per step, shared by every layer.
+  const int32_t half = rope_.rotary_dim() / 2;
+  grow(rope_cos_, n * half);
+  grow(rope_sin_, n * half);
+  grow(token_seq_, n);
+  for (int64_t t = 0; t < n; ++t) {
+    rope_.angles(batch.positions[t], rope_cos_.data() + t * half, rope_sin_.data() + t * half);
+  }
+  for (int32_t s = 0; s < batch.n_seqs(); ++s) {
+    for (int32_t t = batch.seq_start[s]; t < batch.seq_start[s + 1]; ++t) token_seq_[t] = s;
+  }
   for (int64_t t = 0; t < n; ++t) cpu::load_row(embed_, batch.token_ids[t], x_.data() + t * hidden);
 
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -144,12 +164,65 @@ void CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
     mlp_layer(n, layers_[l]);
   }
 
-  std::vector<float> row(hidden);
-  for (size_t r = 0; r < batch.logits_rows.size(); ++r) {
+  // Only the requested rows reach the LM head, as one (small) batch.
+  grow(final_row_, n_out * hidden);
+  for (int64_t r = 0; r < n_out; ++r) {
     cpu::rms_norm(x_.data() + batch.logits_rows[r] * hidden, 1, hidden, final_norm_.data(),
-                  static_cast<float>(config_.rms_norm_eps), row.data());
-    cpu::linear(row.data(), 1, lm_head_, {}, logits.data() + r * config_.vocab_size,
-                scratch_.data());
+                  static_cast<float>(config_.rms_norm_eps), final_row_.data() + r * hidden);
+  }
+  linear(final_row_.data(), n_out, lm_head_, {}, logits.data());
+}
+
+void CpuBackend::linear(const float* x, int64_t n_tokens, std::span<const LinearJob> jobs) {
+  int64_t total_rows = 0;
+  for (const LinearJob& j : jobs) total_rows += j.w->rows;
+  // Rows are handed out in chunks (about 8 per thread) from a shared counter rather than split
+  // statically: a core shared with another process then just takes fewer chunks. Each row is
+  // still computed whole by one kernel call, so results do not depend on who computes it.
+  const int64_t threads = pool_threads_.size();
+  const int64_t grain = cpu::kGemmRowBlock;
+  const int64_t chunk = std::max<int64_t>(grain, total_rows / (threads * 8) / grain * grain);
+  const int64_t n_chunks = (total_rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  auto worker = [&](int th) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t r0 = c * chunk;
+      const int64_t r1 = std::min(total_rows, r0 + chunk);
+      int64_t first = 0;  // first global row of the current job
+      for (const LinearJob& j : jobs) {
+        const int64_t lo = std::max(r0, first) - first;
+        const int64_t hi = std::min(r1, first + j.w->rows) - first;
+        if (lo < hi) {
+          const float* b = j.bias->empty() ? nullptr : j.bias->data();
+          kernels_.linear_rows(x, n_tokens, *j.w, b, lo, hi, j.y, gemm_scratch_[th].data());
+        }
+        first += j.w->rows;
+      }
+    }
+  };
+  if (n_chunks == 1) {
+    worker(0);
+  } else {
+    pool_threads_.run(worker);
+  }
+}
+
+void CpuBackend::rotate_and_store(const ForwardBatch& batch, int layer) {
+  const int64_t n = batch.n_tokens();
+  const int64_t hd = config_.head_dim;
+  const int64_t nh = config_.num_attention_heads;
+  const int64_t nkv = config_.num_key_value_heads;
+  const int32_t rd = rope_.rotary_dim();
+  const auto rotate =
+      config_.rope_style == RopeStyle::kInterleaved ? cpu::rope_interleaved : cpu::rope_neox;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* cos = rope_cos_.data() + t * (rd / 2);
+    const float* sin = rope_sin_.data() + t * (rd / 2);
+    for (int64_t h = 0; h < nh; ++h) rotate(q_.data() + (t * nh + h) * hd, rd, cos, sin);
+    for (int64_t h = 0; h < nkv; ++h) rotate(k_.data() + (t * nkv + h) * hd, rd, cos, sin);
+    std::copy_n(k_.data() + t * nkv * hd, nkv * hd, k_cache(layer, batch.slot_mapping[t]));
+    std::copy_n(v_.data() + t * nkv * hd, nkv * hd, v_cache(layer, batch.slot_mapping[t]));
   }
 }
 
@@ -166,66 +239,61 @@ void CpuBackend::attention_layer(const ForwardBatch& batch, const LayerPlan& p, 
   grow(attn_, n * nh * hd);
 
   cpu::rms_norm(x_.data(), n, hidden, p.input_norm.data(), eps, h_.data());
-  cpu::linear(h_.data(), n, p.q, p.q_bias, q_.data(), scratch_.data());
-  cpu::linear(h_.data(), n, p.k, p.k_bias, k_.data(), scratch_.data());
-  cpu::linear(h_.data(), n, p.v, p.v_bias, v_.data(), scratch_.data());
+  const LinearJob qkv[] = {
+      {&p.q, &p.q_bias, q_.data()}, {&p.k, &p.k_bias, k_.data()}, {&p.v, &p.v_bias, v_.data()}};
+  linear(h_.data(), n, qkv);
   if (config_.qk_norm) {
     cpu::rms_norm(q_.data(), n * nh, hd, p.q_norm.data(), eps, q_.data());
     cpu::rms_norm(k_.data(), n * nkv, hd, p.k_norm.data(), eps, k_.data());
   }
-  const int32_t rd = rope_.rotary_dim();
-  std::vector<float> cos(rd / 2), sin(rd / 2);
-  const auto rotate =
-      config_.rope_style == RopeStyle::kInterleaved ? cpu::rope_interleaved : cpu::rope_neox;
-  for (int64_t t = 0; t < n; ++t) {
-    rope_.angles(batch.positions[t], cos.data(), sin.data());
-    for (int64_t h = 0; h < nh; ++h)
-      rotate(q_.data() + (t * nh + h) * hd, rd, cos.data(), sin.data());
-    for (int64_t h = 0; h < nkv; ++h)
-      rotate(k_.data() + (t * nkv + h) * hd, rd, cos.data(), sin.data());
-    std::copy_n(k_.data() + t * nkv * hd, nkv * hd, k_cache(layer, batch.slot_mapping[t]));
-    std::copy_n(v_.data() + t * nkv * hd, nkv * hd, v_cache(layer, batch.slot_mapping[t]));
-  }
-  attend(batch, layer, q_.data(), attn_.data());
+  rotate_and_store(batch, layer);
 
-  cpu::linear(attn_.data(), n, p.o, p.o_bias, h_.data(), scratch_.data());
+  // One task per (token, head), handed out dynamically: causal rows differ in length.
+  int32_t longest = 0;
+  for (int64_t t = 0; t < n; ++t) longest = std::max(longest, batch.positions[t] + 1);
+  for (auto& s : scores_) grow(s, static_cast<size_t>(longest));
+  const int64_t tasks = n * nh;
+  std::atomic<int64_t> next{0};
+  auto worker = [&](int thread) {
+    for (int64_t task = next.fetch_add(1, std::memory_order_relaxed); task < tasks;
+         task = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int32_t t = static_cast<int32_t>(task / nh);
+      attend_one(batch, layer, token_seq_[t], t, task % nh, q_.data(), attn_.data(),
+                 scores_[thread].data());
+    }
+  };
+  pool_threads_.run(worker);
+
+  linear(attn_.data(), n, p.o, p.o_bias, h_.data());
   if (!p.post_self_attn_norm.empty()) {
     cpu::rms_norm(h_.data(), n, hidden, p.post_self_attn_norm.data(), eps, h_.data());
   }
   for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
 }
 
-void CpuBackend::attend(const ForwardBatch& b, int layer, const float* q, float* out) {
+void CpuBackend::attend_one(const ForwardBatch& b, int layer, int32_t seq, int32_t t, int64_t h,
+                            const float* q, float* out, float* scores) {
   const int64_t hd = config_.head_dim;
   const int64_t nh = config_.num_attention_heads;
-  const int64_t group = nh / config_.num_key_value_heads;
+  const int64_t kv_off = h / (nh / config_.num_key_value_heads) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int32_t s = 0; s < b.n_seqs(); ++s) {
-    const int32_t* blocks = b.block_table.data() + s * b.max_blocks_per_seq;
-    for (int32_t t = b.seq_start[s]; t < b.seq_start[s + 1]; ++t) {
-      const int32_t visible = b.positions[t] + 1;  // causal: keys at positions 0..pos
-      grow(scores_, visible);
-      for (int64_t h = 0; h < nh; ++h) {
-        const float* qh = q + (t * nh + h) * hd;
-        const int64_t kvh = h / group;
-        for (int32_t j = 0; j < visible; ++j) {
-          const int32_t slot =
-              blocks[j / pool_.block_size] * pool_.block_size + j % pool_.block_size;
-          const float* kj = k_cache(layer, slot) + kvh * hd;
-          float dot = 0.0f;
-          for (int64_t d = 0; d < hd; ++d) dot += qh[d] * kj[d];
-          scores_[j] = dot * scale;
-        }
-        cpu::softmax(scores_.data(), visible);
-        float* oh = out + (t * nh + h) * hd;
-        std::fill(oh, oh + hd, 0.0f);
-        for (int32_t j = 0; j < visible; ++j) {
-          const int32_t slot =
-              blocks[j / pool_.block_size] * pool_.block_size + j % pool_.block_size;
-          const float* vj = v_cache(layer, slot) + kvh * hd;
-          for (int64_t d = 0; d < hd; ++d) oh[d] += scores_[j] * vj[d];
-        }
-      }
+  const int32_t* blocks = b.block_table.data() + seq * b.max_blocks_per_seq;
+  const int32_t bs = pool_.block_size;
+  const int32_t visible = b.positions[t] + 1;  // causal: keys at positions 0..pos
+  const float* qh = q + (t * nh + h) * hd;
+  for (int32_t j0 = 0; j0 < visible; j0 += bs) {
+    const int32_t first_slot = blocks[j0 / bs] * bs;
+    for (int32_t j = j0; j < std::min(visible, j0 + bs); ++j) {
+      scores[j] = kernels_.dot(qh, k_cache(layer, first_slot + j - j0) + kv_off, hd) * scale;
+    }
+  }
+  cpu::softmax(scores, visible);
+  float* oh = out + (t * nh + h) * hd;
+  std::fill(oh, oh + hd, 0.0f);
+  for (int32_t j0 = 0; j0 < visible; j0 += bs) {
+    const int32_t first_slot = blocks[j0 / bs] * bs;
+    for (int32_t j = j0; j < std::min(visible, j0 + bs); ++j) {
+      kernels_.axpy(scores[j], v_cache(layer, first_slot + j - j0) + kv_off, oh, hd);
     }
   }
 }
@@ -239,17 +307,23 @@ void CpuBackend::mlp_layer(int64_t n, const LayerPlan& p) {
   cpu::rms_norm(x_.data(), n, hidden, p.post_attention_norm.data(), eps, h_.data());
   if (!p.gate_up.empty()) {
     // Fused [gate; up] rows: each token's output row holds gate then up.
-    cpu::linear(h_.data(), n, p.gate_up, {}, gate_.data(), scratch_.data());
-    for (int64_t t = 0; t < n; ++t) {
-      const float* row = gate_.data() + t * 2 * inter;
-      cpu::silu_mul(row, row + inter, up_.data() + t * inter, inter);
-    }
+    linear(h_.data(), n, p.gate_up, {}, gate_.data());
+    pool_threads_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* row = gate_.data() + t * 2 * inter;
+        cpu::silu_mul(row, row + inter, up_.data() + t * inter, inter);
+      }
+    });
   } else {
-    cpu::linear(h_.data(), n, p.gate, p.gate_bias, gate_.data(), scratch_.data());
-    cpu::linear(h_.data(), n, p.up, p.up_bias, up_.data(), scratch_.data());
-    cpu::silu_mul(gate_.data(), up_.data(), up_.data(), n * inter);
+    const LinearJob gate_up[] = {{&p.gate, &p.gate_bias, gate_.data()},
+                                 {&p.up, &p.up_bias, up_.data()}};
+    linear(h_.data(), n, gate_up);
+    pool_threads_.parallel_for(n, 1, [&](int64_t t0, int64_t t1, int) {
+      cpu::silu_mul(gate_.data() + t0 * inter, up_.data() + t0 * inter, up_.data() + t0 * inter,
+                    (t1 - t0) * inter);
+    });
   }
-  cpu::linear(up_.data(), n, p.down, p.down_bias, h_.data(), scratch_.data());
+  linear(up_.data(), n, p.down, p.down_bias, h_.data());
   if (!p.post_mlp_norm.empty()) {
     cpu::rms_norm(h_.data(), n, hidden, p.post_mlp_norm.data(), eps, h_.data());
   }
