@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/metrics.h"
 #include "runtime/sampling_params.h"
 
 namespace autoglm {
@@ -89,21 +90,6 @@ class RequestRejected : public std::runtime_error {
   double retry_after_s_;
 };
 
-struct EngineStats {
-  int32_t requests_running = 0;
-  int32_t requests_waiting = 0;
-  int32_t kv_blocks_total = 0;
-  int32_t kv_blocks_used = 0;   // referenced by a live sequence
-  uint64_t prefix_queries = 0;  // prompt tokens looked up in the prefix cache
-  uint64_t prefix_hits = 0;     // of which found
-  uint64_t preemptions = 0;
-  uint64_t tokens_in = 0;   // prompt tokens of started requests
-  uint64_t tokens_out = 0;  // generated tokens
-  uint64_t requests_finished = 0;
-  uint64_t steps = 0;
-  uint64_t step_errors = 0;  // steps whose forward threw (their requests end with kError)
-};
-
 namespace detail {
 class TokenChannel;
 }
@@ -140,7 +126,8 @@ class Engine {
   GenerationOutput generate(GenerationRequest request);
 
   std::vector<int32_t> encode(std::string_view text) const;
-  EngineStats stats() const;
+  // The engine thread's last published metrics (gauges, counters, latency histograms).
+  std::shared_ptr<const EngineMetricsSnapshot> metrics() const;
   bool engine_thread_alive() const;
 
  private:

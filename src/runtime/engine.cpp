@@ -14,6 +14,10 @@
 namespace autoglm {
 namespace {
 
+double seconds_between(SteadyTime from, SteadyTime to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
 SequenceEnd sequence_end(FinishReason reason) {
   return reason == FinishReason::kStop ? SequenceEnd::kStop : SequenceEnd::kLength;
 }
@@ -53,14 +57,13 @@ std::string_view finish_cause_name(FinishCause cause) {
 }
 
 EngineCore::EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config,
-                       RequestQueue& queue, StatsBox& stats)
+                       RequestQueue& queue)
     : backend_(std::move(backend)),
       config_(std::move(config)),
       queue_(queue),
-      stats_box_(stats),
       kv_(config_.kv),
       scheduler_(config_.scheduler, kv_) {
-  publish_stats();
+  publish_metrics();
 }
 
 void EngineCore::run() {
@@ -69,7 +72,7 @@ void EngineCore::run() {
     accept(work);
     if (work.stopping) {
       end_all(FinishCause::kCancelled, "");
-      publish_stats();
+      publish_metrics();
       return;
     }
     if (!scheduler_.idle()) {
@@ -77,11 +80,10 @@ void EngineCore::run() {
         run_step();
       } catch (const std::exception& e) {
         // A failed step must not take the engine down: its requests end with the error.
-        stats_.step_errors += 1;
         end_all(FinishCause::kError, e.what());
       }
     }
-    publish_stats();
+    publish_metrics();
   }
 }
 
@@ -89,7 +91,8 @@ void EngineCore::accept(RequestQueue::Work& work) {
   for (PendingRequest& p : work.submissions) {
     const SequenceId id = p.sequence.id;
     scheduler_.add(p.sequence);
-    LiveRequest live{std::move(p), {}, true, std::nullopt};
+    LiveRequest live;
+    live.pending = std::move(p);
     live.usage.prompt_tokens = static_cast<int32_t>(live.pending.sequence.prompt.size());
     live_.emplace(id, std::move(live));
   }
@@ -130,12 +133,15 @@ void EngineCore::run_step() {
 }
 
 void EngineCore::note_started(const StepPlan& plan) {
+  const SteadyTime now = std::chrono::steady_clock::now();
   for (SequenceId id : plan.started) {
     LiveRequest& live = live_.at(id);
     live.queued = false;
+    live.scheduled = now;
     queue_.left_queue(live.usage.prompt_tokens);
     live.usage.cached_prompt_tokens = scheduler_.find(id)->cached_prompt_tokens;
-    stats_.tokens_in += static_cast<uint64_t>(live.usage.prompt_tokens);
+    metrics_.add_prompt_tokens(static_cast<uint64_t>(live.usage.prompt_tokens));
+    metrics_.observe_queue_time(seconds_between(live.pending.submitted, now));
   }
 }
 
@@ -156,7 +162,7 @@ StepOutput EngineCore::sample(const StepPlan& plan, std::vector<StreamDelta>& de
       live.stop = std::move(step.stop);
     }
     live.usage.completion_tokens += 1;
-    stats_.tokens_out += 1;
+    note_token(live);
     output.rows.push_back(out);
     deltas.push_back(std::move(delta));
   }
@@ -174,8 +180,13 @@ void EngineCore::end_request(SequenceId id, FinishCause cause, StreamDelta last,
   last.error = std::move(error);
   last.usage = live.usage;
   live.pending.channel->push(std::move(last));
+  const SteadyTime now = std::chrono::steady_clock::now();
+  metrics_.observe_e2e_latency(seconds_between(live.pending.submitted, now));
+  if (live.has_token) {
+    metrics_.observe_request_decode_time(seconds_between(live.first_token, live.last_token));
+  }
+  metrics_.add_finished_requests(1);
   live_.erase(it);
-  stats_.requests_finished += 1;
 }
 
 void EngineCore::end_all(FinishCause cause, const std::string& error) {
@@ -185,24 +196,36 @@ void EngineCore::end_all(FinishCause cause, const std::string& error) {
   for (SequenceId id : ids) end_request(id, cause, {}, error);
 }
 
+void EngineCore::note_token(LiveRequest& live) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  if (!live.has_token) {
+    metrics_.observe_time_to_first_token(seconds_between(live.pending.submitted, now));
+    metrics_.observe_request_prefill_time(seconds_between(live.scheduled, now));
+    live.first_token = now;
+    live.has_token = true;
+  } else {
+    metrics_.observe_inter_token_latency(seconds_between(live.last_token, now));
+  }
+  live.last_token = now;
+  metrics_.add_generation_tokens(1);
+}
+
 void EngineCore::record_step(const StepPlan& plan, double seconds) {
-  stats_.steps += 1;
+  metrics_.observe_step(seconds, plan.num_prefill_tokens > 0,
+                        static_cast<int32_t>(plan.chunks.size()),
+                        static_cast<int32_t>(plan.token_ids.size()));
   if (seconds <= 0.0) return;
   const double rate = static_cast<double>(plan.token_ids.size()) / seconds;
   throughput_ = throughput_ == 0.0 ? rate : 0.8 * throughput_ + 0.2 * rate;
   queue_.set_throughput(throughput_);
 }
 
-void EngineCore::publish_stats() {
-  const KvCacheStats kv = kv_.stats();
-  stats_.requests_running = scheduler_.num_running();
-  stats_.requests_waiting = scheduler_.num_waiting();
-  stats_.kv_blocks_total = kv.total_blocks;
-  stats_.kv_blocks_used = kv.used_blocks;
-  stats_.prefix_queries = kv.prefix_queries;
-  stats_.prefix_hits = kv.prefix_hits;
-  stats_.preemptions = scheduler_.total_preemptions();
-  stats_box_.publish(stats_);
+void EngineCore::publish_metrics() {
+  metrics_.set_queue_lengths(scheduler_.num_running(), scheduler_.num_waiting());
+  metrics_.set_kv_cache(kv_.stats());
+  metrics_.add_preemptions(scheduler_.total_preemptions() - preemptions_reported_);
+  preemptions_reported_ = scheduler_.total_preemptions();
+  metrics_.publish();
 }
 
 // ---- The public API ----------------------------------------------------------------------
@@ -219,7 +242,6 @@ struct Engine::Impl {
   std::unique_ptr<LoadedModel> model;
   std::optional<Tokenizer> tokenizer;  // set in the constructor (no default state)
   std::unique_ptr<RequestQueue> queue;
-  StatsBox stats;
   std::unique_ptr<EngineCore> core;
   std::thread thread;
   std::atomic<uint64_t> next_id{1};
@@ -265,8 +287,8 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
                           options.model_path};
   core.scheduler = SchedulerConfig{options.max_num_seqs, options.max_batched_tokens};
   core.check_invariants = options.check_invariants;
-  im.core = std::make_unique<EngineCore>(std::make_unique<CpuBackend>(*im.model, shape), core,
-                                         *im.queue, im.stats);
+  im.core =
+      std::make_unique<EngineCore>(std::make_unique<CpuBackend>(*im.model, shape), core, *im.queue);
   im.options = std::move(options);
   im.alive = true;
   im.thread = std::thread([&im] {
@@ -343,8 +365,8 @@ GenerationOutput Engine::generate(GenerationRequest request) {
   return out;
 }
 
-EngineStats Engine::stats() const {
-  return impl_->stats.read();
+std::shared_ptr<const EngineMetricsSnapshot> Engine::metrics() const {
+  return impl_->core->metrics();
 }
 
 bool Engine::engine_thread_alive() const {

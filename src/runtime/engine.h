@@ -4,7 +4,8 @@
 // runs one scheduler step through the backend, samples one token per logits row, streams the
 // deltas to the request channels and publishes stats.
 // Thread ownership: constructed on the thread that builds the Engine, then used only by the
-// engine thread (run()). It shares only the RequestQueue and the StatsBox, which lock.
+// engine thread (run()). It shares only the RequestQueue (which locks) and the published
+// metrics snapshot.
 #pragma once
 
 #include <memory>
@@ -16,6 +17,7 @@
 #include "backend/backend.h"
 #include "model/model_dir.h"
 #include "runtime/kv_cache.h"
+#include "runtime/metrics.h"
 #include "runtime/request_queue.h"
 #include "runtime/scheduler.h"
 
@@ -29,12 +31,13 @@ struct EngineCoreConfig {
 
 class EngineCore {
  public:
-  EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config, RequestQueue& queue,
-             StatsBox& stats);
+  EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config, RequestQueue& queue);
 
   // The engine thread's body: returns after RequestQueue::stop(), once every live request has
   // ended (with kCancelled).
   void run();
+  // Any thread: the last published metrics.
+  std::shared_ptr<const EngineMetricsSnapshot> metrics() const { return metrics_.latest(); }
 
  private:
   struct LiveRequest {
@@ -42,6 +45,8 @@ class EngineCore {
     Usage usage;
     bool queued = true;  // still counted by admission control
     std::optional<std::string> stop;
+    SteadyTime scheduled, first_token, last_token;  // for the latency histograms
+    bool has_token = false;
   };
 
   void accept(RequestQueue::Work& work);
@@ -50,18 +55,19 @@ class EngineCore {
   StepOutput sample(const StepPlan& plan, std::vector<StreamDelta>& deltas);
   void end_request(SequenceId id, FinishCause cause, StreamDelta last, std::string error = {});
   void end_all(FinishCause cause, const std::string& error);
+  void note_token(LiveRequest& live);
   void record_step(const StepPlan& plan, double seconds);
-  void publish_stats();
+  void publish_metrics();
 
   std::unique_ptr<Backend> backend_;
   EngineCoreConfig config_;
   RequestQueue& queue_;
-  StatsBox& stats_box_;
   KvCacheManager kv_;
   Scheduler scheduler_;
   std::unordered_map<SequenceId, LiveRequest> live_;
   std::vector<float> logits_;
-  EngineStats stats_;
+  EngineMetrics metrics_;
+  uint64_t preemptions_reported_ = 0;
   double throughput_ = 0.0;  // tokens per second, smoothed
 };
 

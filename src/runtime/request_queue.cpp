@@ -140,14 +140,4 @@ void RequestQueue::set_throughput(double tokens_per_s) {
   admission_.set_throughput(tokens_per_s);
 }
 
-void StatsBox::publish(const EngineStats& stats) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats_ = stats;
-}
-
-EngineStats StatsBox::read() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
-}
-
 }  // namespace autoglm

@@ -1,8 +1,9 @@
 // Everything the caller threads and the engine thread share, and therefore every lock of the
 // engine: the submission queue (new requests and cancellations, with admission control under
-// the same lock so a rejection is immediate), the per-request token channels, and the box the
-// engine thread publishes its stats into. AdmissionControl itself is plain data.
-// Thread ownership: RequestQueue, TokenChannel and StatsBox are safe from any thread; an
+// the same lock so a rejection is immediate) and the per-request token channels. The metrics
+// snapshot is the one exception: EngineMetrics (metrics.h) swaps it under its own pointer lock.
+// AdmissionControl is plain data.
+// Thread ownership: RequestQueue and TokenChannel are safe from any thread; an
 // AdmissionControl is used only under RequestQueue's lock.
 #pragma once
 
@@ -111,17 +112,6 @@ class RequestQueue {
   std::vector<PendingRequest> submissions_;
   std::vector<SequenceId> cancels_;
   bool stopping_ = false;
-};
-
-// The engine thread's latest stats, for readers on any thread.
-class StatsBox {
- public:
-  void publish(const EngineStats& stats);
-  EngineStats read() const;
-
- private:
-  mutable std::mutex mutex_;
-  EngineStats stats_;
 };
 
 }  // namespace autoglm

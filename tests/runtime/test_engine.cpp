@@ -120,10 +120,10 @@ EngineOptions options(bool prefix_caching, int32_t num_blocks) {
 }
 
 // The stats are published after each engine step; wait until they show an idle engine.
-EngineStats idle_stats(const Engine& engine) {
+std::shared_ptr<const EngineMetricsSnapshot> idle_metrics(const Engine& engine) {
   while (true) {
-    const EngineStats s = engine.stats();
-    if (s.requests_running == 0 && s.requests_waiting == 0) return s;
+    std::shared_ptr<const EngineMetricsSnapshot> s = engine.metrics();
+    if (s->requests_running == 0 && s->requests_waiting == 0) return s;
     std::this_thread::yield();
   }
 }
@@ -148,14 +148,19 @@ TEST_P(ConcurrentEquivalence, SixtyFourRequestsMatchTheirSoloOutputs) {
   Engine engine(options(prefix, blocks));
   const std::vector<std::vector<int32_t>> got = run_concurrently(engine, jobs);
   for (size_t j = 0; j < jobs.size(); ++j) EXPECT_EQ(got[j], expected[j]) << "job " << j;
-  const EngineStats s = idle_stats(engine);
+  const EngineMetricsSnapshot& s = *idle_metrics(engine);
   EXPECT_EQ(s.kv_blocks_used, 0);
   EXPECT_EQ(s.requests_finished, jobs.size());
+  uint64_t generated = 0;
+  for (const Job& job : jobs) generated += static_cast<uint64_t>(job.max_tokens);
+  EXPECT_EQ(s.generation_tokens, generated);
+  EXPECT_EQ(s.time_to_first_token_seconds.count(), jobs.size());
+  EXPECT_EQ(s.inter_token_latency_seconds.count(), generated - jobs.size());
   if (blocks < 64) {
     EXPECT_GT(s.preemptions, 0u) << "the small pool was meant to force preemption";
   }
   if (!prefix) {
-    EXPECT_EQ(s.prefix_hits, 0u);
+    EXPECT_EQ(s.prefix_cache_hits, 0u);
   }
 }
 
@@ -178,9 +183,9 @@ TEST(Engine, SharedPrefixHitsTheCacheWithIdenticalOutputs) {
   EXPECT_EQ(engine.generate(greedy_request(jobs[0])).token_ids, expected[0]);  // warms the cache
   const std::vector<std::vector<int32_t>> got = run_concurrently(engine, jobs);
   for (size_t j = 0; j < jobs.size(); ++j) EXPECT_EQ(got[j], expected[j]) << "job " << j;
-  const EngineStats s = idle_stats(engine);
-  EXPECT_GE(s.prefix_hits, 12u * 24u);  // every request found the 24 shared tokens
-  EXPECT_GT(s.prefix_queries, s.prefix_hits);
+  const EngineMetricsSnapshot& s = *idle_metrics(engine);
+  EXPECT_GE(s.prefix_cache_hits, 12u * 24u);  // every request found the 24 shared tokens
+  EXPECT_GT(s.prefix_cache_queries, s.prefix_cache_hits);
 }
 
 TEST(Engine, RejectsWhatCannotFitWithTheCounts) {
@@ -239,7 +244,7 @@ TEST(Engine, CancelEndsTheStreamAndFreesItsBlocks) {
   }
   EXPECT_EQ(finish, FinishCause::kCancelled);
   EXPECT_LT(streamed, 900);
-  EXPECT_EQ(idle_stats(engine).kv_blocks_used, 0);
+  EXPECT_EQ(idle_metrics(engine)->kv_blocks_used, 0);
   engine.cancel(stream.id());  // a second cancel is a no-op
   EXPECT_EQ(engine.generate(greedy_request({{5, 6}, 2})).finish, FinishCause::kLength);
 }
