@@ -7,13 +7,14 @@ JOBS      ?= $(shell nproc)
 BUILD     ?= build
 ASAN      ?= build-asan
 FUZZ      ?= build-fuzz
+TSAN      ?= build-tsan
 FUZZ_SECS ?= 20
 MODEL     ?= models/autoglm-tiny
 PROMPT    ?= Hello from Open-AutoGLM.
 VENV      := .venv
 PYTHON    := $(VENV)/bin/python
 
-.PHONY: run test deps venv build asan-test fuzz unit-test clean format
+.PHONY: run test deps venv build asan-test tsan-test fuzz unit-test clean format
 
 run: build
 	./$(BUILD)/tools/autoglm/autoglm generate --model $(MODEL) --chat --prompt "$(PROMPT)" --max-tokens 48
@@ -40,6 +41,14 @@ asan-test: deps
 	cmake --build $(ASAN) -j $(JOBS)
 	cd $(ASAN) && ctest -L unit -j $(JOBS) --output-on-failure
 
+# The runtime's threaded tests (engine thread, submission queue, token streams, soak) under
+# ThreadSanitizer.
+TSAN_TESTS := test_scheduler test_kv_cache test_metrics test_engine test_engine_soak
+tsan-test: deps
+	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAUTOGLM_SANITIZE=thread
+	cmake --build $(TSAN) -j $(JOBS) --target $(TSAN_TESTS)
+	for t in $(TSAN_TESTS); do TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/tests/runtime/$$t || exit 1; done
+
 # libFuzzer targets, each run for a bounded time over its seed corpus.
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -55,4 +64,4 @@ format:
 	find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.cu' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZ)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ) $(TSAN)

@@ -1,0 +1,138 @@
+// The public C++ API of the inference engine: construct an Engine from EngineOptions, submit
+// requests from any thread, read each request's stream of token/text deltas (ending with a
+// finish reason and usage), cancel, or call generate() to block for the whole answer. The CLI,
+// the server and the Python binding are thin layers over this header.
+// Thread ownership: an Engine starts one engine thread that owns the model, the scheduler, the
+// KV cache and the backend. Every public member of Engine may be called from any thread. A
+// RequestStream may be moved to another thread but read by one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/metrics.h"
+#include "runtime/sampling_params.h"
+
+namespace autoglm {
+
+struct EngineOptions {
+  std::string model_path;
+  std::string device = "auto";     // "auto", "cpu" or "cuda:N" (no CUDA backend is built yet)
+  int64_t max_context_length = 0;  // 0: the model's max_position_embeddings
+  double memory_fraction = 0.0;    // GPU only: share of free device memory for the KV cache
+  uint64_t kv_cache_bytes = 256ull << 20;  // CPU KV budget (ignored when num_kv_blocks > 0)
+  int32_t num_kv_blocks = 0;               // > 0: exactly this many blocks (tests, benchmarks)
+  int32_t kv_block_size = 16;              // tokens per KV block
+  int32_t max_num_seqs = 64;               // sequences per step
+  int32_t max_batched_tokens = 512;        // tokens per step (decode + chunked prefill)
+  int32_t max_queued_requests = 1024;      // submitted but not yet started; beyond: kQueueFull
+  int64_t max_queued_tokens = 1 << 20;     // their prompt tokens; beyond: kQueueFull
+  bool enable_prefix_caching = true;
+  bool check_invariants = false;  // verify the KV pool's invariants after every step
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;  // used when non-empty
+  std::string prompt;               // else encoded (BOS etc. added as the tokenizer says)
+  SamplingParams sampling;
+  StopParams stop;
+  int32_t priority = 0;  // lower is served first; first come, first served within a class
+  std::string tenant;    // prefix-cache salt: different tenants never share cached KV
+  std::optional<std::chrono::milliseconds> timeout;        // end-to-end, from submit
+  std::optional<std::chrono::milliseconds> queue_timeout;  // until the first step, from submit
+};
+
+enum class FinishCause { kStop, kLength, kCancelled, kTimeout, kError };
+std::string_view finish_cause_name(FinishCause cause);  // "stop", "length", "cancelled", ...
+
+struct Usage {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t cached_prompt_tokens = 0;  // prompt tokens whose prefill the prefix cache skipped
+};
+
+// One piece of a stream. The last one has `finish` set (and may carry tokens too).
+struct StreamDelta {
+  std::vector<int32_t> token_ids;
+  std::string text;  // never splits a UTF-8 character; stop strings are never included
+  std::optional<FinishCause> finish;
+  std::optional<std::string> stop;  // the stop string or "token:<id>" that matched
+  std::string error;                // with kError
+  Usage usage;                      // filled in the last delta
+};
+
+struct GenerationOutput {
+  std::vector<int32_t> token_ids;
+  std::string text;
+  FinishCause finish = FinishCause::kLength;
+  std::optional<std::string> stop;
+  std::string error;
+  Usage usage;
+};
+
+// A submit the engine will not take now. The server maps kQueueFull to 429 with Retry-After.
+class RequestRejected : public std::runtime_error {
+ public:
+  enum class Reason { kQueueFull, kTooLong, kDeadlineUnreachable, kShuttingDown };
+  RequestRejected(Reason reason, std::string message, double retry_after_s = 0.0)
+      : std::runtime_error(std::move(message)), reason_(reason), retry_after_s_(retry_after_s) {}
+  Reason reason() const { return reason_; }
+  double retry_after_s() const { return retry_after_s_; }
+
+ private:
+  Reason reason_;
+  double retry_after_s_;
+};
+
+namespace detail {
+class TokenChannel;
+}
+
+class RequestStream {
+ public:
+  explicit RequestStream(uint64_t id, std::shared_ptr<detail::TokenChannel> channel);
+  uint64_t id() const { return id_; }
+  // Blocks until the next delta; nullopt after the final delta has been returned.
+  std::optional<StreamDelta> next();
+
+ private:
+  uint64_t id_;
+  std::shared_ptr<detail::TokenChannel> channel_;
+};
+
+class Engine {
+ public:
+  // Loads the model and starts the engine thread. Throws autoglm::Error on a bad model or
+  // options (e.g. a cuda device in a CPU-only build).
+  explicit Engine(EngineOptions options);
+  // Stops the engine thread; requests still live end with kCancelled.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates and queues a request. Throws autoglm::Error(kInvalidArgument) for bad parameters
+  // and RequestRejected when the queue is full, the request cannot fit the context or the KV
+  // pool, or cannot start before its deadline at the measured throughput.
+  RequestStream submit(GenerationRequest request);
+  // Ends the request within one step (its blocks are freed); a no-op once it has finished.
+  void cancel(uint64_t request_id);
+  // submit() and read the stream to its end.
+  GenerationOutput generate(GenerationRequest request);
+
+  std::vector<int32_t> encode(std::string_view text) const;
+  // The engine thread's last published metrics (gauges, counters, latency histograms).
+  std::shared_ptr<const EngineMetricsSnapshot> metrics() const;
+  bool engine_thread_alive() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace autoglm

@@ -1,0 +1,376 @@
+// See engine.h (the engine thread) and include/autoglm/engine.h (the public API over it).
+#include "runtime/engine.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "runtime/kv_block_pool.h"
+#include "tokenizer/tokenizer.h"
+
+namespace autoglm {
+namespace {
+
+double seconds_between(SteadyTime from, SteadyTime to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+SequenceEnd sequence_end(FinishReason reason) {
+  return reason == FinishReason::kStop ? SequenceEnd::kStop : SequenceEnd::kLength;
+}
+
+FinishCause finish_cause(SequenceEnd end) {
+  switch (end) {
+    case SequenceEnd::kStop:
+      return FinishCause::kStop;
+    case SequenceEnd::kLength:
+      return FinishCause::kLength;
+    case SequenceEnd::kCancelled:
+      return FinishCause::kCancelled;
+    case SequenceEnd::kTimeout:
+      return FinishCause::kTimeout;
+    case SequenceEnd::kNone:
+      break;
+  }
+  fail(ErrorCode::kInternal, "engine: a sequence ended with no reason");
+}
+
+}  // namespace
+
+std::string_view finish_cause_name(FinishCause cause) {
+  switch (cause) {
+    case FinishCause::kStop:
+      return "stop";
+    case FinishCause::kLength:
+      return "length";
+    case FinishCause::kCancelled:
+      return "cancelled";
+    case FinishCause::kTimeout:
+      return "timeout";
+    case FinishCause::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+EngineCore::EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config,
+                       RequestQueue& queue)
+    : backend_(std::move(backend)),
+      config_(std::move(config)),
+      queue_(queue),
+      kv_(config_.kv),
+      scheduler_(config_.scheduler, kv_) {
+  publish_metrics();
+}
+
+void EngineCore::run() {
+  while (true) {
+    RequestQueue::Work work = queue_.take(/*block=*/scheduler_.idle());
+    accept(work);
+    if (work.stopping) {
+      end_all(FinishCause::kCancelled, "");
+      publish_metrics();
+      return;
+    }
+    if (!scheduler_.idle()) {
+      try {
+        run_step();
+      } catch (const std::exception& e) {
+        // A failed step must not take the engine down: its requests end with the error.
+        end_all(FinishCause::kError, e.what());
+      }
+    }
+    publish_metrics();
+  }
+}
+
+void EngineCore::accept(RequestQueue::Work& work) {
+  for (PendingRequest& p : work.submissions) {
+    const SequenceId id = p.sequence.id;
+    scheduler_.add(p.sequence);
+    LiveRequest live;
+    live.pending = std::move(p);
+    live.usage.prompt_tokens = static_cast<int32_t>(live.pending.sequence.prompt.size());
+    live_.emplace(id, std::move(live));
+  }
+  for (SequenceId id : work.cancels) {
+    if (scheduler_.cancel(id)) end_request(id, FinishCause::kCancelled, {});
+  }
+}
+
+void EngineCore::run_step() {
+  const auto start = std::chrono::steady_clock::now();
+  const StepPlan plan = scheduler_.schedule(start);
+  for (const SequenceEnded& e : plan.ended) end_request(e.id, finish_cause(e.end), {});
+  note_started(plan);
+  if (plan.empty()) {
+    std::this_thread::yield();  // nothing fits this instant (only while blocks are freed)
+    return;
+  }
+  const size_t vocab = static_cast<size_t>(backend_->vocab_size());
+  logits_.resize(plan.logits_rows.size() * vocab);
+  backend_->forward(plan.batch(), logits_);
+  std::vector<StreamDelta> deltas;
+  const StepOutput output = sample(plan, deltas);
+  std::vector<SequenceEnded> ended = scheduler_.update(plan, output);
+  std::unordered_map<SequenceId, FinishCause> ends;
+  for (const SequenceEnded& e : ended) ends[e.id] = finish_cause(e.end);
+  for (size_t r = 0; r < deltas.size(); ++r) {
+    const SequenceId id = plan.logits_owner[r];
+    const auto end = ends.find(id);
+    if (end != ends.end()) {
+      end_request(id, end->second, std::move(deltas[r]));
+    } else if (!deltas[r].token_ids.empty()) {
+      live_.at(id).pending.channel->push(std::move(deltas[r]));
+    }
+  }
+  if (config_.check_invariants) kv_.check_invariants(scheduler_.live_block_tables());
+  record_step(plan,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void EngineCore::note_started(const StepPlan& plan) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  for (SequenceId id : plan.started) {
+    LiveRequest& live = live_.at(id);
+    live.queued = false;
+    live.scheduled = now;
+    queue_.left_queue(live.usage.prompt_tokens);
+    live.usage.cached_prompt_tokens = scheduler_.find(id)->cached_prompt_tokens;
+    metrics_.add_prompt_tokens(static_cast<uint64_t>(live.usage.prompt_tokens));
+    metrics_.observe_queue_time(seconds_between(live.pending.submitted, now));
+  }
+}
+
+StepOutput EngineCore::sample(const StepPlan& plan, std::vector<StreamDelta>& deltas) {
+  const size_t vocab = static_cast<size_t>(backend_->vocab_size());
+  StepOutput output;
+  for (size_t r = 0; r < plan.logits_owner.size(); ++r) {
+    LiveRequest& live = live_.at(plan.logits_owner[r]);
+    const std::span<float> row(logits_.data() + r * vocab, vocab);
+    const SampledToken token = live.pending.sampler->sample(row);
+    StopChecker::Step step = live.pending.stopper->push(token.id);
+    StreamDelta delta;
+    delta.token_ids.push_back(token.id);
+    delta.text = std::move(step.text);
+    SampledRow out{token.id, SequenceEnd::kNone};
+    if (step.finish) {
+      out.end = sequence_end(*step.finish);
+      live.stop = std::move(step.stop);
+    }
+    live.usage.completion_tokens += 1;
+    note_token(live);
+    output.rows.push_back(out);
+    deltas.push_back(std::move(delta));
+  }
+  return output;
+}
+
+void EngineCore::end_request(SequenceId id, FinishCause cause, StreamDelta last,
+                             std::string error) {
+  const auto it = live_.find(id);
+  if (it == live_.end()) return;
+  LiveRequest& live = it->second;
+  if (live.queued) queue_.left_queue(live.usage.prompt_tokens);
+  last.finish = cause;
+  last.stop = std::move(live.stop);
+  last.error = std::move(error);
+  last.usage = live.usage;
+  live.pending.channel->push(std::move(last));
+  const SteadyTime now = std::chrono::steady_clock::now();
+  metrics_.observe_e2e_latency(seconds_between(live.pending.submitted, now));
+  if (live.has_token) {
+    metrics_.observe_request_decode_time(seconds_between(live.first_token, live.last_token));
+  }
+  metrics_.add_finished_requests(1);
+  live_.erase(it);
+}
+
+void EngineCore::end_all(FinishCause cause, const std::string& error) {
+  for (SequenceId id : scheduler_.live_ids()) scheduler_.cancel(id);
+  std::vector<SequenceId> ids;
+  for (const auto& [id, live] : live_) ids.push_back(id);
+  for (SequenceId id : ids) end_request(id, cause, {}, error);
+}
+
+void EngineCore::note_token(LiveRequest& live) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  if (!live.has_token) {
+    metrics_.observe_time_to_first_token(seconds_between(live.pending.submitted, now));
+    metrics_.observe_request_prefill_time(seconds_between(live.scheduled, now));
+    live.first_token = now;
+    live.has_token = true;
+  } else {
+    metrics_.observe_inter_token_latency(seconds_between(live.last_token, now));
+  }
+  live.last_token = now;
+  metrics_.add_generation_tokens(1);
+}
+
+void EngineCore::record_step(const StepPlan& plan, double seconds) {
+  metrics_.observe_step(seconds, plan.num_prefill_tokens > 0,
+                        static_cast<int32_t>(plan.chunks.size()),
+                        static_cast<int32_t>(plan.token_ids.size()));
+  if (seconds <= 0.0) return;
+  const double rate = static_cast<double>(plan.token_ids.size()) / seconds;
+  throughput_ = throughput_ == 0.0 ? rate : 0.8 * throughput_ + 0.2 * rate;
+  queue_.set_throughput(throughput_);
+}
+
+void EngineCore::publish_metrics() {
+  metrics_.set_queue_lengths(scheduler_.num_running(), scheduler_.num_waiting());
+  metrics_.set_kv_cache(kv_.stats());
+  metrics_.add_preemptions(scheduler_.total_preemptions() - preemptions_reported_);
+  preemptions_reported_ = scheduler_.total_preemptions();
+  metrics_.publish();
+}
+
+// ---- The public API ----------------------------------------------------------------------
+
+RequestStream::RequestStream(uint64_t id, std::shared_ptr<detail::TokenChannel> channel)
+    : id_(id), channel_(std::move(channel)) {}
+
+std::optional<StreamDelta> RequestStream::next() {
+  return channel_->pop();
+}
+
+struct Engine::Impl {
+  EngineOptions options;
+  std::unique_ptr<LoadedModel> model;
+  std::optional<Tokenizer> tokenizer;  // set in the constructor (no default state)
+  std::unique_ptr<RequestQueue> queue;
+  std::unique_ptr<EngineCore> core;
+  std::thread thread;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> alive{false};
+};
+
+namespace {
+
+void check_device(const std::string& device) {
+  if (device == "auto" || device == "cpu") return;
+  if (device.rfind("cuda", 0) == 0) {
+    fail(ErrorCode::kUnsupported,
+         "device '" + device + "': this build has no CUDA backend; use device cpu");
+  }
+  fail(ErrorCode::kInvalidArgument, "device '" + device + "': expected auto, cpu or cuda:N");
+}
+
+int64_t context_limit(const EngineOptions& options, const ModelConfig& config) {
+  const int64_t model_max = config.max_position_embeddings;
+  if (options.max_context_length <= 0) return model_max;
+  return model_max > 0 ? std::min(options.max_context_length, model_max)
+                       : options.max_context_length;
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  check_device(options.device);
+  im.model = load_model_directory(options.model_path);
+  im.tokenizer = Tokenizer::load(options.model_path);
+  const ModelConfig& config = im.model->config;
+  KvPoolShape shape{options.num_kv_blocks, options.kv_block_size};
+  if (options.num_kv_blocks <= 0) {
+    shape = kv_pool_for_budget(config, options.kv_cache_bytes, options.kv_block_size);
+  }
+  AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
+                         context_limit(options, config),
+                         static_cast<int64_t>(shape.num_blocks) * shape.block_size};
+  im.queue = std::make_unique<RequestQueue>(limits);
+  EngineCoreConfig core;
+  core.kv = KvCacheConfig{shape.num_blocks, shape.block_size, options.enable_prefix_caching,
+                          options.model_path};
+  core.scheduler = SchedulerConfig{options.max_num_seqs, options.max_batched_tokens};
+  core.check_invariants = options.check_invariants;
+  im.core =
+      std::make_unique<EngineCore>(std::make_unique<CpuBackend>(*im.model, shape), core, *im.queue);
+  im.options = std::move(options);
+  im.alive = true;
+  im.thread = std::thread([&im] {
+    try {
+      im.core->run();
+    } catch (...) {
+      // run() ends failed steps itself; anything escaping it is a bug. Stop, visibly.
+    }
+    im.alive = false;
+  });
+}
+
+Engine::~Engine() {
+  impl_->queue->stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::vector<int32_t> Engine::encode(std::string_view text) const {
+  EncodeOptions raw;
+  raw.add_special_tokens = true;
+  const std::vector<uint32_t> ids = impl_->tokenizer->encode(text, raw);
+  return {ids.begin(), ids.end()};
+}
+
+RequestStream Engine::submit(GenerationRequest request) {
+  Impl& im = *impl_;
+  PendingRequest p;
+  p.submitted = std::chrono::steady_clock::now();
+  p.sequence.id = static_cast<SequenceId>(im.next_id.fetch_add(1));
+  p.sequence.prompt =
+      request.prompt_ids.empty() ? encode(request.prompt) : std::move(request.prompt_ids);
+  if (p.sequence.prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
+  const int64_t vocab = im.model->config.vocab_size;
+  for (int32_t id : p.sequence.prompt) {
+    if (id < 0 || id >= vocab) {
+      fail(ErrorCode::kInvalidArgument, "prompt token id " + std::to_string(id) +
+                                            " is outside the vocabulary of " +
+                                            std::to_string(vocab));
+    }
+  }
+  p.sequence.max_tokens = request.stop.max_tokens;
+  p.sequence.priority = request.priority;
+  p.sequence.tenant_salt = std::move(request.tenant);
+  if (request.timeout) p.sequence.deadline = p.submitted + *request.timeout;
+  if (request.queue_timeout) p.sequence.queue_deadline = p.submitted + *request.queue_timeout;
+  p.sampler = std::make_unique<Sampler>(request.sampling, vocab);
+  p.sampler->add_prompt(p.sequence.prompt);
+  p.stopper =
+      std::make_unique<StopChecker>(*im.tokenizer, request.stop, im.model->config.eos_token_ids);
+  p.channel = std::make_shared<detail::TokenChannel>();
+  RequestStream stream(static_cast<uint64_t>(p.sequence.id), p.channel);
+  const std::optional<SteadyTime> deadline = p.sequence.deadline;
+  im.queue->submit(std::move(p), deadline);
+  return stream;
+}
+
+void Engine::cancel(uint64_t request_id) {
+  impl_->queue->cancel(static_cast<SequenceId>(request_id));
+}
+
+GenerationOutput Engine::generate(GenerationRequest request) {
+  RequestStream stream = submit(std::move(request));
+  GenerationOutput out;
+  while (std::optional<StreamDelta> delta = stream.next()) {
+    out.token_ids.insert(out.token_ids.end(), delta->token_ids.begin(), delta->token_ids.end());
+    out.text += delta->text;
+    if (delta->finish) {
+      out.finish = *delta->finish;
+      out.stop = delta->stop;
+      out.error = delta->error;
+      out.usage = delta->usage;
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const EngineMetricsSnapshot> Engine::metrics() const {
+  return impl_->core->metrics();
+}
+
+bool Engine::engine_thread_alive() const {
+  return impl_->alive.load();
+}
+
+}  // namespace autoglm

@@ -1,0 +1,275 @@
+// See scheduler.h. The order of one schedule(): end what has expired, serve the running
+// sequences (decode tokens and unfinished prefills, preempting from the back when the pool is
+// short), admit waiting sequences while budget and blocks last, then lay out the batch.
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+
+namespace autoglm {
+namespace {
+
+bool by_service_order(const Sequence* a, const Sequence* b) {
+  return served_before(*a, *b);
+}
+
+}  // namespace
+
+ForwardBatch StepPlan::batch() const {
+  ForwardBatch b;
+  b.token_ids = token_ids;
+  b.positions = positions;
+  b.seq_start = seq_start;
+  b.context_len = context_len;
+  b.block_table = block_table;
+  b.max_blocks_per_seq = max_blocks_per_seq;
+  b.slot_mapping = slot_mapping;
+  b.logits_rows = logits_rows;
+  return b;
+}
+
+Scheduler::Scheduler(SchedulerConfig config, KvCacheManager& kv)
+    : config_(config), kv_(kv), block_size_(kv.config().block_size) {
+  if (config_.max_num_seqs <= 0 || config_.max_batched_tokens <= 0) {
+    fail(ErrorCode::kInvalidArgument, "scheduler: max_num_seqs and max_batched_tokens must be > 0");
+  }
+}
+
+void Scheduler::add(SequenceRequest request) {
+  if (request.prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
+  const SequenceId id = request.id;
+  auto seq = std::make_unique<Sequence>(std::move(request), next_arrival_++);
+  Sequence* raw = seq.get();
+  if (!sequences_.emplace(id, std::move(seq)).second) {
+    fail(ErrorCode::kInternal, "scheduler: duplicate sequence id " + std::to_string(id));
+  }
+  insert_waiting(raw);
+}
+
+bool Scheduler::cancel(SequenceId id) {
+  const auto it = sequences_.find(id);
+  if (it == sequences_.end()) return false;
+  finish(*it->second, SequenceEnd::kCancelled);
+  return true;
+}
+
+const Sequence* Scheduler::find(SequenceId id) const {
+  const auto it = sequences_.find(id);
+  return it == sequences_.end() ? nullptr : it->second.get();
+}
+
+std::vector<std::span<const BlockId>> Scheduler::live_block_tables() const {
+  std::vector<std::span<const BlockId>> tables;
+  for (const auto& [id, seq] : sequences_) tables.emplace_back(seq->blocks);
+  return tables;
+}
+
+std::vector<SequenceId> Scheduler::live_ids() const {
+  std::vector<SequenceId> ids;
+  for (const auto& [id, seq] : sequences_) ids.push_back(id);
+  return ids;
+}
+
+StepPlan Scheduler::schedule(SteadyTime now) {
+  StepPlan plan;
+  end_expired(now, plan);
+  std::sort(running_.begin(), running_.end(), by_service_order);
+  Budget budget{config_.max_batched_tokens, config_.max_num_seqs};
+  schedule_running(budget, plan);
+  admit_waiting(budget, plan);
+  build_batch(sequences_, block_size_, plan);
+  return plan;
+}
+
+void Scheduler::end_expired(SteadyTime now, StepPlan& plan) {
+  std::vector<Sequence*> expired;
+  for (const auto& [id, seq] : sequences_) {
+    const SequenceRequest& r = seq->request;
+    const bool past_deadline = r.deadline && now >= *r.deadline;
+    const bool waited_too_long = !seq->started && r.queue_deadline && now >= *r.queue_deadline;
+    if (past_deadline || waited_too_long) expired.push_back(seq.get());
+  }
+  for (Sequence* seq : expired) {
+    plan.ended.push_back({seq->id(), SequenceEnd::kTimeout});
+    finish(*seq, SequenceEnd::kTimeout);
+  }
+}
+
+// Running sequences in service order: a decode token each, or the next chunk of an unfinished
+// prefill. Decode tokens come first in the batch budget because running sequences are served
+// before any waiting one is admitted.
+void Scheduler::schedule_running(Budget& budget, StepPlan& plan) {
+  for (size_t i = 0; i < running_.size();) {
+    if (budget.tokens <= 0 || budget.seqs <= 0) break;
+    Sequence& seq = *running_[i];
+    const int32_t count = std::min(seq.uncomputed(), budget.tokens);
+    if (!grow_or_preempt(seq, seq.num_computed + count, plan)) continue;  // seq left running_
+    add_chunk(seq, count, plan);
+    budget.tokens -= count;
+    budget.seqs -= 1;
+    ++i;
+  }
+}
+
+// Waiting sequences in service order, strictly: if the head does not fit, nobody behind it
+// jumps ahead (no starvation of long prompts). Nothing is admitted in a step that had to
+// preempt, so a victim is not immediately re-admitted in place of the sequence it made room for.
+void Scheduler::admit_waiting(Budget& budget, StepPlan& plan) {
+  if (!plan.preempted.empty()) return;
+  while (!waiting_.empty() && budget.tokens > 0 && budget.seqs > 0 &&
+         static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+    Sequence& seq = *waiting_.front();
+    const KvCacheManager::PrefixHit hit = kv_.acquire_prefix(seq.tokens, seq.request.tenant_salt);
+    seq.blocks = hit.blocks;
+    seq.num_computed = hit.tokens;
+    seq.committed_blocks = static_cast<int32_t>(hit.blocks.size());
+    const int32_t count = std::min(seq.uncomputed(), budget.tokens);
+    if (!try_grow(seq, seq.num_computed + count)) {
+      release_blocks(seq);
+      break;
+    }
+    waiting_.erase(waiting_.begin());
+    running_.push_back(&seq);
+    seq.status = SequenceStatus::kRunning;
+    if (!seq.started) {
+      seq.started = true;
+      seq.cached_prompt_tokens = hit.tokens;
+      plan.started.push_back(seq.id());
+    }
+    add_chunk(seq, count, plan);
+    budget.tokens -= count;
+    budget.seqs -= 1;
+  }
+}
+
+bool Scheduler::grow_or_preempt(Sequence& seq, int32_t tokens, StepPlan& plan) {
+  while (!try_grow(seq, tokens)) {
+    Sequence* victim = running_.back();  // served last
+    preempt(*victim, plan);
+    if (victim == &seq) return false;
+  }
+  return true;
+}
+
+bool Scheduler::try_grow(Sequence& seq, int32_t tokens) {
+  const int32_t needed = (tokens + block_size_ - 1) / block_size_;
+  const int32_t missing = needed - static_cast<int32_t>(seq.blocks.size());
+  if (missing <= 0) return true;
+  std::optional<std::vector<BlockId>> fresh = kv_.allocate(missing);
+  if (!fresh) return false;
+  seq.blocks.insert(seq.blocks.end(), fresh->begin(), fresh->end());
+  return true;
+}
+
+void Scheduler::preempt(Sequence& seq, StepPlan& plan) {
+  release_blocks(seq);
+  std::erase(running_, &seq);
+  seq.status = SequenceStatus::kWaiting;
+  seq.preemptions += 1;
+  preemptions_ += 1;
+  plan.preempted.push_back(seq.id());
+  insert_waiting(&seq);
+}
+
+void Scheduler::add_chunk(Sequence& seq, int32_t count, StepPlan& plan) {
+  ScheduledChunk chunk;
+  chunk.id = seq.id();
+  chunk.start = seq.num_computed;
+  chunk.count = count;
+  chunk.wants_logits = seq.num_computed + count == seq.total_tokens();
+  chunk.is_decode = seq.is_decoding();
+  (chunk.is_decode ? plan.num_decode_tokens : plan.num_prefill_tokens) += count;
+  plan.chunks.push_back(chunk);
+}
+
+void Scheduler::insert_waiting(Sequence* seq) {
+  seq->status = SequenceStatus::kWaiting;
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, by_service_order), seq);
+}
+
+void Scheduler::release_blocks(Sequence& seq) {
+  // Tail first, so that the LRU evicts a prefix's last blocks before its first ones.
+  std::reverse(seq.blocks.begin(), seq.blocks.end());
+  kv_.release(seq.blocks);
+  seq.blocks.clear();
+  seq.num_computed = 0;
+  seq.committed_blocks = 0;
+}
+
+void Scheduler::commit_full_blocks(Sequence& seq) {
+  while ((seq.committed_blocks + 1) * block_size_ <= seq.num_computed) {
+    kv_.commit_full_block(seq.tokens, seq.committed_blocks, seq.blocks, seq.request.tenant_salt);
+    seq.committed_blocks += 1;
+  }
+}
+
+void Scheduler::finish(Sequence& seq, SequenceEnd end) {
+  release_blocks(seq);
+  std::erase(waiting_, &seq);
+  std::erase(running_, &seq);
+  seq.status = SequenceStatus::kFinished;
+  seq.end = end;
+  sequences_.erase(seq.id());  // destroys seq
+}
+
+std::vector<SequenceEnded> Scheduler::update(const StepPlan& plan, const StepOutput& output) {
+  if (output.rows.size() != plan.logits_rows.size()) {
+    fail(ErrorCode::kInternal, "scheduler: step output has " + std::to_string(output.rows.size()) +
+                                   " rows for " + std::to_string(plan.logits_rows.size()) +
+                                   " logits rows");
+  }
+  std::vector<SequenceEnded> ended;
+  size_t row = 0;
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    const SampledRow* sampled = chunk.wants_logits ? &output.rows[row++] : nullptr;
+    const auto it = sequences_.find(chunk.id);
+    if (it == sequences_.end()) continue;  // cancelled since the plan was made
+    Sequence& seq = *it->second;
+    if (seq.num_computed != chunk.start) {
+      fail(ErrorCode::kInternal, "scheduler: plan does not match sequence " +
+                                     std::to_string(chunk.id) + " (stale plan?)");
+    }
+    seq.num_computed += chunk.count;
+    commit_full_blocks(seq);
+    if (!sampled) continue;
+    seq.tokens.push_back(sampled->token);
+    SequenceEnd end = sampled->end;
+    if (end == SequenceEnd::kNone && seq.generated() >= seq.request.max_tokens) {
+      end = SequenceEnd::kLength;
+    }
+    if (end != SequenceEnd::kNone) {
+      ended.push_back({chunk.id, end});
+      finish(seq, end);
+    }
+  }
+  return ended;
+}
+
+void build_batch(const std::unordered_map<SequenceId, std::unique_ptr<Sequence>>& sequences,
+                 int32_t block_size, StepPlan& plan) {
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    const int32_t blocks = static_cast<int32_t>(sequences.at(chunk.id)->blocks.size());
+    plan.max_blocks_per_seq = std::max(plan.max_blocks_per_seq, blocks);
+  }
+  plan.seq_start.push_back(0);
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    const Sequence& seq = *sequences.at(chunk.id);
+    for (int32_t pos = chunk.start; pos < chunk.start + chunk.count; ++pos) {
+      plan.token_ids.push_back(seq.tokens[pos]);
+      plan.positions.push_back(pos);
+      plan.slot_mapping.push_back(seq.blocks[pos / block_size] * block_size + pos % block_size);
+    }
+    plan.seq_start.push_back(static_cast<int32_t>(plan.token_ids.size()));
+    plan.context_len.push_back(chunk.start + chunk.count);
+    plan.block_table.insert(plan.block_table.end(), seq.blocks.begin(), seq.blocks.end());
+    plan.block_table.resize(plan.context_len.size() * plan.max_blocks_per_seq, 0);
+    if (chunk.wants_logits) {
+      plan.logits_rows.push_back(static_cast<int32_t>(plan.token_ids.size()) - 1);
+      plan.logits_owner.push_back(chunk.id);
+    }
+  }
+}
+
+}  // namespace autoglm
