@@ -1,6 +1,6 @@
 # Open-AutoGLM: the two commands of the README.
 #   make run   installs missing system packages, builds, and runs the main job.
-#   make test  installs, builds (release, ASan+UBSan, fuzz) and runs every test.
+#   make test  installs, builds (release, ASan+UBSan, TSan, fuzz) and runs every test.
 # Everything else here is a step of those two.
 
 JOBS      ?= $(shell nproc)
@@ -19,7 +19,7 @@ PYTHON    := $(VENV)/bin/python
 run: build
 	./$(BUILD)/tools/autoglm/autoglm generate --model $(MODEL) --chat --prompt "$(PROMPT)" --max-tokens 48
 
-test: deps venv asan-test fuzz unit-test
+test: deps venv asan-test tsan-test fuzz unit-test
 
 deps:
 	@scripts/install_deps.sh
@@ -45,7 +45,7 @@ asan-test: deps
 # ThreadSanitizer.
 TSAN_TESTS := test_scheduler test_kv_cache test_metrics test_engine test_engine_soak
 tsan-test: deps
-	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAUTOGLM_SANITIZE=thread
+	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTOGLM_SANITIZE=thread
 	cmake --build $(TSAN) -j $(JOBS) --target $(TSAN_TESTS)
 	for t in $(TSAN_TESTS); do TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/tests/runtime/$$t || exit 1; done
 
