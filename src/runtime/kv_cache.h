@@ -118,8 +118,12 @@ class KvCacheManager {
   void lru_push_back(BlockId block);
   void lru_unlink(BlockId block);
   void check_table_refs(std::span<const std::span<const BlockId>> live_block_tables) const;
-  void check_block_states() const;
-  void check_free_lists() const;
+  struct StateCounts {
+    size_t free = 0;
+    size_t cached_free = 0;
+  };
+  StateCounts check_block_states() const;
+  void check_free_lists(const StateCounts& counts) const;
 
   KvCacheConfig config_;
   std::vector<Block> blocks_;
