@@ -291,9 +291,10 @@ void KvCacheManager::release(std::span<const BlockId> blocks) {
     }
     --blocks_[static_cast<size_t>(id)].ref_count;
   }
-  // Second pass, tail first: the last block of a table goes to the LRU list first, so it is
-  // evicted before the blocks its hash chain depends on.
-  for (size_t i = blocks.size(); i-- > 0;) {
+  // Second pass, in the order given: the first block given joins the LRU list first and is
+  // evicted first. Callers pass a table tail first, so a cached chain loses its end before the
+  // blocks its hashes depend on (vLLM frees in the same order).
+  for (size_t i = 0; i < blocks.size(); ++i) {
     const BlockId id = blocks[i];
     Block& block = blocks_[static_cast<size_t>(id)];
     if (block.ref_count != 0 || block.state != BlockState::kUsed) continue;

@@ -81,10 +81,11 @@ class KvCacheManager {
                          std::span<const BlockId> block_table, std::string_view tenant_salt);
 
   // Drops one reference from each block (a finished, cancelled or preempted sequence). Blocks
-  // at zero become cached-free (if they hold a committed prefix, LRU order) or free. Pass a
-  // sequence's table in its own order: its tail blocks become the first to be evicted, so a
-  // cached chain loses its end before its start. Throws Error(kInvalidArgument) on a release
-  // of a block that holds no reference (double release) and then changes nothing.
+  // at zero become cached-free (if they hold a committed prefix, LRU order) or free. They join
+  // the LRU list in the order given, the first given being evicted first: pass a sequence's
+  // table REVERSED (tail first), so a cached chain loses its end before its start. Throws
+  // Error(kInvalidArgument) on a release of a block that holds no reference (double release)
+  // and then changes nothing.
   void release(std::span<const BlockId> blocks);
 
   KvCacheStats stats() const;

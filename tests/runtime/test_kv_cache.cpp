@@ -59,8 +59,7 @@ struct Sequence {
                         hit.tokens / kBlockSize;
     const auto fresh = cache.allocate(needed);
     if (!fresh) {
-      cache.release(table);
-      table.clear();
+      finish(cache);
       return false;
     }
     table.insert(table.end(), fresh->begin(), fresh->end());
@@ -72,7 +71,8 @@ struct Sequence {
     }
   }
   void finish(KvCacheManager& cache) {
-    cache.release(table);
+    const std::vector<BlockId> tail_first(table.rbegin(), table.rend());
+    cache.release(tail_first);
     table.clear();
   }
 };
@@ -261,7 +261,7 @@ TEST(KvCacheManager, EvictsCachedFreeBlocksInLruOrderTailFirst) {
   Sequence b{iota_tokens(8, 200), ""};
   ASSERT_TRUE(a.admit(cache));
   a.commit_all(cache);
-  a.finish(cache);  // a's blocks go on the LRU list first (a1 before a0)
+  a.finish(cache);  // a's blocks go on the LRU list first, tail first (a1 before a0)
   ASSERT_TRUE(b.admit(cache));
   b.commit_all(cache);
   const std::vector<BlockId> b_table = b.table;
