@@ -134,6 +134,7 @@ KvCacheManager::KvCacheManager(KvCacheConfig config) : config_(std::move(config)
              std::to_string(config_.block_size));
   }
   blocks_.resize(static_cast<size_t>(config_.num_blocks));
+  hashes_.resize(blocks_.size());
   free_stack_.reserve(blocks_.size());
   // Pushed in reverse so that a fresh manager hands out 0, 1, 2, ...
   for (BlockId b = config_.num_blocks - 1; b >= 0; --b) free_stack_.push_back(b);
@@ -232,7 +233,7 @@ BlockId KvCacheManager::take_free_block() {
   if (id < 0) fail(ErrorCode::kInternal, "kv cache: no block to take (counts are wrong)");
   lru_unlink(id);
   Block& block = blocks_[static_cast<size_t>(id)];
-  hash_index_.erase(block.hash);
+  hash_index_.erase(hashes_[static_cast<size_t>(id)]);
   block.indexed = false;
   block.hashed = false;
   ++evictions_;
@@ -269,13 +270,15 @@ void KvCacheManager::commit_full_block(std::span<const int32_t> tokens, int32_t 
     const Block& parent_block = blocks_[static_cast<size_t>(parent_id)];
     // The engine commits blocks in order, so the parent normally carries its hash already;
     // otherwise the chain is rebuilt from the start.
-    parent = parent_block.hashed ? parent_block.hash : hasher.chain_to(tokens, block_index - 1);
+    parent = parent_block.hashed ? hashes_[static_cast<size_t>(parent_id)]
+                                 : hasher.chain_to(tokens, block_index - 1);
   }
-  block.hash = hasher.block(parent, tokens, block_index);
+  BlockHash& hash = hashes_[static_cast<size_t>(id)];
+  hash = hasher.block(parent, tokens, block_index);
   block.hashed = true;
   // A block computed twice (two requests prefilled the same prefix at once) keeps its hash
   // for its children, but only the first copy is indexed and reusable.
-  if (hash_index_.emplace(block.hash, id).second) block.indexed = true;
+  if (hash_index_.emplace(hash, id).second) block.indexed = true;
 }
 
 void KvCacheManager::release(std::span<const BlockId> blocks) {
@@ -400,7 +403,7 @@ KvCacheManager::StateCounts KvCacheManager::check_block_states() const {
         break;
     }
     if (block.indexed) {
-      const auto found = hash_index_.find(block.hash);
+      const auto found = hash_index_.find(hashes_[b]);
       if (!block.hashed || found == hash_index_.end() || found->second != id) {
         violation(block_name(id) + " is marked indexed but the hash index does not point at it");
       }

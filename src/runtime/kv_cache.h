@@ -107,9 +107,8 @@ class KvCacheManager {
   struct Block {
     int32_t ref_count = 0;
     BlockState state = BlockState::kFree;
-    bool hashed = false;   // committed full block: `hash` is its chain hash
-    bool indexed = false;  // the hash index maps `hash` to this block (implies `hashed`)
-    BlockHash hash;
+    bool hashed = false;    // committed full block: hashes_[id] is its chain hash
+    bool indexed = false;   // the hash index maps hashes_[id] to this block (implies `hashed`)
     BlockId lru_prev = -1;  // neighbours on the LRU list (cached-free blocks only)
     BlockId lru_next = -1;
   };
@@ -128,6 +127,7 @@ class KvCacheManager {
 
   KvCacheConfig config_;
   std::vector<Block> blocks_;
+  std::vector<BlockHash> hashes_;    // apart from blocks_, so state scans touch 16 bytes a block
   std::vector<BlockId> free_stack_;  // the most recently freed block is reused first
   BlockId lru_head_ = -1;            // oldest cached-free block: evicted first
   BlockId lru_tail_ = -1;
