@@ -15,14 +15,23 @@
 namespace autoglm {
 namespace {
 
-// One SHA-256 computation at a time over a reusable EVP context.
+// One SHA-256 computation at a time. The digest is fetched from the provider once and the
+// context reused: OpenSSL 3's implicit fetch and context allocation cost more than hashing
+// one block.
 class Sha256 {
  public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
-    if (!ctx_) fail(ErrorCode::kInternal, "kv cache: EVP_MD_CTX_new failed");
+  Sha256()
+      : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr), &EVP_MD_free),
+        ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+    if (!md_ || !ctx_) fail(ErrorCode::kInternal, "kv cache: cannot set up OpenSSL SHA-256");
+  }
+  // One per thread: the manager lives on the engine thread, tests may use others.
+  static Sha256& for_this_thread() {
+    thread_local Sha256 sha;
+    return sha;
   }
   void begin() {
-    if (EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
+    if (EVP_DigestInit_ex(ctx_.get(), md_.get(), nullptr) != 1) {
       fail(ErrorCode::kInternal, "kv cache: SHA-256 init failed");
     }
   }
@@ -48,6 +57,7 @@ class Sha256 {
   }
 
  private:
+  std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> md_;
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
 };
 
@@ -57,7 +67,9 @@ class Sha256 {
 class ChainHasher {
  public:
   ChainHasher(std::string_view model_id, std::string_view tenant_salt, int32_t block_size)
-      : block_size_(block_size), token_bytes_(static_cast<size_t>(block_size) * 4) {
+      : sha_(Sha256::for_this_thread()),
+        block_size_(block_size),
+        token_bytes_(static_cast<size_t>(block_size) * 4) {
     sha_.begin();
     sha_.update_string("autoglm kv namespace v1");
     sha_.update_string(model_id);
@@ -89,7 +101,7 @@ class ChainHasher {
   }
 
  private:
-  Sha256 sha_;
+  Sha256& sha_;
   BlockHash namespace_;
   int32_t block_size_;
   std::vector<uint8_t> token_bytes_;
@@ -122,6 +134,7 @@ KvCacheManager::KvCacheManager(KvCacheConfig config) : config_(std::move(config)
              std::to_string(config_.block_size));
   }
   blocks_.resize(static_cast<size_t>(config_.num_blocks));
+  hashes_.resize(blocks_.size());
   free_stack_.reserve(blocks_.size());
   // Pushed in reverse so that a fresh manager hands out 0, 1, 2, ...
   for (BlockId b = config_.num_blocks - 1; b >= 0; --b) free_stack_.push_back(b);
@@ -220,7 +233,7 @@ BlockId KvCacheManager::take_free_block() {
   if (id < 0) fail(ErrorCode::kInternal, "kv cache: no block to take (counts are wrong)");
   lru_unlink(id);
   Block& block = blocks_[static_cast<size_t>(id)];
-  hash_index_.erase(block.hash);
+  hash_index_.erase(hashes_[static_cast<size_t>(id)]);
   block.indexed = false;
   block.hashed = false;
   ++evictions_;
@@ -257,13 +270,15 @@ void KvCacheManager::commit_full_block(std::span<const int32_t> tokens, int32_t 
     const Block& parent_block = blocks_[static_cast<size_t>(parent_id)];
     // The engine commits blocks in order, so the parent normally carries its hash already;
     // otherwise the chain is rebuilt from the start.
-    parent = parent_block.hashed ? parent_block.hash : hasher.chain_to(tokens, block_index - 1);
+    parent = parent_block.hashed ? hashes_[static_cast<size_t>(parent_id)]
+                                 : hasher.chain_to(tokens, block_index - 1);
   }
-  block.hash = hasher.block(parent, tokens, block_index);
+  BlockHash& hash = hashes_[static_cast<size_t>(id)];
+  hash = hasher.block(parent, tokens, block_index);
   block.hashed = true;
   // A block computed twice (two requests prefilled the same prefix at once) keeps its hash
   // for its children, but only the first copy is indexed and reusable.
-  if (hash_index_.emplace(block.hash, id).second) block.indexed = true;
+  if (hash_index_.emplace(hash, id).second) block.indexed = true;
 }
 
 void KvCacheManager::release(std::span<const BlockId> blocks) {
@@ -279,9 +294,10 @@ void KvCacheManager::release(std::span<const BlockId> blocks) {
     }
     --blocks_[static_cast<size_t>(id)].ref_count;
   }
-  // Second pass, tail first: the last block of a table goes to the LRU list first, so it is
-  // evicted before the blocks its hash chain depends on.
-  for (size_t i = blocks.size(); i-- > 0;) {
+  // Second pass, in the order given: the first block given joins the LRU list first and is
+  // evicted first. Callers pass a table tail first, so a cached chain loses its end before the
+  // blocks its hashes depend on (vLLM frees in the same order).
+  for (size_t i = 0; i < blocks.size(); ++i) {
     const BlockId id = blocks[i];
     Block& block = blocks_[static_cast<size_t>(id)];
     if (block.ref_count != 0 || block.state != BlockState::kUsed) continue;
@@ -338,8 +354,7 @@ namespace {
 void KvCacheManager::check_invariants(
     std::span<const std::span<const BlockId>> live_block_tables) const {
   check_table_refs(live_block_tables);
-  check_block_states();
-  check_free_lists();
+  check_free_lists(check_block_states());
 }
 
 void KvCacheManager::check_table_refs(
@@ -363,54 +378,53 @@ void KvCacheManager::check_table_refs(
   }
 }
 
-void KvCacheManager::check_block_states() const {
+KvCacheManager::StateCounts KvCacheManager::check_block_states() const {
+  StateCounts counts;
   int32_t used = 0;
   size_t indexed = 0;
   for (size_t b = 0; b < blocks_.size(); ++b) {
     const Block& block = blocks_[b];
-    const std::string name = block_name(static_cast<BlockId>(b));
+    const auto id = static_cast<BlockId>(b);
     if ((block.state == BlockState::kUsed) != (block.ref_count > 0)) {
-      violation(name + " has ref count " + std::to_string(block.ref_count) +
+      violation(block_name(id) + " has ref count " + std::to_string(block.ref_count) +
                 " but is not in the matching state");
     }
-    if (block.state == BlockState::kCachedFree && !block.indexed) {
-      violation(name + " is cached-free without an indexed hash");
-    }
-    if (block.state == BlockState::kFree && block.hashed) {
-      violation(name + " is free but still carries a hash");
+    switch (block.state) {
+      case BlockState::kUsed:
+        ++used;
+        break;
+      case BlockState::kFree:
+        ++counts.free;
+        if (block.hashed) violation(block_name(id) + " is free but still carries a hash");
+        break;
+      case BlockState::kCachedFree:
+        ++counts.cached_free;
+        if (!block.indexed) violation(block_name(id) + " is cached-free without an indexed hash");
+        break;
     }
     if (block.indexed) {
-      const auto found = hash_index_.find(block.hash);
-      if (!block.hashed || found == hash_index_.end() || found->second != static_cast<BlockId>(b)) {
-        violation(name + " is marked indexed but the hash index does not point at it");
+      const auto found = hash_index_.find(hashes_[b]);
+      if (!block.hashed || found == hash_index_.end() || found->second != id) {
+        violation(block_name(id) + " is marked indexed but the hash index does not point at it");
       }
       ++indexed;
     }
-    if (block.state == BlockState::kUsed) ++used;
   }
   if (used != used_blocks_) {
     violation("used block count " + std::to_string(used_blocks_) + " but " + std::to_string(used) +
               " blocks are used");
   }
+  // Each indexed block is found under its own hash, so the index holds at least that many
+  // distinct entries; equal sizes leave no entry pointing anywhere else.
   if (indexed != hash_index_.size()) {
     violation("hash index has " + std::to_string(hash_index_.size()) + " entries but " +
               std::to_string(indexed) + " blocks are indexed");
   }
-  for (const auto& [hash, id] : hash_index_) {
-    if (id < 0 || id >= config_.num_blocks || !(blocks_[static_cast<size_t>(id)].hash == hash)) {
-      violation("hash index points at " + block_name(id) + " which does not hold that hash");
-    }
-  }
+  return counts;
 }
 
-void KvCacheManager::check_free_lists() const {
+void KvCacheManager::check_free_lists(const StateCounts& counts) const {
   std::vector<uint8_t> listed(blocks_.size(), 0);
-  size_t free_state = 0;
-  size_t cached_state = 0;
-  for (const Block& block : blocks_) {
-    free_state += block.state == BlockState::kFree;
-    cached_state += block.state == BlockState::kCachedFree;
-  }
   for (const BlockId id : free_stack_) {
     if (id < 0 || id >= config_.num_blocks) violation("free list holds id " + std::to_string(id));
     if (listed[static_cast<size_t>(id)]++) violation(block_name(id) + " is on the free list twice");
@@ -418,7 +432,7 @@ void KvCacheManager::check_free_lists() const {
       violation(block_name(id) + " is on the free list but is not free");
     }
   }
-  if (free_stack_.size() != free_state) violation("free list size does not match free blocks");
+  if (free_stack_.size() != counts.free) violation("free list size does not match free blocks");
 
   size_t walked = 0;
   BlockId previous = -1;
@@ -436,9 +450,10 @@ void KvCacheManager::check_free_lists() const {
     ++walked;
   }
   if (previous != lru_tail_) violation("LRU tail does not end the list");
-  if (walked != cached_state || static_cast<int32_t>(walked) != lru_size_) {
+  if (walked != counts.cached_free || static_cast<int32_t>(walked) != lru_size_) {
     violation("LRU list length " + std::to_string(walked) + ", recorded size " +
-              std::to_string(lru_size_) + ", cached-free blocks " + std::to_string(cached_state));
+              std::to_string(lru_size_) + ", cached-free blocks " +
+              std::to_string(counts.cached_free));
   }
 }
 

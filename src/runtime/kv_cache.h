@@ -81,10 +81,11 @@ class KvCacheManager {
                          std::span<const BlockId> block_table, std::string_view tenant_salt);
 
   // Drops one reference from each block (a finished, cancelled or preempted sequence). Blocks
-  // at zero become cached-free (if they hold a committed prefix, LRU order) or free. Pass a
-  // sequence's table in its own order: its tail blocks become the first to be evicted, so a
-  // cached chain loses its end before its start. Throws Error(kInvalidArgument) on a release
-  // of a block that holds no reference (double release) and then changes nothing.
+  // at zero become cached-free (if they hold a committed prefix, LRU order) or free. They join
+  // the LRU list in the order given, the first given being evicted first: pass a sequence's
+  // table REVERSED (tail first), so a cached chain loses its end before its start. Throws
+  // Error(kInvalidArgument) on a release of a block that holds no reference (double release)
+  // and then changes nothing.
   void release(std::span<const BlockId> blocks);
 
   KvCacheStats stats() const;
@@ -106,9 +107,8 @@ class KvCacheManager {
   struct Block {
     int32_t ref_count = 0;
     BlockState state = BlockState::kFree;
-    bool hashed = false;   // committed full block: `hash` is its chain hash
-    bool indexed = false;  // the hash index maps `hash` to this block (implies `hashed`)
-    BlockHash hash;
+    bool hashed = false;    // committed full block: hashes_[id] is its chain hash
+    bool indexed = false;   // the hash index maps hashes_[id] to this block (implies `hashed`)
     BlockId lru_prev = -1;  // neighbours on the LRU list (cached-free blocks only)
     BlockId lru_next = -1;
   };
@@ -118,11 +118,16 @@ class KvCacheManager {
   void lru_push_back(BlockId block);
   void lru_unlink(BlockId block);
   void check_table_refs(std::span<const std::span<const BlockId>> live_block_tables) const;
-  void check_block_states() const;
-  void check_free_lists() const;
+  struct StateCounts {
+    size_t free = 0;
+    size_t cached_free = 0;
+  };
+  StateCounts check_block_states() const;
+  void check_free_lists(const StateCounts& counts) const;
 
   KvCacheConfig config_;
   std::vector<Block> blocks_;
+  std::vector<BlockHash> hashes_;    // apart from blocks_, so state scans touch 16 bytes a block
   std::vector<BlockId> free_stack_;  // the most recently freed block is reused first
   BlockId lru_head_ = -1;            // oldest cached-free block: evicted first
   BlockId lru_tail_ = -1;

@@ -59,8 +59,7 @@ struct Sequence {
                         hit.tokens / kBlockSize;
     const auto fresh = cache.allocate(needed);
     if (!fresh) {
-      cache.release(table);
-      table.clear();
+      finish(cache);
       return false;
     }
     table.insert(table.end(), fresh->begin(), fresh->end());
@@ -72,7 +71,8 @@ struct Sequence {
     }
   }
   void finish(KvCacheManager& cache) {
-    cache.release(table);
+    const std::vector<BlockId> tail_first(table.rbegin(), table.rend());
+    cache.release(tail_first);
     table.clear();
   }
 };
@@ -132,6 +132,36 @@ TEST(KvCacheManager, AllocateAndReleaseTrackRefCounts) {
   EXPECT_EQ(cache.ref_count(1), 0);
   EXPECT_NO_THROW(cache.check_invariants({}));
   EXPECT_EQ(code_of([&] { cache.ref_count(8); }), ErrorCode::kInvalidArgument);
+}
+
+TEST(KvCacheManager, RejectsABadConfig) {
+  EXPECT_EQ(code_of([] {
+              KvCacheManager(KvCacheConfig{-1, 16, true, "m"});
+            }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([] {
+              KvCacheManager(KvCacheConfig{8, 0, true, "m"});
+            }),
+            ErrorCode::kInvalidArgument);
+  KvCacheManager empty(KvCacheConfig{0, 16, true, "m"});
+  EXPECT_EQ(empty.available_blocks(), 0);
+  EXPECT_FALSE(empty.allocate(1));
+}
+
+TEST(KvCacheManager, ShortPromptsHaveNoFullBlockToReuse) {
+  KvCacheManager cache = make_cache(8);
+  Sequence a{iota_tokens(4), ""};
+  ASSERT_TRUE(a.admit(cache));
+  a.commit_all(cache);  // one full block, committed
+  a.finish(cache);
+  for (const int32_t length : {0, 1, 4}) {
+    const auto prompt = iota_tokens(length);
+    const auto hit = cache.acquire_prefix(prompt, "");
+    EXPECT_TRUE(hit.blocks.empty()) << length << " tokens";
+    EXPECT_EQ(hit.tokens, 0);
+  }
+  EXPECT_EQ(cache.stats().prefix_queries, 4u + 0u + 1u + 4u);
+  EXPECT_EQ(cache.acquire_prefix(iota_tokens(5), "").tokens, 4);  // one more token: a hit
 }
 
 TEST(KvCacheManager, DoubleReleaseIsDetectedAndChangesNothing) {
@@ -261,7 +291,7 @@ TEST(KvCacheManager, EvictsCachedFreeBlocksInLruOrderTailFirst) {
   Sequence b{iota_tokens(8, 200), ""};
   ASSERT_TRUE(a.admit(cache));
   a.commit_all(cache);
-  a.finish(cache);  // a's blocks go on the LRU list first (a1 before a0)
+  a.finish(cache);  // a's blocks go on the LRU list first, tail first (a1 before a0)
   ASSERT_TRUE(b.admit(cache));
   b.commit_all(cache);
   const std::vector<BlockId> b_table = b.table;
