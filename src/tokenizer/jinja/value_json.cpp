@@ -13,7 +13,7 @@ namespace autoglm::jinja {
 namespace {
 
 void append_u_escape(std::string& out, uint32_t unit) {
-  char buf[8];
+  char buf[16];  // "\\u" + up to 8 hex digits for any uint32_t, + NUL
   std::snprintf(buf, sizeof buf, "\\u%04x", unit);
   out += buf;
 }
