@@ -14,12 +14,12 @@ PROMPT    ?= Hello from Open-AutoGLM.
 VENV      := .venv
 PYTHON    := $(VENV)/bin/python
 
-.PHONY: run test deps venv build asan-test tsan-test fuzz unit-test clean format
+.PHONY: run test deps venv build asan-test tsan-test fuzz unit-test clean format format-check
 
 run: build
 	./$(BUILD)/tools/autoglm/autoglm generate --model $(MODEL) --chat --prompt "$(PROMPT)" --max-tokens 48
 
-test: deps venv asan-test tsan-test fuzz unit-test
+test: deps venv format-check asan-test tsan-test fuzz unit-test
 
 deps:
 	@scripts/install_deps.sh
@@ -60,8 +60,14 @@ fuzz: deps
 unit-test: build venv
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 
+CXX_SOURCES = find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.inc' -o -name '*.cu'
+
 format:
-	find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.cu' | xargs clang-format -i
+	$(CXX_SOURCES) | xargs clang-format -i
+
+# Fails when a C++ file is not formatted as .clang-format says.
+format-check: deps
+	$(CXX_SOURCES) | xargs clang-format --dry-run -Werror
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ) $(TSAN)

@@ -24,7 +24,7 @@ struct Fd {
 int open_regular(const std::string& path, off_t* size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(ErrorCode::kNotFound, path + ": cannot open: " + std::strerror(errno));
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     fail(ErrorCode::kInvalidModel, path + ": not a regular file");
@@ -43,7 +43,8 @@ MappedFile MappedFile::open(const std::string& path) {
   m.size_ = static_cast<size_t>(size);
   if (m.size_ == 0) return m;  // mmap of length 0 is invalid; an empty span is fine.
   void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, fd.fd, 0);
-  if (p == MAP_FAILED) fail(ErrorCode::kInvalidModel, path + ": mmap failed: " + std::strerror(errno));
+  if (p == MAP_FAILED)
+    fail(ErrorCode::kInvalidModel, path + ": mmap failed: " + std::strerror(errno));
   m.data_ = static_cast<const uint8_t*>(p);
   return m;
 }

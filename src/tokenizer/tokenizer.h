@@ -18,7 +18,6 @@
 
 namespace autoglm {
 
-
 // Where special added tokens (special=true) may be recognised in the input text.
 // Non-special added tokens are always recognised, as in HF.
 enum class SpecialTokenPolicy {

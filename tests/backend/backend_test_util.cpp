@@ -16,8 +16,8 @@ namespace fs = std::filesystem;
 std::vector<fs::path> reference_model_dirs() {
   std::vector<fs::path> out;
   // The architecture fixtures, and the bundled default model (models/autoglm-tiny).
-  for (const fs::path& root : {fs::path(AUTOGLM_FIXTURES_DIR) / "models",
-                              fs::path(AUTOGLM_SOURCE_DIR) / "models"}) {
+  for (const fs::path& root :
+       {fs::path(AUTOGLM_FIXTURES_DIR) / "models", fs::path(AUTOGLM_SOURCE_DIR) / "models"}) {
     if (!fs::exists(root)) continue;
     for (const auto& e : fs::directory_iterator(root)) {
       if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());

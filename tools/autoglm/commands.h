@@ -6,11 +6,11 @@
 
 namespace autoglm::cli {
 
-void register_inspect(CLI::App& app, int* exit_code);    // cmd_inspect.cpp
-void register_tokenize(CLI::App& app, int* exit_code);   // cmd_tokenize.cpp
-void register_template(CLI::App& app, int* exit_code);   // cmd_template.cpp
-void register_generate(CLI::App& app, int* exit_code);   // cmd_generate.cpp
-void register_chat(CLI::App& app, int* exit_code);       // cmd_chat.cpp
-void register_bench(CLI::App& app, int* exit_code);      // cmd_bench.cpp
+void register_inspect(CLI::App& app, int* exit_code);   // cmd_inspect.cpp
+void register_tokenize(CLI::App& app, int* exit_code);  // cmd_tokenize.cpp
+void register_template(CLI::App& app, int* exit_code);  // cmd_template.cpp
+void register_generate(CLI::App& app, int* exit_code);  // cmd_generate.cpp
+void register_chat(CLI::App& app, int* exit_code);      // cmd_chat.cpp
+void register_bench(CLI::App& app, int* exit_code);     // cmd_bench.cpp
 
 }  // namespace autoglm::cli
