@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace autoglm {
 
@@ -22,6 +23,27 @@ struct ForwardBatch {
 
   int32_t n_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t n_seqs() const { return static_cast<int32_t>(context_len.size()); }
+};
+
+// Owning storage behind a ForwardBatch: whoever builds a step (the scheduler, tests) fills
+// these vectors and hands view() to Backend::forward.
+struct ForwardBatchArrays {
+  std::vector<int32_t> token_ids, positions, seq_start, context_len, block_table, slot_mapping;
+  std::vector<int32_t> logits_rows;
+  int32_t max_blocks_per_seq = 0;
+
+  ForwardBatch view() const {
+    ForwardBatch b;
+    b.token_ids = token_ids;
+    b.positions = positions;
+    b.seq_start = seq_start;
+    b.context_len = context_len;
+    b.block_table = block_table;
+    b.max_blocks_per_seq = max_blocks_per_seq;
+    b.slot_mapping = slot_mapping;
+    b.logits_rows = logits_rows;
+    return b;
+  }
 };
 
 struct KvPoolShape {

@@ -17,19 +17,6 @@ bool by_service_order(const Sequence* a, const Sequence* b) {
 
 }  // namespace
 
-ForwardBatch StepPlan::batch() const {
-  ForwardBatch b;
-  b.token_ids = token_ids;
-  b.positions = positions;
-  b.seq_start = seq_start;
-  b.context_len = context_len;
-  b.block_table = block_table;
-  b.max_blocks_per_seq = max_blocks_per_seq;
-  b.slot_mapping = slot_mapping;
-  b.logits_rows = logits_rows;
-  return b;
-}
-
 Scheduler::Scheduler(SchedulerConfig config, KvCacheManager& kv)
     : config_(config), kv_(kv), block_size_(kv.config().block_size) {
   if (config_.max_num_seqs <= 0 || config_.max_batched_tokens <= 0) {

@@ -44,12 +44,10 @@ struct SequenceEnded {
 
 // The batch of one step. It owns the ForwardBatch arrays, so batch() can be passed to
 // Backend::forward unchanged; logits row r belongs to sequence logits_owner[r].
-struct StepPlan {
+// The ForwardBatch arrays it inherits go to Backend::forward unchanged (batch()).
+struct StepPlan : ForwardBatchArrays {
   std::vector<ScheduledChunk> chunks;
-  std::vector<int32_t> token_ids, positions, seq_start, context_len, block_table, slot_mapping;
-  std::vector<int32_t> logits_rows;
   std::vector<SequenceId> logits_owner;
-  int32_t max_blocks_per_seq = 0;
   int32_t num_decode_tokens = 0;
   int32_t num_prefill_tokens = 0;
   std::vector<SequenceId> started;    // scheduled for the first time (left the queue)
@@ -57,7 +55,7 @@ struct StepPlan {
   std::vector<SequenceEnded> ended;   // finished by schedule() itself (deadlines)
 
   bool empty() const { return chunks.empty(); }
-  ForwardBatch batch() const;
+  ForwardBatch batch() const { return view(); }
 };
 
 // What the engine made of the logits: one entry per logits row, in order.

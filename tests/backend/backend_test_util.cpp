@@ -52,34 +52,27 @@ ReferenceModel load_reference_model(const fs::path& dir) {
 
 std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) {
   const int32_t bs = backend.kv_pool().block_size;
-  std::vector<int32_t> tok, pos, start{0}, ctx, table, slots, rows;
-  int32_t max_blocks = 0;
-  for (const auto& s : seqs) max_blocks = std::max<int32_t>(max_blocks, s.blocks.size());
+  ForwardBatchArrays b;
+  b.seq_start = {0};
+  for (const auto& s : seqs) {
+    b.max_blocks_per_seq = std::max<int32_t>(b.max_blocks_per_seq, s.blocks.size());
+  }
   for (const auto& s : seqs) {
     for (size_t i = 0; i < s.ids.size(); ++i) {
       const int32_t p = s.first_pos + static_cast<int32_t>(i);
-      rows.push_back(static_cast<int32_t>(tok.size()));
-      tok.push_back(s.ids[i]);
-      pos.push_back(p);
-      slots.push_back(s.blocks[p / bs] * bs + p % bs);
+      b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()));
+      b.token_ids.push_back(s.ids[i]);
+      b.positions.push_back(p);
+      b.slot_mapping.push_back(s.blocks[p / bs] * bs + p % bs);
     }
-    start.push_back(static_cast<int32_t>(tok.size()));
-    ctx.push_back(s.first_pos + static_cast<int32_t>(s.ids.size()));
+    b.seq_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.context_len.push_back(s.first_pos + static_cast<int32_t>(s.ids.size()));
     std::vector<int32_t> row = s.blocks;
-    row.resize(max_blocks, 0);
-    table.insert(table.end(), row.begin(), row.end());
+    row.resize(b.max_blocks_per_seq, 0);
+    b.block_table.insert(b.block_table.end(), row.begin(), row.end());
   }
-  ForwardBatch b;
-  b.token_ids = tok;
-  b.positions = pos;
-  b.seq_start = start;
-  b.context_len = ctx;
-  b.block_table = table;
-  b.max_blocks_per_seq = max_blocks;
-  b.slot_mapping = slots;
-  b.logits_rows = rows;
-  std::vector<float> logits(rows.size() * backend.vocab_size());
-  backend.forward(b, logits);
+  std::vector<float> logits(b.logits_rows.size() * backend.vocab_size());
+  backend.forward(b.view(), logits);
   return logits;
 }
 
