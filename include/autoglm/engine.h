@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/logits_processing.h"
 #include "runtime/metrics.h"
 #include "runtime/sampling_params.h"
 
@@ -65,6 +67,7 @@ struct StreamDelta {
   std::optional<std::string> stop;  // the stop string or "token:<id>" that matched
   std::string error;                // with kError
   Usage usage;                      // filled in the last delta
+  std::vector<Logprobs> logprobs;   // one per token_ids entry when sampling.logprobs
 };
 
 struct GenerationOutput {
@@ -74,6 +77,7 @@ struct GenerationOutput {
   std::optional<std::string> stop;
   std::string error;
   Usage usage;
+  std::vector<Logprobs> logprobs;  // one per token when sampling.logprobs
 };
 
 // A submit the engine will not take now. The server maps kQueueFull to 429 with Retry-After.
@@ -93,6 +97,12 @@ class RequestRejected : public std::runtime_error {
 namespace detail {
 class TokenChannel;
 }
+class Tokenizer;
+struct ModelConfig;
+
+// Receives a request's deltas on the engine thread, in order, the last with `finish` set. It
+// must not block (post the delta to the caller's own executor) and must not throw.
+using DeltaCallback = std::function<void(StreamDelta)>;
 
 class RequestStream {
  public:
@@ -120,17 +130,27 @@ class Engine {
   // and RequestRejected when the queue is full, the request cannot fit the context or the KV
   // pool, or cannot start before its deadline at the measured throughput.
   RequestStream submit(GenerationRequest request);
+  // The same, delivering each delta to `on_delta` on the engine thread (for asynchronous
+  // callers such as the HTTP server). Returns the request id for cancel().
+  uint64_t submit(GenerationRequest request, DeltaCallback on_delta);
   // Ends the request within one step (its blocks are freed); a no-op once it has finished.
   void cancel(uint64_t request_id);
   // submit() and read the stream to its end.
   GenerationOutput generate(GenerationRequest request);
 
   std::vector<int32_t> encode(std::string_view text) const;
+  // The loaded model's tokenizer and configuration (immutable after construction, so safe to
+  // use from any thread).
+  const Tokenizer& tokenizer() const;
+  const ModelConfig& model_config() const;
+  const EngineOptions& options() const;
   // The engine thread's last published metrics (gauges, counters, latency histograms).
   std::shared_ptr<const EngineMetricsSnapshot> metrics() const;
   bool engine_thread_alive() const;
 
  private:
+  uint64_t enqueue(GenerationRequest request, std::shared_ptr<detail::TokenChannel> channel);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

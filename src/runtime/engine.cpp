@@ -155,6 +155,7 @@ StepOutput EngineCore::sample(const StepPlan& plan, std::vector<StreamDelta>& de
     StopChecker::Step step = live.pending.stopper->push(token.id);
     StreamDelta delta;
     delta.token_ids.push_back(token.id);
+    if (token.logprobs) delta.logprobs.push_back(std::move(*token.logprobs));
     delta.text = std::move(step.text);
     SampledRow out{token.id, SequenceEnd::kNone};
     if (step.finish) {
@@ -314,6 +315,16 @@ std::vector<int32_t> Engine::encode(std::string_view text) const {
 }
 
 RequestStream Engine::submit(GenerationRequest request) {
+  auto channel = std::make_shared<detail::TokenChannel>();
+  return RequestStream(enqueue(std::move(request), channel), channel);
+}
+
+uint64_t Engine::submit(GenerationRequest request, DeltaCallback on_delta) {
+  if (!on_delta) fail(ErrorCode::kInvalidArgument, "submit: the delta callback is empty");
+  return enqueue(std::move(request), std::make_shared<detail::TokenChannel>(std::move(on_delta)));
+}
+
+uint64_t Engine::enqueue(GenerationRequest request, std::shared_ptr<detail::TokenChannel> channel) {
   Impl& im = *impl_;
   PendingRequest p;
   p.submitted = std::chrono::steady_clock::now();
@@ -338,11 +349,11 @@ RequestStream Engine::submit(GenerationRequest request) {
   p.sampler->add_prompt(p.sequence.prompt);
   p.stopper =
       std::make_unique<StopChecker>(*im.tokenizer, request.stop, im.model->config.eos_token_ids);
-  p.channel = std::make_shared<detail::TokenChannel>();
-  RequestStream stream(static_cast<uint64_t>(p.sequence.id), p.channel);
+  p.channel = std::move(channel);
+  const uint64_t id = static_cast<uint64_t>(p.sequence.id);
   const std::optional<SteadyTime> deadline = p.sequence.deadline;
   im.queue->submit(std::move(p), deadline);
-  return stream;
+  return id;
 }
 
 void Engine::cancel(uint64_t request_id) {
@@ -355,6 +366,7 @@ GenerationOutput Engine::generate(GenerationRequest request) {
   while (std::optional<StreamDelta> delta = stream.next()) {
     out.token_ids.insert(out.token_ids.end(), delta->token_ids.begin(), delta->token_ids.end());
     out.text += delta->text;
+    for (Logprobs& lp : delta->logprobs) out.logprobs.push_back(std::move(lp));
     if (delta->finish) {
       out.finish = *delta->finish;
       out.stop = delta->stop;
@@ -363,6 +375,18 @@ GenerationOutput Engine::generate(GenerationRequest request) {
     }
   }
   return out;
+}
+
+const Tokenizer& Engine::tokenizer() const {
+  return *impl_->tokenizer;
+}
+
+const ModelConfig& Engine::model_config() const {
+  return impl_->model->config;
+}
+
+const EngineOptions& Engine::options() const {
+  return impl_->options;
 }
 
 std::shared_ptr<const EngineMetricsSnapshot> Engine::metrics() const {

@@ -63,7 +63,12 @@ void TokenChannel::push(StreamDelta delta) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;  // one closing delta per request, whatever races to end it
     closed_ = delta.finish.has_value();
-    deltas_.push_back(std::move(delta));
+    if (!sink_) deltas_.push_back(std::move(delta));
+  }
+  // Only the engine thread pushes, so calling the sink outside the lock keeps the order.
+  if (sink_) {
+    sink_(std::move(delta));
+    return;
   }
   ready_.notify_all();
 }

@@ -60,6 +60,9 @@ namespace detail {
 // The deltas of one request, from the engine thread to the reader.
 class TokenChannel {
  public:
+  TokenChannel() = default;
+  // Deltas go straight to `sink` (on the pushing thread) instead of the queue.
+  explicit TokenChannel(DeltaCallback sink) : sink_(std::move(sink)) {}
   void push(StreamDelta delta);      // a delta with `finish` set closes the channel
   std::optional<StreamDelta> pop();  // blocks; nullopt after the closing delta was popped
   bool closed() const;
@@ -70,6 +73,7 @@ class TokenChannel {
   std::deque<StreamDelta> deltas_;
   bool closed_ = false;     // the closing delta was pushed
   bool delivered_ = false;  // ... and popped
+  DeltaCallback sink_;
 };
 
 }  // namespace detail

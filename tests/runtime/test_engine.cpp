@@ -5,8 +5,10 @@
 // Thread ownership: the test thread and the client threads it starts.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -261,6 +263,43 @@ TEST(Engine, QueueTimeoutEndsARequestThatNeverStarts) {
   EXPECT_EQ(out.finish, FinishCause::kTimeout);
   EXPECT_TRUE(out.token_ids.empty());
   engine.cancel(hog.id());
+}
+
+TEST(Engine, CallbackSubmitDeliversTheSameStreamWithLogprobs) {
+  Engine engine(options(true, 256));
+  GenerationRequest request = greedy_request({{5, 6, 7, 8}, 12});
+  request.sampling.logprobs = true;
+  request.sampling.top_logprobs = 3;
+  const GenerationOutput blocking = engine.generate(request);
+  ASSERT_EQ(blocking.logprobs.size(), blocking.token_ids.size());
+
+  std::mutex mutex;
+  std::condition_variable done;
+  std::vector<StreamDelta> deltas;
+  const uint64_t id = engine.submit(request, [&](StreamDelta d) {
+    std::lock_guard<std::mutex> lock(mutex);
+    deltas.push_back(std::move(d));
+    done.notify_all();
+  });
+  EXPECT_GT(id, 0u);
+  std::unique_lock<std::mutex> lock(mutex);
+  done.wait(lock, [&] { return !deltas.empty() && deltas.back().finish; });
+  std::vector<int32_t> ids;
+  size_t logprob_rows = 0;
+  for (const StreamDelta& d : deltas) {
+    ids.insert(ids.end(), d.token_ids.begin(), d.token_ids.end());
+    ASSERT_EQ(d.logprobs.size(), d.token_ids.size());
+    for (const Logprobs& lp : d.logprobs) {
+      EXPECT_EQ(lp.top.size(), 3u);
+      EXPECT_EQ(lp.chosen.id, lp.top.front().id);  // greedy picks the most likely token
+      EXPECT_LE(lp.chosen.logprob, 0.0f);
+    }
+    logprob_rows += d.logprobs.size();
+  }
+  EXPECT_EQ(ids, blocking.token_ids);
+  EXPECT_EQ(logprob_rows, ids.size());
+  EXPECT_EQ(deltas.back().finish, FinishCause::kLength);
+  EXPECT_THROW(engine.submit(request, DeltaCallback{}), Error);
 }
 
 }  // namespace
