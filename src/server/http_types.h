@@ -1,0 +1,68 @@
+// The plain-data seam between the HTTP layer (connections, TLS, limits, routing) and the
+// handlers that answer requests (the OpenAI API, health, metrics). A handler receives an
+// HttpRequest and a Responder, and answers through the Responder exactly once: one whole
+// response, or a stream (server-sent events) that it ends.
+// Thread ownership: an HttpRequest belongs to the handler call. A Responder is safe from any
+// thread (the engine thread's delta callbacks use it): the HTTP layer posts every call to the
+// connection's own executor, so a handler never blocks an I/O thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace autoglm::server {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;   // "GET", "POST", ...
+  std::string target;   // as sent: path and query
+  std::string path;     // target without the query
+  HttpHeaders headers;  // names lower-cased
+  std::string body;     // already bounded by the configured body limit
+  std::string client_ip;
+  std::string request_id;  // generated per request, returned as x-request-id
+  std::string trace_id;    // from a W3C traceparent header, else generated
+
+  // The first header of that (lower-case) name.
+  std::optional<std::string_view> header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+      if (key == name) return std::string_view(value);
+    }
+    return std::nullopt;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  HttpHeaders headers;  // extra headers (Retry-After, ...)
+  std::string body;
+};
+
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  // A whole response; ends the exchange. Later calls are ignored.
+  virtual void respond(HttpResponse response) = 0;
+  // Starts a text/event-stream response (chunked). Then send_event() any number of times
+  // and end_stream() once.
+  virtual void start_stream(int status, HttpHeaders headers) = 0;
+  // Queues one event's bytes, already framed ("data: {...}\n\n"). Returns false once the
+  // client is gone or its unsent bytes exceed the per-connection limit (a client that stopped
+  // reading); the caller should then cancel its work.
+  virtual bool send_event(std::string framed) = 0;
+  virtual void end_stream() = 0;
+  // `on_gone` runs once (on an I/O thread) if the client disconnects or times out before the
+  // exchange ended, so the handler can cancel the generation. Set it before submitting work.
+  virtual void on_disconnect(std::function<void()> on_gone) = 0;
+};
+
+using Handler = std::function<void(const HttpRequest&, std::shared_ptr<Responder>)>;
+
+}  // namespace autoglm::server
