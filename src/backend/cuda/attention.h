@@ -1,0 +1,60 @@
+// Paged attention on the GPU: writing a step's keys/values into the paged KV pool, and causal
+// attention of a ragged batch (prefill chunks and decode tokens of many sequences) over keys
+// that live partly in earlier steps' blocks (prefix-cache hits, chunked prefill). The layout
+// and the batch description mirror the CPU backend (backend.h), so both compute the same thing.
+// Thread ownership: host launchers called by the engine thread; everything runs on `stream`.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace autoglm::cuda {
+
+enum class ActType : uint8_t { kBF16, kF16 };  // activation and KV-cache element type
+
+// One layer of the KV pool: K and V each [num_blocks * block_size][num_kv_heads * head_dim],
+// row `slot` = block * block_size + offset.
+struct PagedKvLayer {
+  void* k = nullptr;
+  void* v = nullptr;
+};
+
+// The step's batch, all pointers on the device, same meaning as ForwardBatch.
+struct AttentionBatch {
+  const int32_t* seq_start = nullptr;    // [n_seqs + 1] token offsets of each sequence
+  const int32_t* context_len = nullptr;  // [n_seqs] tokens in the KV after this step
+  const int32_t* block_table = nullptr;  // [n_seqs * max_blocks_per_seq]
+  const int32_t* slot_mapping = nullptr;  // [n_tokens] KV slot of each new token
+  int32_t max_blocks_per_seq = 0;
+  int32_t n_tokens = 0;
+  int32_t n_seqs = 0;
+  int32_t max_query_len = 0;    // host-side max over sequences of this step's tokens
+  int32_t max_context_len = 0;  // host-side max of context_len
+  int32_t block_size = 16;
+};
+
+struct AttentionShape {
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;  // divides num_heads (GQA)
+  int32_t head_dim = 0;      // 64, 128 (others may be rejected with a clear error)
+  float scale = 0.0f;        // usually 1 / sqrt(head_dim)
+};
+
+// Copies k, v [n_tokens][num_kv_heads * head_dim] into their slots.
+void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
+              const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream);
+
+// Bytes of scratch paged_attention needs for this batch (split-KV partial results).
+size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape);
+
+// out[t][h * head_dim + d]: token t of sequence s (the j-th of its L tokens this step) sits at
+// key position context_len[s] - L + j and attends to keys [0, that position] of sequence s,
+// read through its block table (write_kv must have run first for this step's keys).
+// q and out are [n_tokens][num_heads * head_dim]; accumulation in fp32.
+void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
+                     PagedKvLayer kv, void* out, void* workspace, size_t workspace_bytes,
+                     ActType type, cudaStream_t stream);
+
+}  // namespace autoglm::cuda
