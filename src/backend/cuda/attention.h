@@ -23,9 +23,9 @@ struct PagedKvLayer {
 
 // The step's batch, all pointers on the device, same meaning as ForwardBatch.
 struct AttentionBatch {
-  const int32_t* seq_start = nullptr;    // [n_seqs + 1] token offsets of each sequence
-  const int32_t* context_len = nullptr;  // [n_seqs] tokens in the KV after this step
-  const int32_t* block_table = nullptr;  // [n_seqs * max_blocks_per_seq]
+  const int32_t* seq_start = nullptr;     // [n_seqs + 1] token offsets of each sequence
+  const int32_t* context_len = nullptr;   // [n_seqs] tokens in the KV after this step
+  const int32_t* block_table = nullptr;   // [n_seqs * max_blocks_per_seq]
   const int32_t* slot_mapping = nullptr;  // [n_tokens] KV slot of each new token
   int32_t max_blocks_per_seq = 0;
   int32_t n_tokens = 0;
@@ -48,6 +48,10 @@ void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const vo
 
 // Bytes of scratch paged_attention needs for this batch (split-KV partial results).
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape);
+
+// An upper bound of paged_attention_workspace_bytes over every batch of at most `max_seqs`
+// sequences (any context length) on the current device: size the workspace once with it.
+size_t paged_attention_max_workspace_bytes(int32_t max_seqs, const AttentionShape& shape);
 
 // out[t][h * head_dim + d]: token t of sequence s (the j-th of its L tokens this step) sits at
 // key position context_len[s] - L + j and attends to keys [0, that position] of sequence s,
