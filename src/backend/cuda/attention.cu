@@ -39,7 +39,10 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-void validate(const AttentionBatch& b, const AttentionShape& s, bool attention) {
+// `attention`: checks for paged_attention (head_dim, scale) beyond write_kv's; `sizing`: the
+// workspace query, which callers may make with a shape whose scale is not set yet.
+void validate(const AttentionBatch& b, const AttentionShape& s, bool attention,
+              bool sizing = false) {
   if (s.num_heads <= 0 || s.num_kv_heads <= 0 || s.num_heads % s.num_kv_heads != 0) {
     reject("num_heads " + std::to_string(s.num_heads) + " must be a positive multiple of " +
            "num_kv_heads " + std::to_string(s.num_kv_heads));
@@ -49,7 +52,7 @@ void validate(const AttentionBatch& b, const AttentionShape& s, bool attention) 
                                              " is not supported by the CUDA kernels (64, 128)");
   }
   if (s.head_dim <= 0) reject("head_dim must be positive");
-  if (attention && !(s.scale > 0.0f)) reject("scale must be positive");
+  if (attention && !sizing && !(s.scale > 0.0f)) reject("scale must be positive");
   if (b.block_size <= 0) reject("block_size must be positive");
   if (b.n_tokens < 0 || b.n_seqs < 0) reject("negative token or sequence count");
   if (attention && b.n_tokens > 0 && (b.max_query_len <= 0 || b.max_context_len <= 0)) {
@@ -183,18 +186,23 @@ void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const vo
   check_launch("write_kv_kernel");
 }
 
+// Not the exact need of this batch's split plan but a bound that grows only with n_seqs and
+// max_context_len (plan() keeps n_seqs * splits <= min(n_seqs * min(kMaxSplits, by_len),
+// 2 * SMs + n_seqs)), so a workspace sized once from the largest allowed batch (whatever its
+// max_query_len) covers every later step, decode steps with few sequences included.
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape) {
-  validate(batch, shape, /*attention=*/true);
-  return workspace_for(plan(batch, shape), batch.n_seqs, shape);
-}
-
-size_t paged_attention_max_workspace_bytes(int32_t max_seqs, const AttentionShape& shape) {
-  if (max_seqs <= 0) return 0;
-  // plan() keeps n_seqs * splits <= min(kMaxSplits * n_seqs, 2 * SMs + n_seqs).
-  const int64_t seq_splits =
-      std::min<int64_t>(int64_t{kMaxSplits} * max_seqs, 2 * int64_t{sm_count()} + max_seqs);
-  return static_cast<size_t>(seq_splits * std::max(shape.num_heads, 0)) *
-         (sizeof(float) * static_cast<size_t>(std::max(shape.head_dim, 0)) + sizeof(float2));
+  validate(batch, shape, /*attention=*/true, /*sizing=*/true);
+  const int64_t n_seqs = batch.n_seqs;
+  const int64_t by_len =
+      (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  const int64_t splits_per_seq = std::min<int64_t>(kMaxSplits, by_len);
+  if (n_seqs <= 0 || splits_per_seq <= 1) return 0;
+  const int64_t seq_splits = std::min(n_seqs * splits_per_seq, 2 * int64_t{sm_count()} + n_seqs);
+  const size_t bound = static_cast<size_t>(seq_splits * shape.num_heads) *
+                       (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
+  AttentionBatch as_decode = batch;  // the plan that needs a workspace at all
+  as_decode.max_query_len = 1;
+  return std::max(bound, workspace_for(plan(as_decode, shape), n_seqs, shape));
 }
 
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,

@@ -49,10 +49,6 @@ void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const vo
 // Bytes of scratch paged_attention needs for this batch (split-KV partial results).
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape);
 
-// An upper bound of paged_attention_workspace_bytes over every batch of at most `max_seqs`
-// sequences (any context length) on the current device: size the workspace once with it.
-size_t paged_attention_max_workspace_bytes(int32_t max_seqs, const AttentionShape& shape);
-
 // out[t][h * head_dim + d]: token t of sequence s (the j-th of its L tokens this step) sits at
 // key position context_len[s] - L + j and attends to keys [0, that position] of sequence s,
 // read through its block table (write_kv must have run first for this step's keys).
