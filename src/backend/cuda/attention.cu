@@ -19,7 +19,9 @@
 namespace autoglm::cuda {
 namespace {
 
-constexpr int kMinKeysPerSplit = 256;  // below this a split costs more to merge than it saves
+// Split-KV tuning: no split shorter than two key tiles (its partials would cost about as much
+// traffic as its keys), at most kMaxSplits per sequence.
+constexpr int kMinKeysPerSplit = 128;
 constexpr int kMaxSplits = 64;
 constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
 

@@ -93,40 +93,52 @@ __device__ inline float warp_sum(float x) {
   return x;
 }
 
-// Loads keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s; keys at or past `kend` become
-// zeros so that no stale (possibly NaN) shared memory meets a zero probability.
-template <typename T, int HD>
-__device__ inline void load_kv_tile(const KernelParams& p, int kv_head, int seq, int tile0,
-                                    int kend, T* k_s, T* v_s, int ld) {
-  constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
-  constexpr int kPerThread = kKeyTile * kChunks / kThreads;
+// One key tile's K and V rows held in registers between the global load and the shared-memory
+// store, so that the next tile's loads are in flight while this tile's math runs.
+template <int HD>
+struct KvTileRegs {
+  static constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
+  static constexpr int kPerThread = kKeyTile * kChunks / kThreads;
   static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
+  uint4 k[kPerThread];
+  uint4 v[kPerThread];
+};
+
+// Loads keys [tile0, tile0 + kKeyTile) of `seq` through the block table; keys at or past `kend`
+// become zeros so that no stale (possibly NaN) data meets a zero probability.
+template <typename T, int HD>
+__device__ inline void fetch_kv_tile(const KernelParams& p, int kv_head, int seq, int tile0,
+                                     int kend, KvTileRegs<HD>& regs) {
+  using R = KvTileRegs<HD>;
   const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
   const int bs = p.batch.block_size;
   const int64_t row_elems = int64_t{p.num_kv_heads} * HD;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  uint4 kr[kPerThread];
-  uint4 vr[kPerThread];
 #pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {  // all loads first: many 16-byte loads in flight
+  for (int j = 0; j < R::kPerThread; ++j) {
     const int i = threadIdx.x + j * kThreads;
-    const int key = tile0 + i / kChunks;
-    kr[j] = make_uint4(0, 0, 0, 0);
-    vr[j] = kr[j];
+    const int key = tile0 + i / R::kChunks;
+    regs.k[j] = make_uint4(0, 0, 0, 0);
+    regs.v[j] = regs.k[j];
     if (key < kend) {
       const int64_t slot = int64_t{blocks[key / bs]} * bs + key % bs;
-      const int64_t off = slot * row_elems + int64_t{kv_head} * HD + (i % kChunks) * 8;
-      kr[j] = *reinterpret_cast<const uint4*>(kc + off);
-      vr[j] = *reinterpret_cast<const uint4*>(vc + off);
+      const int64_t off = slot * row_elems + int64_t{kv_head} * HD + (i % R::kChunks) * 8;
+      regs.k[j] = *reinterpret_cast<const uint4*>(kc + off);
+      regs.v[j] = *reinterpret_cast<const uint4*>(vc + off);
     }
   }
+}
+
+template <typename T, int HD>
+__device__ inline void stash_kv_tile(const KvTileRegs<HD>& regs, T* k_s, T* v_s, int ld) {
+  using R = KvTileRegs<HD>;
 #pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
+  for (int j = 0; j < R::kPerThread; ++j) {
     const int i = threadIdx.x + j * kThreads;
-    const int at = (i / kChunks) * ld + (i % kChunks) * 8;
-    *reinterpret_cast<uint4*>(k_s + at) = kr[j];
-    *reinterpret_cast<uint4*>(v_s + at) = vr[j];
+    const int at = (i / R::kChunks) * ld + (i % R::kChunks) * 8;
+    *reinterpret_cast<uint4*>(k_s + at) = regs.k[j];
+    *reinterpret_cast<uint4*>(v_s + at) = regs.v[j];
   }
 }
 
@@ -306,9 +318,13 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
 
   load_rows<T, HD, ROWS>(p, kv_head, first_token, qlen, ctx, row0, nrows, q_s, pos_s, m_s, l_s,
                          o_s);
+  KvTileRegs<HD> regs;
+  fetch_kv_tile<T, HD>(p, kv_head, seq, kbeg, kend, regs);
   for (int tile0 = kbeg; tile0 < kend; tile0 += kKeyTile) {
-    load_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, k_s, v_s, L::kQkv);
+    stash_kv_tile<T, HD>(regs, k_s, v_s, L::kQkv);
     __syncthreads();  // K/V (and on the first pass Q, O, row state) visible to all warps
+    if (tile0 + kKeyTile < kend)
+      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0 + kKeyTile, kend, regs);
     tile_scores<T, HD, ROWS>(q_s, k_s, s_s);
     __syncthreads();
     tile_softmax<T, HD, ROWS>(s_s, p_s, o_s, pos_s, m_s, l_s, tile0, kend, p.scale_log2);
