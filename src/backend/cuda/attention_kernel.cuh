@@ -8,9 +8,18 @@
 // Thread ownership: device code, launched by the engine thread through attention.cu.
 #pragma once
 
+// With clang as nvcc's host compiler, CUDA's fp16/bf16 headers define static functions that
+// -Wunused-function (made an error by -Werror) flags; they are not ours to fix.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wunused-function"
+#endif
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <mma.h>
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 #include <cstddef>
 #include <cstdint>
