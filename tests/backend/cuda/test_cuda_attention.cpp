@@ -22,93 +22,12 @@
 #include <string>
 #include <vector>
 
+#include "attention_test_support.h"
 #include "backend/cuda/attention.h"
 #include "core/error.h"
 
 namespace autoglm::cuda {
 namespace {
-
-namespace test {
-
-bool has_gpu() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n > 0;
-}
-
-bool bench_enabled() {
-  const char* env = std::getenv("AUTOGLM_CUDA_BENCH");
-  return env != nullptr && std::string(env) == "1";
-}
-
-void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-uint16_t to_bits(float x, ActType type) {
-  if (type == ActType::kBF16) return __nv_bfloat16_raw(__float2bfloat16(x)).x;
-  return __half_raw(__float2half(x)).x;
-}
-
-float to_float(uint16_t bits, ActType type) {
-  if (type == ActType::kBF16) {
-    __nv_bfloat16_raw raw;
-    raw.x = bits;
-    return __bfloat162float(__nv_bfloat16(raw));
-  }
-  __half_raw raw;
-  raw.x = bits;
-  return __half2float(__half(raw));
-}
-
-std::vector<float> to_floats(const std::vector<uint16_t>& bits, ActType type) {
-  std::vector<float> out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out[i] = to_float(bits[i], type);
-  return out;
-}
-
-// Owns one device allocation; uploads from / downloads to host vectors.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    cuda_check(cudaMalloc(&ptr_, std::max<size_t>(bytes, 1)), "cudaMalloc");
-  }
-  template <typename T>
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size() * sizeof(T)) {
-    cuda_check(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice), "upload");
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { (void)cudaFree(ptr_); }
-  void* data() const { return ptr_; }
-  template <typename T>
-  const T* as() const {
-    return static_cast<const T*>(ptr_);
-  }
-  void fill_bytes(int value) { cuda_check(cudaMemset(ptr_, value, bytes_), "cudaMemset"); }
-  void poison() { fill_bytes(0xFF); }  // NaN in fp32, bf16 and fp16
-  template <typename T>
-  std::vector<T> download() const {
-    std::vector<T> host(bytes_ / sizeof(T));
-    cuda_check(cudaMemcpy(host.data(), ptr_, bytes_, cudaMemcpyDeviceToHost), "download");
-    return host;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-std::string describe(int heads, int kv_heads, int head_dim, int block_size) {
-  return "heads " + std::to_string(heads) + " kv_heads " + std::to_string(kv_heads) + " head_dim " +
-         std::to_string(head_dim) + " block_size " + std::to_string(block_size);
-}
-
-}  // namespace test
 
 using test::DeviceBuffer;
 
@@ -367,6 +286,37 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaAttention, ::testing::Values(ActType::kBF16,
                            return info.param == ActType::kBF16 ? "BF16" : "FP16";
                          });
 
+// Slot -1 marks a padding token that owns no KV slot; rows of 6 elements take the per-element
+// path (not 16-byte chunks). Every other slot must keep its bits.
+TEST(CudaAttentionWriteKv, SkipsPaddingSlotsAndHandlesShortRows) {
+  if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device: CUDA attention tests skipped";
+  for (const int head_dim : {3, 64}) {
+    SCOPED_TRACE(head_dim);
+    const int row = 2 * head_dim;  // two KV heads
+    const std::vector<int32_t> slots{5, -1, 2, 7};
+    std::vector<uint16_t> pool(8 * row, kNaNBits), k_new(slots.size() * row), v_new(k_new);
+    for (size_t i = 0; i < k_new.size(); ++i) {
+      k_new[i] = static_cast<uint16_t>(i + 1);
+      v_new[i] = static_cast<uint16_t>(40000 - i);
+    }
+    std::vector<uint16_t> k_want(pool), v_want(pool);
+    for (size_t t = 0; t < slots.size(); ++t) {
+      if (slots[t] < 0) continue;
+      std::copy_n(k_new.data() + t * row, row, k_want.data() + slots[t] * row);
+      std::copy_n(v_new.data() + t * row, row, v_want.data() + slots[t] * row);
+    }
+    DeviceBuffer d_slots(slots), d_k(k_new), d_v(v_new), d_k_pool(pool), d_v_pool(pool);
+    AttentionBatch batch;
+    batch.slot_mapping = d_slots.as<int32_t>();
+    batch.n_tokens = static_cast<int32_t>(slots.size());
+    write_kv(batch, {4, 2, head_dim, 0.0f}, d_k.data(), d_v.data(),
+             {d_k_pool.data(), d_v_pool.data()}, ActType::kF16, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want);
+    EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want);
+  }
+}
+
 // Host-side validation runs before any device work, so it needs no GPU.
 TEST(CudaAttentionArgs, RejectsUnsupportedHeadDimAndBadShapes) {
   AttentionBatch batch;
@@ -470,33 +420,28 @@ void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& 
   }
 }
 
-}  // namespace bench
-
-namespace test {
-
-void run_decode_bandwidth_bench() {
+void run_all() {
   constexpr int kMaxBatch = 256, kMaxCtx = 8192;
-  const size_t pool_bytes =
-      size_t{kMaxBatch} * kMaxCtx * bench::kKvHeads * bench::kHeadDim * sizeof(uint16_t);
+  const size_t pool_bytes = size_t{kMaxBatch} * kMaxCtx * kKvHeads * kHeadDim * sizeof(uint16_t);
   DeviceBuffer k(pool_bytes), v(pool_bytes);
   k.fill_bytes(0x3C);  // 0x3C3C: a small finite bf16
   v.fill_bytes(0x3C);
-  const float copy_ms = bench::time_ms(nullptr, 5, [&] {
-    cuda_check(cudaMemcpyAsync(v.data(), k.data(), pool_bytes, cudaMemcpyDeviceToDevice), "copy");
+  const float copy_ms = time_ms(nullptr, 5, [&] {
+    test::cuda_check(cudaMemcpyAsync(v.data(), k.data(), pool_bytes, cudaMemcpyDeviceToDevice),
+                     "copy");
   });
   const double ceiling = 2.0 * pool_bytes / (copy_ms * 1e-3) / 1e9;
   std::printf("device-to-device copy (read + write): %.1f GB/s\n", ceiling);
   std::mt19937 rng(7);
   const PagedKvLayer kv{k.data(), v.data()};
   for (int ctx : {1024, 2048, 4096, 8192}) {
-    for (int batch : {1, 8, 32, 64, 128, 256})
-      bench::run("decode", batch, ctx, 1, kv, ceiling, rng);
+    for (int batch : {1, 8, 32, 64, 128, 256}) run("decode", batch, ctx, 1, kv, ceiling, rng);
   }
-  bench::run("prefill", 1, 4096, 4096, kv, ceiling, rng);
-  bench::run("prefill", 4, 2048, 2048, kv, ceiling, rng);
+  run("prefill", 1, 4096, 4096, kv, ceiling, rng);
+  run("prefill", 4, 2048, 2048, kv, ceiling, rng);
 }
 
-}  // namespace test
+}  // namespace bench
 
 // The backend sizes the workspace once from its largest batch (longest query, most sequences,
 // longest context, scale not set yet); every smaller step must fit in that, decode steps of a
@@ -534,7 +479,7 @@ TEST(CudaAttentionArgs, WorkspaceBoundCoversEverySmallerStep) {
 TEST(CudaAttentionBench, DecodeBandwidth) {
   if (!test::bench_enabled()) GTEST_SKIP() << "set AUTOGLM_CUDA_BENCH=1 to run the benchmark";
   if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
-  test::run_decode_bandwidth_bench();
+  bench::run_all();
 }
 
 }  // namespace
