@@ -225,7 +225,9 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
     reject("workspace of " + std::to_string(workspace_bytes) + " bytes, " + std::to_string(needed) +
            " needed (paged_attention_workspace_bytes)");
   }
-  if (int64_t{p.row_tiles} * p.splits > 65535) reject("query too long for one launch");
+  if (int64_t{p.row_tiles} * p.splits > 65535 || batch.n_seqs > 65535) {
+    reject("query too long or too many sequences for one launch");
+  }
 
   attn::KernelParams kp;
   kp.batch = batch;
