@@ -26,8 +26,8 @@ class Gemm {
 
   static constexpr size_t kWorkspaceBytes = 32u << 20;
 
-  // x [m][k] and w [n][k] in `type`; bias [n] in `type` or nullptr; y [m][n] in `type`, or
-  // fp32 when out_f32.
+  // x [m][k] and w [n][k] in `type`; y [m][n] in `type`, or fp32 when out_f32; bias [n] (or
+  // nullptr) in y's type.
   void linear(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
               int64_t k, ActType type, bool out_f32, cudaStream_t stream);
 
