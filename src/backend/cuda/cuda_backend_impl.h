@@ -87,6 +87,7 @@ class CudaBackend final : public Backend {
   void allocate_within_budget(const LoadedModel& model);
   void upload_rope_table();
   void check_batch(const ForwardBatch& batch) const;
+  void run_step(const ForwardBatch& batch, std::span<float> logits);
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
   void compute_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);

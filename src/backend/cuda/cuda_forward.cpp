@@ -97,6 +97,19 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
 }
 
 void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+  // The engine thread may not be the one that built the backend: select the device here too.
+  AUTOGLM_CUDA_CHECK(cudaSetDevice(device_));
+  try {
+    run_step(batch, logits);
+  } catch (...) {
+    // Work queued before the failure may still read the pinned batch buffer; let it drain so
+    // that the next step can rewrite it. (After a device fault this returns the same error.)
+    cudaStreamSynchronize(stream_.get());
+    throw;
+  }
+}
+
+void CudaBackend::run_step(const ForwardBatch& batch, std::span<float> logits) {
   check_batch(batch);
   const int64_t n_out = static_cast<int64_t>(batch.logits_rows.size());
   if (logits.size() < static_cast<size_t>(n_out) * static_cast<size_t>(config_.vocab_size)) {

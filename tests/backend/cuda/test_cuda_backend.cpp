@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ double logits_tolerance(const LoadedModel& m) {
   return m.model_dtype() == DType::kF16 ? 5e-3 : 3e-2;
 }
 
+bool all_finite(const std::vector<float>& v) {
+  return std::all_of(v.begin(), v.end(), [](float f) { return std::isfinite(f); });
+}
+
 // top-1 minus top-2 logit, relative to the row's largest magnitude.
 double top2_margin(const float* row, int32_t n) {
   std::vector<float> v(row, row + n);
@@ -68,13 +73,14 @@ TEST_F(CudaBackendE2E, LogitsMatchTransformers) {
       const int32_t n = static_cast<int32_t>(p.ids.size());
       const auto logits = autoglm::test::run_step(
           *be, {{p.ids, 0, autoglm::test::contiguous_blocks(n, kBlockSize, 3)}});
+      ASSERT_TRUE(all_finite(logits));  // max_rel_diff alone would let NaN through
       double worst = 0;
       for (int32_t t = 0; t < n; ++t) {
         const size_t off = static_cast<size_t>(t) * m.vocab();
         worst = std::max(worst, autoglm::test::max_rel_diff(logits.data() + off,
                                                             p.logits.data() + off, m.vocab()));
       }
-      EXPECT_LT(worst, tol);  // NaN fails this comparison too
+      EXPECT_LT(worst, tol);
       std::printf("[logits] %s/%s max_rel_diff %.3g (tolerance %.0e)\n", m.name.c_str(),
                   p.name.c_str(), worst, tol);
     }
@@ -95,6 +101,7 @@ TEST_F(CudaBackendE2E, GreedyContinuationMatchesTransformers) {
       int matches = 0;
       for (size_t i = 0; i < p.greedy.size(); ++i) {
         const auto logits = autoglm::test::run_step(*be, {step});
+        ASSERT_TRUE(all_finite(logits));
         const float* last = logits.data() + (step.ids.size() - 1) * m.vocab();
         const int32_t got = autoglm::test::argmax(last, m.vocab());
         if (got == p.greedy[i]) {
@@ -139,6 +146,7 @@ TEST_F(CudaBackendE2E, BatchOfEightDecodesLikeEachSequenceAlone) {
     std::vector<SeqStep> run = seqs;
     for (int step = 0; step < kSteps; ++step) {
       const auto logits = autoglm::test::run_step(*be, run);
+      ASSERT_TRUE(all_finite(logits));
       size_t row = 0;
       for (size_t s = 0; s < run.size(); ++s) {
         row += run[s].ids.size();
@@ -155,6 +163,7 @@ TEST_F(CudaBackendE2E, BatchOfEightDecodesLikeEachSequenceAlone) {
       for (int32_t& b : alone.blocks) b += kPoolBlocks / 2;
       for (int step = 0; step < kSteps; ++step) {
         const auto logits = autoglm::test::run_step(*be, {alone});
+        ASSERT_TRUE(all_finite(logits));
         const float* last = logits.data() + (alone.ids.size() - 1) * m.vocab();
         const auto& ref = batched[s][step];
         EXPECT_LT(autoglm::test::max_rel_diff(last, ref.data(), m.vocab()), 1e-2)
