@@ -9,7 +9,7 @@
 #
 # WORK (default /tmp/autoglm-gpu-check) holds the 9B model (~19 GB; reused when present).
 # --build-only builds here (a machine with the project's build dependencies and the CUDA
-# toolkit, no GPU needed) and copies the three binaries into build-gpu-bin/, which git ignores
+# toolkit, no GPU needed) and copies the test binaries into build-gpu-bin/, which git ignores
 # and which can be carried to a GPU machine that lacks those dependencies: there the build is
 # tried first and the carried binaries are used when it fails.
 set -uo pipefail
@@ -34,7 +34,9 @@ LOGS=${OUT:-$WORK}/gpu_check_logs
 mkdir -p "$WORK" "$LOGS"
 BUILD=$REPO/build-gpu
 BIN=$REPO/build-gpu-bin
-BINARIES=(test_cuda_kernels test_cuda_backend cuda_greedy)
+BINARIES=(test_cuda_kernels test_cuda_backend test_cuda_vs_cpu cuda_greedy)
+# The attention kernels' own tests, when that branch is merged.
+[ -f "$REPO/tests/backend/cuda/test_cuda_attention.cpp" ] && BINARIES+=(test_cuda_attention)
 ROWS=()
 FAILED=0
 row() {  # row CHECK RESULT DETAIL
@@ -76,8 +78,7 @@ build() {
   cmake --build "$BUILD" -j "$(nproc)" --target "${BINARIES[@]}" >"$LOGS/build.log" 2>&1 ||
     return 1
   mkdir -p "$BIN"
-  cp "$BUILD/tests/backend/cuda/test_cuda_kernels" "$BUILD/tests/backend/cuda/test_cuda_backend" \
-    "$BUILD/tests/backend/cuda/cuda_greedy" "$BIN/"
+  for b in "${BINARIES[@]}"; do cp "$BUILD/tests/backend/cuda/$b" "$BIN/"; done
   echo "$REPO" >"$BIN/SOURCE_DIR"
 }
 t0=$SECONDS
@@ -130,6 +131,12 @@ timeout 300 "$BIN/test_cuda_kernels" >"$LOGS/test_cuda_kernels.log" 2>&1
 gtest_row "kernels vs CPU reference" "$LOGS/test_cuda_kernels.log" $?
 timeout 300 "$BIN/test_cuda_backend" >"$LOGS/test_cuda_backend.log" 2>&1
 gtest_row "end to end (fixtures)" "$LOGS/test_cuda_backend.log" $?
+timeout 300 "$BIN/test_cuda_vs_cpu" >"$LOGS/test_cuda_vs_cpu.log" 2>&1
+gtest_row "hd 64/128 models vs CPU" "$LOGS/test_cuda_vs_cpu.log" $?
+if [ -x "$BIN/test_cuda_attention" ]; then
+  timeout 300 "$BIN/test_cuda_attention" >"$LOGS/test_cuda_attention.log" 2>&1
+  gtest_row "paged attention kernels" "$LOGS/test_cuda_attention.log" $?
+fi
 worst=$(grep '^\[logits\]' "$LOGS/test_cuda_backend.log" | awk '{print $4}' | sort -g | tail -1)
 row "  worst logits max_rel_diff" INFO "${worst:-n/a} (per-prompt lines in the log)"
 greedy=$(grep -E '^\[greedy\] .* match$' "$LOGS/test_cuda_backend.log" |
@@ -145,6 +152,9 @@ if command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_backend" \
     --gtest_filter='*LogitsMatchTransformers' >"$LOGS/memcheck_backend.log" 2>&1
   rc2=$?
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_vs_cpu" \
+    --gtest_filter='*glm4_hd128' >"$LOGS/memcheck_vs_cpu.log" 2>&1
+  rc2=$((rc2 | $?))
   summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | tr '\n' ' ')
   if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]; then
     row "compute-sanitizer memcheck" PASS "$summary_line"
