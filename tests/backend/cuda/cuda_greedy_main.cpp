@@ -2,6 +2,7 @@
 // from given prompt token ids, printing one JSON object (ids, top-2 margins, timings). Used by
 // scripts/gpu_check.sh for the full-size check against transformers; independent of the
 // Engine so that the backend can be checked on its own.
+// Thread ownership: the test (or program) main thread only.
 //   cuda_greedy MODEL_DIR IDS(comma-separated) N_TOKENS [MEMORY_FRACTION]
 #include <algorithm>
 #include <chrono>

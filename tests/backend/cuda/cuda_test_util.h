@@ -1,6 +1,7 @@
 // Helpers for the CUDA tests: skipping cleanly without a GPU, moving arrays to and from the
 // device in BF16/FP16/fp32, poisoning outputs with NaN before a kernel runs, and the relative
 // error metric the tolerances are stated in.
+// Thread ownership: the test (or program) main thread only.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -3,6 +3,7 @@
 // continuation reproduced (teacher-forced, >= 30 of 32 tokens, near-ties reported), a ragged
 // batch of 8 decoding like each sequence alone, and a model that does not fit failing with the
 // numbers. Skipped, with a message, when no GPU is present.
+// Thread ownership: the test (or program) main thread only.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -3,6 +3,7 @@
 // the host, the reference runs in fp32 over the rounded values, outputs are poisoned with NaN
 // before each launch, and the relative error must stay within 1e-2 (BF16) / 1e-3 (FP16).
 // Skipped, with a message, when no GPU is present.
+// Thread ownership: the test (or program) main thread only.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -227,6 +228,46 @@ TEST_P(CudaKernels, GemmMatchesCpuLinear) {
   }
 }
 
+// Causal attention of each new token over its sequence's keys in the paged pool, in fp32 on
+// the host: the reference for the plain paged attention kernel.
+std::vector<float> host_attention(const std::vector<int32_t>& seq_start,
+                                  const std::vector<int32_t>& context,
+                                  const std::vector<int32_t>& table, int32_t max_blocks, int32_t bs,
+                                  const std::vector<float>& q, const std::vector<float>& k_pool,
+                                  const std::vector<float>& v_pool, const AttentionShape& shape) {
+  const int32_t heads = shape.num_heads, hd = shape.head_dim;
+  const int32_t kv_dim = shape.num_kv_heads * hd;
+  std::vector<float> want(static_cast<size_t>(seq_start.back()) * heads * hd, 0.0f);
+  for (size_t s = 0; s + 1 < seq_start.size(); ++s) {
+    const int32_t* row = &table[s * max_blocks];
+    const int32_t new_tokens = seq_start[s + 1] - seq_start[s];
+    for (int32_t j = 0; j < new_tokens; ++j) {
+      const int32_t t = seq_start[s] + j;
+      const int32_t visible = context[s] - new_tokens + j + 1;
+      for (int32_t h = 0; h < heads; ++h) {
+        const int32_t kv_off = h / (heads / shape.num_kv_heads) * hd;
+        std::vector<float> scores(visible);
+        for (int32_t p = 0; p < visible; ++p) {
+          const int32_t slot = row[p / bs] * bs + p % bs;
+          float dot = 0;
+          for (int32_t d = 0; d < hd; ++d) {
+            dot += q[(t * heads + h) * hd + d] * k_pool[slot * kv_dim + kv_off + d];
+          }
+          scores[p] = dot * shape.scale;
+        }
+        cpu::softmax(scores.data(), visible);
+        for (int32_t p = 0; p < visible; ++p) {
+          const int32_t slot = row[p / bs] * bs + p % bs;
+          for (int32_t d = 0; d < hd; ++d) {
+            want[(t * heads + h) * hd + d] += scores[p] * v_pool[slot * kv_dim + kv_off + d];
+          }
+        }
+      }
+    }
+  }
+  return want;
+}
+
 // A ragged batch over a paged pool: sequences with cached prefixes and new tokens, blocks
 // scattered over the pool; the host reference attends over the same rounded keys and values.
 TEST_P(CudaKernels, PlainPagedAttentionMatchesHostAttention) {
@@ -279,33 +320,8 @@ TEST_P(CudaKernels, PlainPagedAttentionMatchesHostAttention) {
     const AttentionShape shape{heads, kv_heads, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
     paged_attention_plain(batch, shape, dq.get(), PagedKvLayer{dk.get(), dv.get()}, out.get(),
                           type(), nullptr);
-    std::vector<float> want(n * heads * hd, 0.0f);
-    for (size_t s = 0; s < seqs.size(); ++s) {
-      const int32_t* row = &table[s * max_blocks];
-      for (int32_t j = 0; j < seqs[s].new_tokens; ++j) {
-        const int32_t t = seq_start[s] + j;
-        const int32_t visible = seqs[s].context - seqs[s].new_tokens + j + 1;
-        for (int32_t h = 0; h < heads; ++h) {
-          const int32_t kv_off = h / (heads / kv_heads) * hd;
-          std::vector<float> scores(visible);
-          for (int32_t p = 0; p < visible; ++p) {
-            const int32_t slot = row[p / bs] * bs + p % bs;
-            float dot = 0;
-            for (int32_t d = 0; d < hd; ++d) {
-              dot += q[(t * heads + h) * hd + d] * k_pool[slot * kv_dim + kv_off + d];
-            }
-            scores[p] = dot * shape.scale;
-          }
-          cpu::softmax(scores.data(), visible);
-          for (int32_t p = 0; p < visible; ++p) {
-            const int32_t slot = row[p / bs] * bs + p % bs;
-            for (int32_t d = 0; d < hd; ++d) {
-              want[(t * heads + h) * hd + d] += scores[p] * v_pool[slot * kv_dim + kv_off + d];
-            }
-          }
-        }
-      }
-    }
+    const std::vector<float> want =
+        host_attention(seq_start, context, table, max_blocks, bs, q, k_pool, v_pool, shape);
     EXPECT_LT(rel_error(out.read_act(type()), want), test::tolerance(type()));
     // write_kv_plain puts each new token's k/v row at its slot.
     const std::vector<float> nk = round_to(test::random_vector(n * kv_dim, rng_), type());

@@ -5,6 +5,7 @@
 // q/k norm, separate gate/up). Long prompts prefilled in two chunks (the second over cached
 // blocks), then decode steps of three sequences of different lengths in one batch (split-KV
 // decode). Skipped, with a message, when no GPU is present.
+// Thread ownership: the test (or program) main thread only.
 #include <gtest/gtest.h>
 
 #include <algorithm>
