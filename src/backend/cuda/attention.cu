@@ -1,0 +1,256 @@
+// Host launchers for the paged KV write and paged attention (interface in attention.h; the
+// kernels are in attention_kernel.cuh). Routing: a batch whose sequences all decode one token
+// runs flash-decoding (keys split over several CTAs per sequence when there are too few
+// sequences to fill the GPU, then combine_splits_kernel); any batch with a longer query runs
+// the same tiled kernel with 64-row query tiles and one split. No allocation, no sync and no
+// host loop over tokens here: only launches on `stream`.
+// Thread ownership: called by the engine thread.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "backend/cuda/attention.h"
+#include "backend/cuda/attention_kernel.cuh"
+#include "core/error.h"
+
+namespace autoglm::cuda {
+namespace {
+
+// Split-KV tuning: no split shorter than two key tiles (its partials would cost about as much
+// traffic as its keys), at most kMaxSplits per sequence.
+constexpr int kMinKeysPerSplit = 128;
+constexpr int kMaxSplits = 64;
+constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
+
+[[noreturn]] void reject(const std::string& what) {
+  throw Error(ErrorCode::kInvalidArgument, "paged attention: " + what);
+}
+
+void check_launch(const char* kernel) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) {
+    throw Error(ErrorCode::kInternal,
+                std::string("CUDA launch of ") + kernel + " failed: " + cudaGetErrorString(err));
+  }
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// `attention`: checks for paged_attention (head_dim, scale) beyond write_kv's; `sizing`: the
+// workspace query, which callers may make with a shape whose scale is not set yet.
+void validate(const AttentionBatch& b, const AttentionShape& s, bool attention,
+              bool sizing = false) {
+  if (s.num_heads <= 0 || s.num_kv_heads <= 0 || s.num_heads % s.num_kv_heads != 0) {
+    reject("num_heads " + std::to_string(s.num_heads) + " must be a positive multiple of " +
+           "num_kv_heads " + std::to_string(s.num_kv_heads));
+  }
+  if (attention && s.head_dim != 64 && s.head_dim != 128) {
+    throw Error(ErrorCode::kUnsupported, "paged attention: head_dim " + std::to_string(s.head_dim) +
+                                             " is not supported by the CUDA kernels (64, 128)");
+  }
+  if (s.head_dim <= 0) reject("head_dim must be positive");
+  if (attention && !sizing && !(s.scale > 0.0f)) reject("scale must be positive");
+  if (b.block_size <= 0) reject("block_size must be positive");
+  if (b.n_tokens < 0 || b.n_seqs < 0) reject("negative token or sequence count");
+  if (attention && b.n_tokens > 0 && (b.max_query_len <= 0 || b.max_context_len <= 0)) {
+    reject("max_query_len and max_context_len must be set (host-side maxima)");
+  }
+}
+
+int sm_count() {
+  int device = 0;
+  int count = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      count <= 0) {
+    (void)cudaGetLastError();  // no device: size for an H100-class part instead
+    count = 132;
+  }
+  return count;
+}
+
+struct Plan {
+  bool decode = false;  // every sequence has at most one query token
+  int rows = attn::kPrefillRows;
+  int row_tiles = 1;
+  int splits = 1;
+  int split_len = kUnsplit;
+};
+
+Plan plan(const AttentionBatch& b, const AttentionShape& s) {
+  Plan p;
+  const int group = s.num_heads / s.num_kv_heads;
+  p.decode = b.max_query_len <= 1;
+  p.rows = p.decode ? attn::kDecodeRows : attn::kPrefillRows;
+  p.row_tiles =
+      static_cast<int>((int64_t{std::max(b.max_query_len, 1)} * group + p.rows - 1) / p.rows);
+  if (!p.decode || b.n_seqs == 0) return p;
+  // Enough CTAs for two waves' worth of SMs, but no split shorter than kMinKeysPerSplit keys.
+  const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
+  const int64_t want = (2 * int64_t{sm_count()} + ctas - 1) / ctas;
+  const int64_t by_len = (int64_t{b.max_context_len} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  const int splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_len), 1, kMaxSplits));
+  if (splits == 1) return p;
+  const int per_split = (b.max_context_len + splits - 1) / splits;
+  p.split_len = (per_split + attn::kKeyTile - 1) / attn::kKeyTile * attn::kKeyTile;
+  p.splits = (b.max_context_len + p.split_len - 1) / p.split_len;
+  if (p.splits == 1) p.split_len = kUnsplit;
+  return p;
+}
+
+size_t workspace_for(const Plan& p, int64_t n_seqs, const AttentionShape& s) {
+  if (p.splits <= 1) return 0;
+  const int64_t parts = n_seqs * s.num_heads * p.splits;
+  return static_cast<size_t>(parts) * (sizeof(float) * s.head_dim + sizeof(float2));
+}
+
+template <typename T, int HD, int ROWS>
+void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStream_t stream) {
+  const auto kernel = attn::paged_attention_kernel<T, HD, ROWS>;
+  constexpr size_t kSmem = attn::Smem<T, HD, ROWS>::bytes;
+  // Above 48 KiB of dynamic shared memory a kernel must opt in; once per instantiation.
+  static const cudaError_t opted_in =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int{kSmem});
+  if (opted_in != cudaSuccess) {
+    throw Error(ErrorCode::kInternal,
+                std::string("paged attention: cannot reserve ") + std::to_string(kSmem) +
+                    " bytes of shared memory: " + cudaGetErrorString(opted_in));
+  }
+  const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(b.n_seqs),
+                  static_cast<unsigned>(kp.row_tiles * kp.splits));
+  kernel<<<grid, attn::kThreads, kSmem, stream>>>(kp);
+  check_launch("paged_attention_kernel");
+  if (kp.splits > 1) {
+    const dim3 combine_grid(static_cast<unsigned>(b.n_seqs), static_cast<unsigned>(kp.num_heads));
+    attn::combine_splits_kernel<T, HD><<<combine_grid, HD, 0, stream>>>(kp);
+    check_launch("combine_splits_kernel");
+  }
+}
+
+template <typename T>
+void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int head_dim, bool decode,
+                  cudaStream_t stream) {
+  if (head_dim == 64) {
+    decode ? launch_tiles<T, 64, attn::kDecodeRows>(kp, b, stream)
+           : launch_tiles<T, 64, attn::kPrefillRows>(kp, b, stream);
+  } else {
+    decode ? launch_tiles<T, 128, attn::kDecodeRows>(kp, b, stream)
+           : launch_tiles<T, 128, attn::kPrefillRows>(kp, b, stream);
+  }
+}
+
+// One thread per 16-byte chunk (or per element when rows are not chunk-aligned).
+template <typename Chunk>
+__global__ void write_kv_kernel(const int32_t* __restrict__ slot_mapping, int64_t n_tokens,
+                                int64_t row_chunks, const Chunk* __restrict__ k,
+                                const Chunk* __restrict__ v, Chunk* __restrict__ k_cache,
+                                Chunk* __restrict__ v_cache) {
+  const int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (i >= n_tokens * row_chunks) return;
+  const int64_t token = i / row_chunks;
+  const int32_t slot = slot_mapping[token];
+  if (slot < 0) return;  // padding token: no KV slot
+  const int64_t dst = int64_t{slot} * row_chunks + i % row_chunks;
+  k_cache[dst] = k[i];
+  v_cache[dst] = v[i];
+}
+
+}  // namespace
+
+void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
+              const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream) {
+  (void)type;  // both activation types are two bytes wide: the copy is type-blind
+  validate(batch, shape, /*attention=*/false);
+  if (batch.n_tokens == 0) return;
+  if (!k || !v || !kv.k || !kv.v || !batch.slot_mapping) reject("write_kv: null pointer");
+  const int64_t row_elems = int64_t{shape.num_kv_heads} * shape.head_dim;
+  const bool vector =
+      row_elems % 8 == 0 && aligned16(k) && aligned16(v) && aligned16(kv.k) && aligned16(kv.v);
+  const int64_t row_chunks = vector ? row_elems / 8 : row_elems;
+  const int64_t threads = batch.n_tokens * row_chunks;
+  constexpr int kBlock = 256;
+  const auto blocks = static_cast<unsigned>((threads + kBlock - 1) / kBlock);
+  if (vector) {
+    write_kv_kernel<uint4><<<blocks, kBlock, 0, stream>>>(
+        batch.slot_mapping, batch.n_tokens, row_chunks, static_cast<const uint4*>(k),
+        static_cast<const uint4*>(v), static_cast<uint4*>(kv.k), static_cast<uint4*>(kv.v));
+  } else {
+    write_kv_kernel<uint16_t><<<blocks, kBlock, 0, stream>>>(
+        batch.slot_mapping, batch.n_tokens, row_chunks, static_cast<const uint16_t*>(k),
+        static_cast<const uint16_t*>(v), static_cast<uint16_t*>(kv.k),
+        static_cast<uint16_t*>(kv.v));
+  }
+  check_launch("write_kv_kernel");
+}
+
+// Not the exact need of this batch's split plan but a bound that grows only with n_seqs and
+// max_context_len (plan() keeps n_seqs * splits <= min(n_seqs * min(kMaxSplits, by_len),
+// 2 * SMs + n_seqs)), so a workspace sized once from the largest allowed batch (whatever its
+// max_query_len) covers every later step, decode steps with few sequences included.
+size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape) {
+  validate(batch, shape, /*attention=*/true, /*sizing=*/true);
+  const int64_t n_seqs = batch.n_seqs;
+  const int64_t by_len =
+      (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  const int64_t splits_per_seq = std::min<int64_t>(kMaxSplits, by_len);
+  if (n_seqs <= 0 || splits_per_seq <= 1) return 0;
+  const int64_t seq_splits = std::min(n_seqs * splits_per_seq, 2 * int64_t{sm_count()} + n_seqs);
+  const size_t bound = static_cast<size_t>(seq_splits * shape.num_heads) *
+                       (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
+  AttentionBatch as_decode = batch;  // the plan that needs a workspace at all
+  as_decode.max_query_len = 1;
+  return std::max(bound, workspace_for(plan(as_decode, shape), n_seqs, shape));
+}
+
+void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
+                     PagedKvLayer kv, void* out, void* workspace, size_t workspace_bytes,
+                     ActType type, cudaStream_t stream) {
+  validate(batch, shape, /*attention=*/true);
+  if (batch.n_tokens == 0 || batch.n_seqs == 0) return;
+  if (!q || !out || !kv.k || !kv.v || !batch.seq_start || !batch.context_len ||
+      !batch.block_table) {
+    reject("null pointer");
+  }
+  if (!aligned16(q) || !aligned16(out) || !aligned16(kv.k) || !aligned16(kv.v)) {
+    reject("q, out and the KV pool must be 16-byte aligned");
+  }
+  const Plan p = plan(batch, shape);
+  const size_t needed = workspace_for(p, batch.n_seqs, shape);
+  if (needed > 0 && (workspace == nullptr || workspace_bytes < needed)) {
+    reject("workspace of " + std::to_string(workspace_bytes) + " bytes, " + std::to_string(needed) +
+           " needed (paged_attention_workspace_bytes)");
+  }
+  if (int64_t{p.row_tiles} * p.splits > 65535 || batch.n_seqs > 65535) {
+    reject("query too long or too many sequences for one launch");
+  }
+
+  attn::KernelParams kp;
+  kp.batch = batch;
+  kp.q = q;
+  kp.k_cache = kv.k;
+  kp.v_cache = kv.v;
+  kp.out = out;
+  const int64_t parts = int64_t{batch.n_seqs} * shape.num_heads * p.splits;
+  kp.partial_acc = needed > 0 ? static_cast<float*>(workspace) : nullptr;
+  kp.partial_ml =
+      needed > 0 ? reinterpret_cast<float2*>(kp.partial_acc + parts * shape.head_dim) : nullptr;
+  kp.num_heads = shape.num_heads;
+  kp.num_kv_heads = shape.num_kv_heads;
+  kp.group = shape.num_heads / shape.num_kv_heads;
+  kp.scale_log2 = shape.scale * static_cast<float>(M_LOG2E);
+  kp.row_tiles = p.row_tiles;
+  kp.splits = p.splits;
+  kp.split_len = p.split_len;
+  if (type == ActType::kBF16) {
+    launch_typed<__nv_bfloat16>(kp, batch, shape.head_dim, p.decode, stream);
+  } else {
+    launch_typed<__half>(kp, batch, shape.head_dim, p.decode, stream);
+  }
+}
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,100 @@
+// Small host-side helpers for the CUDA attention test (test_cuda_attention.cpp): GPU presence,
+// the benchmark switch, bf16/fp16 bit conversions and an owning device buffer. Header-only so
+// the test stays one CMake entry.
+// Thread ownership: test main thread only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/attention.h"
+
+namespace autoglm::cuda::test {
+
+inline bool has_gpu() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
+inline bool bench_enabled() {
+  const char* env = std::getenv("AUTOGLM_CUDA_BENCH");
+  return env != nullptr && std::string(env) == "1";
+}
+
+inline void cuda_check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+inline uint16_t to_bits(float x, ActType type) {
+  if (type == ActType::kBF16) return __nv_bfloat16_raw(__float2bfloat16(x)).x;
+  return __half_raw(__float2half(x)).x;
+}
+
+inline float to_float(uint16_t bits, ActType type) {
+  if (type == ActType::kBF16) {
+    __nv_bfloat16_raw raw;
+    raw.x = bits;
+    return __bfloat162float(__nv_bfloat16(raw));
+  }
+  __half_raw raw;
+  raw.x = bits;
+  return __half2float(__half(raw));
+}
+
+inline std::vector<float> to_floats(const std::vector<uint16_t>& bits, ActType type) {
+  std::vector<float> out(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) out[i] = to_float(bits[i], type);
+  return out;
+}
+
+// Owns one device allocation; uploads from / downloads to host vectors.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    cuda_check(cudaMalloc(&ptr_, std::max<size_t>(bytes, 1)), "cudaMalloc");
+  }
+  template <typename T>
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size() * sizeof(T)) {
+    cuda_check(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice), "upload");
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { (void)cudaFree(ptr_); }
+  void* data() const { return ptr_; }
+  template <typename T>
+  const T* as() const {
+    return static_cast<const T*>(ptr_);
+  }
+  void fill_bytes(int value) { cuda_check(cudaMemset(ptr_, value, bytes_), "cudaMemset"); }
+  void poison() { fill_bytes(0xFF); }  // NaN in fp32, bf16 and fp16
+  template <typename T>
+  std::vector<T> download() const {
+    std::vector<T> host(bytes_ / sizeof(T));
+    cuda_check(cudaMemcpy(host.data(), ptr_, bytes_, cudaMemcpyDeviceToHost), "download");
+    return host;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+inline std::string describe(int heads, int kv_heads, int head_dim, int block_size) {
+  return "heads " + std::to_string(heads) + " kv_heads " + std::to_string(kv_heads) + " head_dim " +
+         std::to_string(head_dim) + " block_size " + std::to_string(block_size);
+}
+
+}  // namespace autoglm::cuda::test

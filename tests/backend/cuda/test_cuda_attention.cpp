@@ -1,0 +1,486 @@
+// Tests of the CUDA paged KV write and paged attention (src/backend/cuda/attention.*) against a
+// host attention in double precision over the same bf16/fp16-rounded inputs, with the CPU
+// backend's layout and causal rule. Awkward sizes: block boundaries, odd lengths, GQA ratios,
+// shuffled block tables, cached prefixes, mixed decode and prefill. Outputs, workspace and
+// unused KV slots start as NaN, so a missing write or a stray read cannot pass. Skips with a
+// message when there is no GPU. AUTOGLM_CUDA_BENCH=1 also runs the decode bandwidth benchmark.
+// Thread ownership: test main thread only.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "attention_test_support.h"
+#include "backend/cuda/attention.h"
+#include "core/error.h"
+
+namespace autoglm::cuda {
+namespace {
+
+using test::DeviceBuffer;
+
+struct SeqSpec {
+  int cached;  // keys already in the pool before this step
+  int query;   // tokens this step
+};
+
+struct Case {
+  ActType type = ActType::kBF16;
+  int heads = 32;
+  int kv_heads = 2;
+  int head_dim = 128;
+  int block_size = 16;
+  std::vector<SeqSpec> seqs;
+  float q_range = 2.0f;  // larger: sharper softmax
+};
+
+constexpr uint16_t kNaNBits = 0xFFFF;  // NaN in both bf16 and fp16
+
+// The test's batch, built on the host exactly as a scheduler would.
+struct HostBatch {
+  std::vector<int32_t> seq_start{0}, context_len, block_table, slot_mapping;
+  int max_blocks = 0, total_blocks = 0, max_query = 0, max_context = 0;
+};
+
+HostBatch make_batch(const Case& c, std::mt19937& rng) {
+  HostBatch b;
+  std::vector<int> blocks_of;
+  for (const SeqSpec& s : c.seqs) {
+    const int ctx = s.cached + s.query;
+    b.seq_start.push_back(b.seq_start.back() + s.query);
+    b.context_len.push_back(ctx);
+    blocks_of.push_back((ctx + c.block_size - 1) / c.block_size);
+    b.max_blocks = std::max(b.max_blocks, blocks_of.back());
+    b.max_query = std::max(b.max_query, s.query);
+    b.max_context = std::max(b.max_context, ctx);
+  }
+  // Non-contiguous blocks: a shuffled pool with one spare block (all NaN) that also fills the
+  // unused tail of every block-table row, so reading past a sequence's blocks shows up.
+  const int used = std::accumulate(blocks_of.begin(), blocks_of.end(), 0);
+  b.total_blocks = used + 1;
+  std::vector<int32_t> ids(used);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  const int32_t spare = used;
+  b.block_table.assign(c.seqs.size() * b.max_blocks, spare);
+  int next = 0;
+  for (size_t s = 0; s < c.seqs.size(); ++s) {
+    for (int j = 0; j < blocks_of[s]; ++j) b.block_table[s * b.max_blocks + j] = ids[next++];
+    for (int j = 0; j < c.seqs[s].query; ++j) {
+      const int pos = c.seqs[s].cached + j;
+      b.slot_mapping.push_back(b.block_table[s * b.max_blocks + pos / c.block_size] * c.block_size +
+                               pos % c.block_size);
+    }
+  }
+  return b;
+}
+
+int32_t slot_of(const HostBatch& b, const Case& c, size_t seq, int pos) {
+  return b.block_table[seq * b.max_blocks + pos / c.block_size] * c.block_size + pos % c.block_size;
+}
+
+// Host double-precision attention for token t, head h, over the pool after the KV write.
+void reference_row(const Case& c, const HostBatch& b, size_t seq, int pos, const float* q_row,
+                   const std::vector<float>& k_pool, const std::vector<float>& v_pool, int head,
+                   std::vector<double>& scores, double* out) {
+  const int hd = c.head_dim;
+  const int64_t row = int64_t{c.kv_heads} * hd;
+  const int64_t kv_off = int64_t{head / (c.heads / c.kv_heads)} * hd;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  double m = -INFINITY;
+  for (int j = 0; j <= pos; ++j) {
+    const float* k = k_pool.data() + slot_of(b, c, seq, j) * row + kv_off;
+    double dot = 0;
+    for (int d = 0; d < hd; ++d) dot += double{q_row[d]} * k[d];
+    scores[j] = dot * scale;
+    m = std::max(m, scores[j]);
+  }
+  double l = 0;
+  for (int j = 0; j <= pos; ++j) l += (scores[j] = std::exp(scores[j] - m));
+  std::fill(out, out + hd, 0.0);
+  for (int j = 0; j <= pos; ++j) {
+    const float* v = v_pool.data() + slot_of(b, c, seq, j) * row + kv_off;
+    for (int d = 0; d < hd; ++d) out[d] += scores[j] / l * v[d];
+  }
+}
+
+// Max over (token, head) rows of max_d |gpu - ref| / max(max_d |ref|, 1e-2).
+double check_outputs(const Case& c, const HostBatch& b, const std::vector<float>& q,
+                     const std::vector<float>& k_pool, const std::vector<float>& v_pool,
+                     const std::vector<uint16_t>& out_bits) {
+  const int hd = c.head_dim;
+  std::vector<double> scores(b.max_context), ref(hd);
+  double worst = 0;
+  int64_t non_finite = 0;
+  for (size_t s = 0; s < c.seqs.size(); ++s) {
+    for (int j = 0; j < c.seqs[s].query; ++j) {
+      const int64_t t = b.seq_start[s] + j;
+      for (int h = 0; h < c.heads; ++h) {
+        const int64_t at = (t * c.heads + h) * hd;
+        reference_row(c, b, s, c.seqs[s].cached + j, q.data() + at, k_pool, v_pool, h, scores,
+                      ref.data());
+        double err = 0, ref_max = 1e-2;
+        for (int d = 0; d < hd; ++d) {
+          const float g = test::to_float(out_bits[at + d], c.type);
+          if (!std::isfinite(g)) ++non_finite;
+          err = std::max(err, std::abs(g - ref[d]));
+          ref_max = std::max(ref_max, std::abs(ref[d]));
+        }
+        worst = std::max(worst, std::isfinite(err) ? err / ref_max : INFINITY);
+      }
+    }
+  }
+  EXPECT_EQ(non_finite, 0) << "non-finite attention outputs";
+  return non_finite > 0 ? INFINITY : worst;
+}
+
+void run_case(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const HostBatch b = make_batch(c, rng);
+  const int n_tokens = b.seq_start.back();
+  const int64_t row = int64_t{c.kv_heads} * c.head_dim;
+  const int64_t pool_rows = int64_t{b.total_blocks} * c.block_size;
+
+  // Pool: NaN everywhere, then the cached keys; the host copy (`want`) also gets the new keys.
+  std::vector<uint16_t> k_pool(pool_rows * row, kNaNBits), v_pool(k_pool);
+  std::vector<uint16_t> k_new(n_tokens * row), v_new(k_new);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  auto fill_row = [&](uint16_t* dst, float range) {
+    for (int64_t i = 0; i < row; ++i) dst[i] = test::to_bits(range * unit(rng), c.type);
+  };
+  for (size_t s = 0; s < c.seqs.size(); ++s) {
+    for (int pos = 0; pos < c.seqs[s].cached; ++pos) {
+      fill_row(k_pool.data() + slot_of(b, c, s, pos) * row, 2.0f);
+      fill_row(v_pool.data() + slot_of(b, c, s, pos) * row, 1.0f);
+    }
+  }
+  for (int t = 0; t < n_tokens; ++t) {
+    fill_row(k_new.data() + t * row, 2.0f);
+    fill_row(v_new.data() + t * row, 1.0f);
+  }
+  std::vector<uint16_t> q(int64_t{n_tokens} * c.heads * c.head_dim);
+  for (auto& x : q) x = test::to_bits(c.q_range * unit(rng), c.type);
+  std::vector<uint16_t> k_want(k_pool), v_want(v_pool);
+  for (int t = 0; t < n_tokens; ++t) {
+    std::copy_n(k_new.data() + t * row, row, k_want.data() + b.slot_mapping[t] * row);
+    std::copy_n(v_new.data() + t * row, row, v_want.data() + b.slot_mapping[t] * row);
+  }
+
+  DeviceBuffer d_seq_start(b.seq_start), d_ctx(b.context_len), d_table(b.block_table),
+      d_slots(b.slot_mapping), d_k_pool(k_pool), d_v_pool(v_pool), d_k_new(k_new), d_v_new(v_new),
+      d_q(q);
+  DeviceBuffer d_out(q.size() * sizeof(uint16_t));
+  d_out.poison();
+  AttentionBatch batch;
+  batch.seq_start = d_seq_start.as<int32_t>();
+  batch.context_len = d_ctx.as<int32_t>();
+  batch.block_table = d_table.as<int32_t>();
+  batch.slot_mapping = d_slots.as<int32_t>();
+  batch.max_blocks_per_seq = b.max_blocks;
+  batch.n_tokens = n_tokens;
+  batch.n_seqs = static_cast<int32_t>(c.seqs.size());
+  batch.max_query_len = b.max_query;
+  batch.max_context_len = b.max_context;
+  batch.block_size = c.block_size;
+  AttentionShape shape{c.heads, c.kv_heads, c.head_dim,
+                       1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const PagedKvLayer kv{d_k_pool.data(), d_v_pool.data()};
+
+  write_kv(batch, shape, d_k_new.data(), d_v_new.data(), kv, c.type, nullptr);
+  const size_t ws_bytes = paged_attention_workspace_bytes(batch, shape);
+  DeviceBuffer d_ws(std::max<size_t>(ws_bytes, 16));
+  d_ws.poison();
+  paged_attention(batch, shape, d_q.data(), kv, d_out.data(), ws_bytes > 0 ? d_ws.data() : nullptr,
+                  ws_bytes, c.type, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << cudaGetErrorString(cudaGetLastError());
+
+  // The KV write: exactly the new rows in their slots, every other slot untouched.
+  EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want) << "K pool differs after write_kv";
+  EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want) << "V pool differs after write_kv";
+
+  const double tol = c.type == ActType::kBF16 ? 1e-2 : 1e-3;
+  const double err =
+      check_outputs(c, b, test::to_floats(q, c.type), test::to_floats(k_want, c.type),
+                    test::to_floats(v_want, c.type), d_out.download<uint16_t>());
+  EXPECT_LE(err, tol) << "max row-relative error; workspace " << ws_bytes << " bytes";
+}
+
+class CudaAttention : public ::testing::TestWithParam<ActType> {
+ protected:
+  void SetUp() override {
+    if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device: CUDA attention tests skipped";
+  }
+  void run(Case c, uint32_t seed = 1) {
+    c.type = GetParam();
+    SCOPED_TRACE(test::describe(c.heads, c.kv_heads, c.head_dim, c.block_size));
+    run_case(c, seed);
+  }
+};
+
+std::vector<SeqSpec> decodes(std::initializer_list<int> contexts) {
+  std::vector<SeqSpec> seqs;
+  for (int ctx : contexts) seqs.push_back({ctx - 1, 1});
+  return seqs;
+}
+
+TEST_P(CudaAttention, DecodeGlm4Shape) {  // 32 heads over 2 KV heads, as GLM-4-9B
+  run({.seqs = decodes({1, 15, 16, 17, 100, 1000, 1500})});
+}
+
+TEST_P(CudaAttention, DecodeNoGqaHeadDim64) {
+  run({.heads = 16, .kv_heads = 16, .head_dim = 64, .seqs = decodes({1, 15, 16, 17, 100, 1025})});
+}
+
+TEST_P(CudaAttention, DecodeGqa8LongContextManySplits) {
+  run({.heads = 8, .kv_heads = 1, .seqs = decodes({5000})});
+  run({.heads = 16, .kv_heads = 2, .head_dim = 64, .seqs = decodes({4097, 3}), .q_range = 8.0f});
+}
+
+TEST_P(CudaAttention, DecodeGroupWiderThanOneTile) {  // 24 query heads per KV head
+  run({.heads = 48, .kv_heads = 2, .head_dim = 64, .seqs = decodes({1, 33, 700})});
+}
+
+TEST_P(CudaAttention, DecodeManySequencesNoSplit) {
+  std::vector<SeqSpec> seqs;
+  for (int i = 0; i < 300; ++i) seqs.push_back({(i * 37) % 200, 1});
+  run({.heads = 8, .kv_heads = 8, .head_dim = 64, .seqs = seqs});
+}
+
+TEST_P(CudaAttention, PrefillFromEmpty) {
+  for (int len : {7, 64, 65, 300}) {
+    SCOPED_TRACE(len);
+    run({.heads = 4, .kv_heads = 2, .seqs = {{0, len}}});
+    run({.heads = 8, .kv_heads = 1, .head_dim = 64, .seqs = {{0, len}}});
+  }
+}
+
+TEST_P(CudaAttention, ChunkedPrefillOverCachedKeys) {
+  run({.heads = 32, .kv_heads = 2, .seqs = {{1000, 65}}});
+  run({.heads = 16, .kv_heads = 16, .head_dim = 64, .seqs = {{100, 7}, {17, 64}}});
+  run({.heads = 4, .kv_heads = 1, .block_size = 32, .seqs = {{15, 300}}, .q_range = 8.0f});
+}
+
+TEST_P(CudaAttention, MixedDecodeAndPrefill) {
+  run({.heads = 32, .kv_heads = 2, .seqs = {{99, 1}, {0, 300}, {17, 64}, {1000, 1}, {15, 7}}});
+  run({.heads = 8,
+       .kv_heads = 4,
+       .head_dim = 64,
+       .block_size = 8,
+       .seqs = {{0, 1}, {1023, 1}, {3, 65}, {16, 16}}});
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaAttention, ::testing::Values(ActType::kBF16, ActType::kF16),
+                         [](const auto& info) {
+                           return info.param == ActType::kBF16 ? "BF16" : "FP16";
+                         });
+
+// Slot -1 marks a padding token that owns no KV slot; rows of 6 elements take the per-element
+// path (not 16-byte chunks). Every other slot must keep its bits.
+TEST(CudaAttentionWriteKv, SkipsPaddingSlotsAndHandlesShortRows) {
+  if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device: CUDA attention tests skipped";
+  for (const int head_dim : {3, 64}) {
+    SCOPED_TRACE(head_dim);
+    const int row = 2 * head_dim;  // two KV heads
+    const std::vector<int32_t> slots{5, -1, 2, 7};
+    std::vector<uint16_t> pool(8 * row, kNaNBits), k_new(slots.size() * row), v_new(k_new);
+    for (size_t i = 0; i < k_new.size(); ++i) {
+      k_new[i] = static_cast<uint16_t>(i + 1);
+      v_new[i] = static_cast<uint16_t>(40000 - i);
+    }
+    std::vector<uint16_t> k_want(pool), v_want(pool);
+    for (size_t t = 0; t < slots.size(); ++t) {
+      if (slots[t] < 0) continue;
+      std::copy_n(k_new.data() + t * row, row, k_want.data() + slots[t] * row);
+      std::copy_n(v_new.data() + t * row, row, v_want.data() + slots[t] * row);
+    }
+    DeviceBuffer d_slots(slots), d_k(k_new), d_v(v_new), d_k_pool(pool), d_v_pool(pool);
+    AttentionBatch batch;
+    batch.slot_mapping = d_slots.as<int32_t>();
+    batch.n_tokens = static_cast<int32_t>(slots.size());
+    write_kv(batch, {4, 2, head_dim, 0.0f}, d_k.data(), d_v.data(),
+             {d_k_pool.data(), d_v_pool.data()}, ActType::kF16, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want);
+    EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want);
+  }
+}
+
+// Host-side validation runs before any device work, so it needs no GPU.
+TEST(CudaAttentionArgs, RejectsUnsupportedHeadDimAndBadShapes) {
+  AttentionBatch batch;
+  batch.n_tokens = 1;
+  batch.n_seqs = 1;
+  batch.max_query_len = 1;
+  batch.max_context_len = 1;
+  const AttentionShape hd96{8, 2, 96, 0.1f};
+  EXPECT_THROW(paged_attention_workspace_bytes(batch, hd96), Error);
+  try {
+    paged_attention(batch, hd96, nullptr, {}, nullptr, nullptr, 0, ActType::kBF16, nullptr);
+    ADD_FAILURE() << "head_dim 96 accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("head_dim 96"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(paged_attention_workspace_bytes(batch, {8, 3, 128, 0.1f}), Error);  // 8 % 3
+  EXPECT_THROW(paged_attention(batch, {8, 2, 128, 0.0f}, nullptr, {}, nullptr, nullptr, 0,
+                               ActType::kBF16, nullptr),
+               Error);  // scale unset; the workspace query alone may leave it unset
+  batch.block_size = 0;
+  EXPECT_THROW(write_kv(batch, {8, 2, 128, 0.1f}, nullptr, nullptr, {}, ActType::kF16, nullptr),
+               Error);
+}
+
+// Benchmark (AUTOGLM_CUDA_BENCH=1): GLM-4-9B attention shape (32 heads, 2 KV heads, 128),
+// BF16, block size 16, shuffled blocks. Decode: KV bytes read per call over the time of one
+// call (write_kv excluded), beside a device-to-device copy measured in the same run. Prefill:
+// one causal 4,096-token chunk, FLOP/s of QK^T and PV.
+namespace bench {
+
+constexpr int kHeads = 32, kKvHeads = 2, kHeadDim = 128, kBlock = 16;
+
+float time_ms(cudaStream_t stream, int iterations, const auto& call) {
+  for (int i = 0; i < 3; ++i) call();
+  cudaEvent_t start, stop;
+  test::cuda_check(cudaEventCreate(&start), "event");
+  test::cuda_check(cudaEventCreate(&stop), "event");
+  test::cuda_check(cudaEventRecord(start, stream), "event");
+  for (int i = 0; i < iterations; ++i) call();
+  test::cuda_check(cudaEventRecord(stop, stream), "event");
+  test::cuda_check(cudaEventSynchronize(stop), "event");
+  float ms = 0;
+  test::cuda_check(cudaEventElapsedTime(&ms, start, stop), "event");
+  (void)cudaEventDestroy(start);
+  (void)cudaEventDestroy(stop);
+  return ms / iterations;
+}
+
+struct Setup {
+  AttentionBatch batch;
+  std::vector<int32_t> seq_start, context_len, block_table;
+};
+
+Setup decode_setup(int n_seqs, int ctx, int query, std::mt19937& rng) {
+  Setup s;
+  const int blocks_per_seq = (ctx + kBlock - 1) / kBlock;
+  std::vector<int32_t> ids(int64_t{n_seqs} * blocks_per_seq);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  s.block_table = ids;
+  for (int i = 0; i <= n_seqs; ++i) s.seq_start.push_back(i * query);
+  s.context_len.assign(n_seqs, ctx);
+  s.batch.max_blocks_per_seq = blocks_per_seq;
+  s.batch.n_tokens = n_seqs * query;
+  s.batch.n_seqs = n_seqs;
+  s.batch.max_query_len = query;
+  s.batch.max_context_len = ctx;
+  s.batch.block_size = kBlock;
+  return s;
+}
+
+void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& kv,
+         double ceiling_gbs, std::mt19937& rng) {
+  Setup s = decode_setup(n_seqs, ctx, query, rng);
+  DeviceBuffer seq_start(s.seq_start), context_len(s.context_len), table(s.block_table);
+  s.batch.seq_start = seq_start.as<int32_t>();
+  s.batch.context_len = context_len.as<int32_t>();
+  s.batch.block_table = table.as<int32_t>();
+  const AttentionShape shape{kHeads, kKvHeads, kHeadDim, 1.0f / std::sqrt(float{kHeadDim})};
+  const size_t act_bytes = size_t{2} * s.batch.n_tokens * kHeads * kHeadDim;
+  DeviceBuffer q(act_bytes), out(act_bytes);
+  q.fill_bytes(0x3C);
+  const size_t ws_bytes = paged_attention_workspace_bytes(s.batch, shape);
+  DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+  const float ms = time_ms(nullptr, 20, [&] {
+    paged_attention(s.batch, shape, q.data(), kv, out.data(), ws.data(), ws_bytes, ActType::kBF16,
+                    nullptr);
+  });
+  test::cuda_check(cudaGetLastError(), "benchmark launch");
+  if (query == 1) {
+    const double kv_bytes = 2.0 * n_seqs * ctx * kKvHeads * kHeadDim * 2;  // K and V, 2 bytes
+    const double gbs = kv_bytes / (ms * 1e-3) / 1e9;
+    std::printf("%s batch %3d ctx %5d: %9.1f us  %7.1f GB/s  %5.1f%% of copy  (ws %zu B)\n", label,
+                n_seqs, ctx, ms * 1e3, gbs, 100.0 * gbs / ceiling_gbs, ws_bytes);
+  } else {
+    const double pairs = static_cast<double>(query) * (query + 1) / 2;  // causal (query, key) pairs
+    const double flops = 4.0 * pairs * kHeads * kHeadDim;
+    std::printf("%s %d x %d tokens: %9.1f us  %7.1f TFLOP/s\n", label, n_seqs, query, ms * 1e3,
+                flops / (ms * 1e-3) / 1e12);
+  }
+}
+
+void run_all() {
+  constexpr int kMaxBatch = 256, kMaxCtx = 8192;
+  const size_t pool_bytes = size_t{kMaxBatch} * kMaxCtx * kKvHeads * kHeadDim * sizeof(uint16_t);
+  DeviceBuffer k(pool_bytes), v(pool_bytes);
+  k.fill_bytes(0x3C);  // 0x3C3C: a small finite bf16
+  v.fill_bytes(0x3C);
+  const float copy_ms = time_ms(nullptr, 5, [&] {
+    test::cuda_check(cudaMemcpyAsync(v.data(), k.data(), pool_bytes, cudaMemcpyDeviceToDevice),
+                     "copy");
+  });
+  const double ceiling = 2.0 * pool_bytes / (copy_ms * 1e-3) / 1e9;
+  std::printf("device-to-device copy (read + write): %.1f GB/s\n", ceiling);
+  std::mt19937 rng(7);
+  const PagedKvLayer kv{k.data(), v.data()};
+  for (int ctx : {1024, 2048, 4096, 8192}) {
+    for (int batch : {1, 8, 32, 64, 128, 256}) run("decode", batch, ctx, 1, kv, ceiling, rng);
+  }
+  run("prefill", 1, 4096, 4096, kv, ceiling, rng);
+  run("prefill", 4, 2048, 2048, kv, ceiling, rng);
+}
+
+}  // namespace bench
+
+// The backend sizes the workspace once from its largest batch (longest query, most sequences,
+// longest context, scale not set yet); every smaller step must fit in that, decode steps of a
+// few long sequences (the ones that split) included.
+TEST(CudaAttentionArgs, WorkspaceBoundCoversEverySmallerStep) {
+  const AttentionShape glm{32, 2, 128, 0.0f};
+  AttentionBatch worst;
+  worst.n_tokens = 8192;
+  worst.n_seqs = 256;
+  worst.max_query_len = 8192;
+  worst.max_context_len = 131072;
+  const size_t reserved = paged_attention_workspace_bytes(worst, glm);
+  EXPECT_GT(reserved, 0u);
+  for (int n_seqs : {1, 2, 7, 64, 255, 256}) {
+    for (int ctx : {1, 255, 256, 257, 1000, 8192, 131072}) {
+      for (int query : {1, 64}) {
+        AttentionBatch step = worst;
+        step.n_seqs = n_seqs;
+        step.n_tokens = n_seqs * query;
+        step.max_query_len = query;
+        step.max_context_len = ctx;
+        EXPECT_LE(paged_attention_workspace_bytes(step, glm), reserved)
+            << n_seqs << " sequences, context " << ctx << ", query " << query;
+      }
+    }
+  }
+  AttentionBatch long_decode = worst;
+  long_decode.n_seqs = 1;
+  long_decode.n_tokens = 1;
+  long_decode.max_query_len = 1;
+  long_decode.max_context_len = 5000;  // one sequence, long context: split-KV needs partials
+  EXPECT_GT(paged_attention_workspace_bytes(long_decode, glm), 0u);
+}
+
+TEST(CudaAttentionBench, DecodeBandwidth) {
+  if (!test::bench_enabled()) GTEST_SKIP() << "set AUTOGLM_CUDA_BENCH=1 to run the benchmark";
+  if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
+  bench::run_all();
+}
+
+}  // namespace
+}  // namespace autoglm::cuda
