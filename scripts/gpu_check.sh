@@ -34,9 +34,7 @@ LOGS=${OUT:-$WORK}/gpu_check_logs
 mkdir -p "$WORK" "$LOGS"
 BUILD=$REPO/build-gpu
 BIN=$REPO/build-gpu-bin
-BINARIES=(test_cuda_kernels test_cuda_backend test_cuda_vs_cpu cuda_greedy)
-# The attention kernels' own tests, when that branch is merged.
-[ -f "$REPO/tests/backend/cuda/test_cuda_attention.cpp" ] && BINARIES+=(test_cuda_attention)
+BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_backend test_cuda_vs_cpu cuda_greedy)
 ROWS=()
 FAILED=0
 row() {  # row CHECK RESULT DETAIL

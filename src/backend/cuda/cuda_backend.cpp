@@ -119,9 +119,7 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
       static_cast<int32_t>((max_context_ + options_.block_size - 1) / options_.block_size);
   max_logits_rows_ =
       options_.max_logits_rows > 0 ? options_.max_logits_rows : options_.max_num_seqs;
-#ifdef AUTOGLM_CUDA_HAS_ATTENTION
   optimised_attention_ = config_.head_dim == 64 || config_.head_dim == 128;
-#endif
   allocate_within_budget(model);
 }
 
@@ -220,7 +218,6 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   buf_.logits = arena.take_n<float>(r * static_cast<size_t>(config_.vocab_size));
   buf_.ints = arena.take_n<int32_t>(ints_capacity());
   buf_.attention_ws_bytes = 0;
-#ifdef AUTOGLM_CUDA_HAS_ATTENTION
   if (optimised_attention_) {
     // The largest step allowed: every limit at once.
     AttentionBatch worst;
@@ -235,7 +232,6 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
                                static_cast<int32_t>(config_.head_dim), 0.0f};
     buf_.attention_ws_bytes = paged_attention_workspace_bytes(worst, shape);
   }
-#endif
   buf_.attention_ws = arena.take(buf_.attention_ws_bytes);
   buf_.gemm_ws = arena.take(Gemm::kWorkspaceBytes);
   const size_t half = static_cast<size_t>(config_.rotary_dim / 2);

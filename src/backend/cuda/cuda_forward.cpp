@@ -157,7 +157,6 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const AttentionShape shape{layout.num_heads, layout.num_kv_heads, layout.head_dim,
                              1.0f / std::sqrt(static_cast<float>(hd))};
   if (optimised_attention_) {
-#ifdef AUTOGLM_CUDA_HAS_ATTENTION
     const size_t need = paged_attention_workspace_bytes(db.attention, shape);
     if (need > buf_.attention_ws_bytes) {
       fail(ErrorCode::kInternal, "cuda backend: attention needs " + std::to_string(need) +
@@ -167,7 +166,6 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
     write_kv(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
     paged_attention(db.attention, shape, buf_.q, kv_[layer], buf_.attn, buf_.attention_ws,
                     buf_.attention_ws_bytes, act_, s);
-#endif
   } else {
     write_kv_plain(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
     paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
