@@ -110,6 +110,35 @@ if ! ldd "$BIN/cuda_greedy" | grep -q 'libcublasLt.so.13 => /'; then
   done
 fi
 
+# ---- ceilings, measured in this run (device-to-device copy, BF16 matmul through torch) ----
+BW_TBS=""
+if python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+  ceil=$(timeout 120 python3 - <<'PYEOF' 2>"$LOGS/ceilings.err"
+import torch
+def timed(fn, reps):
+    for _ in range(3): fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(reps):
+        start.record(); fn(); end.record(); torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return sorted(times)[len(times) // 2]
+src = torch.randn(1 << 30, device="cuda", dtype=torch.bfloat16)  # 2 GiB
+dst = torch.empty_like(src)
+t = timed(lambda: dst.copy_(src), 10)
+bw = 2 * src.numel() * 2 / t / 1e12
+a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+t = timed(lambda: a @ b, 10)
+print(f"{bw:.2f} {2 * 8192**3 / t / 1e12:.0f}")
+PYEOF
+  )
+  if [ -n "$ceil" ]; then
+    BW_TBS=${ceil%% *}
+    row "ceilings (torch, median of 10)" INFO "D2D copy ${BW_TBS} TB/s (read+write); BF16 8192^3 matmul ${ceil##* } TFLOP/s"
+  fi
+fi
+
 # ---- tests ---------------------------------------------------------------------------------
 gtest_row() {  # gtest_row NAME LOG RC
   local passed skipped failed
@@ -197,9 +226,18 @@ if [ $rc -ne 0 ]; then
   row "GLM-4-9B load + generate" FAIL "rc $rc: $(tail -2 "$LOGS/cuda_greedy.err" | tr '\n' ' ')"
   summary
 fi
-row "GLM-4-9B load + generate" PASS "$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))
-print(f\"load {r['load_s']} s, prefill {r['prefill_s']} s, {r['decode_tok_s']} tok/s \
-(unoptimised, no graphs), {r['kv_blocks']} KV blocks\")" "$LOGS/cuda_greedy.json" 2>/dev/null)"
+row "GLM-4-9B load + generate" PASS "$(python3 - "$LOGS/cuda_greedy.json" "$BW_TBS" "$LAYERS" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+line = (f"load {r['load_s']} s, prefill {r['prefill_s']} s, decode {r['decode_tok_s']} tok/s "
+        f"(batch 1, no graphs, host argmax), {r['kv_blocks']} KV blocks")
+if sys.argv[2]:
+    # Weight bytes read per token: layers x 204.0 M params + the 620.8 M lm_head, BF16.
+    ceiling = float(sys.argv[2]) * 1e12 / ((int(sys.argv[3]) * 204.0e6 + 620.8e6) * 2)
+    line += f"; {r['decode_tok_s'] / ceiling:.0%} of the {ceiling:.0f} tok/s bandwidth ceiling"
+print(line)
+PYEOF
+)"
 if [ -f "$MODEL/reference_greedy.json" ]; then
   cmp=$(python3 - "$LOGS/cuda_greedy.json" "$MODEL/reference_greedy.json" <<'PYEOF'
 import json, sys
