@@ -12,6 +12,9 @@ FUZZ_SECS ?= 20
 MODEL     ?= models/autoglm-tiny
 PROMPT    ?= Hello from Open-AutoGLM.
 VENV      := .venv
+# The release build also compiles the CUDA backend when the CUDA toolkit is installed (CI has
+# it but no GPU: the CUDA tests then skip). Sanitizer and fuzz builds stay CUDA-free.
+CUDA_FLAG := $(if $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc)),-DAUTOGLM_CUDA=ON,-DAUTOGLM_CUDA=OFF)
 PYTHON    := $(VENV)/bin/python
 
 .PHONY: run test deps venv build asan-test tsan-test fuzz unit-test clean format format-check
@@ -32,7 +35,7 @@ $(PYTHON): tests/requirements.txt
 venv: deps $(PYTHON)
 
 build: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_PYTHON=$(CURDIR)/$(PYTHON)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_PYTHON=$(CURDIR)/$(PYTHON) $(CUDA_FLAG)
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.

@@ -23,9 +23,9 @@ struct PagedKvLayer {
 
 // The step's batch, all pointers on the device, same meaning as ForwardBatch.
 struct AttentionBatch {
-  const int32_t* seq_start = nullptr;    // [n_seqs + 1] token offsets of each sequence
-  const int32_t* context_len = nullptr;  // [n_seqs] tokens in the KV after this step
-  const int32_t* block_table = nullptr;  // [n_seqs * max_blocks_per_seq]
+  const int32_t* seq_start = nullptr;     // [n_seqs + 1] token offsets of each sequence
+  const int32_t* context_len = nullptr;   // [n_seqs] tokens in the KV after this step
+  const int32_t* block_table = nullptr;   // [n_seqs * max_blocks_per_seq]
   const int32_t* slot_mapping = nullptr;  // [n_tokens] KV slot of each new token
   int32_t max_blocks_per_seq = 0;
   int32_t n_tokens = 0;

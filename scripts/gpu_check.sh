@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# The CUDA backend's whole check on a GPU machine, in one call: build (or use carried
+# binaries), run the CUDA kernel and end-to-end tests, a compute-sanitizer memcheck pass, and
+# the full-size check (a GLM-4-9B-shaped random BF16 model: loads within the memory budget,
+# generates, and its first 16 greedy tokens are compared with transformers' on the same
+# weights). Prints a summary table last. Logs go to $OUT (the device tool's folder) or WORK.
+#
+#   scripts/gpu_check.sh [--build-only] [--skip-9b] [--layers N] [WORK]
+#
+# WORK (default /tmp/autoglm-gpu-check) holds the 9B model (~19 GB; reused when present).
+# --build-only builds here (a machine with the project's build dependencies and the CUDA
+# toolkit, no GPU needed) and copies the test binaries into build-gpu-bin/, which git ignores
+# and which can be carried to a GPU machine that lacks those dependencies: there the build is
+# tried first and the carried binaries are used when it fails.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+BUILD_ONLY=0
+SKIP_9B=0
+LAYERS=40
+WORK=/tmp/autoglm-gpu-check
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-only) BUILD_ONLY=1 ;;
+    --skip-9b) SKIP_9B=1 ;;
+    --layers) LAYERS=$2; shift ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    *) WORK=$1 ;;
+  esac
+  shift
+done
+LOGS=${OUT:-$WORK}/gpu_check_logs
+mkdir -p "$WORK" "$LOGS"
+BUILD=$REPO/build-gpu
+BIN=$REPO/build-gpu-bin
+BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_backend test_cuda_vs_cpu cuda_greedy)
+ROWS=()
+FAILED=0
+row() {  # row CHECK RESULT DETAIL
+  ROWS+=("$(printf '%-30s %-8s %s' "$1" "$2" "$3")")
+  [ "$2" = FAIL ] && FAILED=1
+  echo "gpu_check: $1: $2 $3"
+}
+summary() {
+  echo
+  echo "================ gpu_check summary ($((SECONDS))s, logs in $LOGS) ================"
+  printf '%-30s %-8s %s\n' CHECK RESULT DETAIL
+  for r in "${ROWS[@]}"; do echo "$r"; done
+  exit "$FAILED"
+}
+
+# ---- toolchain and GPU --------------------------------------------------------------------
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+if ! command -v compute-sanitizer >/dev/null && [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+  export PATH=$PATH:/usr/local/cuda/bin
+fi
+NVCC=$(command -v nvcc || echo "absent")
+GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null |
+  head -1)
+row "toolchain" INFO "nvcc $( [ "$NVCC" = absent ] && echo absent || nvcc --version | tail -2 |
+  head -1 | sed 's/.*release //'); cmake $(cmake --version 2>/dev/null | head -1 |
+  awk '{print $3}'); ninja $(ninja --version 2>/dev/null || echo absent)"
+row "gpu" INFO "${GPU:-none visible to nvidia-smi}"
+
+# ---- build ---------------------------------------------------------------------------------
+build() {
+  local gen="Unix Makefiles" launcher=()
+  command -v ninja >/dev/null && gen=Ninja
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+    -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  cmake -S "$REPO" -B "$BUILD" -G "$gen" -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_CUDA=ON \
+    "${launcher[@]}" >"$LOGS/configure.log" 2>&1 || return 1
+  cmake --build "$BUILD" -j "$(nproc)" --target "${BINARIES[@]}" >"$LOGS/build.log" 2>&1 ||
+    return 1
+  mkdir -p "$BIN"
+  for b in "${BINARIES[@]}"; do cp "$BUILD/tests/backend/cuda/$b" "$BIN/"; done
+  echo "$REPO" >"$BIN/SOURCE_DIR"
+}
+t0=$SECONDS
+if build; then
+  row "build (Release, CUDA on)" PASS "$((SECONDS - t0))s, binaries in ${BIN#"$REPO"/}"
+elif [ -x "$BIN/test_cuda_kernels" ]; then
+  row "build (Release, CUDA on)" CARRIED "build failed here (tail of log below); using $BIN"
+  tail -5 "$LOGS/configure.log" "$LOGS/build.log" 2>/dev/null
+else
+  row "build (Release, CUDA on)" FAIL "see $LOGS/configure.log and build.log"
+  tail -20 "$LOGS/configure.log" "$LOGS/build.log" 2>/dev/null
+  summary
+fi
+if [ "$BUILD_ONLY" = 1 ]; then
+  row "carry" INFO "build-gpu-bin ($(du -sh "$BIN" | cut -f1))"
+  summary
+fi
+
+# Carried binaries find the fixtures through the source path they were built in.
+SRC=$(cat "$BIN/SOURCE_DIR" 2>/dev/null || echo "$REPO")
+if [ "$SRC" != "$REPO" ] && [ ! -e "$SRC/tests/fixtures" ]; then
+  mkdir -p "$SRC/tests" && ln -s "$REPO/tests/fixtures" "$SRC/tests/fixtures"
+  [ -e "$SRC/models" ] || ln -s "$REPO/models" "$SRC/models"
+fi
+# libcublasLt.so.13: the toolkit's, else the one in Python's nvidia wheels.
+if ! ldd "$BIN/cuda_greedy" | grep -q 'libcublasLt.so.13 => /'; then
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    $(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null); do
+    lib=$(find "$d" -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
+    if [ -n "$lib" ]; then export LD_LIBRARY_PATH=$(dirname "$lib"):${LD_LIBRARY_PATH:-}; break; fi
+  done
+fi
+
+# ---- ceilings, measured in this run (device-to-device copy, BF16 matmul through torch) ----
+BW_TBS=""
+if python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+  ceil=$(timeout 120 python3 - <<'PYEOF' 2>"$LOGS/ceilings.err"
+import torch
+def timed(fn, reps):
+    for _ in range(3): fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(reps):
+        start.record(); fn(); end.record(); torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return sorted(times)[len(times) // 2]
+src = torch.randn(1 << 30, device="cuda", dtype=torch.bfloat16)  # 2 GiB
+dst = torch.empty_like(src)
+t = timed(lambda: dst.copy_(src), 10)
+bw = 2 * src.numel() * 2 / t / 1e12
+a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+t = timed(lambda: a @ b, 10)
+print(f"{bw:.2f} {2 * 8192**3 / t / 1e12:.0f}")
+PYEOF
+  )
+  if [ -n "$ceil" ]; then
+    BW_TBS=${ceil%% *}
+    row "ceilings (torch, median of 10)" INFO "D2D copy ${BW_TBS} TB/s (read+write); BF16 8192^3 matmul ${ceil##* } TFLOP/s"
+  fi
+fi
+
+# ---- tests ---------------------------------------------------------------------------------
+gtest_row() {  # gtest_row NAME LOG RC
+  local passed skipped failed
+  passed=$(grep -oE '\[  PASSED  \] [0-9]+' "$2" | grep -oE '[0-9]+$' || echo 0)
+  skipped=$(grep -oE '\[  SKIPPED \] [0-9]+ test' "$2" | grep -oE '[0-9]+' | head -1 || echo 0)
+  failed=$(grep -cE '^\[  FAILED  \] .*\(' "$2" || true)
+  if [ "$3" -eq 0 ] && [ "${skipped:-0}" = 0 ]; then
+    row "$1" PASS "${passed:-0} passed"
+  elif [ "$3" -eq 0 ]; then
+    row "$1" SKIP "${passed:-0} passed, ${skipped} skipped: $(grep -m1 'skipped, no usable' "$2")"
+  else
+    row "$1" FAIL "rc $3, ${failed} failed: $(grep -E '^\[  FAILED  \] .*\(' "$2" | head -3 |
+      sed 's/\[  FAILED  \] //' | tr '\n' ' ')"
+  fi
+}
+timeout 300 "$BIN/test_cuda_kernels" >"$LOGS/test_cuda_kernels.log" 2>&1
+gtest_row "kernels vs CPU reference" "$LOGS/test_cuda_kernels.log" $?
+timeout 300 "$BIN/test_cuda_backend" >"$LOGS/test_cuda_backend.log" 2>&1
+gtest_row "end to end (fixtures)" "$LOGS/test_cuda_backend.log" $?
+timeout 300 "$BIN/test_cuda_vs_cpu" >"$LOGS/test_cuda_vs_cpu.log" 2>&1
+gtest_row "hd 64/128 models vs CPU" "$LOGS/test_cuda_vs_cpu.log" $?
+if [ -x "$BIN/test_cuda_attention" ]; then
+  timeout 300 "$BIN/test_cuda_attention" >"$LOGS/test_cuda_attention.log" 2>&1
+  gtest_row "paged attention kernels" "$LOGS/test_cuda_attention.log" $?
+fi
+worst=$(grep '^\[logits\]' "$LOGS/test_cuda_backend.log" | awk '{print $4}' | sort -g | tail -1)
+row "  worst logits max_rel_diff" INFO "${worst:-n/a} (per-prompt lines in the log)"
+greedy=$(grep -E '^\[greedy\] .* match$' "$LOGS/test_cuda_backend.log" |
+  awk '{m += $3; n += $5} END {if (n) printf "%d of %d tokens", m, n}')
+ties=$(grep -cE '^\[greedy\] .*margin' "$LOGS/test_cuda_backend.log" || true)
+row "  greedy vs transformers" INFO "${greedy:-n/a}; ${ties} mismatches (margins in the log)"
+
+# ---- compute-sanitizer ---------------------------------------------------------------------
+if command -v compute-sanitizer >/dev/null; then
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_kernels" \
+    --gtest_filter='*/BF16' >"$LOGS/memcheck_kernels.log" 2>&1
+  rc1=$?
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_backend" \
+    --gtest_filter='*LogitsMatchTransformers' >"$LOGS/memcheck_backend.log" 2>&1
+  rc2=$?
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_vs_cpu" \
+    --gtest_filter='*glm4_hd128' >"$LOGS/memcheck_vs_cpu.log" 2>&1
+  rc2=$((rc2 | $?))
+  summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | tr '\n' ' ')
+  if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]; then
+    row "compute-sanitizer memcheck" PASS "$summary_line"
+  else
+    row "compute-sanitizer memcheck" FAIL "rc $rc1/$rc2 $summary_line"
+  fi
+else
+  row "compute-sanitizer memcheck" SKIP "compute-sanitizer not on PATH"
+fi
+
+# ---- full size: GLM-4-9B shape -------------------------------------------------------------
+if [ "$SKIP_9B" = 1 ]; then
+  row "GLM-4-9B shape" SKIP "--skip-9b"
+  summary
+fi
+MODEL=$WORK/glm4-9b-random-l$LAYERS
+PY=python3
+command -v python3 >/dev/null || PY=""
+if [ ! -f "$MODEL/reference_greedy.json" ] && [ -n "$PY" ]; then
+  t0=$SECONDS
+  $PY "$REPO/scripts/make_glm9b_random.py" "$MODEL" --layers "$LAYERS" \
+    >"$LOGS/make_glm9b.log" 2>&1
+  rc=$?
+  case $rc in
+    0) row "9B model + transformers ref" PASS "$((SECONDS - t0))s" ;;
+    3) row "9B model + transformers ref" SKIP "$(tail -1 "$LOGS/make_glm9b.log")" ;;
+    *) row "9B model + transformers ref" FAIL "rc $rc: $(tail -1 "$LOGS/make_glm9b.log")" ;;
+  esac
+fi
+if [ ! -f "$MODEL/config.json" ]; then
+  row "GLM-4-9B shape" FAIL "no model (python3 ${PY:+present}${PY:-absent})"
+  summary
+fi
+PROMPT=151331,151333,872,198,9703,11,1879,0,3838,374,220,17,10,17,30,151337
+[ -f "$MODEL/reference_greedy.json" ] && PROMPT=$(python3 -c "import json,sys; \
+print(','.join(map(str, json.load(open(sys.argv[1]))['prompt_ids'])))" \
+  "$MODEL/reference_greedy.json")
+timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" 16 >"$LOGS/cuda_greedy.json" \
+  2>"$LOGS/cuda_greedy.err"
+rc=$?
+if [ $rc -ne 0 ]; then
+  row "GLM-4-9B load + generate" FAIL "rc $rc: $(tail -2 "$LOGS/cuda_greedy.err" | tr '\n' ' ')"
+  summary
+fi
+row "GLM-4-9B load + generate" PASS "$(python3 - "$LOGS/cuda_greedy.json" "$BW_TBS" "$LAYERS" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+line = (f"load {r['load_s']} s, prefill {r['prefill_s']} s, decode {r['decode_tok_s']} tok/s "
+        f"(batch 1, no graphs, host argmax), {r['kv_blocks']} KV blocks")
+if sys.argv[2]:
+    # Weight bytes read per token: layers x 204.0 M params + the 620.8 M lm_head, BF16.
+    ceiling = float(sys.argv[2]) * 1e12 / ((int(sys.argv[3]) * 204.0e6 + 620.8e6) * 2)
+    line += f"; {r['decode_tok_s'] / ceiling:.0%} of the {ceiling:.0f} tok/s bandwidth ceiling"
+print(line)
+PYEOF
+)"
+if [ -f "$MODEL/reference_greedy.json" ]; then
+  cmp=$(python3 - "$LOGS/cuda_greedy.json" "$MODEL/reference_greedy.json" <<'PYEOF'
+import json, sys
+ours, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+a, b = ours["ids"], ref["greedy_ids"]
+n = min(len(a), len(b))
+same = sum(x == y for x, y in zip(a, b))
+prefix = next((i for i in range(n) if a[i] != b[i]), n)
+note = "" if prefix == n else (f"; first difference at {prefix}: ours {a[prefix]}, transformers "
+                               f"{b[prefix]}, transformers' top-2 margin {ref['margins'][prefix]:.4f}")
+print(f"{'PASS' if prefix == n else 'FAIL'} {prefix} of {n} identical before any difference, "
+      f"{same} equal positionwise{note}")
+PYEOF
+  )
+  row "GLM-4-9B greedy vs transformers" "${cmp%% *}" "${cmp#* }"
+fi
+summary

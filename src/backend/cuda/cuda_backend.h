@@ -1,0 +1,57 @@
+// The CUDA backend's public face: whether a usable GPU is present, and a factory that uploads a
+// loaded model to the GPU and returns a Backend (backend.h) running the same batched forward as
+// the CPU backend in BF16/FP16 with fp32 accumulation. Includable from plain C++ (no CUDA
+// headers), so the engine and the CLI build the same way with or without AUTOGLM_CUDA.
+// Thread ownership: make_cuda_backend runs on the loading thread; the Backend it returns is then
+// driven by one thread only (the engine thread), like every Backend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend/backend.h"
+#include "core/dtype.h"
+#include "model/model_dir.h"
+
+namespace autoglm {
+
+// Progress of the weight upload: bytes of weights copied so far, out of `total`.
+using UploadProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+struct CudaBackendOptions {
+  int device = 0;
+  // Share of the device's TOTAL memory this backend may take, once, for weights, workspace
+  // and the KV pool together.
+  double memory_fraction = 0.90;
+  int32_t block_size = 16;           // tokens per KV block
+  int32_t max_num_seqs = 64;         // sequences per step
+  int32_t max_batched_tokens = 512;  // tokens per step
+  int64_t max_context_len = 0;       // 0: the model's max_position_embeddings
+  // Logits rows computed per lm_head pass; a step asking for more runs several passes.
+  // 0: max_num_seqs.
+  int32_t max_logits_rows = 0;
+  // > 0: exactly this many KV blocks (tests, several engines on one GPU); 0: fill the budget.
+  int32_t num_kv_blocks = 0;
+  // Activation/KV element type: kBF16 or kF16. Empty: the checkpoint's (F32 -> BF16).
+  std::optional<DType> dtype;
+  UploadProgress progress;  // may be empty
+};
+
+// True when a CUDA device with compute capability 9.x is present. Otherwise false, and `why`
+// (when given) says what is missing: no driver, no device, or which compute capability.
+bool cuda_available(std::string* why = nullptr);
+
+// Uploads `model`'s weights and allocates workspace and the KV pool within the budget. The KV
+// pool's size is decided here: callers (the engine) read it back through kv_pool() and size
+// their block manager from it. Logits come back to the host (fp32) in forward(); sampling is
+// the caller's, on the host, for now.
+// `model` is only read during this call. Throws autoglm::Error when CUDA is unusable, the
+// model does not fit (the message gives weights, KV bytes per block, budget and free memory)
+// or the model uses something this backend does not support.
+std::unique_ptr<Backend> make_cuda_backend(const LoadedModel& model,
+                                           const CudaBackendOptions& options);
+
+}  // namespace autoglm

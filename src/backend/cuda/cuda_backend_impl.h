@@ -1,0 +1,120 @@
+// The CUDA backend's class (internal; users see cuda_backend.h): device copies of the weights
+// laid out for the forward (q/k/v and gate/up fused into one matrix each), the preallocated
+// step workspace, the paged KV pool, and the stream everything runs on.
+// Thread ownership: built on the loading thread, then driven by the engine thread only.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm.h"
+
+namespace autoglm::cuda {
+
+// One layer's device weights. Matrices and biases are in the activation type, norms in fp32;
+// nullptr marks what the architecture does not have.
+struct DeviceLayer {
+  void* qkv = nullptr;  // [(heads + 2 * kv_heads) * head_dim][hidden]: q rows, k rows, v rows
+  void* qkv_bias = nullptr;
+  void* o = nullptr;
+  void* o_bias = nullptr;
+  void* gate_up = nullptr;  // [2 * inter][hidden]: gate rows, then up rows
+  void* gate_up_bias = nullptr;
+  void* down = nullptr;
+  void* down_bias = nullptr;
+  float* input_norm = nullptr;
+  float* post_self_attn_norm = nullptr;
+  float* post_attention_norm = nullptr;
+  float* post_mlp_norm = nullptr;
+  float* q_norm = nullptr;
+  float* k_norm = nullptr;
+};
+
+// A host tensor to copy into the weight arena (source of the upload pass).
+struct UploadJob {
+  const void* src;
+  DType src_type;
+  size_t count;
+  void* dst;
+  DType dst_type;
+};
+
+// Per-step device arrays, carved from the workspace arena for the largest allowed step.
+struct StepBuffers {
+  float* x = nullptr;  // residual stream [tokens][hidden], fp32
+  void* h = nullptr;   // normed input of the next projection [tokens][hidden]
+  void* qkv = nullptr;
+  void *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;
+  void* delta = nullptr;  // o_proj / down_proj output [tokens][hidden]
+  void* gate_up = nullptr;
+  void* mlp = nullptr;
+  void* final_rows = nullptr;  // [logits rows][hidden]
+  float* logits = nullptr;     // [logits rows][vocab]
+  int32_t* ints = nullptr;     // the packed batch arrays (see CudaBackend::upload_batch)
+  void* attention_ws = nullptr;
+  size_t attention_ws_bytes = 0;
+  void* gemm_ws = nullptr;
+  float* rope_cos = nullptr;  // [max_context][rotary_dim / 2]
+  float* rope_sin = nullptr;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const LoadedModel& model, const CudaBackendOptions& options);
+  ~CudaBackend() override;
+
+  void forward(const ForwardBatch& batch, std::span<float> logits) override;
+  KvPoolShape kv_pool() const override { return pool_; }
+  int32_t vocab_size() const override { return static_cast<int32_t>(config_.vocab_size); }
+
+ private:
+  // Device-side view of a step's batch arrays (inside buf_.ints).
+  struct DeviceBatch {
+    AttentionBatch attention;
+    const int32_t* token_ids = nullptr;
+    const int32_t* positions = nullptr;
+    const int32_t* logits_rows = nullptr;
+  };
+  DeviceBatch upload_batch_arrays(const ForwardBatch& batch);
+  std::vector<UploadJob> layout_weights(const LoadedModel& model, DeviceArena& arena);
+  void layout_workspace(DeviceArena& arena);
+  size_t ints_capacity() const;
+  size_t kv_bytes_per_block() const;
+  void allocate_within_budget(const LoadedModel& model);
+  void upload_rope_table();
+  void check_batch(const ForwardBatch& batch) const;
+  void run_step(const ForwardBatch& batch, std::span<float> logits);
+  void attention_layer(const DeviceBatch& db, int layer);
+  void mlp_layer(int32_t n_tokens, int layer);
+  void compute_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);
+
+  ModelConfig config_;
+  CudaBackendOptions options_;
+  int device_;  // selected (cudaSetDevice) before any member below touches CUDA
+  ActType act_;
+  DType act_dtype_;
+  int64_t max_context_ = 0;
+  int32_t max_blocks_per_seq_ = 0;
+  int32_t max_logits_rows_ = 0;
+  bool optimised_attention_ = false;  // attention.h kernels; else the plain fallback
+  KvPoolShape pool_;
+
+  Stream stream_;
+  DeviceArena weights_, workspace_;
+  DeviceBuffer kv_memory_;
+  PinnedBuffer host_ints_, host_logits_;
+  std::unique_ptr<Gemm> gemm_;
+
+  void* embed_ = nullptr;
+  void* lm_head_ = nullptr;
+  float* final_norm_ = nullptr;
+  std::vector<DeviceLayer> layers_;
+  std::vector<PagedKvLayer> kv_;
+  StepBuffers buf_;
+};
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,118 @@
+// Error checking and owning handles for the CUDA runtime in host code: every runtime call's
+// status becomes an autoglm::Error naming the call site, and device/pinned allocations are
+// freed by RAII. Thread ownership: none (helpers); an object belongs to whoever holds it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+namespace autoglm::cuda {
+
+// Throws autoglm::Error(kInternal) when `status` is not cudaSuccess; `what` names the call.
+void check_cuda(cudaError_t status, const char* what);
+// After a kernel launch: the launch's own error (bad configuration), if any.
+void check_launch(const char* kernel);
+
+#define AUTOGLM_CUDA_CHECK(call) ::autoglm::cuda::check_cuda((call), #call)
+
+std::string format_gib(double bytes);  // "12.34 GiB"
+
+// One cudaMalloc'd region, freed on destruction.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes, const char* what);
+  ~DeviceBuffer() { reset(); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  void reset();
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// One cudaMallocHost'd (pinned) region, freed on destruction.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(size_t bytes, const char* what);
+  ~PinnedBuffer() { reset(); }
+  PinnedBuffer(PinnedBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  void reset();
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Hands out 256-byte-aligned pieces of one DeviceBuffer (cuBLASLt's preferred alignment), so
+// that a forward step never allocates. plan() mode only counts bytes.
+class DeviceArena {
+ public:
+  static constexpr size_t kAlign = 256;
+  static size_t round_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+  DeviceArena() = default;  // counting mode: take() returns nullptr and adds up sizes
+  explicit DeviceArena(DeviceBuffer buffer) : buffer_(std::move(buffer)) {}
+  void* take(size_t bytes);
+  template <typename T>
+  T* take_n(size_t count) {
+    return static_cast<T*>(take(count * sizeof(T)));
+  }
+  size_t used() const { return used_; }
+
+ private:
+  DeviceBuffer buffer_;
+  size_t used_ = 0;
+};
+
+// An owned stream / event.
+class Stream {
+ public:
+  Stream();
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+class Event {
+ public:
+  Event();
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,210 @@
+// See cuda_backend_impl.h: one engine step on the GPU. The batch arrays go up in one H2D copy
+// of a packed pinned buffer; every layer then runs as a fixed sequence of launches over the
+// whole ragged batch (no host loop over tokens); the logits rows come back in one D2H copy,
+// which is the step's only synchronisation. Sampling stays on the host for now.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/kernels.h"
+#include "core/error.h"
+
+namespace autoglm::cuda {
+
+void CudaBackend::check_batch(const ForwardBatch& b) const {
+  // A malformed batch is a scheduler bug, but it must never make a kernel write outside the
+  // pool or the workspace, so every index that addresses device memory is checked here.
+  const auto bad = [](const std::string& what) {
+    fail(ErrorCode::kInternal, "cuda backend: malformed batch: " + what);
+  };
+  const int32_t n = b.n_tokens();
+  const int64_t slots = static_cast<int64_t>(pool_.num_blocks) * pool_.block_size;
+  if (n > options_.max_batched_tokens || b.n_seqs() > options_.max_num_seqs) {
+    bad(std::to_string(n) + " tokens / " + std::to_string(b.n_seqs()) +
+        " sequences exceed max_batched_tokens / max_num_seqs");
+  }
+  if (b.max_blocks_per_seq < 0 || b.max_blocks_per_seq > max_blocks_per_seq_) {
+    bad("max_blocks_per_seq beyond max_context_len / block_size");
+  }
+  if (static_cast<int64_t>(b.logits_rows.size()) > options_.max_batched_tokens) {
+    bad("more logits rows than max_batched_tokens");
+  }
+  if (b.positions.size() != static_cast<size_t>(n) ||
+      b.slot_mapping.size() != static_cast<size_t>(n))
+    bad("positions/slot_mapping length");
+  if (b.seq_start.size() != b.context_len.size() + 1 || b.seq_start.front() != 0 ||
+      b.seq_start.back() != n)
+    bad("seq_start");
+  if (b.block_table.size() != static_cast<size_t>(b.n_seqs()) * b.max_blocks_per_seq)
+    bad("block_table size");
+  for (int32_t t = 0; t < n; ++t) {
+    if (b.token_ids[t] < 0 || b.token_ids[t] >= config_.vocab_size) bad("token id");
+    if (b.slot_mapping[t] < 0 || b.slot_mapping[t] >= slots) bad("slot");
+  }
+  for (int32_t s = 0; s < b.n_seqs(); ++s) {
+    if (b.seq_start[s] > b.seq_start[s + 1]) bad("seq_start order");
+    const int32_t len = b.seq_start[s + 1] - b.seq_start[s];
+    const int32_t needed = (b.context_len[s] + pool_.block_size - 1) / pool_.block_size;
+    if (b.context_len[s] <= 0 || b.context_len[s] > max_context_ || len > b.context_len[s] ||
+        needed > b.max_blocks_per_seq)
+      bad("context_len");
+    for (int32_t j = 0; j < needed; ++j) {
+      const int32_t blk = b.block_table[s * b.max_blocks_per_seq + j];
+      if (blk < 0 || blk >= pool_.num_blocks) bad("block id");
+    }
+    // Attention derives each token's key position from context_len; RoPE uses positions[].
+    // They must agree, as the CPU backend's causal mask assumes.
+    for (int32_t t = b.seq_start[s]; t < b.seq_start[s + 1]; ++t) {
+      if (b.positions[t] != b.context_len[s] - len + (t - b.seq_start[s])) bad("position");
+    }
+  }
+  for (int32_t r : b.logits_rows) {
+    if (r < 0 || r >= n) bad("logits row");
+  }
+}
+
+CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b) {
+  int32_t* host = static_cast<int32_t*>(host_ints_.get());
+  size_t at = 0;
+  const auto put = [&](std::span<const int32_t> a) {
+    std::memcpy(host + at, a.data(), a.size() * sizeof(int32_t));
+    const size_t offset = at;
+    at += a.size();
+    return buf_.ints + offset;
+  };
+  DeviceBatch d;
+  d.token_ids = put(b.token_ids);
+  d.positions = put(b.positions);
+  d.logits_rows = put(b.logits_rows);
+  AttentionBatch& a = d.attention;
+  a.slot_mapping = put(b.slot_mapping);
+  a.seq_start = put(b.seq_start);
+  a.context_len = put(b.context_len);
+  a.block_table = put(b.block_table);
+  a.max_blocks_per_seq = b.max_blocks_per_seq;
+  a.n_tokens = b.n_tokens();
+  a.n_seqs = b.n_seqs();
+  a.block_size = pool_.block_size;
+  for (int32_t s = 0; s < b.n_seqs(); ++s) {
+    a.max_query_len = std::max(a.max_query_len, b.seq_start[s + 1] - b.seq_start[s]);
+    a.max_context_len = std::max(a.max_context_len, b.context_len[s]);
+  }
+  AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.ints, host, at * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                     stream_.get()));
+  return d;
+}
+
+void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+  // The engine thread may not be the one that built the backend: select the device here too.
+  AUTOGLM_CUDA_CHECK(cudaSetDevice(device_));
+  try {
+    run_step(batch, logits);
+  } catch (...) {
+    // Work queued before the failure may still read the pinned batch buffer; let it drain so
+    // that the next step can rewrite it. (After a device fault this returns the same error.)
+    cudaStreamSynchronize(stream_.get());
+    throw;
+  }
+}
+
+void CudaBackend::run_step(const ForwardBatch& batch, std::span<float> logits) {
+  check_batch(batch);
+  const int64_t n_out = static_cast<int64_t>(batch.logits_rows.size());
+  if (logits.size() < static_cast<size_t>(n_out) * static_cast<size_t>(config_.vocab_size)) {
+    fail(ErrorCode::kInternal, "cuda backend: logits buffer too small");
+  }
+  const int32_t n = batch.n_tokens();
+  const DeviceBatch db = upload_batch_arrays(batch);
+  const cudaStream_t s = stream_.get();
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  const int64_t hidden = config_.hidden_size;
+  embedding_gather(db.token_ids, n, embed_, act_, hidden, buf_.x, s);
+  residual_add_norm(buf_.x, nullptr, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
+                    s);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const DeviceLayer& L = layers_[l];
+    attention_layer(db, static_cast<int>(l));
+    residual_add_norm(buf_.x, buf_.delta, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n,
+                      hidden, eps, act_, s);
+    mlp_layer(n, static_cast<int>(l));
+    const float* next_norm = l + 1 < layers_.size() ? layers_[l + 1].input_norm : nullptr;
+    residual_add_norm(buf_.x, buf_.delta, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_,
+                      s);
+  }
+  compute_logits(db, n_out, logits);
+}
+
+void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
+  const DeviceLayer& L = layers_[layer];
+  const cudaStream_t s = stream_.get();
+  const int32_t n = db.attention.n_tokens;
+  const int64_t hd = config_.head_dim;
+  const int64_t q_dim = config_.num_attention_heads * hd;
+  const int64_t kv_dim = config_.num_key_value_heads * hd;
+  gemm_->linear(buf_.h, L.qkv, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim, config_.hidden_size,
+                act_, false, s);
+  QkvLayout layout;
+  layout.num_heads = static_cast<int32_t>(config_.num_attention_heads);
+  layout.num_kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
+  layout.head_dim = static_cast<int32_t>(hd);
+  layout.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
+  layout.interleaved = config_.rope_style == RopeStyle::kInterleaved;
+  qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
+                static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
+                buf_.k, buf_.v, act_, s);
+  const AttentionShape shape{layout.num_heads, layout.num_kv_heads, layout.head_dim,
+                             1.0f / std::sqrt(static_cast<float>(hd))};
+  if (optimised_attention_) {
+    const size_t need = paged_attention_workspace_bytes(db.attention, shape);
+    if (need > buf_.attention_ws_bytes) {
+      fail(ErrorCode::kInternal, "cuda backend: attention needs " + std::to_string(need) +
+                                     " bytes of workspace, " +
+                                     std::to_string(buf_.attention_ws_bytes) + " were reserved");
+    }
+    write_kv(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
+    paged_attention(db.attention, shape, buf_.q, kv_[layer], buf_.attn, buf_.attention_ws,
+                    buf_.attention_ws_bytes, act_, s);
+  } else {
+    write_kv_plain(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
+    paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
+  }
+  gemm_->linear(buf_.attn, L.o, L.o_bias, buf_.delta, n, config_.hidden_size, q_dim, act_, false,
+                s);
+}
+
+void CudaBackend::mlp_layer(int32_t n, int layer) {
+  const DeviceLayer& L = layers_[layer];
+  const cudaStream_t s = stream_.get();
+  const int64_t inter = config_.intermediate_size;
+  gemm_->linear(buf_.h, L.gate_up, L.gate_up_bias, buf_.gate_up, n, 2 * inter, config_.hidden_size,
+                act_, false, s);
+  silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
+  gemm_->linear(buf_.mlp, L.down, L.down_bias, buf_.delta, n, config_.hidden_size, inter, act_,
+                false, s);
+}
+
+void CudaBackend::compute_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits) {
+  const cudaStream_t s = stream_.get();
+  const int64_t vocab = config_.vocab_size;
+  // Rows beyond max_logits_rows take extra passes (and extra syncs): only tests and prompt
+  // logprobs ask for that many.
+  for (int64_t r0 = 0; r0 < n_out; r0 += max_logits_rows_) {
+    const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, n_out - r0));
+    gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
+                    static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
+    gemm_->linear(buf_.final_rows, lm_head_, nullptr, buf_.logits, rows, vocab, config_.hidden_size,
+                  act_, true, s);
+    const size_t bytes = static_cast<size_t>(rows) * static_cast<size_t>(vocab) * sizeof(float);
+    AUTOGLM_CUDA_CHECK(
+        cudaMemcpyAsync(host_logits_.get(), buf_.logits, bytes, cudaMemcpyDeviceToHost, s));
+    AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(s));
+    std::memcpy(logits.data() + r0 * vocab, host_logits_.get(), bytes);
+  }
+  // A step without logits rows still ends synchronised: the next step rewrites the pinned
+  // batch buffer that this step's H2D copy reads.
+  if (n_out == 0) AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,104 @@
+// See gemm.h. Row-major y = x W^T is column-major y^T = W^T x^T: cuBLASLt's A is W seen as a
+// column-major [k, n] matrix (transposed), B is x seen as column-major [k, m], D is y^T
+// column-major [n, m], so the BIAS epilogue (one value per row of D) adds bias[n].
+#include "backend/cuda/gemm.h"
+
+#include <string>
+
+#include "core/error.h"
+
+namespace autoglm::cuda {
+namespace {
+
+void check_lt(cublasStatus_t status, const char* what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  fail(ErrorCode::kInternal, std::string("cuBLASLt: ") + what + " failed with status " +
+                                 std::to_string(static_cast<int>(status)));
+}
+
+cudaDataType_t data_type(ActType t) {
+  return t == ActType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
+}
+
+}  // namespace
+
+Gemm::Gemm(void* workspace, size_t workspace_bytes)
+    : workspace_(workspace), workspace_bytes_(workspace_bytes) {
+  check_lt(cublasLtCreate(&handle_), "cublasLtCreate");
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, p] : plans_) destroy(p);
+  if (handle_ != nullptr) cublasLtDestroy(handle_);
+}
+
+void Gemm::destroy(Plan& p) {
+  if (p.desc != nullptr) cublasLtMatmulDescDestroy(p.desc);
+  if (p.a != nullptr) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b != nullptr) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.d != nullptr) cublasLtMatrixLayoutDestroy(p.d);
+  p = Plan{};
+}
+
+Gemm::Plan& Gemm::plan(const Key& key) {
+  if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+  const auto [m, n, k, type_index, out_f32, has_bias] = key;
+  const cudaDataType_t in_type = data_type(static_cast<ActType>(type_index));
+  const cudaDataType_t out_type = out_f32 ? CUDA_R_32F : in_type;
+  Plan p;
+  try {
+    check_lt(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc create");
+    const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a,
+                                            sizeof trans_a),
+             "set TRANSA");
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
+                                            sizeof trans_b),
+             "set TRANSB");
+    if (has_bias) {
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                              sizeof epilogue),
+               "set EPILOGUE");
+    }
+    check_lt(cublasLtMatrixLayoutCreate(&p.a, in_type, k, n, k), "layout A");
+    check_lt(cublasLtMatrixLayoutCreate(&p.b, in_type, k, m, k), "layout B");
+    check_lt(cublasLtMatrixLayoutCreate(&p.d, out_type, n, m, n), "layout D");
+    cublasLtMatmulPreference_t pref = nullptr;
+    check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference create");
+    const uint64_t ws = workspace_bytes_;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                         sizeof ws);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d,
+                                                                 p.d, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
+      fail(ErrorCode::kUnsupported, "cuBLASLt: no algorithm for a " + std::to_string(m) + "x" +
+                                        std::to_string(n) + "x" + std::to_string(k) + " matmul");
+    }
+    p.algo = result.algo;
+  } catch (...) {
+    destroy(p);
+    throw;
+  }
+  return plans_.emplace(key, p).first->second;
+}
+
+void Gemm::linear(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
+                  int64_t k, ActType type, bool out_f32, cudaStream_t stream) {
+  if (m == 0) return;
+  Plan& p = plan(Key{m, n, k, static_cast<int>(type), out_f32, bias != nullptr});
+  if (bias != nullptr) {
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                            sizeof bias),
+             "set BIAS_POINTER");
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  check_lt(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
+                          workspace_, workspace_bytes_, stream),
+           "cublasLtMatmul");
+}
+
+}  // namespace autoglm::cuda

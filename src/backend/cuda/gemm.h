@@ -1,0 +1,50 @@
+// Linear layers on cuBLASLt: y[M, N] = x[M, K] * W[N, K]^T (+ bias[N]) with row-major HF
+// weights, BF16/FP16 operands and fp32 accumulation (CUBLAS_COMPUTE_32F); the output is the
+// activation type or fp32 (logits). The bias is fused through the BIAS epilogue. The
+// heuristic's choice is cached per shape, and the workspace is allocated once, so a call
+// after the first of its shape costs a host map lookup and one launch.
+// Thread ownership: one Gemm per backend, used by the engine thread only.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "backend/cuda/attention.h"
+
+namespace autoglm::cuda {
+
+class Gemm {
+ public:
+  Gemm(void* workspace, size_t workspace_bytes);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  static constexpr size_t kWorkspaceBytes = 32u << 20;
+
+  // x [m][k] and w [n][k] in `type`; y [m][n] in `type`, or fp32 when out_f32; bias [n] (or
+  // nullptr) in y's type.
+  void linear(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
+              int64_t k, ActType type, bool out_f32, cudaStream_t stream);
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, bool, bool>;
+  Plan& plan(const Key& key);
+  static void destroy(Plan& p);
+
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_;
+  size_t workspace_bytes_;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace autoglm::cuda

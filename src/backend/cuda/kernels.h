@@ -1,0 +1,71 @@
+// Host launchers of the CUDA backend's elementwise and row kernels (kernels.cu): weight
+// conversion, embedding gather, RMSNorm fused with the residual add (and GLM-4's post-norms),
+// the q/k-norm + RoPE + split of the fused QKV projection, SwiGLU, and a plain paged attention
+// for head sizes the optimised attention (attention.h) does not cover. Every kernel computes in
+// fp32 over BF16/FP16 storage; the residual stream is kept in fp32. Each launcher checks the
+// launch and throws autoglm::Error on failure.
+// Thread ownership: called by whoever drives the stream (the engine thread); all work is
+// asynchronous on `stream`.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/cuda/attention.h"
+#include "core/dtype.h"
+
+namespace autoglm::cuda {
+
+inline constexpr int32_t kMaxHeadDim = 256;  // qkv_norm_rope and the fallback attention
+
+// dst[i] = src[i] converted, for F32/F16/BF16 on either side.
+void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t count,
+             cudaStream_t stream);
+
+// x[t][:] = float(table[ids[t]][:]) for t < n_tokens; table [vocab][hidden] in `type`.
+void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, ActType type,
+                      int64_t hidden, float* x, cudaStream_t stream);
+
+// For each of n_rows rows of the fp32 residual stream x [n_rows][hidden]:
+//   if delta:  d = post_w ? rmsnorm(delta) * post_w : delta;  x += d
+//   if norm_w: out = rmsnorm(x) * norm_w   (out in `type`)
+// post_w and norm_w are fp32 [hidden] or nullptr.
+void residual_add_norm(float* x, const void* delta, const float* post_w, const float* norm_w,
+                       void* out, int32_t n_rows, int64_t hidden, float eps, ActType type,
+                       cudaStream_t stream);
+
+// out[r] = rmsnorm(x[rows[r]]) * w for r < n_rows (the final norm of the logits rows only).
+void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_t hidden,
+                     const float* w, float eps, void* out, ActType type, cudaStream_t stream);
+
+struct QkvLayout {
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;  // <= kMaxHeadDim
+  int32_t rotary_dim = 0;
+  bool interleaved = false;  // GLM's adjacent pairs; else NeoX halves
+};
+
+// Splits qkv [n_tokens][(num_heads + 2 * num_kv_heads) * head_dim] into q [n][heads * hd],
+// k and v [n][kv_heads * hd]; q and k heads are RMS-normed (when q_norm/k_norm, fp32 [hd],
+// are given) and then rotated with row positions[t] of the fp32 tables cos/sin
+// [max_position][rotary_dim / 2].
+void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
+                   const QkvLayout& layout, const float* q_norm, const float* k_norm, float eps,
+                   const float* rope_cos, const float* rope_sin, void* q, void* k, void* v,
+                   ActType type, cudaStream_t stream);
+
+// out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i]: gate rows first, as HF fuses them.
+void silu_mul(const void* gate_up, int32_t n_tokens, int64_t inter, void* out, ActType type,
+              cudaStream_t stream);
+
+// The same contracts as write_kv / paged_attention in attention.h, done plainly (one warp per
+// token and head, online softmax): used for head sizes the optimised kernels reject.
+void write_kv_plain(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
+                    const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream);
+void paged_attention_plain(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
+                           PagedKvLayer kv, void* out, ActType type, cudaStream_t stream);
+
+}  // namespace autoglm::cuda

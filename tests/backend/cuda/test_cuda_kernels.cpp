@@ -1,0 +1,344 @@
+// Each CUDA backend kernel against the CPU scalar reference kernels (backend/cpu/kernels.h) on
+// random inputs of awkward sizes, in BF16 and FP16: inputs are rounded to the storage type on
+// the host, the reference runs in fp32 over the rounded values, outputs are poisoned with NaN
+// before each launch, and the relative error must stay within 1e-2 (BF16) / 1e-3 (FP16).
+// Skipped, with a message, when no GPU is present.
+// Thread ownership: the test (or program) main thread only.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
+#include "cuda_test_util.h"
+
+namespace autoglm::cuda {
+namespace {
+
+using test::DeviceArray;
+using test::rel_error;
+using test::round_to;
+
+class CudaKernels : public ::testing::TestWithParam<ActType> {
+ protected:
+  void SetUp() override { AUTOGLM_SKIP_WITHOUT_GPU(); }
+  ActType type() const { return GetParam(); }
+  std::mt19937 rng_{1234};
+};
+
+TEST_P(CudaKernels, ConvertRoundsLikeTheHost) {
+  for (size_t n : {size_t{1}, size_t{1000}, size_t{(1u << 20) + 7}}) {
+    const std::vector<float> host = test::random_vector(n, rng_, -3.0f, 3.0f);
+    DeviceArray src = DeviceArray::of_f32(host);
+    DeviceArray dst(n, 2);
+    dst.poison();
+    const DType dt = type() == ActType::kBF16 ? DType::kBF16 : DType::kF16;
+    convert(src.get(), DType::kF32, dst.get(), dt, n, nullptr);
+    EXPECT_EQ(dst.read_act(type()), round_to(host, type())) << n;
+    DeviceArray back(n, 4);
+    back.poison();
+    convert(dst.get(), dt, back.get(), DType::kF32, n, nullptr);
+    EXPECT_EQ(back.read_f32(), round_to(host, type())) << n;
+  }
+}
+
+TEST_P(CudaKernels, EmbeddingGatherCopiesRows) {
+  const int64_t vocab = 37, hidden = 129;
+  const std::vector<float> table = round_to(test::random_vector(vocab * hidden, rng_), type());
+  const std::vector<int32_t> ids = {0, 36, 5, 5, 17, 1, 30, 2, 9, 11, 36, 0, 4};
+  DeviceArray d_table = DeviceArray::of_act(table, type());
+  DeviceArray d_ids = DeviceArray::of_i32(ids);
+  DeviceArray x(ids.size() * hidden, 4);
+  x.poison();
+  embedding_gather(d_ids.as<int32_t>(), static_cast<int32_t>(ids.size()), d_table.get(), type(),
+                   hidden, x.as<float>(), nullptr);
+  std::vector<float> want;
+  for (int32_t id : ids) want.insert(want.end(), &table[id * hidden], &table[(id + 1) * hidden]);
+  EXPECT_EQ(x.read_f32(), want);
+}
+
+struct NormCase {
+  int64_t hidden;
+  bool delta, post, norm;
+};
+
+TEST_P(CudaKernels, ResidualAddNormMatchesRmsNorm) {
+  const float eps = 1e-5f;
+  const int32_t rows = 7;
+  for (const NormCase c : {NormCase{64, false, false, true}, NormCase{257, true, false, true},
+                           NormCase{4099, true, true, true}, NormCase{1000, true, true, false},
+                           NormCase{96, true, false, false}}) {
+    SCOPED_TRACE(std::to_string(c.hidden) + (c.delta ? " delta" : "") + (c.post ? " post" : "") +
+                 (c.norm ? " norm" : ""));
+    const size_t n = rows * c.hidden;
+    std::vector<float> x = test::random_vector(n, rng_, -2.0f, 2.0f);
+    const std::vector<float> delta = round_to(test::random_vector(n, rng_), type());
+    const std::vector<float> post_w = test::random_vector(c.hidden, rng_, 0.5f, 1.5f);
+    const std::vector<float> norm_w = test::random_vector(c.hidden, rng_, 0.5f, 1.5f);
+    DeviceArray d_x = DeviceArray::of_f32(x), d_delta = DeviceArray::of_act(delta, type());
+    DeviceArray d_post = DeviceArray::of_f32(post_w), d_norm = DeviceArray::of_f32(norm_w);
+    DeviceArray out(n, 2);
+    out.poison();
+    residual_add_norm(d_x.as<float>(), c.delta ? d_delta.get() : nullptr,
+                      c.post ? d_post.as<float>() : nullptr, c.norm ? d_norm.as<float>() : nullptr,
+                      out.get(), rows, c.hidden, eps, type(), nullptr);
+    // Reference: the CPU backend's sequence (post-norm of the delta, add, norm).
+    std::vector<float> d = delta;
+    if (c.post) cpu::rms_norm(d.data(), rows, c.hidden, post_w.data(), eps, d.data());
+    if (c.delta) {
+      for (size_t i = 0; i < n; ++i) x[i] += d[i];
+    }
+    EXPECT_LT(rel_error(d_x.read_f32(), x), 1e-5);
+    if (c.norm) {
+      std::vector<float> want(n);
+      cpu::rms_norm(x.data(), rows, c.hidden, norm_w.data(), eps, want.data());
+      EXPECT_LT(rel_error(out.read_act(type()), want), test::tolerance(type()));
+    }
+  }
+}
+
+TEST_P(CudaKernels, GatherRmsNormPicksRows) {
+  const int64_t hidden = 300;
+  const int32_t tokens = 11;
+  const std::vector<int32_t> rows = {10, 0, 3, 3, 7};
+  const std::vector<float> x = test::random_vector(tokens * hidden, rng_, -3.0f, 3.0f);
+  const std::vector<float> w = test::random_vector(hidden, rng_, 0.5f, 1.5f);
+  DeviceArray d_x = DeviceArray::of_f32(x), d_w = DeviceArray::of_f32(w);
+  DeviceArray d_rows = DeviceArray::of_i32(rows);
+  DeviceArray out(rows.size() * hidden, 2);
+  out.poison();
+  gather_rms_norm(d_x.as<float>(), d_rows.as<int32_t>(), static_cast<int32_t>(rows.size()), hidden,
+                  d_w.as<float>(), 1e-6f, out.get(), type(), nullptr);
+  std::vector<float> want(rows.size() * hidden);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    cpu::rms_norm(x.data() + rows[r] * hidden, 1, hidden, w.data(), 1e-6f,
+                  want.data() + r * hidden);
+  }
+  EXPECT_LT(rel_error(out.read_act(type()), want), test::tolerance(type()));
+}
+
+struct QkvCase {
+  QkvLayout layout;
+  bool qk_norm;
+};
+
+TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
+  const int32_t n = 19, max_pos = 300;
+  const float eps = 1e-6f;
+  for (const QkvCase c :
+       {QkvCase{{4, 2, 16, 8, true}, true}, QkvCase{{32, 2, 128, 64, true}, false},
+        QkvCase{{12, 4, 64, 64, false}, true}, QkvCase{{5, 1, 80, 40, false}, false},
+        QkvCase{{8, 8, 256, 256, false}, true}}) {
+    const QkvLayout& L = c.layout;
+    SCOPED_TRACE("heads " + std::to_string(L.num_heads) + "/" + std::to_string(L.num_kv_heads) +
+                 " hd " + std::to_string(L.head_dim) + " rd " + std::to_string(L.rotary_dim) +
+                 (L.interleaved ? " interleaved" : " neox") + (c.qk_norm ? " qk_norm" : ""));
+    const int32_t hd = L.head_dim, half = L.rotary_dim / 2;
+    const int32_t total = L.num_heads + 2 * L.num_kv_heads;
+    const std::vector<float> qkv = round_to(test::random_vector(n * total * hd, rng_), type());
+    std::vector<float> angles = test::random_vector(max_pos * half, rng_, -3.2f, 3.2f);
+    std::vector<float> cos(angles.size()), sin(angles.size());
+    for (size_t i = 0; i < angles.size(); ++i)
+      cos[i] = std::cos(angles[i]), sin[i] = std::sin(angles[i]);
+    std::vector<int32_t> pos(n);
+    for (int32_t& p : pos) p = static_cast<int32_t>(rng_() % max_pos);
+    const std::vector<float> qn = test::random_vector(hd, rng_, 0.5f, 1.5f);
+    const std::vector<float> kn = test::random_vector(hd, rng_, 0.5f, 1.5f);
+    DeviceArray d_qkv = DeviceArray::of_act(qkv, type()), d_pos = DeviceArray::of_i32(pos);
+    DeviceArray d_cos = DeviceArray::of_f32(cos), d_sin = DeviceArray::of_f32(sin);
+    DeviceArray d_qn = DeviceArray::of_f32(qn), d_kn = DeviceArray::of_f32(kn);
+    DeviceArray q(n * L.num_heads * hd, 2), k(n * L.num_kv_heads * hd, 2),
+        v(n * L.num_kv_heads * hd, 2);
+    q.poison(), k.poison(), v.poison();
+    qkv_norm_rope(d_qkv.get(), d_pos.as<int32_t>(), n, L, c.qk_norm ? d_qn.as<float>() : nullptr,
+                  c.qk_norm ? d_kn.as<float>() : nullptr, eps, d_cos.as<float>(), d_sin.as<float>(),
+                  q.get(), k.get(), v.get(), type(), nullptr);
+    std::vector<float> wq, wk, wv;
+    const auto rotate = L.interleaved ? cpu::rope_interleaved : cpu::rope_neox;
+    for (int32_t t = 0; t < n; ++t) {
+      for (int32_t h = 0; h < total; ++h) {
+        std::vector<float> head(&qkv[(t * total + h) * hd], &qkv[(t * total + h + 1) * hd]);
+        const bool is_v = h >= L.num_heads + L.num_kv_heads;
+        const bool is_q = h < L.num_heads;
+        if (!is_v) {
+          if (c.qk_norm) {
+            cpu::rms_norm(head.data(), 1, hd, is_q ? qn.data() : kn.data(), eps, head.data());
+          }
+          rotate(head.data(), L.rotary_dim, &cos[pos[t] * half], &sin[pos[t] * half]);
+        }
+        auto& dst = is_q ? wq : (is_v ? wv : wk);
+        dst.insert(dst.end(), head.begin(), head.end());
+      }
+    }
+    EXPECT_LT(rel_error(q.read_act(type()), wq), test::tolerance(type()));
+    EXPECT_LT(rel_error(k.read_act(type()), wk), test::tolerance(type()));
+    EXPECT_EQ(v.read_act(type()), wv);
+  }
+}
+
+TEST_P(CudaKernels, SiluMulOverFusedGateUp) {
+  for (const auto& [n, inter] : {std::pair<int32_t, int64_t>{1, 13696}, {11, 300}, {64, 129}}) {
+    const std::vector<float> gu =
+        round_to(test::random_vector(n * 2 * inter, rng_, -4.0f, 4.0f), type());
+    DeviceArray d_gu = DeviceArray::of_act(gu, type());
+    DeviceArray out(n * inter, 2);
+    out.poison();
+    silu_mul(d_gu.get(), n, inter, out.get(), type(), nullptr);
+    std::vector<float> want(n * inter);
+    for (int32_t t = 0; t < n; ++t) {
+      cpu::silu_mul(&gu[t * 2 * inter], &gu[t * 2 * inter + inter], &want[t * inter], inter);
+    }
+    EXPECT_LT(rel_error(out.read_act(type()), want), test::tolerance(type()));
+  }
+}
+
+TEST_P(CudaKernels, GemmMatchesCpuLinear) {
+  DeviceBuffer ws(Gemm::kWorkspaceBytes, "gemm workspace");
+  Gemm gemm(ws.get(), ws.bytes());
+  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 4096, 512},
+                                {7, 136, 200},
+                                {67, 520, 1032},
+                                {300, 64, 64}}) {
+    for (const bool with_bias : {false, true}) {
+      for (const bool out_f32 : {false, true}) {
+        SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                     (with_bias ? " bias" : "") + (out_f32 ? " f32-out" : ""));
+        const std::vector<float> x = round_to(test::random_vector(m * k, rng_), type());
+        const std::vector<float> w = round_to(test::random_vector(n * k, rng_), type());
+        const std::vector<float> b = round_to(test::random_vector(n, rng_), type());
+        DeviceArray d_x = DeviceArray::of_act(x, type()), d_w = DeviceArray::of_act(w, type());
+        // The bias is in the output type.
+        DeviceArray d_b = out_f32 ? DeviceArray::of_f32(b) : DeviceArray::of_act(b, type());
+        DeviceArray y(m * n, out_f32 ? 4 : 2);
+        y.poison();
+        gemm.linear(d_x.get(), d_w.get(), with_bias ? d_b.get() : nullptr, y.get(), m, n, k, type(),
+                    out_f32, nullptr);
+        std::vector<float> want(m * n), scratch(k);
+        const cpu::WeightMatrix wm{DType::kF32, w.data(), n, k};
+        const cpu::WeightMatrix bm{DType::kF32, with_bias ? b.data() : nullptr, 1, n};
+        cpu::linear(x.data(), m, wm, bm, want.data(), scratch.data());
+        const std::vector<float> got = out_f32 ? y.read_f32() : y.read_act(type());
+        EXPECT_LT(rel_error(got, want), out_f32 ? 1e-4 : test::tolerance(type()));
+      }
+    }
+  }
+}
+
+// Causal attention of each new token over its sequence's keys in the paged pool, in fp32 on
+// the host: the reference for the plain paged attention kernel.
+std::vector<float> host_attention(const std::vector<int32_t>& seq_start,
+                                  const std::vector<int32_t>& context,
+                                  const std::vector<int32_t>& table, int32_t max_blocks, int32_t bs,
+                                  const std::vector<float>& q, const std::vector<float>& k_pool,
+                                  const std::vector<float>& v_pool, const AttentionShape& shape) {
+  const int32_t heads = shape.num_heads, hd = shape.head_dim;
+  const int32_t kv_dim = shape.num_kv_heads * hd;
+  std::vector<float> want(static_cast<size_t>(seq_start.back()) * heads * hd, 0.0f);
+  for (size_t s = 0; s + 1 < seq_start.size(); ++s) {
+    const int32_t* row = &table[s * max_blocks];
+    const int32_t new_tokens = seq_start[s + 1] - seq_start[s];
+    for (int32_t j = 0; j < new_tokens; ++j) {
+      const int32_t t = seq_start[s] + j;
+      const int32_t visible = context[s] - new_tokens + j + 1;
+      for (int32_t h = 0; h < heads; ++h) {
+        const int32_t kv_off = h / (heads / shape.num_kv_heads) * hd;
+        std::vector<float> scores(visible);
+        for (int32_t p = 0; p < visible; ++p) {
+          const int32_t slot = row[p / bs] * bs + p % bs;
+          float dot = 0;
+          for (int32_t d = 0; d < hd; ++d) {
+            dot += q[(t * heads + h) * hd + d] * k_pool[slot * kv_dim + kv_off + d];
+          }
+          scores[p] = dot * shape.scale;
+        }
+        cpu::softmax(scores.data(), visible);
+        for (int32_t p = 0; p < visible; ++p) {
+          const int32_t slot = row[p / bs] * bs + p % bs;
+          for (int32_t d = 0; d < hd; ++d) {
+            want[(t * heads + h) * hd + d] += scores[p] * v_pool[slot * kv_dim + kv_off + d];
+          }
+        }
+      }
+    }
+  }
+  return want;
+}
+
+// A ragged batch over a paged pool: sequences with cached prefixes and new tokens, blocks
+// scattered over the pool; the host reference attends over the same rounded keys and values.
+TEST_P(CudaKernels, PlainPagedAttentionMatchesHostAttention) {
+  struct Seq {
+    int32_t context, new_tokens;
+  };
+  const std::vector<Seq> seqs = {{1, 1}, {17, 1}, {40, 7}, {33, 33}, {16, 16}, {100, 3}};
+  for (const auto& [heads, kv_heads, hd] :
+       {std::tuple<int32_t, int32_t, int32_t>{4, 2, 16}, {8, 8, 32}, {32, 2, 128}}) {
+    SCOPED_TRACE(std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd " +
+                 std::to_string(hd));
+    const int32_t bs = 16, pool_blocks = 64, kv_dim = kv_heads * hd;
+    const int32_t max_blocks = 8;
+    std::vector<int32_t> seq_start = {0}, context, table, slots;
+    int32_t next_block = 0;
+    for (const Seq& s : seqs) {
+      seq_start.push_back(seq_start.back() + s.new_tokens);
+      context.push_back(s.context);
+      for (int32_t b = 0; b < max_blocks; ++b) {
+        table.push_back((next_block++ * 37 + 5) % pool_blocks);  // scattered, distinct
+      }
+      const int32_t* row = &table[table.size() - max_blocks];
+      for (int32_t p = s.context - s.new_tokens; p < s.context; ++p) {
+        slots.push_back(row[p / bs] * bs + p % bs);
+      }
+    }
+    const int32_t n = seq_start.back();
+    const std::vector<float> k_pool =
+        round_to(test::random_vector(pool_blocks * bs * kv_dim, rng_), type());
+    const std::vector<float> v_pool =
+        round_to(test::random_vector(pool_blocks * bs * kv_dim, rng_), type());
+    const std::vector<float> q = round_to(test::random_vector(n * heads * hd, rng_), type());
+    DeviceArray dk = DeviceArray::of_act(k_pool, type()), dv = DeviceArray::of_act(v_pool, type());
+    DeviceArray dq = DeviceArray::of_act(q, type());
+    DeviceArray d_start = DeviceArray::of_i32(seq_start), d_ctx = DeviceArray::of_i32(context);
+    DeviceArray d_table = DeviceArray::of_i32(table), d_slots = DeviceArray::of_i32(slots);
+    DeviceArray out(n * heads * hd, 2);
+    out.poison();
+    AttentionBatch batch;
+    batch.seq_start = d_start.as<int32_t>();
+    batch.context_len = d_ctx.as<int32_t>();
+    batch.block_table = d_table.as<int32_t>();
+    batch.slot_mapping = d_slots.as<int32_t>();
+    batch.max_blocks_per_seq = max_blocks;
+    batch.n_tokens = n;
+    batch.n_seqs = static_cast<int32_t>(seqs.size());
+    batch.max_query_len = 33;
+    batch.max_context_len = 100;
+    batch.block_size = bs;
+    const AttentionShape shape{heads, kv_heads, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+    paged_attention_plain(batch, shape, dq.get(), PagedKvLayer{dk.get(), dv.get()}, out.get(),
+                          type(), nullptr);
+    const std::vector<float> want =
+        host_attention(seq_start, context, table, max_blocks, bs, q, k_pool, v_pool, shape);
+    EXPECT_LT(rel_error(out.read_act(type()), want), test::tolerance(type()));
+    // write_kv_plain puts each new token's k/v row at its slot.
+    const std::vector<float> nk = round_to(test::random_vector(n * kv_dim, rng_), type());
+    DeviceArray d_nk = DeviceArray::of_act(nk, type());
+    write_kv_plain(batch, shape, d_nk.get(), d_nk.get(), PagedKvLayer{dk.get(), dv.get()}, type(),
+                   nullptr);
+    const std::vector<float> k_after = dk.read_act(type());
+    for (int32_t t = 0; t < n; ++t) {
+      const std::vector<float> got(&k_after[slots[t] * kv_dim], &k_after[(slots[t] + 1) * kv_dim]);
+      const std::vector<float> row(&nk[t * kv_dim], &nk[(t + 1) * kv_dim]);
+      ASSERT_EQ(got, row) << "token " << t;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaKernels, ::testing::Values(ActType::kBF16, ActType::kF16),
+                         [](const auto& info) { return std::string(test::act_name(info.param)); });
+
+}  // namespace
+}  // namespace autoglm::cuda
