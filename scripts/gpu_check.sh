@@ -66,6 +66,10 @@ row "toolchain" INFO "nvcc $( [ "$NVCC" = absent ] && echo absent || nvcc --vers
 row "gpu" INFO "${GPU:-none visible to nvidia-smi}"
 
 # ---- build ---------------------------------------------------------------------------------
+# Debian -dev packages carried in .devdebs/ (scripts/fetch_device_debs.sh) for a machine that
+# lacks some; unpacked into a private prefix.
+# shellcheck source=scripts/gpu_env.sh
+source "$REPO/scripts/gpu_env.sh"
 build() {
   local gen="Unix Makefiles" launcher=()
   command -v ninja >/dev/null && gen=Ninja
