@@ -69,14 +69,18 @@ EngineCore::EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config
 
 void EngineCore::run() {
   while (true) {
-    RequestQueue::Work work = queue_.take(/*block=*/scheduler_.idle());
+    // An idle engine sleeps until work arrives or a session is due to expire.
+    const bool idle = scheduler_.idle();
+    RequestQueue::Work work = queue_.take(idle, idle ? sessions_.next_expiry() : std::nullopt);
     accept(work);
     if (work.stopping) {
       end_all(FinishCause::kCancelled, "");
       publish_metrics();
       return;
     }
-    if (!scheduler_.idle()) {
+    if (scheduler_.idle()) {
+      sessions_.expire(std::chrono::steady_clock::now());  // a step does it otherwise
+    } else {
       try {
         run_step();
       } catch (const std::exception& e) {

@@ -62,6 +62,16 @@ void SessionCache::expire(SteadyTime now) {
   }
 }
 
+std::optional<SteadyTime> SessionCache::next_expiry() const {
+  std::optional<SteadyTime> next;
+  for (const auto& [key, session] : sessions_) {
+    if (session.turns_in_flight > 0 || session.pins.empty()) continue;
+    const SteadyTime due = session.last_used + config_.ttl;
+    if (!next || due < *next) next = due;
+  }
+  return next;
+}
+
 bool SessionCache::release_one() {
   return release_lru({});
 }

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,6 +60,9 @@ class SessionCache {
                 SteadyTime now);
   // Releases sessions idle for the TTL or longer.
   void expire(SteadyTime now);
+  // When the next idle session holding pins expires (nullopt: none), so an idle engine can
+  // wake up for it.
+  std::optional<SteadyTime> next_expiry() const;
   // Releases the least recently used session holding pins (idle ones before those with a turn
   // in flight). False when no session holds any.
   bool release_one();

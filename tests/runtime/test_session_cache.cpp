@@ -116,10 +116,12 @@ TEST(SessionCache, TtlReleasesIdleSessionsNotOnesWithATurnInFlight) {
   const std::string key = session_key("", "a");
   h.run(tokens_of(12, 4), 2, key, t0);
   ASSERT_EQ(h.sessions.pins_of(key).size(), 3u);
+  EXPECT_EQ(h.sessions.next_expiry(), t0 + seconds(60));
   h.sessions.expire(t0 + seconds(59));
   EXPECT_EQ(h.sessions.pins_of(key).size(), 3u);
   h.sessions.expire(t0 + seconds(60));
   EXPECT_TRUE(h.sessions.pins_of(key).empty());
+  EXPECT_FALSE(h.sessions.next_expiry().has_value());
   EXPECT_EQ(h.sessions.stats().active, 0);
   EXPECT_EQ(h.sessions.stats().expired, 1u);
   EXPECT_EQ(h.kv.stats().used_blocks, 0);
@@ -128,6 +130,7 @@ TEST(SessionCache, TtlReleasesIdleSessionsNotOnesWithATurnInFlight) {
   // A turn in flight keeps its session alive past the TTL; its end restarts the TTL.
   h.run(tokens_of(12, 5), 2, key, t0);
   h.sessions.begin_turn(key);
+  EXPECT_FALSE(h.sessions.next_expiry().has_value());  // a turn in flight: no expiry due
   h.sessions.expire(t0 + seconds(3600));
   EXPECT_EQ(h.sessions.pins_of(key).size(), 3u);
   h.sessions.end_turn(key, {}, /*completed=*/false, t0 + seconds(3600));
