@@ -2,6 +2,8 @@
 // requests from any thread, read each request's stream of token/text deltas (ending with a
 // finish reason and usage), cancel, or call generate() to block for the whole answer. The CLI,
 // the server and the Python binding are thin layers over this header.
+// Self-contained: it includes only standard headers and include/autoglm/*.h (install the
+// include/ tree and link the autoglm libraries).
 // Thread ownership: an Engine starts one engine thread that owns the model, the scheduler, the
 // KV cache and the backend. Every public member of Engine may be called from any thread. A
 // RequestStream may be moved to another thread but read by one thread at a time.
@@ -15,11 +17,12 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "runtime/logits_processing.h"
-#include "runtime/metrics.h"
-#include "runtime/sampling_params.h"
+#include "autoglm/logprobs.h"
+#include "autoglm/metrics.h"
+#include "autoglm/sampling.h"
 
 namespace autoglm {
 
@@ -36,7 +39,14 @@ struct EngineOptions {
   int32_t max_queued_requests = 1024;      // submitted but not yet started; beyond: kQueueFull
   int64_t max_queued_tokens = 1 << 20;     // their prompt tokens; beyond: kQueueFull
   bool enable_prefix_caching = true;
-  bool check_invariants = false;  // verify the KV pool's invariants after every step
+  // Verify the KV pool's invariants after every step also in release builds (debug builds,
+  // without NDEBUG, always do).
+  bool check_invariants = false;
+  // Sessions (GenerationRequest::session_id): a finished turn's KV stays pinned this long
+  // after the turn ends (0: sessions off), under a cap of pinned blocks for all sessions
+  // together (0: a quarter of the pool); over it, the least recently used session goes first.
+  std::chrono::seconds session_ttl{300};
+  int32_t session_max_blocks = 0;
 };
 
 struct GenerationRequest {
@@ -46,6 +56,10 @@ struct GenerationRequest {
   StopParams stop;
   int32_t priority = 0;  // lower is served first; first come, first served within a class
   std::string tenant;    // prefix-cache salt: different tenants never share cached KV
+  // Multi-turn continuation: when this turn ends (stop or length), its prompt + output KV stays
+  // pinned for EngineOptions::session_ttl, so the next turn of the same session (same tenant),
+  // whose prompt starts with those tokens, skips their prefill. Empty: no session.
+  std::string session_id;
   std::optional<std::chrono::milliseconds> timeout;        // end-to-end, from submit
   std::optional<std::chrono::milliseconds> queue_timeout;  // until the first step, from submit
 };

@@ -62,24 +62,31 @@ EngineCore::EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config
       config_(std::move(config)),
       queue_(queue),
       kv_(config_.kv),
-      scheduler_(config_.scheduler, kv_) {
+      sessions_(config_.sessions, kv_),
+      scheduler_(config_.scheduler, kv_, &sessions_) {
   publish_metrics();
 }
 
 void EngineCore::run() {
   while (true) {
-    RequestQueue::Work work = queue_.take(/*block=*/scheduler_.idle());
+    // An idle engine sleeps until work arrives or a session is due to expire.
+    const bool idle = scheduler_.idle();
+    RequestQueue::Work work = queue_.take(idle, idle ? sessions_.next_expiry() : std::nullopt);
     accept(work);
     if (work.stopping) {
       end_all(FinishCause::kCancelled, "");
       publish_metrics();
       return;
     }
-    if (!scheduler_.idle()) {
+    if (scheduler_.idle()) {
+      sessions_.expire(std::chrono::steady_clock::now());  // a step does it otherwise
+    } else {
       try {
         run_step();
       } catch (const std::exception& e) {
-        // A failed step must not take the engine down: its requests end with the error.
+        // A backend failure ends only its step's requests (run_step). Anything else failing
+        // mid-step (the scheduler, sampling) is a bug that leaves the step's state unknown, so
+        // every live request ends with the error; the engine keeps serving new ones.
         end_all(FinishCause::kError, e.what());
       }
     }
@@ -112,7 +119,13 @@ void EngineCore::run_step() {
   }
   const size_t vocab = static_cast<size_t>(backend_->vocab_size());
   logits_.resize(plan.logits_rows.size() * vocab);
-  backend_->forward(plan.batch(), logits_);
+  try {
+    backend_->forward(plan.batch(), logits_);
+  } catch (const std::exception& e) {
+    end_step_requests(plan, e.what());
+    check_invariants();
+    return;
+  }
   std::vector<StreamDelta> deltas;
   const StepOutput output = sample(plan, deltas);
   std::vector<SequenceEnded> ended = scheduler_.update(plan, output);
@@ -127,9 +140,30 @@ void EngineCore::run_step() {
       live_.at(id).pending.channel->push(std::move(deltas[r]));
     }
   }
-  if (config_.check_invariants) kv_.check_invariants(scheduler_.live_block_tables());
+  check_invariants();
   record_step(plan,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// The backend failed this step: the requests in it end with kError and their blocks are freed
+// (the K/V the step was writing lives only in their own unshared, uncommitted blocks); every
+// other request, and the engine, carry on.
+void EngineCore::end_step_requests(const StepPlan& plan, const std::string& what) {
+  const std::string error = "the backend failed a step: " + what;
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    if (scheduler_.cancel(chunk.id)) end_request(chunk.id, FinishCause::kError, {}, error);
+  }
+}
+
+void EngineCore::check_invariants() const {
+#ifdef NDEBUG
+  constexpr bool kDebugBuild = false;
+#else
+  constexpr bool kDebugBuild = true;
+#endif
+  if (kDebugBuild || config_.check_invariants) {
+    kv_.check_invariants(scheduler_.live_block_tables());
+  }
 }
 
 void EngineCore::note_started(const StepPlan& plan) {
@@ -224,6 +258,8 @@ void EngineCore::record_step(const StepPlan& plan, double seconds) {
 void EngineCore::publish_metrics() {
   metrics_.set_queue_lengths(scheduler_.num_running(), scheduler_.num_waiting());
   metrics_.set_kv_cache(kv_.stats());
+  const SessionStats sessions = sessions_.stats();
+  metrics_.set_sessions(sessions.active, sessions.pinned_blocks);
   metrics_.add_preemptions(scheduler_.total_preemptions() - preemptions_reported_);
   preemptions_reported_ = scheduler_.total_preemptions();
   metrics_.publish();
@@ -287,6 +323,9 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   core.kv = KvCacheConfig{shape.num_blocks, shape.block_size, options.enable_prefix_caching,
                           options.model_path};
   core.scheduler = SchedulerConfig{options.max_num_seqs, options.max_batched_tokens};
+  core.sessions.ttl = options.session_ttl;
+  core.sessions.max_pinned_blocks =
+      options.session_max_blocks > 0 ? options.session_max_blocks : shape.num_blocks / 4;
   core.check_invariants = options.check_invariants;
   im.core =
       std::make_unique<EngineCore>(std::make_unique<CpuBackend>(*im.model, shape), core, *im.queue);
@@ -342,6 +381,9 @@ uint64_t Engine::enqueue(GenerationRequest request, std::shared_ptr<detail::Toke
   }
   p.sequence.max_tokens = request.stop.max_tokens;
   p.sequence.priority = request.priority;
+  if (!request.session_id.empty()) {
+    p.sequence.session_key = session_key(request.tenant, request.session_id);
+  }
   p.sequence.tenant_salt = std::move(request.tenant);
   if (request.timeout) p.sequence.deadline = p.submitted + *request.timeout;
   if (request.queue_timeout) p.sequence.queue_deadline = p.submitted + *request.queue_timeout;

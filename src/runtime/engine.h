@@ -20,13 +20,15 @@
 #include "runtime/metrics.h"
 #include "runtime/request_queue.h"
 #include "runtime/scheduler.h"
+#include "runtime/session_cache.h"
 
 namespace autoglm {
 
 struct EngineCoreConfig {
   KvCacheConfig kv;
   SchedulerConfig scheduler;
-  bool check_invariants = false;
+  SessionConfig sessions;
+  bool check_invariants = false;  // also in release builds (debug builds always check)
 };
 
 class EngineCore {
@@ -51,6 +53,9 @@ class EngineCore {
 
   void accept(RequestQueue::Work& work);
   void run_step();
+  void end_step_requests(const StepPlan& plan, const std::string& what);
+  // After every step in debug builds (!NDEBUG), and in release when the options ask for it.
+  void check_invariants() const;
   void note_started(const StepPlan& plan);
   StepOutput sample(const StepPlan& plan, std::vector<StreamDelta>& deltas);
   void end_request(SequenceId id, FinishCause cause, StreamDelta last, std::string error = {});
@@ -63,6 +68,7 @@ class EngineCore {
   EngineCoreConfig config_;
   RequestQueue& queue_;
   KvCacheManager kv_;
+  SessionCache sessions_;  // before scheduler_, which points at it
   Scheduler scheduler_;
   std::unordered_map<SequenceId, LiveRequest> live_;
   std::vector<float> logits_;

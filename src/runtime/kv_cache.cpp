@@ -173,11 +173,17 @@ void KvCacheManager::check_block_id(BlockId block, const char* what) const {
   }
 }
 
+void KvCacheManager::record_prefix_lookup(uint64_t queried_tokens, uint64_t hit_tokens) {
+  prefix_queries_ += queried_tokens;
+  prefix_hits_ += hit_tokens;
+}
+
 KvCacheManager::PrefixHit KvCacheManager::acquire_prefix(std::span<const int32_t> tokens,
-                                                         std::string_view tenant_salt) {
+                                                         std::string_view tenant_salt,
+                                                         CountLookup count) {
   PrefixHit hit;
   if (!config_.enable_prefix_caching || tokens.empty()) return hit;
-  prefix_queries_ += tokens.size();
+  if (count == CountLookup::kYes) prefix_queries_ += tokens.size();
   // Leave at least the last token uncached so the model runs and produces logits.
   const int64_t max_blocks = static_cast<int64_t>(tokens.size() - 1) / config_.block_size;
   if (max_blocks == 0 || hash_index_.empty()) return hit;
@@ -189,19 +195,38 @@ KvCacheManager::PrefixHit KvCacheManager::acquire_prefix(std::span<const int32_t
     const auto found = hash_index_.find(hash);
     if (found == hash_index_.end()) break;
     const BlockId id = found->second;
-    Block& block = blocks_[static_cast<size_t>(id)];
-    if (block.state == BlockState::kCachedFree) {
-      lru_unlink(id);
-      block.state = BlockState::kUsed;
-      ++used_blocks_;
-    }
-    ++block.ref_count;
+    add_reference(id);
     hit.blocks.push_back(id);
     parent = hash;
   }
   hit.tokens = static_cast<int32_t>(hit.blocks.size()) * config_.block_size;
-  prefix_hits_ += static_cast<uint64_t>(hit.tokens);
+  if (count == CountLookup::kYes) prefix_hits_ += static_cast<uint64_t>(hit.tokens);
   return hit;
+}
+
+void KvCacheManager::add_reference(BlockId id) {
+  Block& block = blocks_[static_cast<size_t>(id)];
+  if (block.state == BlockState::kCachedFree) {
+    lru_unlink(id);
+    block.state = BlockState::kUsed;
+    ++used_blocks_;
+  }
+  ++block.ref_count;
+}
+
+std::vector<BlockId> KvCacheManager::acquire_indexed_chain(std::span<const BlockId> blocks,
+                                                           int32_t max_blocks) {
+  std::vector<BlockId> out;
+  for (const BlockId id : blocks) {
+    if (static_cast<int32_t>(out.size()) >= max_blocks) break;
+    check_block_id(id, "acquire_indexed_chain");
+    if (!blocks_[static_cast<size_t>(id)].hashed) break;
+    const auto found = hash_index_.find(hashes_[static_cast<size_t>(id)]);
+    if (found == hash_index_.end()) break;
+    add_reference(found->second);
+    out.push_back(found->second);
+  }
+  return out;
 }
 
 std::optional<std::vector<BlockId>> KvCacheManager::allocate(int32_t count) {

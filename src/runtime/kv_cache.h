@@ -65,7 +65,13 @@ class KvCacheManager {
     std::vector<BlockId> blocks;
     int32_t tokens = 0;  // blocks.size() * block_size
   };
-  PrefixHit acquire_prefix(std::span<const int32_t> tokens, std::string_view tenant_salt);
+  // `count` kNo leaves the queries/hits counters alone: the scheduler records a lookup once
+  // per admission (record_prefix_lookup), not once per retry of a queue head that is blocked.
+  enum class CountLookup : uint8_t { kYes, kNo };
+  PrefixHit acquire_prefix(std::span<const int32_t> tokens, std::string_view tenant_salt,
+                           CountLookup count = CountLookup::kYes);
+  // Adds one lookup of `queried_tokens` that found `hit_tokens` to the stats.
+  void record_prefix_lookup(uint64_t queried_tokens, uint64_t hit_tokens);
 
   // Blocks that can be handed out now (free + evictable cached).
   int32_t available_blocks() const;
@@ -87,6 +93,13 @@ class KvCacheManager {
   // Error(kInvalidArgument) on a release of a block that holds no reference (double release)
   // and then changes nothing.
   void release(std::span<const BlockId> blocks);
+
+  // Takes a reference on the blocks the prefix cache indexes under the chain of `blocks` (a
+  // sequence's leading committed blocks, in order), at most `max_blocks` of them, stopping at
+  // the first block that is not committed or whose chain is no longer indexed. Returns them in
+  // chain order: exactly the blocks a later acquire_prefix of the same tokens finds. Sessions
+  // pin with it (a block computed twice is pinned as the indexed copy, not the duplicate).
+  std::vector<BlockId> acquire_indexed_chain(std::span<const BlockId> blocks, int32_t max_blocks);
 
   KvCacheStats stats() const;
   const KvCacheConfig& config() const;
@@ -114,7 +127,8 @@ class KvCacheManager {
   };
 
   void check_block_id(BlockId block, const char* what) const;
-  BlockId take_free_block();  // from the free stack, else evicts the LRU head; -1 if none
+  void add_reference(BlockId block);  // a cached-free block becomes used again
+  BlockId take_free_block();          // from the free stack, else evicts the LRU head; -1 if none
   void lru_push_back(BlockId block);
   void lru_unlink(BlockId block);
   void check_table_refs(std::span<const std::span<const BlockId>> live_block_tables) const;

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "autoglm/logprobs.h"  // TokenLogprob, Logprobs (public types)
 #include "runtime/sampling_params.h"
 
 namespace autoglm {
@@ -39,17 +40,8 @@ class TokenHistory {
 void apply_logits_processing(const SamplingParams& params, const TokenHistory& history,
                              std::span<float> logits);
 
-struct TokenLogprob {
-  int32_t id = 0;
-  float logprob = 0.0f;
-};
-
 // log-softmax of `logits` at `chosen`, and the `top_n` most likely tokens (descending, lowest
 // id first on ties). Computed in double for accuracy over large vocabularies.
-struct Logprobs {
-  TokenLogprob chosen;
-  std::vector<TokenLogprob> top;
-};
 Logprobs compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t top_n);
 
 }  // namespace autoglm

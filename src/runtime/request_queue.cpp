@@ -121,10 +121,13 @@ void RequestQueue::stop() {
   arrived_.notify_all();
 }
 
-RequestQueue::Work RequestQueue::take(bool block) {
+RequestQueue::Work RequestQueue::take(bool block, std::optional<SteadyTime> wake_at) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (block) {
-    arrived_.wait(lock, [&] { return !submissions_.empty() || !cancels_.empty() || stopping_; });
+  const auto something = [&] { return !submissions_.empty() || !cancels_.empty() || stopping_; };
+  if (block && wake_at) {
+    arrived_.wait_until(lock, *wake_at, something);
+  } else if (block) {
+    arrived_.wait(lock, something);
   }
   Work work;
   work.submissions = std::move(submissions_);

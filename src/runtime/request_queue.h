@@ -102,8 +102,9 @@ class RequestQueue {
     std::vector<SequenceId> cancels;
     bool stopping = false;
   };
-  // What arrived since the last call; when `block` and nothing arrived, waits for something.
-  Work take(bool block);
+  // What arrived since the last call; when `block` and nothing arrived, waits for something
+  // (or until `wake_at`, when given: the engine's next timed chore, such as a session expiry).
+  Work take(bool block, std::optional<SteadyTime> wake_at = std::nullopt);
 
   // Engine-thread reports for admission control.
   void left_queue(int32_t prompt_tokens);

@@ -17,8 +17,8 @@ bool by_service_order(const Sequence* a, const Sequence* b) {
 
 }  // namespace
 
-Scheduler::Scheduler(SchedulerConfig config, KvCacheManager& kv)
-    : config_(config), kv_(kv), block_size_(kv.config().block_size) {
+Scheduler::Scheduler(SchedulerConfig config, KvCacheManager& kv, SessionCache* sessions)
+    : config_(config), kv_(kv), sessions_(sessions), block_size_(kv.config().block_size) {
   if (config_.max_num_seqs <= 0 || config_.max_batched_tokens <= 0) {
     fail(ErrorCode::kInvalidArgument, "scheduler: max_num_seqs and max_batched_tokens must be > 0");
   }
@@ -32,13 +32,15 @@ void Scheduler::add(SequenceRequest request) {
   if (!sequences_.emplace(id, std::move(seq)).second) {
     fail(ErrorCode::kInternal, "scheduler: duplicate sequence id " + std::to_string(id));
   }
+  if (sessions_ && !raw->request.session_key.empty())
+    sessions_->begin_turn(raw->request.session_key);
   insert_waiting(raw);
 }
 
 bool Scheduler::cancel(SequenceId id) {
   const auto it = sequences_.find(id);
   if (it == sequences_.end()) return false;
-  finish(*it->second, SequenceEnd::kCancelled);
+  finish(*it->second, SequenceEnd::kCancelled, last_now_);
   return true;
 }
 
@@ -50,6 +52,9 @@ const Sequence* Scheduler::find(SequenceId id) const {
 std::vector<std::span<const BlockId>> Scheduler::live_block_tables() const {
   std::vector<std::span<const BlockId>> tables;
   for (const auto& [id, seq] : sequences_) tables.emplace_back(seq->blocks);
+  if (sessions_) {
+    for (std::span<const BlockId> pins : sessions_->pinned_tables()) tables.push_back(pins);
+  }
   return tables;
 }
 
@@ -61,11 +66,18 @@ std::vector<SequenceId> Scheduler::live_ids() const {
 
 StepPlan Scheduler::schedule(SteadyTime now) {
   StepPlan plan;
+  plan.time = now;
+  last_now_ = now;
+  if (sessions_) sessions_->expire(now);
   end_expired(now, plan);
   std::sort(running_.begin(), running_.end(), by_service_order);
   Budget budget{config_.max_batched_tokens, config_.max_num_seqs};
+  preempt_for_priority(plan);
+  const size_t priority_victims = plan.preempted.size();
   schedule_running(budget, plan);
-  admit_waiting(budget, plan);
+  // Nothing is admitted in a step whose running sequences ran short of blocks, so a victim is
+  // not immediately re-admitted in place of the sequence it made room for.
+  if (plan.preempted.size() == priority_victims) admit_waiting(budget, plan);
   build_batch(sequences_, block_size_, plan);
   return plan;
 }
@@ -80,7 +92,7 @@ void Scheduler::end_expired(SteadyTime now, StepPlan& plan) {
   }
   for (Sequence* seq : expired) {
     plan.ended.push_back({seq->id(), SequenceEnd::kTimeout});
-    finish(*seq, SequenceEnd::kTimeout);
+    finish(*seq, SequenceEnd::kTimeout, now);
   }
 }
 
@@ -101,21 +113,34 @@ void Scheduler::schedule_running(Budget& budget, StepPlan& plan) {
 }
 
 // Waiting sequences in service order, strictly: if the head does not fit, nobody behind it
-// jumps ahead (no starvation of long prompts). Nothing is admitted in a step that had to
-// preempt, so a victim is not immediately re-admitted in place of the sequence it made room for.
+// jumps ahead (no starvation of long prompts). A sequence preempted in this step is not
+// re-admitted in it.
 void Scheduler::admit_waiting(Budget& budget, StepPlan& plan) {
-  if (!plan.preempted.empty()) return;
   while (!waiting_.empty() && budget.tokens > 0 && budget.seqs > 0 &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Sequence& seq = *waiting_.front();
-    const KvCacheManager::PrefixHit hit = kv_.acquire_prefix(seq.tokens, seq.request.tenant_salt);
+    if (std::find(plan.preempted.begin(), plan.preempted.end(), seq.id()) != plan.preempted.end()) {
+      break;
+    }
+    // Not counted yet: a head that does not fit retries this lookup every step.
+    const KvCacheManager::PrefixHit hit =
+        kv_.acquire_prefix(seq.tokens, seq.request.tenant_salt, KvCacheManager::CountLookup::kNo);
     seq.blocks = hit.blocks;
     seq.num_computed = hit.tokens;
     seq.committed_blocks = static_cast<int32_t>(hit.blocks.size());
     const int32_t count = std::min(seq.uncomputed(), budget.tokens);
-    if (!try_grow(seq, seq.num_computed + count)) {
+    bool grown = try_grow(seq, seq.num_computed + count);
+    // Pinned sessions must not hold an idle pool hostage: with nothing running, nothing else
+    // will free blocks for the head.
+    while (!grown && running_.empty() && sessions_ && sessions_->release_one()) {
+      grown = try_grow(seq, seq.num_computed + count);
+    }
+    if (!grown) {
       release_blocks(seq);
       break;
+    }
+    if (kv_.config().enable_prefix_caching) {
+      kv_.record_prefix_lookup(seq.tokens.size(), static_cast<uint64_t>(hit.tokens));
     }
     waiting_.erase(waiting_.begin());
     running_.push_back(&seq);
@@ -131,8 +156,40 @@ void Scheduler::admit_waiting(Budget& budget, StepPlan& plan) {
   }
 }
 
+// A waiting head of a higher priority class (lower number) that has no seat, or not enough
+// blocks for its first chunk after the running sequences' growth this step, takes them from
+// the running sequences of lower classes, the lowest class and newest first (served last):
+// after the sessions' pins, which are only a cache. The estimate ignores a prefix-cache hit
+// the head may get, so it can preempt one sequence more than needed; the victim's committed
+// blocks stay in the prefix cache for its recompute.
+void Scheduler::preempt_for_priority(StepPlan& plan) {
+  if (waiting_.empty() || running_.empty()) return;
+  const Sequence& head = *waiting_.front();
+  auto blocks_for = [this](int64_t tokens) {
+    return static_cast<int32_t>((tokens + block_size_ - 1) / block_size_);
+  };
+  const int32_t head_blocks = blocks_for(std::min(head.total_tokens(), config_.max_batched_tokens));
+  while (!running_.empty()) {
+    Sequence* victim = running_.back();
+    if (victim->request.priority <= head.request.priority) return;
+    int32_t running_growth = 0;
+    for (const Sequence* seq : running_) {
+      const int32_t next =
+          seq->num_computed + std::min(seq->uncomputed(), config_.max_batched_tokens);
+      running_growth += std::max(0, blocks_for(next) - static_cast<int32_t>(seq->blocks.size()));
+    }
+    const bool no_seat = static_cast<int32_t>(running_.size()) >= config_.max_num_seqs;
+    const bool no_blocks = kv_.available_blocks() - running_growth < head_blocks;
+    if (!no_seat && !no_blocks) return;
+    if (!no_seat && sessions_ && sessions_->release_one()) continue;
+    preempt(*victim, plan);
+  }
+}
+
 bool Scheduler::grow_or_preempt(Sequence& seq, int32_t tokens, StepPlan& plan) {
   while (!try_grow(seq, tokens)) {
+    // A session's pins are a cache for the future; a running sequence is work now.
+    if (sessions_ && sessions_->release_one()) continue;
     Sequence* victim = running_.back();  // served last
     preempt(*victim, plan);
     if (victim == &seq) return false;
@@ -192,7 +249,15 @@ void Scheduler::commit_full_blocks(Sequence& seq) {
   }
 }
 
-void Scheduler::finish(Sequence& seq, SequenceEnd end) {
+void Scheduler::finish(Sequence& seq, SequenceEnd end, SteadyTime now) {
+  if (sessions_ && !seq.request.session_key.empty()) {
+    // Only the committed full blocks: the newest token (just sampled) has no K/V yet, and a
+    // partial block cannot be found by a prefix lookup.
+    const size_t computed = std::min(seq.blocks.size(), static_cast<size_t>(seq.committed_blocks));
+    const bool completed = end == SequenceEnd::kStop || end == SequenceEnd::kLength;
+    sessions_->end_turn(seq.request.session_key, std::span(seq.blocks).first(computed), completed,
+                        now);
+  }
   release_blocks(seq);
   std::erase(waiting_, &seq);
   std::erase(running_, &seq);
@@ -228,7 +293,7 @@ std::vector<SequenceEnded> Scheduler::update(const StepPlan& plan, const StepOut
     }
     if (end != SequenceEnd::kNone) {
       ended.push_back({chunk.id, end});
-      finish(seq, end);
+      finish(seq, end, plan.time);
     }
   }
   return ended;

@@ -4,7 +4,9 @@
 // max_num_seqs, served by priority class then arrival (FCFS). New sequences reuse the longest
 // cached prefix from the KV manager and skip its prefill. When the pool cannot give a running
 // sequence its next block, the sequence served last is preempted: its blocks are released and
-// it goes back to waiting, to be recomputed from prompt + generated tokens. update() applies
+// it goes back to waiting, to be recomputed from prompt + generated tokens. A waiting head of a
+// higher priority class that lacks a seat or blocks preempts running sequences of lower
+// classes the same way (priority preemption). update() applies
 // the sampled tokens, commits newly full blocks to the prefix cache and frees finished
 // sequences. Admission limits (queue size, lengths, deadlines) are checked before add(), by
 // AdmissionControl (request_queue.h).
@@ -20,6 +22,7 @@
 #include "backend/backend.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sequence.h"
+#include "runtime/session_cache.h"
 
 namespace autoglm {
 
@@ -53,6 +56,7 @@ struct StepPlan : ForwardBatchArrays {
   std::vector<SequenceId> started;    // scheduled for the first time (left the queue)
   std::vector<SequenceId> preempted;  // sent back to waiting by this step
   std::vector<SequenceEnded> ended;   // finished by schedule() itself (deadlines)
+  SteadyTime time{};                  // the `now` it was scheduled at
 
   bool empty() const { return chunks.empty(); }
   ForwardBatch batch() const { return view(); }
@@ -69,8 +73,11 @@ struct StepOutput {
 
 class Scheduler {
  public:
-  // `kv` must outlive the scheduler.
-  Scheduler(SchedulerConfig config, KvCacheManager& kv);
+  // `kv` (and `sessions`, when given) must outlive the scheduler. With `sessions`, a sequence
+  // with a session key pins its computed full blocks there when it completes, expired sessions
+  // are released at each schedule(), and sessions give their pins back (LRU first) before a
+  // running sequence is preempted or when an idle pool cannot admit the queue head.
+  Scheduler(SchedulerConfig config, KvCacheManager& kv, SessionCache* sessions = nullptr);
 
   // Queues an admitted request (its id must be new). The request's prompt must be non-empty.
   void add(SequenceRequest request);
@@ -86,7 +93,8 @@ class Scheduler {
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   bool idle() const { return waiting_.empty() && running_.empty(); }
   uint64_t total_preemptions() const { return preemptions_; }
-  // The block tables of every live sequence (for KvCacheManager::check_invariants).
+  // The block tables of every live sequence and every session's pins (for
+  // KvCacheManager::check_invariants).
   std::vector<std::span<const BlockId>> live_block_tables() const;
   // Sequences of every running and waiting sequence, in no particular order.
   std::vector<SequenceId> live_ids() const;
@@ -97,6 +105,7 @@ class Scheduler {
     int32_t seqs = 0;
   };
   void end_expired(SteadyTime now, StepPlan& plan);
+  void preempt_for_priority(StepPlan& plan);
   void schedule_running(Budget& budget, StepPlan& plan);
   void admit_waiting(Budget& budget, StepPlan& plan);
   // Gives `seq` blocks for `tokens` K/V slots, preempting sequences served after it (and
@@ -106,13 +115,15 @@ class Scheduler {
   void preempt(Sequence& seq, StepPlan& plan);
   void add_chunk(Sequence& seq, int32_t count, StepPlan& plan);
   void insert_waiting(Sequence* seq);
-  void finish(Sequence& seq, SequenceEnd end);
+  void finish(Sequence& seq, SequenceEnd end, SteadyTime now);
   void release_blocks(Sequence& seq);
   void commit_full_blocks(Sequence& seq);
 
   SchedulerConfig config_;
   KvCacheManager& kv_;
+  SessionCache* sessions_;  // may be null
   int32_t block_size_;
+  SteadyTime last_now_{};  // the latest schedule() time, for ends outside a step (cancel)
   uint64_t next_arrival_ = 0;
   uint64_t preemptions_ = 0;
   std::unordered_map<SequenceId, std::unique_ptr<Sequence>> sequences_;

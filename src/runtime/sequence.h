@@ -32,7 +32,8 @@ struct SequenceRequest {
   int32_t max_tokens = 16;
   int32_t priority = 0;  // lower number is served first; FCFS within a class
   std::string tenant_salt;
-  std::optional<SteadyTime> deadline;        // must finish by then, or ends with kTimeout
+  std::string session_key;             // session_key(tenant, session id), or empty: no session
+  std::optional<SteadyTime> deadline;  // must finish by then, or ends with kTimeout
   std::optional<SteadyTime> queue_deadline;  // must start by then, or ends with kTimeout
 };
 

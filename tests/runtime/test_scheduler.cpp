@@ -281,6 +281,73 @@ TEST(Scheduler, StopFromTheEngineEndsTheSequence) {
   EXPECT_EQ(h.kv.stats().used_blocks, 0);
 }
 
+TEST(Scheduler, HigherPriorityWaitingPreemptsTheLowestNewestForASeat) {
+  Harness h(64, 4, {.max_num_seqs = 2, .max_batched_tokens = 64});
+  h.add(1, 5, 8, /*priority=*/5);
+  h.add(2, 5, 8, /*priority=*/3);
+  h.step();
+  h.step();
+  h.add(3, 5, 4, /*priority=*/0);
+  const StepPlan p = h.step();
+  EXPECT_EQ(p.preempted, std::vector<SequenceId>{1});  // the lowest class, though the oldest
+  EXPECT_EQ(p.started, std::vector<SequenceId>{3});
+  EXPECT_EQ(h.scheduler.num_running(), 2);
+  while (!h.scheduler.idle()) h.step();
+  for (SequenceId id : {1, 2}) EXPECT_EQ(h.outputs[id], expected_output(id, 5, 8)) << id;
+  EXPECT_EQ(h.outputs[3], expected_output(3, 5, 4));
+}
+
+TEST(Scheduler, HigherPriorityWaitingPreemptsForBlocks) {
+  // 8 blocks of 4: sequence 1 holds 6 of them; sequence 2 needs 3 for its prompt.
+  Harness h(8, 4, {.max_num_seqs = 8, .max_batched_tokens = 64}, /*prefix=*/false);
+  h.add(1, 22, 4, /*priority=*/1);
+  h.step();
+  h.add(2, 10, 2, /*priority=*/0);
+  const StepPlan p = h.step();
+  EXPECT_EQ(p.preempted, std::vector<SequenceId>{1});
+  EXPECT_EQ(p.started, std::vector<SequenceId>{2});
+  while (!h.scheduler.idle()) h.step();
+  EXPECT_EQ(h.outputs[1], expected_output(1, 22, 4));
+  EXPECT_EQ(h.outputs[2], expected_output(2, 10, 2));
+  EXPECT_EQ(h.scheduler.total_preemptions(), 1u);
+}
+
+TEST(Scheduler, TheSameOrALowerClassWaitsInsteadOfPreempting) {
+  for (const int32_t newcomer : {1, 2}) {
+    Harness h(64, 4, {.max_num_seqs = 1, .max_batched_tokens = 64});
+    h.add(1, 5, 4, /*priority=*/1);
+    h.step();
+    h.add(2, 5, 4, newcomer);
+    while (!h.scheduler.idle()) EXPECT_TRUE(h.step().preempted.empty());
+    EXPECT_EQ(h.scheduler.total_preemptions(), 0u);
+  }
+}
+
+TEST(Scheduler, ABlockedHeadCountsOnePrefixLookupWhenAdmitted) {
+  // 8 blocks of 4. Sequence 9 leaves 3 cached blocks; sequence 1 then holds the other 5 for
+  // four steps; sequence 2 (those 3 cached blocks + 8 tokens: 5 blocks) cannot start until
+  // sequence 1 ends, and retries its lookup every step meanwhile.
+  Harness h(8, 4, {.max_num_seqs = 8, .max_batched_tokens = 64});
+  std::vector<int32_t> shared = prompt_of(12, 9);
+  h.scheduler.add(request(9, shared, 1));
+  while (!h.scheduler.idle()) h.step();
+  const KvCacheStats before = h.kv.stats();
+  EXPECT_EQ(before.prefix_queries, 12u);
+  h.add(1, 17, 4);
+  h.step();
+  const std::vector<int32_t> tail = prompt_of(8, 77);
+  shared.insert(shared.end(), tail.begin(), tail.end());
+  h.scheduler.add(request(2, shared, 1));
+  int32_t blocked_steps = 0;
+  while (h.step().started != std::vector<SequenceId>{2}) {
+    ASSERT_LT(++blocked_steps, 100) << "sequence 2 never started";
+  }
+  EXPECT_GT(blocked_steps, 2);
+  const KvCacheStats after = h.kv.stats();
+  EXPECT_EQ(after.prefix_queries - before.prefix_queries, 17u + 20u);  // once each
+  EXPECT_EQ(after.prefix_hits - before.prefix_hits, 12u);
+}
+
 // Many sequences of mixed lengths through a small pool and tight budgets: every plan respects
 // the budgets, puts decode tokens first, and every sequence produces exactly its solo output.
 TEST(Scheduler, RandomWorkloadKeepsBudgetsAndOutputs) {
