@@ -46,7 +46,7 @@ asan-test: deps
 
 # The runtime's threaded tests (engine thread, submission queue, token streams, soak) under
 # ThreadSanitizer.
-TSAN_TESTS := test_scheduler test_kv_cache test_metrics test_engine test_engine_soak
+TSAN_TESTS := test_scheduler test_kv_cache test_metrics test_session_cache test_engine test_engine_faults test_engine_sessions test_engine_soak
 tsan-test: deps
 	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTOGLM_SANITIZE=thread
 	cmake --build $(TSAN) -j $(JOBS) --target $(TSAN_TESTS)

@@ -6,7 +6,12 @@
 #include <thread>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "backend/cpu/cpu_backend.h"
+#ifdef AUTOGLM_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "core/error.h"
 #include "runtime/kv_block_pool.h"
 #include "tokenizer/tokenizer.h"
@@ -287,11 +292,45 @@ struct Engine::Impl {
 
 namespace {
 
-void check_device(const std::string& device) {
-  if (device == "auto" || device == "cpu") return;
-  if (device.rfind("cuda", 0) == 0) {
+// The device an EngineOptions::device names: "cpu", or a CUDA ordinal. "auto" takes the GPU
+// when one is usable and says why not otherwise.
+struct DeviceChoice {
+  bool cuda = false;
+  int ordinal = 0;
+};
+
+DeviceChoice choose_device(const std::string& device) {
+  if (device == "cpu") return {};
+  if (device == "auto") {
+#ifdef AUTOGLM_HAS_CUDA
+    std::string why;
+    if (cuda_available(&why)) return {true, 0};
+    spdlog::info("device auto: no usable GPU ({}); using the CPU backend", why);
+#else
+    spdlog::info("device auto: this build has no CUDA backend; using the CPU backend");
+#endif
+    return {};
+  }
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+#ifdef AUTOGLM_HAS_CUDA
+    int ordinal = 0;
+    if (device.size() > 5) {
+      const std::string digits = device.substr(5);
+      if (digits.empty() || digits.size() > 3 ||
+          digits.find_first_not_of("0123456789") != std::string::npos) {
+        fail(ErrorCode::kInvalidArgument, "device '" + device + "': expected cuda:N");
+      }
+      ordinal = std::stoi(digits);
+    }
+    std::string why;
+    if (!cuda_available(&why)) {
+      fail(ErrorCode::kUnsupported, "device '" + device + "': no usable GPU: " + why);
+    }
+    return {true, ordinal};
+#else
     fail(ErrorCode::kUnsupported,
          "device '" + device + "': this build has no CUDA backend; use device cpu");
+#endif
   }
   fail(ErrorCode::kInvalidArgument, "device '" + device + "': expected auto, cpu or cuda:N");
 }
@@ -307,13 +346,35 @@ int64_t context_limit(const EngineOptions& options, const ModelConfig& config) {
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
-  check_device(options.device);
+  const DeviceChoice device = choose_device(options.device);
   im.model = load_model_directory(options.model_path);
   im.tokenizer = Tokenizer::load(options.model_path);
   const ModelConfig& config = im.model->config;
+  std::unique_ptr<Backend> backend;
   KvPoolShape shape{options.num_kv_blocks, options.kv_block_size};
-  if (options.num_kv_blocks <= 0) {
-    shape = kv_pool_for_budget(config, options.kv_cache_bytes, options.kv_block_size);
+  if (device.cuda) {
+#ifdef AUTOGLM_HAS_CUDA
+    CudaBackendOptions co;
+    co.device = device.ordinal;
+    if (options.memory_fraction > 0.0) co.memory_fraction = options.memory_fraction;
+    co.block_size = options.kv_block_size;
+    co.max_num_seqs = options.max_num_seqs;
+    co.max_batched_tokens = options.max_batched_tokens;
+    co.max_context_len = context_limit(options, config);
+    co.num_kv_blocks = options.num_kv_blocks;
+    co.progress = [](uint64_t done, uint64_t total) {
+      spdlog::info("uploading weights: {} of {} MiB", done >> 20, total >> 20);
+    };
+    backend = make_cuda_backend(*im.model, co);
+    shape = backend->kv_pool();
+    options.device = "cuda:" + std::to_string(device.ordinal);
+#endif
+  } else {
+    if (options.num_kv_blocks <= 0) {
+      shape = kv_pool_for_budget(config, options.kv_cache_bytes, options.kv_block_size);
+    }
+    backend = std::make_unique<CpuBackend>(*im.model, shape);
+    options.device = "cpu";
   }
   AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
                          context_limit(options, config),
@@ -327,8 +388,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   core.sessions.max_pinned_blocks =
       options.session_max_blocks > 0 ? options.session_max_blocks : shape.num_blocks / 4;
   core.check_invariants = options.check_invariants;
-  im.core =
-      std::make_unique<EngineCore>(std::make_unique<CpuBackend>(*im.model, shape), core, *im.queue);
+  im.core = std::make_unique<EngineCore>(std::move(backend), core, *im.queue);
   im.options = std::move(options);
   im.alive = true;
   im.thread = std::thread([&im] {
