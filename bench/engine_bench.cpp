@@ -111,8 +111,11 @@ WaveStats wave_stats(const WaveResult& wave) {
 }
 
 Json summary_json(const Summary& s) {
-  return Json{{"mean_ms", s.mean * 1e3}, {"p50_ms", s.p50 * 1e3}, {"p99_ms", s.p99 * 1e3},
-              {"max_ms", s.max * 1e3},   {"count", s.count}};
+  return Json{{"mean_ms", s.mean * 1e3},
+              {"p50_ms", s.p50 * 1e3},
+              {"p99_ms", s.p99 * 1e3},
+              {"max_ms", s.max * 1e3},
+              {"count", s.count}};
 }
 
 struct Options {
@@ -158,8 +161,8 @@ int run_throughput(const Options& o) {
   for (int c : o.concurrency) {
     std::vector<std::vector<int32_t>> prompts;
     for (int i = 0; i < c; ++i) {
-      prompts.push_back(random_tokens(rng, static_cast<size_t>(o.prompt_tokens), kLowToken,
-                                      kHighToken));
+      prompts.push_back(
+          random_tokens(rng, static_cast<size_t>(o.prompt_tokens), kLowToken, kHighToken));
     }
     const WaveResult wave = run_wave(engine, prompts, o.output_tokens);
     const WaveStats s = wave_stats(wave);
@@ -192,7 +195,7 @@ int run_throughput(const Options& o) {
 struct PrefixRun {
   WaveResult wave;
   WaveStats stats;
-  uint64_t queries = 0, hits = 0;            // the engine's metrics (tokens looked up / found)
+  uint64_t queries = 0, hits = 0;                 // the engine's metrics (tokens looked up / found)
   uint64_t cached_tokens = 0, prompt_tokens = 0;  // from each request's usage
 };
 
@@ -274,8 +277,8 @@ int run_prefix(const Options& o) {
                 static_cast<unsigned long long>(r->cached_tokens),
                 static_cast<unsigned long long>(r->prompt_tokens));
   }
-  std::printf("total time speedup %.2fx, mean TTFT speedup %.2fx, identical outputs: %s\n",
-              speedup, ttft_speedup, identical ? "yes" : "NO");
+  std::printf("total time speedup %.2fx, mean TTFT speedup %.2fx, identical outputs: %s\n", speedup,
+              ttft_speedup, identical ? "yes" : "NO");
   return identical ? 0 : 1;
 }
 
