@@ -11,6 +11,7 @@
 // Usage: engine_bench {throughput|prefix} --model DIR [options] [--json]
 // Thread ownership: the main thread submits and waits; callbacks run on the engine thread
 // (owned by helper thread "enginebench").
+#include <sys/resource.h>
 #include <CLI/CLI.hpp>
 #include <condition_variable>
 #include <cstdio>
@@ -44,8 +45,16 @@ struct RequestTimeline {
 
 struct WaveResult {
   double wall_s = 0.0;
+  double cpu_s = 0.0;  // CPU time this process used meanwhile (all threads): shows contention
   std::vector<RequestTimeline> requests;
 };
+
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 // Submits every prompt at once and waits until all have finished.
 WaveResult run_wave(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
@@ -55,6 +64,7 @@ WaveResult run_wave(Engine& engine, const std::vector<std::vector<int32_t>>& pro
   std::mutex mutex;
   std::condition_variable all_done;
   size_t remaining = prompts.size();
+  const double cpu_start = process_cpu_seconds();
   const Clock::time_point start = Clock::now();
   for (size_t i = 0; i < prompts.size(); ++i) {
     GenerationRequest request;
@@ -82,6 +92,7 @@ WaveResult run_wave(Engine& engine, const std::vector<std::vector<int32_t>>& pro
   std::unique_lock<std::mutex> lock(mutex);
   all_done.wait(lock, [&] { return remaining == 0; });
   result.wall_s = seconds_between(start, Clock::now());
+  result.cpu_s = process_cpu_seconds() - cpu_start;
   for (const RequestTimeline& t : result.requests) {
     if (t.finish != FinishCause::kLength) {
       fail(ErrorCode::kInternal, "a benchmark request ended with '" +
@@ -155,8 +166,8 @@ int run_throughput(const Options& o) {
   Json rows = Json::array();
   double reference = 0.0;
   if (!o.json) {
-    std::printf("%11s %9s %11s %8s %14s %13s %13s %12s\n", "concurrency", "wall s", "out tok/s",
-                "speedup", "TTFT mean ms", "ITL mean ms", "ITL p50 ms", "ITL p99 ms");
+    std::printf("%11s %9s %11s %8s %14s %13s %13s %12s %7s\n", "concurrency", "wall s", "out tok/s",
+                "speedup", "TTFT mean ms", "ITL mean ms", "ITL p50 ms", "ITL p99 ms", "CPU s");
   }
   for (int c : o.concurrency) {
     std::vector<std::vector<int32_t>> prompts;
@@ -170,14 +181,15 @@ int run_throughput(const Options& o) {
     const double speedup = s.output_tokens_per_s / reference;
     rows.push_back(Json{{"concurrency", c},
                         {"wall_s", wave.wall_s},
+                        {"process_cpu_s", wave.cpu_s},
                         {"output_tokens_per_s", s.output_tokens_per_s},
                         {"speedup_over_first", speedup},
                         {"ttft", summary_json(s.ttft_s)},
                         {"itl", summary_json(s.itl_s)}});
     if (!o.json) {
-      std::printf("%11d %9.2f %11.1f %7.2fx %14.1f %13.1f %13.1f %12.1f\n", c, wave.wall_s,
+      std::printf("%11d %9.2f %11.1f %7.2fx %14.1f %13.1f %13.1f %12.1f %7.1f\n", c, wave.wall_s,
                   s.output_tokens_per_s, speedup, s.ttft_s.mean * 1e3, s.itl_s.mean * 1e3,
-                  s.itl_s.p50 * 1e3, s.itl_s.p99 * 1e3);
+                  s.itl_s.p50 * 1e3, s.itl_s.p99 * 1e3, wave.cpu_s);
     }
   }
   if (o.json) {
@@ -223,6 +235,7 @@ PrefixRun run_prefix_once(const Options& o, bool caching,
 
 Json prefix_json(const PrefixRun& r) {
   return Json{{"wall_s", r.wave.wall_s},
+              {"process_cpu_s", r.wave.cpu_s},
               {"ttft", summary_json(r.stats.ttft_s)},
               {"prefix_cache_queries", r.queries},
               {"prefix_cache_hits", r.hits},
@@ -266,12 +279,14 @@ int run_prefix(const Options& o) {
                             .c_str());
     return 0;
   }
-  std::printf("%8s %9s %14s %13s %13s %17s %9s %15s\n", "caching", "wall s", "TTFT mean ms",
-              "TTFT p50 ms", "TTFT max ms", "hits/queries", "hit rate", "cached/prompt");
+  std::printf("%8s %9s %7s %14s %13s %13s %17s %9s %15s\n", "caching", "wall s", "CPU s",
+              "TTFT mean ms", "TTFT p50 ms", "TTFT max ms", "hits/queries", "hit rate",
+              "cached/prompt");
   for (const auto& [name, r] : {std::pair{"on", &on}, std::pair{"off", &off}}) {
-    std::printf("%8s %9.2f %14.1f %13.1f %13.1f %8llu/%-8llu %8.1f%% %7llu/%-7llu\n", name,
-                r->wave.wall_s, r->stats.ttft_s.mean * 1e3, r->stats.ttft_s.p50 * 1e3,
-                r->stats.ttft_s.max * 1e3, static_cast<unsigned long long>(r->hits),
+    std::printf("%8s %9.2f %7.1f %14.1f %13.1f %13.1f %8llu/%-8llu %8.1f%% %7llu/%-7llu\n", name,
+                r->wave.wall_s, r->wave.cpu_s, r->stats.ttft_s.mean * 1e3,
+                r->stats.ttft_s.p50 * 1e3, r->stats.ttft_s.max * 1e3,
+                static_cast<unsigned long long>(r->hits),
                 static_cast<unsigned long long>(r->queries),
                 r->queries ? 100.0 * static_cast<double>(r->hits) / r->queries : 0.0,
                 static_cast<unsigned long long>(r->cached_tokens),
