@@ -41,11 +41,12 @@ inline Summary summarize(std::vector<double> samples) {
   return s;
 }
 
-// `count` token ids drawn uniformly from [low, high): random prompts never share a prefix
-// beyond chance, so they measure computation, not the prefix cache.
-inline std::vector<int32_t> random_tokens(std::mt19937& rng, size_t count, int32_t low,
-                                          int32_t high) {
-  std::uniform_int_distribution<int32_t> pick(low, high - 1);
+// `count` token ids drawn uniformly from [vocab / 16, vocab): random prompts never share a
+// prefix beyond chance, so they measure computation, not the prefix cache. The low ids are
+// left out because tokenizers keep their special tokens there (1000..1010 in the bench model).
+inline std::vector<int32_t> random_tokens(std::mt19937& rng, size_t count, int64_t vocab) {
+  std::uniform_int_distribution<int32_t> pick(static_cast<int32_t>(vocab / 16),
+                                              static_cast<int32_t>(vocab - 1));
   std::vector<int32_t> ids(count);
   for (int32_t& id : ids) id = pick(rng);
   return ids;

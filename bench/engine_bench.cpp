@@ -25,14 +25,10 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "model/model_config.h"
+#include "model/model_dir.h"
 
 namespace autoglm::bench {
 namespace {
-
-// Random prompt ids stay inside the fixture tokenizer's vocabulary range of the bench model
-// and away from its special ids (1000..1010); the values do not matter for speed.
-constexpr int32_t kLowToken = 2000;
-constexpr int32_t kHighToken = 30000;
 
 struct RequestTimeline {
   Clock::time_point submitted;
@@ -155,7 +151,7 @@ EngineOptions engine_options(const Options& o, int32_t max_num_seqs, bool prefix
 // Pages the mmapped weights in and sizes the backend's scratch before anything is timed.
 void warm_up(Engine& engine) {
   std::mt19937 rng(7);
-  run_wave(engine, {random_tokens(rng, 16, kLowToken, kHighToken)}, 4);
+  run_wave(engine, {random_tokens(rng, 16, engine.model_config().vocab_size)}, 4);
 }
 
 int run_throughput(const Options& o) {
@@ -172,8 +168,8 @@ int run_throughput(const Options& o) {
   for (int c : o.concurrency) {
     std::vector<std::vector<int32_t>> prompts;
     for (int i = 0; i < c; ++i) {
-      prompts.push_back(
-          random_tokens(rng, static_cast<size_t>(o.prompt_tokens), kLowToken, kHighToken));
+      prompts.push_back(random_tokens(rng, static_cast<size_t>(o.prompt_tokens),
+                                      engine.model_config().vocab_size));
     }
     const WaveResult wave = run_wave(engine, prompts, o.output_tokens);
     const WaveStats s = wave_stats(wave);
@@ -245,14 +241,15 @@ Json prefix_json(const PrefixRun& r) {
 }
 
 int run_prefix(const Options& o) {
+  const int64_t vocab = load_model_directory(o.model)->config.vocab_size;  // mmap only
   std::mt19937 rng(2);
   const std::vector<int32_t> common =
-      random_tokens(rng, static_cast<size_t>(o.prefix_tokens), kLowToken, kHighToken);
+      random_tokens(rng, static_cast<size_t>(o.prefix_tokens), vocab);
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < o.requests; ++i) {
     std::vector<int32_t> p = common;
     const std::vector<int32_t> suffix =
-        random_tokens(rng, static_cast<size_t>(o.suffix_tokens), kLowToken, kHighToken);
+        random_tokens(rng, static_cast<size_t>(o.suffix_tokens), vocab);
     p.insert(p.end(), suffix.begin(), suffix.end());
     prompts.push_back(std::move(p));
   }

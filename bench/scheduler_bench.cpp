@@ -36,12 +36,11 @@ namespace {
 // benchmark); it stands in for no real component in any test.
 class NoopBackend final : public Backend {
  public:
-  static constexpr int32_t kPeakToken = 4242;
   NoopBackend(KvPoolShape pool, int32_t vocab) : pool_(pool), vocab_(vocab) {}
   void forward(const ForwardBatch& batch, std::span<float> logits) override {
     std::fill(logits.begin(), logits.end(), 0.0f);
     for (size_t r = 0; r < batch.logits_rows.size(); ++r) {
-      logits[r * static_cast<size_t>(vocab_) + kPeakToken] = 1.0f;
+      logits[r * static_cast<size_t>(vocab_) + static_cast<size_t>(vocab_ / 2)] = 1.0f;
     }
   }
   KvPoolShape kv_pool() const override { return pool_; }
@@ -140,7 +139,7 @@ int run(const Options& o) {
   for (SequenceId id = 1; id <= o.sequences; ++id) {
     SequenceRequest request;
     request.id = id;
-    request.prompt = random_tokens(rng, static_cast<size_t>(o.prompt_tokens), 2000, 30000);
+    request.prompt = random_tokens(rng, static_cast<size_t>(o.prompt_tokens), vocab);
     request.max_tokens = max_len;  // never reached: this driver never ends a sequence
     samplers.emplace(id, Sampler(greedy, vocab));
     scheduler.add(std::move(request));
