@@ -1,9 +1,10 @@
 // `autoglm chat`: an interactive multi-turn REPL. Reads one user message per stdin line until
 // EOF or `/exit`; `/reset` forgets the conversation (keeping --system). Each turn re-renders the
-// chat template over the whole history; the generator reuses the KV of the common token
-// prefix, so only the new turn is prefilled. No terminal assumptions: works through a pipe or
-// tmux, the reply is flushed at the end of every turn, and stats go to stderr.
-// Thread ownership: main thread.
+// chat template over the whole history and submits it to the Engine, whose prefix cache holds
+// the KV of the previous turns' full blocks, so only the tail from the last shared full block
+// on is prefilled. No terminal assumptions: works through a pipe or tmux, the reply is flushed
+// at the end of every turn, and stats go to stderr.
+// Thread ownership: main thread (the Engine runs its own engine thread).
 #include <unistd.h>
 
 #include <cstdio>
@@ -46,16 +47,15 @@ void chat_turn(ModelSession& session, const ChatArgs& args, Json& history,
   try {
     const std::vector<int32_t> prompt = session.encode_chat(attempt);
     if (args.show_prompt_tokens) print_prompt_tokens(prompt);
-    const GenerationResult r =
-        session.generator().generate(prompt, args.gen.sampling, args.gen.stop,
-                                     [](std::string_view text) { write_stdout(text); });
+    const CliGeneration r = session.generate(prompt, args.gen.sampling, args.gen.stop,
+                                             [](std::string_view text) { write_stdout(text); });
     write_stdout("\n");
     attempt.push_back({{"role", "assistant"}, {"content", r.text}});
     history = std::move(attempt);
     std::fprintf(stderr,
                  "[turn %d: %d prompt tokens (%d cached), %zu generated, finish_reason=%s]\n", turn,
-                 r.prompt_tokens, r.cached_prompt_tokens, r.tokens.size(),
-                 std::string(finish_reason_name(r.finish_reason)).c_str());
+                 r.usage.prompt_tokens, r.usage.cached_prompt_tokens, r.tokens.size(),
+                 std::string(finish_cause_name(r.finish)).c_str());
   } catch (const Error& e) {
     write_stdout("\n");
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,10 +1,12 @@
 // `autoglm generate`: loads a model directory, encodes a prompt (optionally through the model's
-// chat template) and streams a continuation to stdout through the runtime's SequenceGenerator,
-// or with --json prints one JSON object (tokens with logprobs, finish reason, usage, timings).
-// Thread ownership: main thread.
+// chat template) and streams a continuation to stdout through the public Engine API (one
+// request, submit + RequestStream), or with --json prints one JSON object (tokens with
+// logprobs, finish reason, usage, timings).
+// Thread ownership: main thread (the Engine runs its own engine thread).
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
@@ -27,9 +29,9 @@ Json token_json(const Tokenizer& tokenizer, int32_t id) {
   return Json{{"id", id}, {"text", tokenizer.decode(ids, /*skip_special_tokens=*/false)}};
 }
 
-Json result_json(const GenerationResult& r, const Tokenizer& tokenizer) {
+Json result_json(const CliGeneration& r, const Tokenizer& tokenizer) {
   Json tokens = Json::array();
-  for (const GeneratedToken& t : r.tokens) {
+  for (const CliToken& t : r.tokens) {
     Json token = token_json(tokenizer, t.id);
     if (t.logprobs) {
       token["logprob"] = t.logprobs->chosen.logprob;
@@ -47,12 +49,12 @@ Json result_json(const GenerationResult& r, const Tokenizer& tokenizer) {
   const double decode_s = r.decode_ms / 1000.0;
   return Json{{"text", r.text},
               {"tokens", std::move(tokens)},
-              {"finish_reason", finish_reason_name(r.finish_reason)},
+              {"finish_reason", finish_cause_name(r.finish)},
               {"stop", r.stop ? Json(*r.stop) : Json()},
               {"usage",
-               {{"prompt_tokens", r.prompt_tokens},
+               {{"prompt_tokens", r.usage.prompt_tokens},
                 {"completion_tokens", completion},
-                {"total_tokens", r.prompt_tokens + completion}}},
+                {"total_tokens", r.usage.prompt_tokens + completion}}},
               {"timings",
                {{"prefill_ms", r.prefill_ms},
                 {"decode_ms", r.decode_ms},
@@ -76,8 +78,8 @@ int run_generate(GenerateArgs& args) {
   const auto stream = [&](std::string_view text) {
     if (!args.json) write_stdout(text);
   };
-  const GenerationResult r =
-      session.generator().generate(prompt, args.gen.sampling, args.gen.stop, stream);
+  const CliGeneration r =
+      session.generate(std::move(prompt), args.gen.sampling, args.gen.stop, stream);
   if (args.json) {
     write_stdout(
         result_json(r, session.tokenizer()).dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -85,8 +87,8 @@ int run_generate(GenerateArgs& args) {
   write_stdout("\n");
   const double total_s = (r.prefill_ms + r.decode_ms) / 1000.0;
   std::fprintf(stderr, "[%d prompt tokens, %zu generated, %.1f tok/s, finish_reason=%s]\n",
-               r.prompt_tokens, r.tokens.size(), r.tokens.size() / total_s,
-               std::string(finish_reason_name(r.finish_reason)).c_str());
+               r.usage.prompt_tokens, r.tokens.size(), r.tokens.size() / total_s,
+               std::string(finish_cause_name(r.finish)).c_str());
   return 0;
 }
 

@@ -3,12 +3,14 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 
 #include "core/error.h"
+#include "runtime/kv_block_pool.h"
 
 namespace autoglm::cli {
 namespace {
@@ -127,28 +129,114 @@ void finalize_generation_flags(GenerationFlags& f) {
   validate(f.stop, any_vocab);
 }
 
+namespace {
+
+EngineOptions engine_options(const GenerationFlags& flags) {
+  EngineOptions options;
+  options.model_path = flags.model_dir;
+  options.device = "cpu";
+  options.kv_cache_bytes = static_cast<uint64_t>(flags.kv_cache_mb * 1024.0 * 1024.0);
+  options.kv_block_size = flags.kv_block_size;
+  return options;
+}
+
+double milliseconds_between(std::chrono::steady_clock::time_point from,
+                            std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// The engine's typed rejection, as the one-line CLI error main() prints.
+RequestStream submit_or_fail(Engine& engine, GenerationRequest request) {
+  try {
+    return engine.submit(std::move(request));
+  } catch (const RequestRejected& e) {
+    const bool too_long = e.reason() == RequestRejected::Reason::kTooLong;
+    fail(too_long ? ErrorCode::kInvalidArgument : ErrorCode::kResourceExhausted, e.what());
+  }
+}
+
+void append_tokens(StreamDelta& delta, CliGeneration& out) {
+  for (size_t i = 0; i < delta.token_ids.size(); ++i) {
+    CliToken token{delta.token_ids[i], std::nullopt};
+    if (i < delta.logprobs.size()) token.logprobs = std::move(delta.logprobs[i]);
+    out.tokens.push_back(std::move(token));
+  }
+}
+
+}  // namespace
+
 ModelSession::ModelSession(const GenerationFlags& flags)
-    : model_(load_model_directory(flags.model_dir)),
-      tokenizer_(Tokenizer::load(model_->directory)) {
-  const auto budget = static_cast<uint64_t>(flags.kv_cache_mb * 1024.0 * 1024.0);
-  const KvPoolShape shape = kv_pool_for_budget(model_->config, budget, flags.kv_block_size);
-  backend_ = std::make_unique<CpuBackend>(*model_, shape);
-  pool_ = std::make_unique<KvBlockPool>(shape);
-  GeneratorOptions options;
-  options.max_context = model_->config.max_position_embeddings;
-  generator_ = std::make_unique<SequenceGenerator>(*backend_, *pool_, tokenizer_,
-                                                   model_->config.eos_token_ids, options);
+    : engine_(std::make_unique<Engine>(engine_options(flags))) {
+  // The same sizing the engine applied to its options, for the CLI's own fit check.
+  pool_ = kv_pool_for_budget(engine_->model_config(), engine_->options().kv_cache_bytes,
+                             flags.kv_block_size);
+}
+
+void ModelSession::check_fits(size_t prompt_tokens, int32_t max_tokens) const {
+  // The engine rejects these too; checked here first to name the flag that fixes it.
+  const int64_t total = static_cast<int64_t>(prompt_tokens) + max_tokens;
+  const std::string what = "prompt (" + std::to_string(prompt_tokens) + " tokens) + max_tokens (" +
+                           std::to_string(max_tokens) + ")";
+  const int64_t max_context = engine_->model_config().max_position_embeddings;
+  if (max_context > 0 && total > max_context) {
+    fail(ErrorCode::kInvalidArgument,
+         what + " exceeds the model context of " + std::to_string(max_context) + " tokens");
+  }
+  const int64_t pool_tokens = static_cast<int64_t>(pool_.num_blocks) * pool_.block_size;
+  if (total > pool_tokens) {
+    const int64_t blocks = (total + pool_.block_size - 1) / pool_.block_size;
+    fail(ErrorCode::kInvalidArgument,
+         what + " needs " + std::to_string(blocks) + " KV blocks of " +
+             std::to_string(pool_.block_size) + " tokens, but the KV cache holds " +
+             std::to_string(pool_.num_blocks) + " blocks (" + std::to_string(pool_tokens) +
+             " tokens); raise --kv-cache-mb or lower max_tokens");
+  }
+}
+
+CliGeneration ModelSession::generate(std::vector<int32_t> prompt, const SamplingParams& sampling,
+                                     const StopParams& stop, const TextCallback& on_text) {
+  check_fits(prompt.size(), stop.max_tokens);
+  GenerationRequest request;
+  request.prompt_ids = std::move(prompt);
+  request.sampling = sampling;
+  request.stop = stop;
+  const auto submitted = std::chrono::steady_clock::now();
+  RequestStream stream = submit_or_fail(*engine_, std::move(request));
+  CliGeneration out;
+  std::optional<std::chrono::steady_clock::time_point> first_token, last_token;
+  std::string error;
+  while (std::optional<StreamDelta> delta = stream.next()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!delta->token_ids.empty()) {
+      if (!first_token) first_token = now;
+      last_token = now;
+    }
+    append_tokens(*delta, out);
+    if (!delta->text.empty()) {
+      on_text(delta->text);
+      out.text += delta->text;
+    }
+    if (delta->finish) {
+      out.finish = *delta->finish;
+      out.stop = std::move(delta->stop);
+      out.usage = delta->usage;
+      error = std::move(delta->error);
+    }
+  }
+  if (out.finish == FinishCause::kError) fail(ErrorCode::kInternal, "generation failed: " + error);
+  if (first_token) {
+    out.prefill_ms = milliseconds_between(submitted, *first_token);
+    out.decode_ms = milliseconds_between(*first_token, *last_token);
+  }
+  return out;
 }
 
 std::vector<int32_t> ModelSession::encode_raw(std::string_view text) const {
-  EncodeOptions raw;
-  raw.add_special_tokens = true;
-  const std::vector<uint32_t> ids = tokenizer_.encode(text, raw);
-  return {ids.begin(), ids.end()};
+  return engine_->encode(text);  // with the special tokens the tokenizer adds (BOS etc.)
 }
 
 void ModelSession::require_chat_template() const {
-  if (!chat_template_) chat_template_ = load_model_chat_template(model_->directory);
+  if (!chat_template_) chat_template_ = load_model_chat_template(engine_->options().model_path);
 }
 
 std::vector<int32_t> ModelSession::encode_chat(const Json& messages) const {
@@ -159,7 +247,7 @@ std::vector<int32_t> ModelSession::encode_chat(const Json& messages) const {
   EncodeOptions chat;
   chat.special = SpecialTokenPolicy::kExceptUntrusted;
   chat.untrusted = rendered.untrusted;
-  const std::vector<uint32_t> ids = tokenizer_.encode(rendered.text, chat);
+  const std::vector<uint32_t> ids = tokenizer().encode(rendered.text, chat);
   return {ids.begin(), ids.end()};
 }
 

@@ -1,23 +1,23 @@
 // What `autoglm generate` and `autoglm chat` share: the sampling / stopping / KV-cache flags,
-// their parsing into the runtime's SamplingParams and StopParams, and a ModelSession that loads
-// the model, tokenizer and CPU backend once and owns the SequenceGenerator both commands drive.
+// their parsing into the runtime's SamplingParams and StopParams, and a ModelSession that owns
+// one Engine (include/autoglm/engine.h: model, tokenizer, CPU backend, prefix cache) and runs
+// requests through its public submit/RequestStream API, like the server will.
 // Numeric flags are parsed here (not by CLI11) so a bad value is one `error:` line, exit 1.
-// Thread ownership: main thread.
+// Thread ownership: main thread (the Engine runs its own engine thread behind the API).
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
+#include "autoglm/engine.h"
+#include "backend/backend.h"
 #include "core/json_util.h"
-#include "model/model_dir.h"
-#include "runtime/generator.h"
-#include "runtime/kv_block_pool.h"
 #include "runtime/sampling_params.h"
 #include "tokenizer/model_chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -40,7 +40,24 @@ void add_generation_flags(CLI::App* cmd, GenerationFlags& flags);
 // Parses --logit-bias entries and checks what can be checked before the model is loaded.
 void finalize_generation_flags(GenerationFlags& flags);
 
-// A loaded model ready to generate: one sequence over a KV pool sized from --kv-cache-mb.
+// One request's answer as the CLI reports it: every sampled token (a final stop token
+// included) with its logprobs when asked, the streamed text, why it ended, and timings taken
+// on the caller's side of the stream.
+struct CliToken {
+  int32_t id = 0;
+  std::optional<Logprobs> logprobs;
+};
+struct CliGeneration {
+  std::vector<CliToken> tokens;
+  std::string text;  // exactly what was streamed
+  FinishCause finish = FinishCause::kLength;
+  std::optional<std::string> stop;  // the stop string or "token:<id>" that matched
+  Usage usage;
+  double prefill_ms = 0.0;  // submit to the first token
+  double decode_ms = 0.0;   // first token to the last
+};
+
+// A loaded model ready to generate: an Engine over a KV pool sized from --kv-cache-mb.
 class ModelSession {
  public:
   explicit ModelSession(const GenerationFlags& flags);
@@ -52,17 +69,23 @@ class ModelSession {
   // Loads the chat template now (throws Error if the model has none or it is malformed).
   void require_chat_template() const;
 
-  const LoadedModel& model() const { return *model_; }
-  const Tokenizer& tokenizer() const { return tokenizer_; }
-  SequenceGenerator& generator() { return *generator_; }
-  KvPoolShape kv_pool() const { return pool_->shape(); }
+  using TextCallback = std::function<void(std::string_view)>;
+  // Submits `prompt` and reads its stream to the end, calling `on_text` with each piece as it
+  // arrives. Throws Error(kInvalidArgument) when prompt + max_tokens exceeds the context or
+  // the KV pool (with the counts and which flag to change), or for bad parameters; throws
+  // Error(kInternal) when the engine ends the request with an error.
+  CliGeneration generate(std::vector<int32_t> prompt, const SamplingParams& sampling,
+                         const StopParams& stop, const TextCallback& on_text);
+
+  const Tokenizer& tokenizer() const { return engine_->tokenizer(); }
+  Engine& engine() { return *engine_; }
+  KvPoolShape kv_pool() const { return pool_; }
 
  private:
-  std::unique_ptr<LoadedModel> model_;
-  Tokenizer tokenizer_;
-  std::unique_ptr<CpuBackend> backend_;
-  std::unique_ptr<KvBlockPool> pool_;
-  std::unique_ptr<SequenceGenerator> generator_;
+  void check_fits(size_t prompt_tokens, int32_t max_tokens) const;
+
+  std::unique_ptr<Engine> engine_;
+  KvPoolShape pool_;
   mutable std::optional<ModelChatTemplate> chat_template_;  // loaded on first use
 };
 
