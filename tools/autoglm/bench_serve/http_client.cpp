@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <limits>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -153,7 +154,9 @@ class Exchange : public std::enable_shared_from_this<Exchange<Stream>> {
   }
 
   void read_header() {
-    parser_.body_limit(boost::none);  // streams are long; collected bodies are capped below
+    // Streams are long; collected bodies are capped below. Not boost::none: Beast 1.74
+    // compares a content length with an empty optional as "greater" and refuses the body.
+    parser_.body_limit(std::numeric_limits<std::uint64_t>::max());
     lowest().expires_at(deadline_);
     http::async_read_header(stream_, buffer_, parser_,
                             [self = this->shared_from_this()](beast::error_code ec, size_t) {

@@ -72,14 +72,28 @@ std::vector<BenchPrompt> random_token_prompts(const RandomDatasetOptions& o) {
 
 namespace {
 
-// Ids a prompt may contain: every id that decodes to something and is not special.
-std::vector<uint32_t> ordinary_ids(const Tokenizer& tokenizer) {
-  std::vector<uint32_t> ids;
+// Ids a prompt may contain. Preferably "stable words": tokens that decode to a space and
+// ASCII letters and encode back to themselves alone. Pre-tokenizers split text before each
+// " word", so any sequence of them re-encodes to exactly the same ids and the prompt has
+// exactly the drawn length. A tokenizer with too few of them gets every ordinary id, and
+// the length is then adjusted by re-encoding (see text_prompt).
+std::vector<uint32_t> prompt_id_pool(const Tokenizer& tokenizer) {
+  std::vector<uint32_t> ordinary, stable;
   for (uint32_t id = 0; id < tokenizer.vocab_size(); ++id) {
-    if (!tokenizer.is_special(id) && tokenizer.id_to_token(id)) ids.push_back(id);
+    if (tokenizer.is_special(id) || !tokenizer.id_to_token(id)) continue;
+    ordinary.push_back(id);
+    const std::string text = tokenizer.decode(std::span<const uint32_t>(&id, 1));
+    if (text.size() < 2 || text[0] != ' ') continue;
+    const bool letters = std::all_of(text.begin() + 1, text.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    });
+    if (letters && tokenizer.encode(text) == std::vector<uint32_t>{id}) stable.push_back(id);
   }
-  if (ids.empty()) fail(ErrorCode::kTokenizer, "the tokenizer has no ordinary (non-special) ids");
-  return ids;
+  constexpr size_t kMinStableWords = 64;
+  if (stable.size() >= kMinStableWords) return stable;
+  if (ordinary.empty())
+    fail(ErrorCode::kTokenizer, "the tokenizer has no ordinary (non-special) ids");
+  return ordinary;
 }
 
 // Text that encodes to `target` tokens (or as close as a few rounds of adjustment get).
@@ -110,7 +124,7 @@ BenchPrompt text_prompt(const Tokenizer& tokenizer, const std::vector<uint32_t>&
 std::vector<BenchPrompt> random_text_prompts(const RandomDatasetOptions& o,
                                              const Tokenizer& tokenizer) {
   check_dataset_options(o);
-  const std::vector<uint32_t> pool = ordinary_ids(tokenizer);
+  const std::vector<uint32_t> pool = prompt_id_pool(tokenizer);
   std::mt19937_64 rng = make_rng(o.seed, kTokenStream);
   std::vector<BenchPrompt> prompts;
   for (const auto& [input, output] : draw_lengths(o)) {

@@ -42,9 +42,10 @@ LengthRange length_range(int32_t len, double range_ratio);
 // Token-id prompts: ids uniform in [0, vocab_size), lengths as the options say.
 std::vector<BenchPrompt> random_token_prompts(const RandomDatasetOptions& options);
 
-// Text prompts from `tokenizer`: random non-special ids are decoded to text, and the text is
-// re-encoded and trimmed or extended until it encodes to the drawn length (a few rounds; the
-// length actually reached is recorded, since BPE may merge across the edit point).
+// Text prompts from `tokenizer`: random ids are decoded to text. The ids are drawn from the
+// tokenizer's whole-word tokens (" word") that round-trip alone, so the text re-encodes to
+// exactly the drawn length; with too few of those, from every non-special id, and the text
+// is re-encoded and trimmed or extended for a few rounds (the length reached is recorded).
 std::vector<BenchPrompt> random_text_prompts(const RandomDatasetOptions& options,
                                              const Tokenizer& tokenizer);
 
