@@ -103,10 +103,13 @@ nlohmann::json report_json(const BenchmarkSummary& s, const BenchServeOptions& o
   nlohmann::json requests = nlohmann::json::array();
   for (const RequestRecord& r : records) {
     nlohmann::json one = {{"success", r.success},
+                          {"planned_input_tokens", r.planned_input_tokens},
+                          {"max_tokens", r.planned_output_tokens},
                           {"input_tokens", r.input_tokens()},
                           {"output_tokens", r.output_tokens()},
                           {"start_s", r.start_s},
                           {"ttft_ms", r.ttft_s * 1000.0},
+                          {"itl_samples", r.itl_s.size()},
                           {"e2e_ms", r.e2e_s * 1000.0}};
     if (!r.success) one["error"] = r.error;
     requests.push_back(std::move(one));
