@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <type_traits>
@@ -199,7 +200,9 @@ class Exchange : public std::enable_shared_from_this<Exchange<Stream>> {
 
   std::string describe(const beast::error_code& ec) const {
     if (ec == beast::error::timeout) {
-      return "timed out after " + std::to_string(client_.options.timeout_s) + " s";
+      char seconds[32];
+      std::snprintf(seconds, sizeof(seconds), "%g", client_.options.timeout_s);
+      return std::string("timed out after ") + seconds + " s (--timeout)";
     }
     return ec.message();
   }
