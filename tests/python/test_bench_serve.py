@@ -46,8 +46,9 @@ def wait_ready(proc, url, context=None, timeout=120):
 
 
 def start_server(*extra):
-    has_serve = subprocess.run([BIN, "serve", "--help"], capture_output=True, check=False)
-    if has_serve.returncode != 0:
+    # Without the command, CLI11 prints the top-level help (exit 0): look for serve's --port.
+    serve_help = subprocess.run([BIN, "serve", "--help"], capture_output=True, check=False)
+    if serve_help.returncode != 0 or b"--port" not in serve_help.stdout:
         pytest.fail("`autoglm serve` is missing from this build: merge wip/http and wip/openai "
                     "(this test must run against a live server, it is not skipped)")
     port = free_port()

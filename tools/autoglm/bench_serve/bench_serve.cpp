@@ -7,6 +7,8 @@
 // Thread ownership: see bench_serve.h.
 #include "bench_serve.h"
 
+#include <sys/resource.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -99,6 +101,16 @@ std::vector<PlannedRequest> plan_requests(const BenchServeOptions& o, const std:
   return plan;
 }
 
+// Every request in flight holds a socket; with --request-rate inf and no concurrency cap that
+// is --num-prompts of them, past the usual soft limit of 1024 descriptors.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);  // best effort: failures then show per request
+  }
+}
+
 void write_json(const std::string& path, const nlohmann::json& report) {
   const std::string text = report.dump(2) + "\n";
   if (path == "-") {
@@ -124,6 +136,7 @@ int run_bench_serve(const BenchServeOptions& o) {
   std::FILE* table_out = o.json_path == "-" ? stderr : stdout;
   std::fprintf(stderr, "bench serve: %zu requests to %s%s (model %s)\n", plan.size(),
                o.base_url.c_str(), o.endpoint.c_str(), model.c_str());
+  raise_open_file_limit();
   RunOptions run{o.endpoint, o.max_concurrency, true};
   const RunOutcome outcome = run_requests(address, http, run, std::move(plan));
   const BenchmarkSummary summary =
