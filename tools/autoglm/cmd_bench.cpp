@@ -1,7 +1,10 @@
-// `autoglm bench latency`: prefill and batch-1 decode speed of the CPU backend on a model
-// directory, with random token ids (no tokenizer involved), plus peak RSS. A measuring tool,
-// not a test: results and the exact command lines go in docs/PERFORMANCE.md.
-// Thread ownership: main thread (the backend's pool runs inside forward()).
+// `autoglm bench`: measuring tools, not tests (results and exact command lines go in
+// docs/PERFORMANCE.md).
+// - `bench latency`: prefill and batch-1 decode speed of the CPU backend on a model directory,
+//   with random token ids (no tokenizer involved), plus peak RSS.
+// - `bench serve`: a load generator for any OpenAI-compatible server (bench_serve/).
+// Thread ownership: main thread (the backend's pool runs inside forward(); bench serve runs
+// its io_context on the main thread).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "bench_serve/bench_serve.h"
 #include "commands.h"
 #include "core/error.h"
 #include "model/model_dir.h"
@@ -117,11 +121,57 @@ int run_bench_latency(const BenchLatencyArgs& a) {
   return 0;
 }
 
+void register_bench_serve(CLI::App& bench, int* exit_code) {
+  auto o = std::make_shared<bench::BenchServeOptions>();
+  o->random.num_prompts = 1000;
+  o->random.input_len = 1024;
+  o->random.output_len = 128;
+  CLI::App* cmd = bench.add_subcommand(
+      "serve", "Load-test an OpenAI-compatible server (random prompts, streamed responses)");
+  cmd->add_option("--base-url", o->base_url, "Server URL, http:// or https://")
+      ->capture_default_str();
+  cmd->add_option("--endpoint", o->endpoint, "/v1/completions or /v1/chat/completions")
+      ->capture_default_str();
+  cmd->add_option("--model", o->model, "Model name to send (default: first id of GET /v1/models)");
+  cmd->add_option("--dataset", o->dataset, "Prompt source (only 'random')")->capture_default_str();
+  cmd->add_option("--tokenizer", o->tokenizer_dir,
+                  "tokenizer.json or model directory: send text prompts built with it "
+                  "(default: token-id prompts, which need --vocab-size)");
+  cmd->add_option("--vocab-size", o->random.vocab_size,
+                  "Token-id prompts draw ids uniformly from [0, N)");
+  cmd->add_option("--input-len", o->random.input_len, "Prompt tokens")->capture_default_str();
+  cmd->add_option("--output-len", o->random.output_len, "max_tokens per request")
+      ->capture_default_str();
+  cmd->add_option("--range-ratio", o->random.range_ratio,
+                  "Lengths uniform in [len*(1-r), len*(1+r)]")
+      ->capture_default_str();
+  cmd->add_option("--num-prompts", o->random.num_prompts, "Requests to send")
+      ->capture_default_str();
+  cmd->add_option("--request-rate", o->request_rate, "Poisson arrivals per second, or inf")
+      ->capture_default_str();
+  cmd->add_option("--burstiness", o->burstiness,
+                  "Gamma shape of the arrival gaps (1 = Poisson; lower is burstier)")
+      ->capture_default_str();
+  cmd->add_option("--max-concurrency", o->max_concurrency,
+                  "Requests in flight at most (0 = no limit)")
+      ->capture_default_str();
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "Send ignore_eos: true (vLLM extra field)");
+  cmd->add_option("--temperature", o->temperature, "Sampling temperature sent")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->random.seed, "Seed for prompts and arrivals")->capture_default_str();
+  cmd->add_option("--api-key", o->api_key, "Sent as Authorization: Bearer KEY");
+  cmd->add_flag("--insecure", o->insecure, "https: do not verify the server's certificate");
+  cmd->add_option("--timeout", o->timeout_s, "Seconds allowed per request")->capture_default_str();
+  cmd->add_option("--json", o->json_path, "Also write the results as JSON to FILE ('-': stdout)");
+  cmd->callback([o, exit_code] { *exit_code = bench::run_bench_serve(*o); });
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app, int* exit_code) {
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks");
   bench->require_subcommand(1);
+  register_bench_serve(*bench, exit_code);
   auto args = std::make_shared<BenchLatencyArgs>();
   CLI::App* cmd = bench->add_subcommand("latency", "Prefill and batch-1 decode speed (CPU)");
   cmd->add_option("--model", args->model_dir, "Hugging Face model directory")->required();
