@@ -84,7 +84,8 @@ LowpReference load_lowp_reference(const std::filesystem::path& dir, DType dtype)
   if (!std::filesystem::exists(path)) {
     fail(ErrorCode::kNotFound, path.string() + " missing: run scripts/lowp_reference.py");
   }
-  const Json& d = read_json(path).at("dtypes").at(hf_dtype_name(dtype));
+  const Json file = read_json(path);
+  const Json& d = file.at("dtypes").at(hf_dtype_name(dtype));
   LowpReference r;
   r.worst_max_rel_diff = d.at("worst_max_rel_diff").get<double>();
   r.teacher_forced_total = d.at("teacher_forced_total").get<int>();
@@ -179,7 +180,8 @@ TEST_F(CudaBackendE2E, LogitsMatchTransformers) {
       auto be = make_cuda_backend(*m.model, options_for(dtype));
       const double tol = std::max(kFactor * hf.worst_max_rel_diff, logits_floor(dtype));
       double worst = 0;
-      for (const auto& p : m.prompts) {
+      for (size_t i = 0; i < m.prompts.size(); ++i) {
+        const autoglm::test::ReferencePrompt& p = m.prompts[i];
         const size_t n = p.ids.size();
         const auto logits = autoglm::test::run_step(
             *be, {{p.ids, 0, autoglm::test::contiguous_blocks(n, kBlockSize, 3)}});
@@ -188,10 +190,9 @@ TEST_F(CudaBackendE2E, LogitsMatchTransformers) {
         worst = std::max(worst, ours);
         std::printf("[logits] %s/%s %s max_rel_diff ours %.4g transformers %.4g\n", m.name.c_str(),
                     p.name.c_str(), hf_dtype_name(dtype), ours, hf.max_rel_diff.at(p.name));
+        // lowp_reference.py names them like reference_logits.safetensors: logits.<prompt index>.
         const float* gpu =
-            hf_gpu ? tensor_data(*hf_gpu, "logits." + std::to_string(&p - m.prompts.data()),
-                                 n * m.vocab())
-                   : nullptr;
+            hf_gpu ? tensor_data(*hf_gpu, "logits." + std::to_string(i), n * m.vocab()) : nullptr;
         if (gpu != nullptr) {
           std::printf(
               "[hf-gpu] %s/%s %s max_rel_diff(ours, hf) %.4g max_rel_diff(hf, fp32) "
