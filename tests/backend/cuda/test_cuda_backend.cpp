@@ -150,6 +150,40 @@ const float* tensor_data(const SafetensorsFile& f, const std::string& name, size
   return nullptr;
 }
 
+// Runs without a GPU: lowp_error.json must describe the fixture as it is now (same prompts, its
+// recorded flips at the fp32 greedy tokens and margins of reference.json), so that regenerating
+// a fixture without rerunning scripts/lowp_reference.py fails here rather than loosening or
+// breaking the GPU criteria silently.
+TEST(CudaCriteria, LowpErrorMatchesTheFixture) {
+  const auto dirs = autoglm::test::reference_model_dirs();
+  ASSERT_FALSE(dirs.empty());
+  for (const auto& dir : dirs) {
+    SCOPED_TRACE(dir.filename().string());
+    const Json ref = read_json(dir / "reference.json");
+    ASSERT_TRUE(std::filesystem::exists(dir / "lowp_error.json"))
+        << "run scripts/lowp_reference.py";
+    const Json lowp = read_json(dir / "lowp_error.json");
+    for (DType dtype : kDtypes) {
+      const Json& d = lowp.at("dtypes").at(hf_dtype_name(dtype));
+      ASSERT_EQ(d.at("prompts").size(), ref.at("prompts").size());
+      int total = 0;
+      for (const Json& p : ref.at("prompts")) {
+        const Json& got = d.at("prompts").at(p.at("name").get<std::string>());
+        const auto greedy = p.at("greedy_ids").get<std::vector<int32_t>>();
+        const auto margins = p.at("greedy_margins").get<std::vector<double>>();
+        total += static_cast<int>(greedy.size());
+        for (const Json& f : got.at("teacher_forced_flips")) {
+          const size_t step = f.at("step").get<size_t>();
+          ASSERT_LT(step, greedy.size());
+          EXPECT_EQ(f.at("fp32").get<int32_t>(), greedy[step]);
+          EXPECT_NEAR(f.at("fp32_margin").get<double>(), margins[step], 1e-6);
+        }
+      }
+      EXPECT_EQ(d.at("teacher_forced_total").get<int>(), total);
+    }
+  }
+}
+
 class CudaBackendE2E : public ::testing::Test {
  protected:
   void SetUp() override {
