@@ -298,7 +298,7 @@ TEST_F(CudaBackendE2E, GreedyContinuationMatchesTransformers) {
       EXPECT_LE(flips, allowed) << "disagreements, ties included";
       std::printf(
           "[greedy-total] %s %s agree %d of %d, ties %d, epsilon %.4g; transformers' "
-          "own %d of %d; disagreements allowed %.0f\n",
+          "own %d of %d; disagreements allowed %.1f\n",
           m.name.c_str(), hf_dtype_name(dtype), total - flips, total, ties, epsilon,
           hf.teacher_forced_total - hf.teacher_forced_flips, hf.teacher_forced_total, allowed);
     }
