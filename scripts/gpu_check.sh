@@ -262,15 +262,17 @@ if [ ! -f "$MODEL/config.json" ]; then
 fi
 PROMPT=151331,151333,872,198,9703,11,1879,0,3838,374,220,17,10,17,30,151337
 TEACHER=()
+N_TOKENS=16
 if [ -f "$MODEL/reference_greedy.json" ]; then
-  read -r PROMPT TEACHER_IDS < <(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \
-print(','.join(map(str, r['prompt_ids'])), ','.join(map(str, r['greedy_ids'])))" \
+  read -r PROMPT TEACHER_IDS N_TOKENS < <(python3 -c "import json,sys; \
+r = json.load(open(sys.argv[1])); g = r['greedy_ids']; \
+print(','.join(map(str, r['prompt_ids'])), ','.join(map(str, g)), len(g))" \
     "$MODEL/reference_greedy.json")
   TEACHER=(--teacher "$TEACHER_IDS")
 fi
 # Teacher-forced on transformers' fp32 continuation when there is one: each position's argmax
 # is then comparable on its own, and one near-tie cannot derail the rest.
-timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" 16 "${TEACHER[@]}" >"$LOGS/cuda_greedy.json" \
+timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" "$N_TOKENS" "${TEACHER[@]}" >"$LOGS/cuda_greedy.json" \
   2>"$LOGS/cuda_greedy.err"
 rc=$?
 if [ $rc -ne 0 ]; then
