@@ -272,8 +272,8 @@ print(','.join(map(str, r['prompt_ids'])), ','.join(map(str, g)), len(g))" \
 fi
 # Teacher-forced on transformers' fp32 continuation when there is one: each position's argmax
 # is then comparable on its own, and one near-tie cannot derail the rest.
-timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" "$N_TOKENS" "${TEACHER[@]}" >"$LOGS/cuda_greedy.json" \
-  2>"$LOGS/cuda_greedy.err"
+timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" "$N_TOKENS" "${TEACHER[@]}" \
+  >"$LOGS/cuda_greedy.json" 2>"$LOGS/cuda_greedy.err"
 rc=$?
 if [ $rc -ne 0 ]; then
   row "GLM-4-9B load + generate" FAIL "rc $rc: $(tail -2 "$LOGS/cuda_greedy.err" | tr '\n' ' ')"

@@ -112,10 +112,10 @@ def main() -> int:
                 safetensors.torch.save_file(lowp_logits, args.logits_out / f"{d.name}.{name}"
                                             ".safetensors", metadata={"format": "pt"})
             r = result["dtypes"][name]
+            flips = [f["fp32_margin"] for p in prompts.values() for f in p["teacher_forced_flips"]]
             print(f"{d.name} {name}: worst max_rel_diff {r['worst_max_rel_diff']:.4g}, max abs "
                   f"{r['worst_max_abs_diff']:.4g}, teacher-forced {r['teacher_forced_agree']}/"
-                  f"{r['teacher_forced_total']}, flip margins "
-                  f"{[f['fp32_margin'] for p in prompts.values() for f in p['teacher_forced_flips']]}")
+                  f"{r['teacher_forced_total']}, flip margins {flips}")
             del model
         if not args.no_json:
             (d / "lowp_error.json").write_text(json.dumps(result, indent=1) + "\n")
