@@ -2,8 +2,12 @@
 # The CUDA backend's whole check on a GPU machine, in one call: build (or use carried
 # binaries), run the CUDA kernel and end-to-end tests, a compute-sanitizer memcheck pass, and
 # the full-size check (a GLM-4-9B-shaped random BF16 model: loads within the memory budget,
-# generates, and its first 16 greedy tokens are compared with transformers' on the same
-# weights). Prints a summary table last. Logs go to $OUT (the device tool's folder) or WORK.
+# generates, and is teacher-forced on transformers' fp32 greedy continuation of the same
+# weights). The end-to-end criteria are relative to transformers' own BF16/FP16 error
+# (tests/fixtures/models/*/lowp_error.json, scripts/lowp_reference.py); with torch on the GPU
+# machine this script also runs transformers in BF16/FP16 on this GPU and the test reports our
+# distance to those logits next to theirs to the fp32 truth. Prints a summary table last.
+# Logs go to $OUT (the device tool's folder) or WORK. Owned by gpuval.
 #
 #   scripts/gpu_check.sh [--build-only] [--skip-9b] [--layers N] [WORK]
 #
@@ -15,7 +19,7 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 1
 BUILD_ONLY=0
 SKIP_9B=0
 LAYERS=40
@@ -158,39 +162,73 @@ gtest_row() {  # gtest_row NAME LOG RC
       sed 's/\[  FAILED  \] //' | tr '\n' ' ')"
   fi
 }
+# transformers' own BF16/FP16 logits on this GPU, for the direct comparison in the fixture test.
+HF_LOWP=$WORK/hf_lowp
+if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+  t0=$SECONDS
+  if timeout 600 python3 "$REPO/scripts/lowp_reference.py" --device cuda --no-json \
+    --logits-out "$HF_LOWP" >"$LOGS/lowp_reference_gpu.log" 2>&1; then
+    export AUTOGLM_HF_LOWP_LOGITS_DIR=$HF_LOWP
+    row "transformers BF16/FP16 on GPU" INFO "$((SECONDS - t0))s; $(grep -c 'worst max_rel_diff' \
+      "$LOGS/lowp_reference_gpu.log") fixture x dtype runs in lowp_reference_gpu.log"
+  else
+    row "transformers BF16/FP16 on GPU" FAIL "$(tail -1 "$LOGS/lowp_reference_gpu.log")"
+  fi
+else
+  row "transformers BF16/FP16 on GPU" SKIP "no torch+transformers with CUDA for python3"
+fi
 timeout 300 "$BIN/test_cuda_kernels" >"$LOGS/test_cuda_kernels.log" 2>&1
 gtest_row "kernels vs CPU reference" "$LOGS/test_cuda_kernels.log" $?
 timeout 300 "$BIN/test_cuda_backend" >"$LOGS/test_cuda_backend.log" 2>&1
 gtest_row "end to end (fixtures)" "$LOGS/test_cuda_backend.log" $?
+unset AUTOGLM_HF_LOWP_LOGITS_DIR
 timeout 300 "$BIN/test_cuda_vs_cpu" >"$LOGS/test_cuda_vs_cpu.log" 2>&1
 gtest_row "hd 64/128 models vs CPU" "$LOGS/test_cuda_vs_cpu.log" $?
 if [ -x "$BIN/test_cuda_attention" ]; then
   timeout 300 "$BIN/test_cuda_attention" >"$LOGS/test_cuda_attention.log" 2>&1
   gtest_row "paged attention kernels" "$LOGS/test_cuda_attention.log" $?
 fi
-worst=$(grep '^\[logits\]' "$LOGS/test_cuda_backend.log" | awk '{print $4}' | sort -g | tail -1)
-row "  worst logits max_rel_diff" INFO "${worst:-n/a} (per-prompt lines in the log)"
-greedy=$(grep -E '^\[greedy\] .* match$' "$LOGS/test_cuda_backend.log" |
-  awk '{m += $3; n += $5} END {if (n) printf "%d of %d tokens", m, n}')
-ties=$(grep -cE '^\[greedy\] .*margin' "$LOGS/test_cuda_backend.log" || true)
-row "  greedy vs transformers" INFO "${greedy:-n/a}; ${ties} mismatches (margins in the log)"
+# The fixture test's own lines, summarised (criteria: tests/backend/cuda/test_cuda_backend.cpp).
+for dt in bfloat16 float16; do
+  logits=$(awk -v dt="$dt" '$1 == "[logits]" && $3 == dt && $4 == "worst" {
+      r = $6 / ($8 > 0 ? $8 : 1); if (r > w) {w = r; l = $2 ": ours " $6 ", transformers " $8}
+      if ($NF == "FAIL") f++ }
+    END {if (l) printf "worst ours/transformers %.2f (%s); %d fixtures over tolerance", w, l, f}' \
+    "$LOGS/test_cuda_backend.log")
+  row "  logits $dt vs fp32" INFO "${logits:-n/a}"
+  greedy=$(awk -v dt="$dt" '$1 == "[greedy-total]" && $3 == dt {a += $5; n += $7; t += $9
+      h += $14; hn += $16}
+    END {if (n) printf "ours %d of %d agree, %d ties; transformers %s own: %d of %d", a, n, t,
+      dt, h, hn}' "$LOGS/test_cuda_backend.log")
+  mism=$(grep -c "^\[greedy\] .* $dt step .*MISMATCH" "$LOGS/test_cuda_backend.log" || true)
+  row "  greedy $dt (teacher-forced)" INFO "${greedy:-n/a}; ${mism} non-tie mismatches"
+  hfgpu=$(awk -v dt="$dt" '$1 == "[hf-gpu]" && $3 == dt {if ($6 > a) a = $6; if ($9 > b) b = $9}
+    END {if (a) printf "worst max_rel_diff(ours, hf) %.4g; max_rel_diff(hf, fp32) %.4g", a, b}' \
+    "$LOGS/test_cuda_backend.log")
+  [ -n "$hfgpu" ] && row "  vs transformers $dt on GPU" INFO "$hfgpu"
+done
 
 # ---- compute-sanitizer ---------------------------------------------------------------------
+# Judged on the sanitizer's own verdict (exit code 99, ERROR SUMMARY); a test failing inside
+# it is reported by the rows above, not here.
 if command -v compute-sanitizer >/dev/null; then
-  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_kernels" \
-    --gtest_filter='*/BF16' >"$LOGS/memcheck_kernels.log" 2>&1
-  rc1=$?
-  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_backend" \
-    --gtest_filter='*LogitsMatchTransformers' >"$LOGS/memcheck_backend.log" 2>&1
-  rc2=$?
-  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/test_cuda_vs_cpu" \
-    --gtest_filter='*glm4_hd128' >"$LOGS/memcheck_vs_cpu.log" 2>&1
-  rc2=$((rc2 | $?))
-  summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | tr '\n' ' ')
-  if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]; then
-    row "compute-sanitizer memcheck" PASS "$summary_line"
+  rcs=""
+  mc() {  # mc LOG BINARY FILTER
+    timeout 600 compute-sanitizer --tool memcheck --error-exitcode 99 "$2" --gtest_filter="$3" \
+      >"$LOGS/$1" 2>&1
+    rcs="$rcs $?"
+  }
+  mc memcheck_kernels.log "$BIN/test_cuda_kernels" '*/BF16'
+  mc memcheck_backend.log "$BIN/test_cuda_backend" '*LogitsMatchTransformers'
+  mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128'
+  summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | sort | uniq -c | tr -s ' ' |
+    tr '\n' ';')
+  if echo "$rcs" | grep -qE ' (99|124|137)' ||
+    grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | grep -qv ' 0 errors' ||
+    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 3 ]; then
+    row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
-    row "compute-sanitizer memcheck" FAIL "rc $rc1/$rc2 $summary_line"
+    row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"
   fi
 else
   row "compute-sanitizer memcheck" SKIP "compute-sanitizer not on PATH"
@@ -204,7 +242,10 @@ fi
 MODEL=$WORK/glm4-9b-random-l$LAYERS
 PY=python3
 command -v python3 >/dev/null || PY=""
-if [ ! -f "$MODEL/reference_greedy.json" ] && [ -n "$PY" ]; then
+# A reference of an older format (bf16 free-running) is made again; the weights with it.
+REF_FORMAT=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('format', 1))" \
+  "$MODEL/reference_greedy.json" 2>/dev/null || echo none)
+if [ "$REF_FORMAT" != 2 ] && [ -n "$PY" ]; then
   t0=$SECONDS
   $PY "$REPO/scripts/make_glm9b_random.py" "$MODEL" --layers "$LAYERS" \
     >"$LOGS/make_glm9b.log" 2>&1
@@ -220,11 +261,19 @@ if [ ! -f "$MODEL/config.json" ]; then
   summary
 fi
 PROMPT=151331,151333,872,198,9703,11,1879,0,3838,374,220,17,10,17,30,151337
-[ -f "$MODEL/reference_greedy.json" ] && PROMPT=$(python3 -c "import json,sys; \
-print(','.join(map(str, json.load(open(sys.argv[1]))['prompt_ids'])))" \
-  "$MODEL/reference_greedy.json")
-timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" 16 >"$LOGS/cuda_greedy.json" \
-  2>"$LOGS/cuda_greedy.err"
+TEACHER=()
+N_TOKENS=16
+if [ -f "$MODEL/reference_greedy.json" ]; then
+  read -r PROMPT TEACHER_IDS N_TOKENS < <(python3 -c "import json,sys; \
+r = json.load(open(sys.argv[1])); g = r['greedy_ids']; \
+print(','.join(map(str, r['prompt_ids'])), ','.join(map(str, g)), len(g))" \
+    "$MODEL/reference_greedy.json")
+  TEACHER=(--teacher "$TEACHER_IDS")
+fi
+# Teacher-forced on transformers' fp32 continuation when there is one: each position's argmax
+# is then comparable on its own, and one near-tie cannot derail the rest.
+timeout 300 "$BIN/cuda_greedy" "$MODEL" "$PROMPT" "$N_TOKENS" "${TEACHER[@]}" \
+  >"$LOGS/cuda_greedy.json" 2>"$LOGS/cuda_greedy.err"
 rc=$?
 if [ $rc -ne 0 ]; then
   row "GLM-4-9B load + generate" FAIL "rc $rc: $(tail -2 "$LOGS/cuda_greedy.err" | tr '\n' ' ')"
@@ -243,19 +292,8 @@ print(line)
 PYEOF
 )"
 if [ -f "$MODEL/reference_greedy.json" ]; then
-  cmp=$(python3 - "$LOGS/cuda_greedy.json" "$MODEL/reference_greedy.json" <<'PYEOF'
-import json, sys
-ours, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-a, b = ours["ids"], ref["greedy_ids"]
-n = min(len(a), len(b))
-same = sum(x == y for x, y in zip(a, b))
-prefix = next((i for i in range(n) if a[i] != b[i]), n)
-note = "" if prefix == n else (f"; first difference at {prefix}: ours {a[prefix]}, transformers "
-                               f"{b[prefix]}, transformers' top-2 margin {ref['margins'][prefix]:.4f}")
-print(f"{'PASS' if prefix == n else 'FAIL'} {prefix} of {n} identical before any difference, "
-      f"{same} equal positionwise{note}")
-PYEOF
-  )
-  row "GLM-4-9B greedy vs transformers" "${cmp%% *}" "${cmp#* }"
+  cmp=$(python3 "$REPO/scripts/gpu_check_9b_compare.py" "$LOGS/cuda_greedy.json" \
+    "$MODEL/reference_greedy.json" 2>&1 | tee "$LOGS/glm9b_compare.log" | tail -1)
+  row "GLM-4-9B vs transformers fp32" "${cmp%% *}" "${cmp#* }"
 fi
 summary

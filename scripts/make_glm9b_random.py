@@ -1,16 +1,28 @@
 #!/usr/bin/env python3
 """Make a GLM-4-9B-shaped (Glm4ForCausalLM) model with random BF16 weights, and transformers'
 greedy continuation on those same weights, for the CUDA backend's full-size check.
+Owned by gpuval.
 
 Run on the GPU machine by scripts/gpu_check.sh (not part of CI; the output is never
 committed). Needs torch and transformers; the weights are initialised by transformers itself
-(normal(0, 0.02) matrices, unit norms) directly on the GPU in BF16, saved as safetensors shards
-with save_pretrained, and the same model then greedy-decodes from a fixed prompt, so the
-reference and the checkpoint cannot disagree. Without torch/transformers it still writes the
-model (numpy only: uniform weights of the same std, unit norms, zero biases, safetensors
-written by hand) and says that no reference was made (exit code 3). Writes OUT/config.json, OUT/model-*.safetensors,
-OUT/model.safetensors.index.json and OUT/reference_greedy.json ({prompt_ids, greedy_ids,
-margins}). Usage:
+(normal(0, 0.02) matrices, unit norms) directly on the GPU in BF16 and saved as safetensors
+shards with save_pretrained. The reference is then computed from those same weights:
+
+  1. fp32: the model upcast to fp32 (exact; 37.6 GB for 40 layers), eager attention, TF32 off,
+     greedy-decodes 16 tokens from a fixed prompt with a KV cache: greedy_ids, their fp32 top-2
+     margins and the fp32 logits of each position (kept in memory);
+  2. bf16: the model cast back to BF16 (exact, the checkpoint's own values), teacher-forced on
+     the prompt + the fp32 continuation in one pass: its argmax at each position, its top-2
+     margin, and by how much BF16 moves the fp32 top-2 margin (margin_shift).
+
+tie_epsilon = max(1.5 x the largest margin_shift, 2^-6): a position whose fp32 margin is below
+it may flip in BF16 (transformers' own BF16 moves margins that far), so gpu_check.sh reports a
+disagreement there as a tie; every other position must agree. Without torch/transformers it
+still writes the model (numpy only: uniform weights of the same std, unit norms, zero biases,
+safetensors written by hand) and says that no reference was made (exit code 3). Writes
+OUT/config.json, OUT/model-*.safetensors, OUT/model.safetensors.index.json and
+OUT/reference_greedy.json (format 2: prompt_ids, greedy_ids, margins, tie_epsilon, bf16 {...}).
+Usage:
 
     python3 scripts/make_glm9b_random.py OUT [--layers 40] [--tokens 16] [--seed 0]
 """
@@ -153,7 +165,7 @@ def main() -> int:
 
     t0 = time.time()
     torch.manual_seed(args.seed)
-    config = transformers.Glm4Config(**shape)
+    config = transformers.Glm4Config(**shape, attn_implementation="eager")
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(args.device):
         model = transformers.Glm4ForCausalLM(config).eval()
@@ -161,25 +173,64 @@ def main() -> int:
     t_init = time.time() - t0
     model.save_pretrained(out, max_shard_size="5GB", safe_serialization=True)
     t_save = time.time() - t0 - t_init
-
-    ids = torch.tensor([PROMPT_IDS], device=args.device)
-    greedy, margins = [], []
-    with torch.no_grad():
-        res = model(ids, use_cache=True)
-        for _ in range(args.tokens):
-            last = res.logits[0, -1].float()
-            top = torch.topk(last, 2)
-            greedy.append(int(top.indices[0]))
-            margins.append(float(top.values[0] - top.values[1]))
-            nxt = torch.tensor([[greedy[-1]]], device=args.device)
-            res = model(nxt, past_key_values=res.past_key_values, use_cache=True)
-    ref = {"prompt_ids": PROMPT_IDS, "greedy_ids": greedy, "margins": margins,
-           "torch": torch.__version__, "transformers": transformers.__version__,
-           "layers": args.layers}
+    ref = reference(model, args.tokens, args.device)
+    ref.update(torch=torch.__version__, transformers=transformers.__version__,
+               layers=args.layers)
     (out / "reference_greedy.json").write_text(json.dumps(ref) + "\n")
     print(f"make_glm9b_random: {need / 2**30:.1f} GiB of BF16 weights in {out} "
-          f"(init {t_init:.1f} s, save {t_save:.1f} s); transformers greedy {greedy}")
+          f"(init {t_init:.1f} s, save {t_save:.1f} s, reference {ref['reference_s']:.1f} s); "
+          f"fp32 greedy {ref['greedy_ids']}, margins {ref['margins']}; transformers BF16 "
+          f"teacher-forced agrees at {ref['bf16']['agree']} of {args.tokens}; tie_epsilon "
+          f"{ref['tie_epsilon']:.4f}")
     return 0
+
+
+def reference(model, tokens: int, device: str) -> dict:
+    """fp32 greedy continuation of the model's own BF16 weights, and BF16's view of it."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    t0 = time.time()
+    model.float()  # every BF16 value is exact in fp32
+    greedy, margins, seconds, rows = [], [], [], []
+    with torch.no_grad():
+        res = model(torch.tensor([PROMPT_IDS], device=device), use_cache=True)
+        for _ in range(tokens):
+            rows.append(res.logits[0, -1].float())
+            top = torch.topk(rows[-1], 2)
+            greedy.append(int(top.indices[0]))
+            seconds.append(int(top.indices[1]))
+            margins.append(float(top.values[0] - top.values[1]))
+            nxt = torch.tensor([[greedy[-1]]], device=device)
+            res = model(nxt, past_key_values=res.past_key_values, use_cache=True)
+        del res
+        fp32 = torch.stack(rows)
+        model.to(torch.bfloat16)  # back to the checkpoint's exact values
+        seq = torch.tensor([PROMPT_IDS + greedy[:-1]], device=device)
+        bf16 = model(seq).logits[0, len(PROMPT_IDS) - 1:].float()
+    idx = torch.arange(tokens, device=fp32.device)
+    top, second = torch.tensor(greedy, device=idx.device), torch.tensor(seconds, device=idx.device)
+    shift = ((bf16[idx, top] - bf16[idx, second]) - (fp32[idx, top] - fp32[idx, second])).abs()
+    bf16_top = torch.topk(bf16, 2)
+    bf16_ids = bf16_top.indices[:, 0].tolist()
+    epsilon = max(1.5 * float(shift.max()), 2.0**-6)
+    return {
+        "format": 2, "prompt_ids": PROMPT_IDS, "greedy_ids": greedy,
+        "margins": [round(m, 6) for m in margins], "second_ids": seconds,
+        "reference": "transformers, the BF16 weights upcast to fp32, eager attention, TF32 off, "
+                     "KV-cached greedy",
+        "tie_epsilon": round(epsilon, 6),
+        "tie_rule": "fp32 margin < max(1.5 x max bf16.margin_shift, 2^-6)",
+        "bf16": {
+            "teacher_forced_ids": bf16_ids,
+            "agree": sum(a == b for a, b in zip(bf16_ids, greedy)),
+            "margins": [round(float(v[0] - v[1]), 6) for v in bf16_top.values],
+            "margin_shift": [round(float(v), 6) for v in shift],
+            "max_abs_logit_diff": round(float((bf16 - fp32).abs().max()), 6),
+        },
+        "reference_s": round(time.time() - t0, 1),
+    }
 
 
 if __name__ == "__main__":
