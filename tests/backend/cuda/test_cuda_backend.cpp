@@ -261,7 +261,10 @@ TEST_F(CudaBackendE2E, GreedyContinuationMatchesTransformers) {
       auto be = make_cuda_backend(*m.model, options_for(dtype));
       int total = 0, flips = 0, ties = 0;
       for (const auto& p : m.prompts) {
-        const std::vector<double>& margins = hf.greedy_margins.at(p.name);
+        const auto found = hf.greedy_margins.find(p.name);
+        ASSERT_NE(found, hf.greedy_margins.end())
+            << "no greedy_margins for prompt '" << p.name << "' in " << dir.string();
+        const std::vector<double>& margins = found->second;
         ASSERT_EQ(margins.size(), p.greedy.size());
         const int32_t len = static_cast<int32_t>(p.ids.size() + p.greedy.size());
         SeqStep step{p.ids, 0, autoglm::test::contiguous_blocks(len, kBlockSize, 10)};
