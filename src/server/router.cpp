@@ -7,22 +7,24 @@
 namespace autoglm::server {
 
 void Router::add(std::string method, std::string path, Handler handler, std::string route_label) {
+  std::unique_lock lock(mutex_);
   for (const Route& route : routes_) {
     if (route.method == method && route.path == path) {
       fail(ErrorCode::kInvalidArgument, "route registered twice: " + method + " " + path);
     }
   }
-  routes_.push_back(
-      {std::move(method), std::move(path), std::move(handler), std::move(route_label)});
+  routes_.push_back({std::move(method), std::move(path),
+                     std::make_shared<const Handler>(std::move(handler)), std::move(route_label)});
 }
 
 RouteMatch Router::match(std::string_view method, std::string_view path) const {
+  std::shared_lock lock(mutex_);
   RouteMatch result;
   bool path_known = false;
   for (const Route& route : routes_) {
     if (route.path != path) continue;
     if (route.method == method) {
-      result.handler = &route.handler;
+      result.handler = route.handler;
       result.route_label = route.label;
       result.status = 200;
       return result;
@@ -55,6 +57,7 @@ std::string Router::dispatch(const HttpRequest& request,
 }
 
 std::vector<std::pair<std::string, std::string>> Router::routes() const {
+  std::shared_lock lock(mutex_);
   std::vector<std::pair<std::string, std::string>> result;
   for (const Route& route : routes_) result.emplace_back(route.method, route.path);
   return result;

@@ -1,11 +1,14 @@
 // The HTTP router: a method + exact-path table mapping requests to handlers, with a route label
 // per entry (used for metrics and access logs). Unknown paths answer 404 and known paths with
 // another method answer 405 (with an Allow header), both in the OpenAI error shape.
-// Thread ownership: routes are added on the main thread before the server starts; after that the
-// table is read-only and dispatch() runs concurrently on the I/O threads.
+// Thread ownership: any thread. Routes may be added while the server runs (the OpenAI routes are
+// added once the model has loaded); a shared mutex guards the table, and a handler runs
+// without the lock held.
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,10 +19,10 @@ namespace autoglm::server {
 
 // What the router found for a method and path.
 struct RouteMatch {
-  const Handler* handler = nullptr;  // null when status is 404 or 405
-  std::string route_label;           // the matched route's label, or "unmatched"
-  int status = 200;                  // 200 (found), 404 (no such path), 405 (wrong method)
-  std::string allowed_methods;       // for 405: "GET, POST"
+  std::shared_ptr<const Handler> handler;  // null when status is 404 or 405
+  std::string route_label;                 // the matched route's label, or "unmatched"
+  int status = 200;                        // 200 (found), 404 (no such path), 405 (wrong method)
+  std::string allowed_methods;             // for 405: "GET, POST"
 };
 
 class Router {
@@ -41,9 +44,10 @@ class Router {
   struct Route {
     std::string method;
     std::string path;
-    Handler handler;
+    std::shared_ptr<const Handler> handler;
     std::string label;
   };
+  mutable std::shared_mutex mutex_;
   std::vector<Route> routes_;
 };
 
