@@ -166,15 +166,25 @@ void HttpServer::abort_in_flight() {
 void HttpServer::stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
+  net::io_context& io_context = impl_->core->io_context;
   impl_->core->draining.store(true);
   if (impl_->listener) impl_->listener->close();
   for (auto& session : impl_->core->live_sessions()) session->close_now();
+  // With every socket closed and the work guard gone, run() returns once the aborted operations
+  // have completed; a bounded wait covers a handler that would not finish.
   impl_->work.reset();
-  // Give the posted closes a moment to run, then stop whatever is still pending.
-  wait_until_idle(std::chrono::milliseconds(200));
-  impl_->core->io_context.stop();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!io_context.stopped() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  io_context.stop();
   for (auto& thread : impl_->threads) thread.join();
   impl_->threads.clear();
+  // Run what is still queued (completions of closed connections, late posts) here, so that
+  // no handler keeps a connection, and through it the core, alive after the server is gone.
+  io_context.restart();
+  io_context.poll();
+  impl_->listener.reset();
 }
 
 const HttpRequestCounters& HttpServer::request_counters() const {
