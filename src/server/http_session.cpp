@@ -292,6 +292,8 @@ void HttpSession<Stream>::do_write() {
 template <class Stream>
 void HttpSession<Stream>::on_write(beast::error_code ec, size_t bytes) {
   writing_ = false;
+  // A close can run between the write finishing and this handler: the outbox is gone then.
+  if (closed_ || outbox_.empty()) return;
   if (ec) return fail(ec, "write");
   unsent_.fetch_sub(outbox_.front().accounted);
   outbox_.pop_front();
@@ -396,8 +398,8 @@ void HttpSession<Stream>::close_socket() {
     exchange_->on_gone = nullptr;
   }
   outbox_.clear();
-  beast::error_code ignored;
-  lowest().socket().close(ignored);
+  // basic_stream::close() closes the socket and cancels its timer, so nothing stays queued.
+  lowest().close();
 }
 
 template <class Stream>
