@@ -21,7 +21,7 @@ from server_process import BIN, MODEL, ServerProcess
 @pytest.fixture(scope="module")
 def server():
     with ServerProcess("--max-body-bytes", "100000", "--max-header-bytes", "4096",
-                       "--header-timeout", "0.5", "--io-threads", "2") as proc:
+                       "--header-timeout", "2", "--io-threads", "2") as proc:
         proc.wait_ready()
         yield proc
 
@@ -126,7 +126,7 @@ def test_slowloris_is_closed_and_others_unaffected(server):
     start = time.time()
     closed = False
     try:
-        for _ in range(20):
+        for _ in range(60):
             sock.sendall(b"X-Drip: 1\r\n")
             time.sleep(0.1)
             if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
@@ -139,7 +139,7 @@ def test_slowloris_is_closed_and_others_unaffected(server):
     if not closed:
         closed = sock.recv(1) == b""
     sock.close()
-    assert closed and time.time() - start < 5
+    assert closed and time.time() - start < 6
     assert httpx.get(server.url + "/health").status_code == 200
 
 
@@ -241,12 +241,14 @@ def test_sigterm_drains_and_exits_zero():
         workers = [threading.Thread(target=load) for _ in range(8)]
         for worker in workers:
             worker.start()
-        time.sleep(0.5)
+        deadline = time.time() + 20
+        while statuses.count(200) < 20 and time.time() < deadline:
+            time.sleep(0.05)
         assert proc.terminate(timeout=30) == 0
         stop.set()
         for worker in workers:
             worker.join()
-        assert statuses.count(200) > 10
+        assert statuses.count(200) >= 20
         assert set(statuses) <= {200, 503, "closed"}
         messages = [l.get("msg") for l in proc.lines]
         assert "draining" in messages and messages[-1] == "stopped"
