@@ -34,12 +34,6 @@ Json chat_token_entry(const Tokenizer& tokenizer, const TokenLogprob& t) {
               {"bytes", token_bytes(tokenizer, t.id)}};
 }
 
-int64_t code_points(std::string_view text) {
-  int64_t n = 0;
-  for (const char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
-  return n;
-}
-
 Json chunk_base(const ResponseContext& ctx, std::string_view object, bool usage_null) {
   Json chunk{{"id", ctx.id}, {"object", object}, {"created", ctx.created}, {"model", ctx.model}};
   if (usage_null) chunk["usage"] = nullptr;
@@ -70,6 +64,12 @@ int64_t unix_now() {
       .count();
 }
 
+int64_t code_points(std::string_view text) {
+  int64_t n = 0;
+  for (const char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
 std::string_view finish_reason(FinishCause cause) {
   return cause == FinishCause::kStop ? "stop" : "length";
 }
@@ -95,7 +95,7 @@ Json chat_logprobs_json(const Tokenizer& tokenizer, const std::vector<int32_t>& 
 }
 
 Json completion_logprobs_json(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
-                              const std::vector<Logprobs>& logprobs, int64_t text_offset) {
+                              const std::vector<Logprobs>& logprobs, int64_t& text_offset) {
   Json tokens = Json::array(), token_logprobs = Json::array(), top = Json::array(),
        offsets = Json::array();
   for (size_t i = 0; i < ids.size() && i < logprobs.size(); ++i) {
@@ -142,12 +142,13 @@ Json text_completion_json(const ResponseContext& ctx, const Tokenizer& tokenizer
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceResult& c = choices[i];
     const std::string prefix = i < echo_prefixes.size() ? echo_prefixes[i] : std::string();
+    int64_t offset = code_points(prefix);
     out_choices.push_back(
         Json{{"index", c.index},
              {"text", prefix + c.text},
-             {"logprobs", with_logprobs ? completion_logprobs_json(tokenizer, c.token_ids,
-                                                                   c.logprobs, code_points(prefix))
-                                        : Json(nullptr)},
+             {"logprobs", with_logprobs
+                              ? completion_logprobs_json(tokenizer, c.token_ids, c.logprobs, offset)
+                              : Json(nullptr)},
              {"finish_reason", finish_reason(c.finish)}});
   }
   return Json{

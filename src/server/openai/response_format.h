@@ -52,10 +52,11 @@ Json usage_json(const UsageTotals& usage);
 
 Json chat_logprobs_json(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
                         const std::vector<Logprobs>& logprobs);
-// `text_offset` of the first token: where this text starts in the choice's text (after an
-// echoed prompt), counted in Unicode code points as OpenAI's clients index strings.
+// `text_offset`: where the first token starts in the choice's text (after an echoed prompt),
+// in Unicode code points as OpenAI's clients index strings; advanced past these tokens.
 Json completion_logprobs_json(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
-                              const std::vector<Logprobs>& logprobs, int64_t text_offset);
+                              const std::vector<Logprobs>& logprobs, int64_t& text_offset);
+int64_t code_points(std::string_view text);
 
 Json chat_completion_json(const ResponseContext& ctx, const Tokenizer& tokenizer,
                           const std::vector<ChoiceResult>& choices, const UsageTotals& usage,
