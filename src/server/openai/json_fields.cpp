@@ -54,7 +54,10 @@ int64_t integer_value(const Json& value, const std::string& param, int64_t min, 
       "'" + param + "' must be between " + std::to_string(min) + " and " + std::to_string(max);
   if (value.is_number_unsigned()) {
     const uint64_t v = value.get<uint64_t>();
-    if (v > static_cast<uint64_t>(max)) throw ApiError::invalid(param, range);
+    // Non-negative JSON integers parse as unsigned; both bounds still apply.
+    if (v > static_cast<uint64_t>(max) || static_cast<int64_t>(v) < min) {
+      throw ApiError::invalid(param, range);
+    }
     return static_cast<int64_t>(v);
   }
   if (value.is_number_integer()) {
