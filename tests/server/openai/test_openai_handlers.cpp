@@ -465,8 +465,10 @@ TEST(OpenAiHandlers, AClientThatStopsReadingIsCancelled) {
                                     R"({"model":"glm4-tiny","prompt":"abc","max_tokens":900,
                                         "ignore_eos":true,"stream":true})"),
                     responder);
+  ASSERT_TRUE(responder->wait_events(3));
   s.expect_idle_and_free();
   EXPECT_EQ(responder->events().size(), 3u);
+  EXPECT_FALSE(responder->ended());
   EXPECT_FALSE(responder->misuse());
 }
 
@@ -481,7 +483,12 @@ TEST(OpenAiHandlers, ModelsTokenizeDetokenize) {
   EXPECT_EQ(t["count"], t["tokens"].size());
   EXPECT_EQ(t["max_model_len"], 1024);
   const Json d = s.post_json("/detokenize", R"({"tokens":)" + t["tokens"].dump() + "}");
-  EXPECT_EQ(d["prompt"], "hello world");
+  EXPECT_EQ(d["prompt"], "[gMASK]<sop>hello world");  // the tokenizer's prefix, as HF adds it
+  const Json raw =
+      s.post_json("/tokenize", R"({"prompt":"hello world","add_special_tokens":false})");
+  EXPECT_EQ(raw["count"].get<size_t>() + 2, t["count"].get<size_t>());
+  EXPECT_EQ(s.post_json("/detokenize", R"({"tokens":)" + raw["tokens"].dump() + "}")["prompt"],
+            "hello world");
   EXPECT_EQ(s.post_json("/detokenize", R"({"tokens":[5000]})", 400)["error"]["param"], "tokens[0]");
   EXPECT_EQ(s.post_json("/tokenize", R"({"model":"other","prompt":"x"})", 404)["error"]["code"],
             "model_not_found");
