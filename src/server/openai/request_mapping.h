@@ -21,7 +21,7 @@
 
 namespace autoglm::server::openai {
 
-// Documented caps (docs: src/server/openai/README.md). OpenAI's own where it has one.
+// Documented caps (src/server/openai/README.md); OpenAI's own where it has one.
 struct MappingLimits {
   int64_t vocab_size = 0;        // bounds logit_bias keys, stop_token_ids and prompt ids
   int32_t max_n = 16;            // choices per request (n)
