@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -170,9 +171,19 @@ struct Server {
   Router router;
 };
 
+// One server for most tests, torn down before exit (not a function-local static, so its
+// engine thread ends while the process, OpenSSL included, is still whole).
+std::unique_ptr<Server> g_server;
+
+class SharedServerEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { g_server.reset(); }
+};
+const auto* const g_environment = ::testing::AddGlobalTestEnvironment(new SharedServerEnvironment);
+
 Server& shared_server() {
-  static Server server;
-  return server;
+  if (!g_server) g_server = std::make_unique<Server>();
+  return *g_server;
 }
 
 // Every "data: {...}" payload of a stream except [DONE], parsed.
