@@ -439,6 +439,24 @@ TEST(OpenAiHandlers, NotReadyIs503) {
   EXPECT_EQ(models->response().status, 503);
 }
 
+TEST(OpenAiHandlers, ATimedOutRequestIs408OrAnErrorEventInAStream) {
+  Server s;
+  // Long enough to pass admission, far too short for 1000 tokens on the CPU.
+  s.model.request_timeout = std::chrono::milliseconds(20);
+  const std::string body = R"({"model":"glm4-tiny","prompt":"abc","max_tokens":1000,
+                              "ignore_eos":true)";
+  const Json plain = s.post_json("/v1/completions", body + "}", 408);
+  EXPECT_EQ(plain["error"]["code"], "request_timeout");
+  auto r = s.call("POST", "/v1/completions", body + R"(,"stream":true})");
+  ASSERT_TRUE(r->streaming());
+  const std::vector<std::string> events = r->events();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "data: [DONE]\n\n");
+  const Json error = Json::parse(events[events.size() - 2].substr(6));
+  EXPECT_EQ(error["error"]["code"], "request_timeout");
+  s.expect_idle_and_free();
+}
+
 TEST(OpenAiHandlers, QueueFullIs429WithRetryAfter) {
   EngineOptions o = engine_options();
   o.max_queued_requests = 0;  // every submit finds the queue full
