@@ -128,8 +128,9 @@ void GenerationSession::stream_delta_locked(Choice& c, const StreamDelta& delta)
       emit_locked(sse_event(text_chunk_json(ctx, c.index, c.echo_prefix, nullptr, {}, usage_null)));
     }
   }
-  if (delta.text.empty() && delta.token_ids.empty()) return;
   const bool logprobs = options_.with_logprobs && !delta.logprobs.empty();
+  // Tokens that end mid-character carry no text yet; send them only for their logprobs.
+  if (delta.text.empty() && !logprobs) return;
   if (chat) {
     Json lp = logprobs ? chat_logprobs_json(tokenizer, delta.token_ids, delta.logprobs) : nullptr;
     emit_locked(sse_event(chat_chunk_json(ctx, c.index, Json{{"content", delta.text}},
