@@ -130,7 +130,9 @@ TEST(Prometheus, HistogramBucketsAreCumulativeAndEndAtCount) {
     EXPECT_GE(sample.value, previous);
     previous = last = sample.value;
     ++buckets;
-    if (buckets == 1) EXPECT_NE(sample.labels.find("le=\"0.001\""), std::string::npos);
+    if (buckets == 1) {
+      EXPECT_NE(sample.labels.find("le=\"0.001\""), std::string::npos);
+    }
   }
   EXPECT_EQ(buckets, time_to_first_token_buckets_seconds().size() + 1);
   EXPECT_EQ(last, 4);

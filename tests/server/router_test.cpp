@@ -31,8 +31,7 @@ HttpRequest make_request(std::string method, std::string path) {
   return request;
 }
 
-Router make_router(std::vector<std::string>* calls) {
-  Router router;
+void fill_router(Router& router, std::vector<std::string>* calls) {
   router.add(
       "GET", "/health",
       [calls](const HttpRequest&, std::shared_ptr<Responder> r) {
@@ -52,12 +51,12 @@ Router make_router(std::vector<std::string>* calls) {
   router.add(
       "PUT", "/v1/completions", [](const HttpRequest&, std::shared_ptr<Responder>) {},
       "/v1/completions");
-  return router;
 }
 
 TEST(Router, DispatchesExactMethodAndPath) {
   std::vector<std::string> calls;
-  Router router = make_router(&calls);
+  Router router;
+  fill_router(router, &calls);
   auto responder = std::make_shared<RecordingResponder>();
   EXPECT_EQ(router.dispatch(make_request("POST", "/v1/completions"), responder), "/v1/completions");
   EXPECT_EQ(router.dispatch(make_request("GET", "/health"), responder), "/health");
@@ -68,7 +67,8 @@ TEST(Router, DispatchesExactMethodAndPath) {
 
 TEST(Router, UnknownPathIs404InOpenAiShape) {
   std::vector<std::string> calls;
-  Router router = make_router(&calls);
+  Router router;
+  fill_router(router, &calls);
   auto responder = std::make_shared<RecordingResponder>();
   EXPECT_EQ(router.dispatch(make_request("GET", "/health/"), responder), "unmatched");
   ASSERT_EQ(responder->responses.size(), 1u);
@@ -83,7 +83,8 @@ TEST(Router, UnknownPathIs404InOpenAiShape) {
 
 TEST(Router, WrongMethodIs405WithAllowHeader) {
   std::vector<std::string> calls;
-  Router router = make_router(&calls);
+  Router router;
+  fill_router(router, &calls);
   auto responder = std::make_shared<RecordingResponder>();
   EXPECT_EQ(router.dispatch(make_request("GET", "/v1/completions"), responder), "/v1/completions");
   ASSERT_EQ(responder->responses.size(), 1u);
@@ -109,7 +110,8 @@ TEST(Router, DuplicateRouteThrows) {
 
 TEST(Router, QueryStringIsNotPartOfMatching) {
   std::vector<std::string> calls;
-  Router router = make_router(&calls);
+  Router router;
+  fill_router(router, &calls);
   auto responder = std::make_shared<RecordingResponder>();
   HttpRequest request = make_request("GET", "/health");
   request.target = "/health?verbose=1";
