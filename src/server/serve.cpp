@@ -21,14 +21,15 @@
 #include "server/server_state.h"
 
 namespace autoglm::server {
-namespace {
 
-std::string default_model_name(const ServeConfig& config) {
+std::string served_model_name(const ServeConfig& config) {
   if (!config.served_model_name.empty()) return config.served_model_name;
   std::filesystem::path path(config.engine.model_path);
   if (!path.has_filename()) path = path.parent_path();
   return path.filename().string();
 }
+
+namespace {
 
 // Waits for SIGTERM or SIGINT on its own thread; `signalled` becomes ready with the signal.
 class SignalWaiter {
@@ -107,7 +108,7 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   SignalWaiter signals;
   ServerState state;
   Router router;
-  OpsContext ops{&state, nullptr, default_model_name(config)};
+  OpsContext ops{&state, nullptr, served_model_name(config)};
   register_ops_routes(router, ops);
   HttpServer server(config.http, router, [&state](const HttpRequest&, std::string_view route) {
     return admission_refusal(state, route);
@@ -122,10 +123,11 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   int signal_number = signals.wait();
   log_json(LogLevel::kInfo, "signal received", {{"signal", signal_number}});
   drain(server, state, config.drain_timeout);
-  // The engine goes before the I/O threads: its last callbacks still post to live connections.
+  // The I/O threads stop first, so no disconnect callback can reach the engine once it is gone;
+  // the engine's last (cancelled) deltas then post into a stopped io_context and are dropped.
+  server.stop();
   state.set_engine(nullptr);
   engine.reset();
-  server.stop();
   log_json(LogLevel::kInfo, "stopped", {});
   return state.failure().empty() ? 0 : 1;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "server/serve_config.h"
 
@@ -17,6 +18,9 @@ class ServerState;
 // Adds the model's API routes once the engine exists (the OpenAI routes). May be empty.
 using ApiRouteInstaller =
     std::function<void(Router& router, const ServeConfig& config, ServerState& state)>;
+
+// The model's name in the API: served_model_name, else the model directory's name.
+std::string served_model_name(const ServeConfig& config);
 
 // Returns the process exit status: 0 after a clean drain, 1 when the model failed to load.
 int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_routes = {});
