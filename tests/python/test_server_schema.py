@@ -11,7 +11,7 @@ from server_process import ServerProcess
 
 def test_schemathesis_finds_no_server_error_or_schema_violation():
     schemathesis = pathlib.Path(sys.executable).parent / "schemathesis"
-    with ServerProcess("--log-level", "warn") as proc:
+    with ServerProcess() as proc:
         proc.wait_ready()
         out = subprocess.run(
             [str(schemathesis), "run", proc.url + "/openapi.json", "--max-examples", "20",
