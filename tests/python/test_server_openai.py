@@ -136,7 +136,7 @@ def test_disconnect_mid_stream_frees_kv(server):
         time.sleep(0.05)
     baseline = metric(server, "autoglm:kv_cache_blocks_used")
     body = (b'{"model":"autoglm-tiny","prompt":"' + b"word " * 200 +
-            b'","max_tokens":100000,"stream":true,"ignore_eos":true}')
+            b'","max_tokens":3500,"stream":true,"ignore_eos":true}')
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
@@ -159,12 +159,13 @@ def test_sigterm_drain_with_streams_in_flight():
         proc.wait_ready()
         sdk = openai.OpenAI(base_url=proc.url + "/v1", api_key="unused", max_retries=0)
         outcomes = []
+        chunks = []
 
         def stream():
             try:
-                for _ in sdk.completions.create(model=MODEL_NAME, prompt="go", max_tokens=100000,
+                for _ in sdk.completions.create(model=MODEL_NAME, prompt="go", max_tokens=4000,
                                                 stream=True, extra_body={"ignore_eos": True}):
-                    pass
+                    chunks.append(1)
                 outcomes.append("ended")
             except Exception as error:  # the final error event or a closed stream
                 outcomes.append(type(error).__name__)
@@ -172,8 +173,13 @@ def test_sigterm_drain_with_streams_in_flight():
         threads = [threading.Thread(target=stream) for _ in range(4)]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
+        deadline = time.time() + 20
+        while len(chunks) < 8 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(chunks) >= 8  # the streams are really under way
         assert proc.terminate(timeout=30) == 0
         for thread in threads:
             thread.join(timeout=30)
         assert len(outcomes) == 4
+        messages = [line.get("msg") for line in proc.lines]
+        assert "draining" in messages and messages[-1] == "stopped"

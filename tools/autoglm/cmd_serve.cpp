@@ -4,11 +4,15 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "commands.h"
+#include "server/openai/openai_routes.h"
 #include "server/serve.h"
 #include "server/serve_config.h"
+#include "server/server_state.h"
+#include "tokenizer/model_chat_template.h"
 
 namespace autoglm::cli {
 namespace {
@@ -18,6 +22,25 @@ struct ServeFlags {
   std::map<std::string, CLI::Option*> options;
   std::string config_path;
 };
+
+// What the OpenAI handlers reference; it outlives run_server(), and so every handler.
+struct ApiModel {
+  server::openai::ServedModel model;
+  std::optional<ModelChatTemplate> chat_template;
+};
+
+// Adds the OpenAI routes once the engine has loaded (run_server calls it).
+server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
+  return
+      [api](server::Router& router, const server::ServeConfig& config, server::ServerState& state) {
+        api->chat_template = find_model_chat_template(config.engine.model_path);
+        api->model.name = server::served_model_name(config);
+        api->model.engine = state.engine().get();
+        api->model.chat_template = api->chat_template ? &*api->chat_template : nullptr;
+        api->model.ready = state.ready_flag();
+        server::openai::register_openai_routes(router, api->model);
+      };
+}
 
 }  // namespace
 
@@ -55,7 +78,7 @@ void register_serve(CLI::App& app, int* exit_code) {
       if (option->count() > 0) flag_layer.emplace_back(key, flags->values[key]);
     }
     server::ServeConfig config = server::resolve_serve_config(file_layer, env_layer, flag_layer);
-    *exit_code = server::run_server(config);
+    *exit_code = server::run_server(config, openai_installer(std::make_shared<ApiModel>()));
   });
 }
 
