@@ -9,7 +9,7 @@ import sys
 from server_process import ServerProcess
 
 
-def test_schemathesis_finds_no_server_error_or_schema_violation():
+def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path):
     schemathesis = pathlib.Path(sys.executable).parent / "schemathesis"
     with ServerProcess() as proc:
         proc.wait_ready()
@@ -18,7 +18,8 @@ def test_schemathesis_finds_no_server_error_or_schema_violation():
              "--seed", "1", "--request-timeout", "30", "--checks",
              "not_a_server_error,response_schema_conformance,status_code_conformance,"
              "content_type_conformance"],
-            capture_output=True, timeout=600, env=dict(os.environ, NO_COLOR="1"))
+            capture_output=True, timeout=600, cwd=tmp_path,  # its .schemathesis/ cache goes there
+            env=dict(os.environ, NO_COLOR="1"))
         report = out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
         assert out.returncode == 0, report
         assert proc.terminate() == 0
