@@ -1,5 +1,5 @@
 # Open-AutoGLM: the two commands of the README.
-#   make run   installs missing system packages, builds, and runs the main job.
+#   make run   installs missing system packages, builds, and serves the model on 127.0.0.1:8080.
 #   make test  installs, builds (release, ASan+UBSan, TSan, fuzz) and runs every test.
 # Everything else here is a step of those two.
 
@@ -20,7 +20,7 @@ PYTHON    := $(VENV)/bin/python
 .PHONY: run test deps venv build asan-test tsan-test fuzz unit-test clean format format-check
 
 run: build
-	./$(BUILD)/tools/autoglm/autoglm generate --model $(MODEL) --chat --prompt "$(PROMPT)" --max-tokens 48
+	./$(BUILD)/tools/autoglm/autoglm serve --model $(MODEL) --host 127.0.0.1 --port 8080
 
 test: deps venv format-check asan-test tsan-test fuzz unit-test
 

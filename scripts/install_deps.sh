@@ -9,7 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  libssl-dev libboost-dev libyaml-cpp-dev
+  libssl-dev libboost-dev libyaml-cpp-dev openssl
   python3 python3-venv python3-pip
 )
 

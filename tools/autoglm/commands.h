@@ -12,5 +12,6 @@ void register_template(CLI::App& app, int* exit_code);  // cmd_template.cpp
 void register_generate(CLI::App& app, int* exit_code);  // cmd_generate.cpp
 void register_chat(CLI::App& app, int* exit_code);      // cmd_chat.cpp
 void register_bench(CLI::App& app, int* exit_code);     // cmd_bench.cpp
+void register_serve(CLI::App& app, int* exit_code);     // cmd_serve.cpp
 
 }  // namespace autoglm::cli

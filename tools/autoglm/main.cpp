@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   autoglm::cli::register_generate(app, &exit_code);
   autoglm::cli::register_chat(app, &exit_code);
   autoglm::cli::register_bench(app, &exit_code);
+  autoglm::cli::register_serve(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,101 @@
+// JSON log lines via spdlog (pattern "%v": the whole line is ours). Thread ownership: any thread.
+#include "server/json_log.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "core/error.h"
+
+namespace autoglm::server {
+namespace {
+
+spdlog::level::level_enum to_spdlog(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarn:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+std::string_view level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+std::string utc_timestamp() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &utc);
+  char with_millis[48];
+  std::snprintf(with_millis, sizeof(with_millis), "%s.%03dZ", buffer,
+                static_cast<int>(millis.count()));
+  return with_millis;
+}
+
+}  // namespace
+
+void init_json_logging(std::string_view level) {
+  LogLevel parsed;
+  if (level == "debug") {
+    parsed = LogLevel::kDebug;
+  } else if (level == "info") {
+    parsed = LogLevel::kInfo;
+  } else if (level == "warn") {
+    parsed = LogLevel::kWarn;
+  } else if (level == "error") {
+    parsed = LogLevel::kError;
+  } else {
+    fail(ErrorCode::kInvalidArgument,
+         "log level must be debug, info, warn or error, not '" + std::string(level) + "'");
+  }
+  auto logger = std::make_shared<spdlog::logger>("autoglm",
+                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  logger->set_pattern("%v");
+  logger->set_level(to_spdlog(parsed));
+  logger->flush_on(spdlog::level::trace);  // one line per event, visible at once
+  spdlog::set_default_logger(std::move(logger));
+}
+
+std::string format_log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
+  nlohmann::ordered_json line;
+  line["ts"] = utc_timestamp();
+  line["level"] = level_name(level);
+  line["msg"] = std::string(msg);
+  if (fields.is_object()) {
+    for (const auto& [key, value] : fields.items()) {
+      if (key != "ts" && key != "level" && key != "msg") line[key] = value;
+    }
+  }
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void log_json(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
+  auto logger = spdlog::default_logger_raw();
+  if (!logger->should_log(to_spdlog(level))) return;
+  logger->log(to_spdlog(level), "{}", format_log_line(level, msg, fields));
+}
+
+}  // namespace autoglm::server

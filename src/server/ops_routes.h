@@ -1,0 +1,27 @@
+// The operational routes: GET /health (liveness, from the watchdog), GET /ready (readiness by
+// phase), GET /metrics (Prometheus text) and GET /openapi.json (the embedded API document).
+// Thread ownership: handlers run on I/O threads and only read thread-safe state.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "server/http_server.h"
+#include "server/router.h"
+#include "server/server_state.h"
+
+namespace autoglm::server {
+
+struct OpsContext {
+  ServerState* state = nullptr;
+  const HttpServer* server = nullptr;  // for HTTP counters and gauges; may be set after add
+  std::string model_name;
+};
+
+// `context` must outlive the router's use.
+void register_ops_routes(Router& router, const OpsContext& context);
+
+// The OpenAPI document of every route (src/server/openapi.json, embedded at build time).
+std::string_view openapi_document();
+
+}  // namespace autoglm::server

@@ -1,0 +1,280 @@
+// The settings table and the layering of file, environment and flags (see serve_config.h).
+// Thread ownership: pure functions, any thread.
+#include "server/serve_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace autoglm::server {
+namespace {
+
+int64_t parse_integer(const std::string& key, const std::string& value, int64_t min, int64_t max) {
+  int64_t parsed = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+  if (ec != std::errc() || end != value.data() + value.size() || parsed < min || parsed > max) {
+    fail(ErrorCode::kInvalidArgument, key + " must be an integer in [" + std::to_string(min) +
+                                          ", " + std::to_string(max) + "], not '" + value + "'");
+  }
+  return parsed;
+}
+
+std::chrono::milliseconds parse_seconds(const std::string& key, const std::string& value) {
+  double seconds = 0;
+  std::istringstream stream(value);
+  stream >> seconds;
+  if (value.empty() || stream.fail() || !stream.eof() || !std::isfinite(seconds) || seconds <= 0 ||
+      seconds > 86400.0 * 365) {
+    fail(ErrorCode::kInvalidArgument,
+         key + " must be a positive number of seconds, not '" + value + "'");
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
+}
+
+bool parse_bool(const std::string& key, const std::string& value) {
+  if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
+  if (value == "false" || value == "0" || value == "no" || value == "off") return false;
+  fail(ErrorCode::kInvalidArgument, key + " must be true or false, not '" + value + "'");
+}
+
+std::string show_seconds(std::chrono::milliseconds ms) {
+  std::ostringstream out;
+  out << static_cast<double>(ms.count()) / 1000.0;
+  return out.str();
+}
+
+constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+
+// A setting stored in an integer field.
+template <class Field>
+ConfigSetting integer_setting(std::string key, std::string help, Field field, int64_t min,
+                              int64_t max) {
+  return {
+      key, std::move(help),
+      [key, field, min, max](ServeConfig& c, const std::string& v) {
+        using Target = std::remove_reference_t<decltype(field(c))>;
+        field(c) = static_cast<Target>(parse_integer(key, v, min, max));
+      },
+      [field](const ServeConfig& c) { return std::to_string(field(const_cast<ServeConfig&>(c))); }};
+}
+
+template <class Field>
+ConfigSetting seconds_setting(std::string key, std::string help, Field field) {
+  return {
+      key, std::move(help),
+      [key, field](ServeConfig& c, const std::string& v) { field(c) = parse_seconds(key, v); },
+      [field](const ServeConfig& c) { return show_seconds(field(const_cast<ServeConfig&>(c))); }};
+}
+
+template <class Field>
+ConfigSetting string_setting(std::string key, std::string help, Field field) {
+  return {key, std::move(help), [field](ServeConfig& c, const std::string& v) { field(c) = v; },
+          [field](const ServeConfig& c) { return field(const_cast<ServeConfig&>(c)); }};
+}
+
+template <class Field>
+ConfigSetting bool_setting(std::string key, std::string help, Field field) {
+  return {key, std::move(help),
+          [key, field](ServeConfig& c, const std::string& v) { field(c) = parse_bool(key, v); },
+          [field](const ServeConfig& c) {
+            return std::string(field(const_cast<ServeConfig&>(c)) ? "true" : "false");
+          }};
+}
+
+std::vector<ConfigSetting> make_settings();
+
+}  // namespace
+
+const std::vector<ConfigSetting>& serve_config_settings() {
+  static const std::vector<ConfigSetting> settings = make_settings();
+  return settings;
+}
+
+namespace {
+
+std::vector<ConfigSetting> make_settings() {
+  using C = ServeConfig;
+  std::vector<ConfigSetting> s;
+  s.push_back(string_setting("model", "Model directory (config.json, safetensors, tokenizer)",
+                             [](C& c) -> std::string& { return c.engine.model_path; }));
+  s.push_back(string_setting("served_model_name", "Model name in the API (default: dir name)",
+                             [](C& c) -> std::string& { return c.served_model_name; }));
+  s.push_back(string_setting("host", "Address to listen on",
+                             [](C& c) -> std::string& { return c.http.host; }));
+  s.push_back(integer_setting(
+      "port", "TCP port (0: ephemeral)", [](C& c) -> uint16_t& { return c.http.port; }, 0, 65535));
+  s.push_back(integer_setting(
+      "io_threads", "I/O threads running the connections",
+      [](C& c) -> int32_t& { return c.http.io_threads; }, 1, 256));
+  s.push_back(string_setting("tls_cert", "PEM certificate chain; with tls_key enables TLS",
+                             [](C& c) -> std::string& { return c.http.tls_cert_file; }));
+  s.push_back(string_setting("tls_key", "PEM private key for tls_cert",
+                             [](C& c) -> std::string& { return c.http.tls_key_file; }));
+  s.push_back(integer_setting(
+      "max_header_bytes", "Request line + headers limit (431 beyond)",
+      [](C& c) -> uint32_t& { return c.http.limits.max_header_bytes; }, 1024, 1 << 24));
+  s.push_back(integer_setting(
+      "max_body_bytes", "Request body limit (413 beyond, before buffering)",
+      [](C& c) -> uint64_t& { return c.http.limits.max_body_bytes; }, 1, int64_t{1} << 40));
+  s.push_back(seconds_setting(
+      "header_timeout", "Seconds to receive a new connection's request head (slowloris)",
+      [](C& c) -> std::chrono::milliseconds& { return c.http.limits.header_timeout; }));
+  s.push_back(seconds_setting(
+      "body_timeout", "Seconds to receive a request body",
+      [](C& c) -> std::chrono::milliseconds& { return c.http.limits.body_timeout; }));
+  s.push_back(seconds_setting(
+      "idle_timeout", "Seconds a keep-alive connection may wait for its next request",
+      [](C& c) -> std::chrono::milliseconds& { return c.http.limits.idle_timeout; }));
+  s.push_back(seconds_setting(
+      "write_timeout", "Seconds one write may take (an SSE client that stops reading)",
+      [](C& c) -> std::chrono::milliseconds& { return c.http.limits.write_timeout; }));
+  s.push_back(integer_setting(
+      "max_unsent_bytes", "Queued response bytes per connection before it is dropped",
+      [](C& c) -> uint64_t& { return c.http.limits.max_unsent_bytes; }, 1024, int64_t{1} << 40));
+  s.push_back(integer_setting(
+      "max_connections", "Open connections; beyond, new ones are closed at once",
+      [](C& c) -> int32_t& { return c.http.limits.max_connections; }, 1, 1 << 20));
+  s.push_back(seconds_setting("drain_timeout",
+                              "Seconds in-flight requests get to finish on SIGTERM/SIGINT",
+                              [](C& c) -> std::chrono::milliseconds& { return c.drain_timeout; }));
+  s.push_back(seconds_setting("watchdog_stall",
+                              "Seconds without an engine step, work pending, before /health fails",
+                              [](C& c) -> std::chrono::milliseconds& { return c.watchdog_stall; }));
+  s.push_back(bool_setting("warmup", "Run one short generation before /ready turns 200",
+                           [](C& c) -> bool& { return c.warmup; }));
+  s.push_back(string_setting("log_level", "debug, info, warn or error",
+                             [](C& c) -> std::string& { return c.log_level; }));
+  s.push_back(string_setting("device", "auto, cpu or cuda:N",
+                             [](C& c) -> std::string& { return c.engine.device; }));
+  s.push_back(integer_setting(
+      "max_context_length", "Tokens per sequence (0: the model's maximum)",
+      [](C& c) -> int64_t& { return c.engine.max_context_length; }, 0, kInt32Max));
+  s.push_back(integer_setting(
+      "kv_cache_bytes", "CPU KV-cache budget in bytes",
+      [](C& c) -> uint64_t& { return c.engine.kv_cache_bytes; }, 1, kInt64Max));
+  s.push_back(integer_setting(
+      "max_num_seqs", "Sequences per engine step",
+      [](C& c) -> int32_t& { return c.engine.max_num_seqs; }, 1, kInt32Max));
+  s.push_back(integer_setting(
+      "max_batched_tokens", "Tokens per engine step",
+      [](C& c) -> int32_t& { return c.engine.max_batched_tokens; }, 1, kInt32Max));
+  s.push_back(integer_setting(
+      "max_queued_requests", "Waiting requests before 429",
+      [](C& c) -> int32_t& { return c.engine.max_queued_requests; }, 1, kInt32Max));
+  s.push_back(integer_setting(
+      "max_queued_tokens", "Waiting prompt tokens before 429",
+      [](C& c) -> int64_t& { return c.engine.max_queued_tokens; }, 1, kInt64Max));
+  s.push_back(bool_setting("enable_prefix_caching", "Reuse KV of shared prompt prefixes",
+                           [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
+  return s;
+}
+
+const ConfigSetting* find_setting(std::string_view key) {
+  for (const ConfigSetting& setting : serve_config_settings()) {
+    if (setting.key == key) return &setting;
+  }
+  return nullptr;
+}
+
+void apply_layer(ServeConfig& config, const ConfigLayer& layer, std::string_view source) {
+  for (const auto& [key, value] : layer) {
+    const ConfigSetting* setting = find_setting(key);
+    if (setting == nullptr) {
+      fail(ErrorCode::kInvalidArgument,
+           "unknown config key '" + key + "' (" + std::string(source) + ")");
+    }
+    try {
+      setting->apply(config, value);
+    } catch (const Error& error) {
+      fail(ErrorCode::kInvalidArgument,
+           std::string(error.what()) + " (" + std::string(source) + ")");
+    }
+  }
+}
+
+}  // namespace
+
+std::string flag_name(std::string_view key) {
+  std::string flag = "--" + std::string(key);
+  for (char& c : flag) {
+    if (c == '_') c = '-';
+  }
+  return flag;
+}
+
+std::string env_name(std::string_view key) {
+  std::string name = "AUTOGLM_";
+  for (char c : key) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+ConfigLayer parse_config_yaml(std::string_view text, std::string_view origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& error) {
+    fail(ErrorCode::kInvalidArgument,
+         "config file " + std::string(origin) + ": malformed YAML: " + error.what());
+  }
+  ConfigLayer layer;
+  if (root.IsNull()) return layer;
+  if (!root.IsMap()) {
+    fail(ErrorCode::kInvalidArgument,
+         "config file " + std::string(origin) + ": the top level must be a mapping");
+  }
+  for (const auto& entry : root) {
+    std::string key = entry.first.as<std::string>();
+    if (find_setting(key) == nullptr) {
+      fail(ErrorCode::kInvalidArgument,
+           "config file " + std::string(origin) + ": unknown config key '" + key + "'");
+    }
+    if (!entry.second.IsScalar()) {
+      fail(ErrorCode::kInvalidArgument,
+           "config file " + std::string(origin) + ": '" + key + "' must be a single value");
+    }
+    layer.emplace_back(key, entry.second.Scalar());
+  }
+  return layer;
+}
+
+ConfigLayer read_config_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) fail(ErrorCode::kNotFound, "cannot read config file " + path);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return parse_config_yaml(text.str(), path);
+}
+
+ConfigLayer config_from_env(const std::function<const char*(const char*)>& lookup) {
+  ConfigLayer layer;
+  for (const ConfigSetting& setting : serve_config_settings()) {
+    if (const char* value = lookup(env_name(setting.key).c_str())) {
+      layer.emplace_back(setting.key, value);
+    }
+  }
+  return layer;
+}
+
+ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env,
+                                 const ConfigLayer& flags) {
+  ServeConfig config;
+  apply_layer(config, file, "config file");
+  apply_layer(config, env, "environment");
+  apply_layer(config, flags, "command line");
+  if (config.engine.model_path.empty()) {
+    fail(ErrorCode::kInvalidArgument,
+         "no model: set --model, AUTOGLM_MODEL or 'model' in the "
+         "config file");
+  }
+  return config;
+}
+
+}  // namespace autoglm::server

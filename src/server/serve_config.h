@@ -1,0 +1,57 @@
+// `autoglm serve` configuration: every setting once, in a table (key, help, how to apply a
+// string value), so that the YAML file, the AUTOGLM_<KEY> environment variables and the
+// --<key> flags all accept exactly the same settings. Precedence: flags > environment > file >
+// defaults. Unknown keys in the file are errors naming the key.
+// Thread ownership: pure functions and immutable tables, any thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "autoglm/engine.h"
+#include "server/http_server.h"
+
+namespace autoglm::server {
+
+struct ServeConfig {
+  HttpServerOptions http;
+  EngineOptions engine;
+  std::string served_model_name;  // empty: the model directory's name
+  std::chrono::milliseconds drain_timeout{30'000};
+  std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
+  bool warmup = true;                                // one short generation before ready
+  std::string log_level = "info";
+};
+
+struct ConfigSetting {
+  std::string key;  // snake_case; flag --key-with-dashes; env AUTOGLM_KEY
+  std::string help;
+  std::function<void(ServeConfig&, const std::string&)> apply;  // throws on a bad value
+  std::function<std::string(const ServeConfig&)> show;          // the value, for --help
+};
+
+const std::vector<ConfigSetting>& serve_config_settings();
+
+std::string flag_name(std::string_view key);  // "max_num_seqs" -> "--max-num-seqs"
+std::string env_name(std::string_view key);   // "max_num_seqs" -> "AUTOGLM_MAX_NUM_SEQS"
+
+// (key, value) pairs from one source, in the order they were given.
+using ConfigLayer = std::vector<std::pair<std::string, std::string>>;
+
+// A YAML mapping of setting keys to scalars. Throws Error(kInvalidArgument) for an unknown
+// key, a non-scalar value or malformed YAML, naming `origin` (the file path).
+ConfigLayer parse_config_yaml(std::string_view text, std::string_view origin);
+ConfigLayer read_config_file(const std::string& path);
+// Every AUTOGLM_<KEY> that `lookup` finds (normally getenv).
+ConfigLayer config_from_env(const std::function<const char*(const char*)>& lookup);
+
+// Defaults, then file, then env, then flags. Values are checked as they are applied; the
+// error names the key and where the value came from.
+ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env,
+                                 const ConfigLayer& flags);
+
+}  // namespace autoglm::server

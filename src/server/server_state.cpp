@@ -1,0 +1,128 @@
+// Lifecycle state, liveness decisions and the watchdog thread (see server_state.h).
+// Thread ownership: see server_state.h.
+#include "server/server_state.h"
+
+#include <fmt/format.h>
+
+#include "server/error_response.h"
+#include "server/json_log.h"
+
+namespace autoglm::server {
+
+std::string_view phase_name(ServerPhase phase) {
+  switch (phase) {
+    case ServerPhase::kLoading:
+      return "loading";
+    case ServerPhase::kWarmingUp:
+      return "warming_up";
+    case ServerPhase::kReady:
+      return "ready";
+    case ServerPhase::kDraining:
+      return "draining";
+    case ServerPhase::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+void ProgressMonitor::observe(std::chrono::steady_clock::time_point now, bool thread_alive,
+                              uint64_t steps, int64_t pending) {
+  if (!thread_alive) {
+    reason_ = "the engine thread has stopped";
+    return;
+  }
+  // Progress: a step finished since the last look, or nothing is waiting for one.
+  if (!last_steps_ || steps != *last_steps_ || pending <= 0) {
+    last_steps_ = steps;
+    last_progress_ = now;
+    reason_.clear();
+    return;
+  }
+  auto stalled = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_progress_);
+  if (stalled > stall_limit_) {
+    reason_ = fmt::format("no engine step for {:.1f} s with {} requests pending",
+                          static_cast<double>(stalled.count()) / 1000.0, pending);
+  }
+}
+
+void ServerState::set_failure(std::string message) {
+  std::lock_guard lock(mutex_);
+  failure_ = std::move(message);
+  set_phase(ServerPhase::kFailed);
+}
+
+std::string ServerState::failure() const {
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+std::shared_ptr<Engine> ServerState::engine() const {
+  std::lock_guard lock(mutex_);
+  return engine_;
+}
+
+void ServerState::set_engine(std::shared_ptr<Engine> engine) {
+  std::lock_guard lock(mutex_);
+  engine_ = std::move(engine);
+}
+
+void ServerState::set_health(bool healthy, std::string reason) {
+  std::lock_guard lock(mutex_);
+  healthy_ = healthy;
+  health_reason_ = std::move(reason);
+}
+
+std::pair<bool, std::string> ServerState::health() const {
+  std::lock_guard lock(mutex_);
+  return {healthy_, health_reason_};
+}
+
+EngineWatchdog::EngineWatchdog(ServerState& state, std::chrono::milliseconds stall_limit,
+                               std::chrono::milliseconds interval)
+    : state_(state), monitor_(stall_limit), interval_(interval), thread_([this] { loop(); }) {}
+
+EngineWatchdog::~EngineWatchdog() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void EngineWatchdog::loop() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
+    std::shared_ptr<Engine> engine = state_.engine();
+    if (!engine) continue;  // loading: the process is alive, the engine not yet
+    auto metrics = engine->metrics();
+    uint64_t steps = metrics->prefill_step_seconds.count() + metrics->decode_step_seconds.count();
+    int64_t pending = int64_t{metrics->requests_running} + metrics->requests_waiting;
+    bool was_healthy = monitor_.healthy();
+    monitor_.observe(std::chrono::steady_clock::now(), engine->engine_thread_alive(), steps,
+                     pending);
+    if (was_healthy && !monitor_.healthy()) {
+      log_json(LogLevel::kError, "engine unhealthy", {{"reason", monitor_.reason()}});
+    }
+    state_.set_health(monitor_.healthy(), monitor_.reason());
+  }
+}
+
+std::optional<HttpResponse> admission_refusal(const ServerState& state,
+                                              std::string_view route_label) {
+  if (route_label == "/health" || route_label == "/ready" || route_label == "/metrics" ||
+      route_label == "/openapi.json") {
+    return std::nullopt;
+  }
+  ServerPhase phase = state.phase();
+  if (phase == ServerPhase::kReady) return std::nullopt;
+  // Until ready, an unknown path gets 503 too: the API routes are added once the model loads.
+  std::string message = phase == ServerPhase::kDraining ? "the server is shutting down"
+                        : phase == ServerPhase::kFailed ? "the model failed to load"
+                                                        : "the model is still loading";
+  HttpResponse response = error_response(503, message);
+  if (phase != ServerPhase::kDraining) response.headers.emplace_back("retry-after", "5");
+  return response;
+}
+
+}  // namespace autoglm::server

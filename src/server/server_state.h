@@ -1,0 +1,96 @@
+// The serving lifecycle every route consults: the phase (loading -> warming up -> ready ->
+// draining, or failed), the engine once loaded, and the progress monitor behind /health.
+// Thread ownership: ServerState is safe from any thread (atomics and a mutex). ProgressMonitor
+// is a plain value driven by the watchdog thread; EngineWatchdog owns that thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "autoglm/engine.h"
+#include "server/http_types.h"
+
+namespace autoglm::server {
+
+enum class ServerPhase { kLoading, kWarmingUp, kReady, kDraining, kFailed };
+std::string_view phase_name(ServerPhase phase);  // "loading", "warming_up", ...
+
+// Decides liveness from what the watchdog sees each tick: the engine thread is alive, and
+// engine steps keep completing while requests are pending.
+class ProgressMonitor {
+ public:
+  explicit ProgressMonitor(std::chrono::milliseconds stall_limit) : stall_limit_(stall_limit) {}
+  void observe(std::chrono::steady_clock::time_point now, bool thread_alive, uint64_t steps,
+               int64_t pending);
+  bool healthy() const { return reason_.empty(); }
+  const std::string& reason() const { return reason_; }  // empty when healthy
+
+ private:
+  std::chrono::milliseconds stall_limit_;
+  std::optional<uint64_t> last_steps_;
+  std::chrono::steady_clock::time_point last_progress_{};
+  std::string reason_;
+};
+
+class ServerState {
+ public:
+  ServerPhase phase() const { return phase_.load(); }
+  void set_phase(ServerPhase phase) {
+    phase_.store(phase);
+    ready_.store(phase == ServerPhase::kReady);
+  }
+  // True exactly while the phase is kReady (for handlers that take an atomic flag).
+  const std::atomic<bool>* ready_flag() const { return &ready_; }
+  void set_failure(std::string message);  // phase kFailed with a message for /ready
+  std::string failure() const;
+
+  std::shared_ptr<Engine> engine() const;
+  void set_engine(std::shared_ptr<Engine> engine);
+
+  // The watchdog's latest verdict (healthy until it says otherwise).
+  void set_health(bool healthy, std::string reason);
+  std::pair<bool, std::string> health() const;
+
+ private:
+  std::atomic<ServerPhase> phase_{ServerPhase::kLoading};
+  std::atomic<bool> ready_{false};
+  mutable std::mutex mutex_;
+  std::shared_ptr<Engine> engine_;
+  std::string failure_;
+  bool healthy_ = true;
+  std::string health_reason_;
+};
+
+// A thread that checks the engine every `interval` and records the verdict in the state.
+class EngineWatchdog {
+ public:
+  EngineWatchdog(ServerState& state, std::chrono::milliseconds stall_limit,
+                 std::chrono::milliseconds interval);
+  ~EngineWatchdog();  // stops and joins
+  EngineWatchdog(const EngineWatchdog&) = delete;
+  EngineWatchdog& operator=(const EngineWatchdog&) = delete;
+
+ private:
+  void loop();
+  ServerState& state_;
+  ProgressMonitor monitor_;
+  std::chrono::milliseconds interval_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// The 503 that non-operational routes get while the phase is not kReady (nullopt when ready
+// or for /health, /ready, /metrics and /openapi.json).
+std::optional<HttpResponse> admission_refusal(const ServerState& state,
+                                              std::string_view route_label);
+
+}  // namespace autoglm::server

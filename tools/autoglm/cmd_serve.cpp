@@ -1,0 +1,85 @@
+// `autoglm serve`: the OpenAI-compatible HTTP server. Every setting of the table in
+// server/serve_config.h becomes a --flag (and an AUTOGLM_<KEY> env var and a key of the YAML
+// --config file); precedence flags > env > file > defaults. Thread ownership: main thread.
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "commands.h"
+#include "server/openai/openai_routes.h"
+#include "server/serve.h"
+#include "server/serve_config.h"
+#include "server/server_state.h"
+#include "tokenizer/model_chat_template.h"
+
+namespace autoglm::cli {
+namespace {
+
+struct ServeFlags {
+  std::map<std::string, std::string> values;  // key -> value as typed
+  std::map<std::string, CLI::Option*> options;
+  std::string config_path;
+};
+
+// What the OpenAI handlers reference; it outlives run_server(), and so every handler.
+struct ApiModel {
+  server::openai::ServedModel model;
+  std::optional<ModelChatTemplate> chat_template;
+};
+
+// Adds the OpenAI routes once the engine has loaded (run_server calls it).
+server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
+  return
+      [api](server::Router& router, const server::ServeConfig& config, server::ServerState& state) {
+        api->chat_template = find_model_chat_template(config.engine.model_path);
+        api->model.name = server::served_model_name(config);
+        api->model.engine = state.engine().get();
+        api->model.chat_template = api->chat_template ? &*api->chat_template : nullptr;
+        api->model.ready = state.ready_flag();
+        server::openai::register_openai_routes(router, api->model);
+      };
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand(
+      "serve",
+      "Serve the model over HTTP: OpenAI API (/v1/chat/completions, /v1/completions, "
+      "/v1/models, /tokenize, /detokenize), /health, /ready, /metrics, /openapi.json. "
+      "Settings: flags > AUTOGLM_<KEY> env vars > --config YAML file > defaults. "
+      "SIGTERM/SIGINT drain and exit 0.");
+  auto flags = std::make_shared<ServeFlags>();
+  sub->add_option("--config", flags->config_path,
+                  "YAML file of settings (keys as the flags, with underscores); env "
+                  "AUTOGLM_CONFIG");
+  server::ServeConfig defaults;
+  for (const server::ConfigSetting& setting : server::serve_config_settings()) {
+    std::string help = setting.help;
+    std::string shown = setting.show(defaults);
+    if (!shown.empty()) help += " [default: " + shown + "]";
+    help += " (env " + server::env_name(setting.key) + ")";
+    flags->options[setting.key] =
+        sub->add_option(server::flag_name(setting.key), flags->values[setting.key], help);
+  }
+  sub->callback([flags, exit_code] {
+    server::ConfigLayer file_layer;
+    std::string config_path = flags->config_path;
+    if (config_path.empty()) {
+      if (const char* from_env = std::getenv("AUTOGLM_CONFIG")) config_path = from_env;
+    }
+    if (!config_path.empty()) file_layer = server::read_config_file(config_path);
+    server::ConfigLayer env_layer =
+        server::config_from_env([](const char* name) { return std::getenv(name); });
+    server::ConfigLayer flag_layer;
+    for (const auto& [key, option] : flags->options) {
+      if (option->count() > 0) flag_layer.emplace_back(key, flags->values[key]);
+    }
+    server::ServeConfig config = server::resolve_serve_config(file_layer, env_layer, flag_layer);
+    *exit_code = server::run_server(config, openai_installer(std::make_shared<ApiModel>()));
+  });
+}
+
+}  // namespace autoglm::cli
