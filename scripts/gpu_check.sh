@@ -81,10 +81,11 @@ build() {
     -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   cmake -S "$REPO" -B "$BUILD" -G "$gen" -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_CUDA=ON \
     "${launcher[@]}" >"$LOGS/configure.log" 2>&1 || return 1
-  cmake --build "$BUILD" -j "$(nproc)" --target "${BINARIES[@]}" >"$LOGS/build.log" 2>&1 ||
+  cmake --build "$BUILD" -j "$(nproc)" --target "${BINARIES[@]}" autoglm >"$LOGS/build.log" 2>&1 ||
     return 1
   mkdir -p "$BIN"
   for b in "${BINARIES[@]}"; do cp "$BUILD/tests/backend/cuda/$b" "$BIN/"; done
+  cp "$BUILD/tools/autoglm/autoglm" "$BIN/"
   echo "$REPO" >"$BIN/SOURCE_DIR"
 }
 t0=$SECONDS
@@ -234,6 +235,24 @@ else
   row "compute-sanitizer memcheck" SKIP "compute-sanitizer not on PATH"
 fi
 
+# ---- serving on the GPU: the OpenAI-SDK server suite with AUTOGLM_DEVICE=cuda --------------
+# The openai SDK and its needs may be carried as wheels in .whl/ (the GPU machine has no index).
+if compgen -G "$REPO/.whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/autoglm-site "$REPO"/.whl/*.whl >"$LOGS/wheels.log" 2>&1 &&
+    export PYTHONPATH=/tmp/autoglm-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+if [ -x "$BIN/autoglm" ] && python3 -c 'import openai, pytest' 2>/dev/null; then
+  AUTOGLM_DEVICE=cuda AUTOGLM_BIN="$BIN/autoglm" timeout 300 python3 -m pytest -q -p no:cacheprovider \
+    "$REPO/tests/python/test_server_openai.py" >"$LOGS/server_openai_cuda.log" 2>&1
+  rc=$?
+  res=$(tail -1 "$LOGS/server_openai_cuda.log")
+  if [ $rc -eq 0 ]; then row "server suite, --device cuda" PASS "$res"; else
+    row "server suite, --device cuda" FAIL "rc $rc: $res"; fi
+else
+  row "server suite, --device cuda" SKIP "no autoglm binary or no openai/pytest in python3"
+fi
+
 # ---- full size: GLM-4-9B shape -------------------------------------------------------------
 if [ "$SKIP_9B" = 1 ]; then
   row "GLM-4-9B shape" SKIP "--skip-9b"
@@ -295,5 +314,28 @@ if [ -f "$MODEL/reference_greedy.json" ]; then
   cmp=$(python3 "$REPO/scripts/gpu_check_9b_compare.py" "$LOGS/cuda_greedy.json" \
     "$MODEL/reference_greedy.json" 2>&1 | tee "$LOGS/glm9b_compare.log" | tail -1)
   row "GLM-4-9B vs transformers fp32" "${cmp%% *}" "${cmp#* }"
+fi
+# ---- serving benchmark on the 9B shape: autoglm bench serve against autoglm serve --device cuda
+if [ -x "$BIN/autoglm" ] && [ -n "${BENCH_CONCURRENCY:-1 8 64}" ]; then
+  "$BIN/autoglm" serve --model "$MODEL" --device cuda --port 18080 --max-num-seqs 256 \
+    --max-batched-tokens 4096 >"$LOGS/serve_9b.log" 2>&1 &
+  SERVE_PID=$!
+  for _ in $(seq 1 120); do
+    curl -sf http://127.0.0.1:18080/ready >/dev/null 2>&1 && break
+    sleep 1
+  done
+  for c in ${BENCH_CONCURRENCY:-1 8 64}; do
+    n=$((c * 4 < 16 ? 16 : c * 4))
+    timeout 300 "$BIN/autoglm" bench serve --base-url http://127.0.0.1:18080 \
+      --vocab-size 151552 --input-len 256 --output-len 128 --num-prompts "$n" \
+      --max-concurrency "$c" --ignore-eos --seed 1 --json "$LOGS/bench_serve_c$c.json" \
+      >"$LOGS/bench_serve_c$c.log" 2>&1
+    row "bench serve 9B, concurrency $c" INFO "$(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \
+print('output %.0f tok/s; ITL p50 %.1f p99 %.1f ms; TTFT p50 %.0f p99 %.0f ms; failed %s' % ( \
+r['output_throughput'], r['itl']['p50_ms'], r['itl']['p99_ms'], r['ttft']['p50_ms'], \
+r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_c$c.json" 2>&1 | tail -1)"
+  done
+  kill -TERM $SERVE_PID 2>/dev/null
+  wait $SERVE_PID 2>/dev/null
 fi
 summary
