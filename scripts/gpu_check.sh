@@ -317,6 +317,10 @@ if [ -f "$MODEL/reference_greedy.json" ]; then
 fi
 # ---- serving benchmark on the 9B shape: autoglm bench serve against autoglm serve --device cuda
 if [ -x "$BIN/autoglm" ] && [ -n "${BENCH_CONCURRENCY:-1 8 64}" ]; then
+  # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled
+  # id streams as text.
+  [ -f "$MODEL/tokenizer.json" ] || python3 "$REPO/scripts/make_full_vocab_tokenizer.py" \
+    "$MODEL" >"$LOGS/tokenizer.log" 2>&1
   "$BIN/autoglm" serve --model "$MODEL" --device cuda --port 18080 --max-num-seqs 256 \
     --max-batched-tokens 4096 >"$LOGS/serve_9b.log" 2>&1 &
   SERVE_PID=$!

@@ -96,7 +96,8 @@ LowpReference load_lowp_reference(const std::filesystem::path& dir, DType dtype)
       r.largest_flip_margin = std::max(r.largest_flip_margin, f.at("fp32_margin").get<double>());
     }
   }
-  for (const Json& p : read_json(dir / "reference.json").at("prompts")) {
+  const Json reference = read_json(dir / "reference.json");  // outlives the loop (C++20 range-for)
+  for (const Json& p : reference.at("prompts")) {
     r.greedy_margins[p.at("name").get<std::string>()] =
         p.at("greedy_margins").get<std::vector<double>>();
   }
