@@ -3,6 +3,8 @@
 // and the thread pool, the light elementwise work stays in the scalar kernels.
 #include "backend/cpu/cpu_backend.h"
 
+#include "backend/batch_check.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -99,41 +101,11 @@ float* CpuBackend::v_cache(int layer, int32_t slot) {
 }
 
 void CpuBackend::check_batch(const ForwardBatch& b) const {
-  // The scheduler builds batches; a malformed one is a bug there, but it must not corrupt
-  // memory here, so every index that addresses the pool is checked once per step.
-  const int32_t n = b.n_tokens();
-  const int32_t slots = pool_.num_blocks * pool_.block_size;
-  const auto bad = [](const std::string& what) {
-    fail(ErrorCode::kInternal, "cpu backend: malformed batch: " + what);
-  };
-  if (b.positions.size() != static_cast<size_t>(n) ||
-      b.slot_mapping.size() != static_cast<size_t>(n))
-    bad("positions/slot_mapping length");
-  if (b.seq_start.size() != b.context_len.size() + 1 || b.seq_start.front() != 0 ||
-      b.seq_start.back() != n)
-    bad("seq_start");
-  if (b.block_table.size() != static_cast<size_t>(b.n_seqs()) * b.max_blocks_per_seq)
-    bad("block_table size");
-  for (int32_t t = 0; t < n; ++t) {
-    if (b.token_ids[t] < 0 || b.token_ids[t] >= config_.vocab_size) bad("token id");
-    if (b.slot_mapping[t] < 0 || b.slot_mapping[t] >= slots) bad("slot");
-    if (b.positions[t] < 0) bad("position");
-  }
-  for (int32_t s = 0; s < b.n_seqs(); ++s) {
-    if (b.seq_start[s] > b.seq_start[s + 1]) bad("seq_start order");
-    const int32_t needed = (b.context_len[s] + pool_.block_size - 1) / pool_.block_size;
-    if (b.context_len[s] <= 0 || needed > b.max_blocks_per_seq) bad("context_len");
-    for (int32_t j = 0; j < needed; ++j) {
-      const int32_t blk = b.block_table[s * b.max_blocks_per_seq + j];
-      if (blk < 0 || blk >= pool_.num_blocks) bad("block id");
-    }
-    for (int32_t t = b.seq_start[s]; t < b.seq_start[s + 1]; ++t) {
-      if (b.positions[t] >= b.context_len[s]) bad("position beyond context_len");
-    }
-  }
-  for (int32_t r : b.logits_rows) {
-    if (r < 0 || r >= n) bad("logits row");
-  }
+  BatchLimits limits;
+  limits.backend = "cpu backend";
+  limits.vocab_size = config_.vocab_size;
+  limits.pool = pool_;
+  check_forward_batch(b, limits);
 }
 
 void CpuBackend::forward(const ForwardBatch& batch, std::span<float> logits) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend/batch_check.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
@@ -14,55 +15,19 @@
 namespace autoglm::cuda {
 
 void CudaBackend::check_batch(const ForwardBatch& b) const {
-  // A malformed batch is a scheduler bug, but it must never make a kernel write outside the
-  // pool or the workspace, so every index that addresses device memory is checked here.
-  const auto bad = [](const std::string& what) {
-    fail(ErrorCode::kInternal, "cuda backend: malformed batch: " + what);
-  };
-  const int32_t n = b.n_tokens();
-  const int64_t slots = static_cast<int64_t>(pool_.num_blocks) * pool_.block_size;
-  if (n > options_.max_batched_tokens || b.n_seqs() > options_.max_num_seqs) {
-    bad(std::to_string(n) + " tokens / " + std::to_string(b.n_seqs()) +
-        " sequences exceed max_batched_tokens / max_num_seqs");
-  }
-  if (b.max_blocks_per_seq < 0 || b.max_blocks_per_seq > max_blocks_per_seq_) {
-    bad("max_blocks_per_seq beyond max_context_len / block_size");
-  }
-  if (static_cast<int64_t>(b.logits_rows.size()) > options_.max_batched_tokens) {
-    bad("more logits rows than max_batched_tokens");
-  }
-  if (b.positions.size() != static_cast<size_t>(n) ||
-      b.slot_mapping.size() != static_cast<size_t>(n))
-    bad("positions/slot_mapping length");
-  if (b.seq_start.size() != b.context_len.size() + 1 || b.seq_start.front() != 0 ||
-      b.seq_start.back() != n)
-    bad("seq_start");
-  if (b.block_table.size() != static_cast<size_t>(b.n_seqs()) * b.max_blocks_per_seq)
-    bad("block_table size");
-  for (int32_t t = 0; t < n; ++t) {
-    if (b.token_ids[t] < 0 || b.token_ids[t] >= config_.vocab_size) bad("token id");
-    if (b.slot_mapping[t] < 0 || b.slot_mapping[t] >= slots) bad("slot");
-  }
-  for (int32_t s = 0; s < b.n_seqs(); ++s) {
-    if (b.seq_start[s] > b.seq_start[s + 1]) bad("seq_start order");
-    const int32_t len = b.seq_start[s + 1] - b.seq_start[s];
-    const int32_t needed = (b.context_len[s] + pool_.block_size - 1) / pool_.block_size;
-    if (b.context_len[s] <= 0 || b.context_len[s] > max_context_ || len > b.context_len[s] ||
-        needed > b.max_blocks_per_seq)
-      bad("context_len");
-    for (int32_t j = 0; j < needed; ++j) {
-      const int32_t blk = b.block_table[s * b.max_blocks_per_seq + j];
-      if (blk < 0 || blk >= pool_.num_blocks) bad("block id");
-    }
-    // Attention derives each token's key position from context_len; RoPE uses positions[].
-    // They must agree, as the CPU backend's causal mask assumes.
-    for (int32_t t = b.seq_start[s]; t < b.seq_start[s + 1]; ++t) {
-      if (b.positions[t] != b.context_len[s] - len + (t - b.seq_start[s])) bad("position");
-    }
-  }
-  for (int32_t r : b.logits_rows) {
-    if (r < 0 || r >= n) bad("logits row");
-  }
+  // Attention derives each token's key position from context_len while RoPE uses
+  // positions[], so they must agree exactly.
+  BatchLimits limits;
+  limits.backend = "cuda backend";
+  limits.vocab_size = config_.vocab_size;
+  limits.pool = pool_;
+  limits.max_tokens = options_.max_batched_tokens;
+  limits.max_seqs = options_.max_num_seqs;
+  limits.max_blocks_per_seq = max_blocks_per_seq_;
+  limits.max_context = max_context_;
+  limits.max_logits_rows = options_.max_batched_tokens;
+  limits.exact_positions = true;
+  check_forward_batch(b, limits);
 }
 
 CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b) {
