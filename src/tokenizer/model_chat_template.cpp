@@ -76,4 +76,17 @@ ModelChatTemplate load_model_chat_template(const std::string& model_dir) {
   return std::move(*found);
 }
 
+std::vector<int32_t> encode_chat_prompt(const ModelChatTemplate& chat_template,
+                                        const Tokenizer& tokenizer, const Json& messages,
+                                        const Json& tools, bool add_generation_prompt,
+                                        const Json& template_kwargs) {
+  const RenderedPrompt rendered = chat_template.tmpl.render(
+      messages, tools, add_generation_prompt, template_kwargs, chat_template.model_context);
+  EncodeOptions options;
+  options.special = SpecialTokenPolicy::kExceptUntrusted;
+  options.untrusted = rendered.untrusted;
+  const std::vector<uint32_t> ids = tokenizer.encode(rendered.text, options);
+  return {ids.begin(), ids.end()};
+}
+
 }  // namespace autoglm

@@ -241,14 +241,8 @@ void ModelSession::require_chat_template() const {
 
 std::vector<int32_t> ModelSession::encode_chat(const Json& messages) const {
   require_chat_template();
-  const RenderedPrompt rendered =
-      chat_template_->tmpl.render(messages, Json(), /*add_generation_prompt=*/true, Json::object(),
-                                  chat_template_->model_context);
-  EncodeOptions chat;
-  chat.special = SpecialTokenPolicy::kExceptUntrusted;
-  chat.untrusted = rendered.untrusted;
-  const std::vector<uint32_t> ids = tokenizer().encode(rendered.text, chat);
-  return {ids.begin(), ids.end()};
+  return encode_chat_prompt(*chat_template_, tokenizer(), messages, Json(),
+                            /*add_generation_prompt=*/true, Json::object());
 }
 
 void write_stdout(std::string_view text) {

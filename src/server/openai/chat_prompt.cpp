@@ -20,27 +20,21 @@ std::string without_source_name(std::string message, const std::string& name) {
 
 }  // namespace
 
-std::vector<int32_t> encode_chat_prompt(const ModelChatTemplate& chat_template,
-                                        const Tokenizer& tokenizer, const Json& messages,
-                                        const Json& tools, bool add_generation_prompt,
-                                        const Json& template_kwargs) {
-  RenderedPrompt rendered;
+std::vector<int32_t> encode_chat_request(const ModelChatTemplate& chat_template,
+                                         const Tokenizer& tokenizer, const Json& messages,
+                                         const Json& tools, bool add_generation_prompt,
+                                         const Json& template_kwargs) {
   try {
-    rendered = chat_template.tmpl.render(messages, tools, add_generation_prompt, template_kwargs,
-                                         chat_template.model_context);
+    return encode_chat_prompt(chat_template, tokenizer, messages, tools, add_generation_prompt,
+                              template_kwargs);
   } catch (const Error& e) {
-    throw ApiError::invalid("messages", without_source_name(e.what(), chat_template.tmpl.name()));
+    const std::string& name = chat_template.tmpl.name();
+    const std::string message = e.what();
+    if (!name.empty() && message.rfind(name, 0) == 0) {
+      throw ApiError::invalid("messages", without_source_name(message, name));
+    }
+    throw ApiError::invalid("messages", "the prompt cannot be encoded: " + message);
   }
-  EncodeOptions options;
-  options.special = SpecialTokenPolicy::kExceptUntrusted;
-  options.untrusted = rendered.untrusted;
-  std::vector<uint32_t> ids;
-  try {
-    ids = tokenizer.encode(rendered.text, options);
-  } catch (const Error& e) {
-    throw ApiError::invalid("messages", std::string("the prompt cannot be encoded: ") + e.what());
-  }
-  return {ids.begin(), ids.end()};
 }
 
 }  // namespace autoglm::server::openai

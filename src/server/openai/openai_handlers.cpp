@@ -181,8 +181,9 @@ void handle_chat_completions(const ServedModel& model, const HttpRequest& reques
                               "this model has no chat template; use /v1/completions instead");
     }
     std::vector<EncodedPrompt> prompts(1);
-    prompts[0].ids = encode_chat_prompt(*model.chat_template, model.engine->tokenizer(), r.messages,
-                                        r.tools, r.add_generation_prompt, r.template_kwargs);
+    prompts[0].ids =
+        encode_chat_request(*model.chat_template, model.engine->tokenizer(), r.messages, r.tools,
+                            r.add_generation_prompt, r.template_kwargs);
     std::vector<ChoiceJob> jobs =
         make_jobs(model, r.settings, prompts, Endpoint::kChat, "messages");
     run_generation(*model.engine, responder, session_options(Endpoint::kChat, r.settings),
@@ -228,10 +229,10 @@ void handle_tokenize(const ServedModel& model, const HttpRequest& request,
         throw ApiError::invalid("messages", "this model has no chat template");
       }
       const ParsedMessages messages = parse_chat_messages(body, model.limits);
-      ids = encode_chat_prompt(*model.chat_template, model.engine->tokenizer(), messages.messages,
-                               parse_chat_tools(body),
-                               body.boolean("add_generation_prompt").value_or(true),
-                               parse_template_kwargs(body));
+      ids = encode_chat_request(*model.chat_template, model.engine->tokenizer(), messages.messages,
+                                parse_chat_tools(body),
+                                body.boolean("add_generation_prompt").value_or(true),
+                                parse_template_kwargs(body));
     } else {
       const std::optional<std::string> prompt =
           body.string("prompt", model.limits.max_prompt_bytes);
