@@ -56,7 +56,7 @@ tsan-test: deps
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DAUTOGLM_FUZZ=ON -DAUTOGLM_BUILD_TESTS=OFF
-	cmake --build $(FUZZ) -j $(JOBS)
+	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_targets
 	scripts/run_fuzz.sh $(FUZZ) $(FUZZ_SECS)
 
 # Release build: unit, golden, CLI and Python parity tests. Its ctest summary is the last line.
