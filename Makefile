@@ -40,7 +40,8 @@ build: deps
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan-test: deps
-	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAUTOGLM_SANITIZE=address,undefined
+	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAUTOGLM_SANITIZE=address,undefined \
+	  -DAUTOGLM_BUILD_BENCH=OFF
 	cmake --build $(ASAN) -j $(JOBS)
 	cd $(ASAN) && ctest -L unit -j $(JOBS) --output-on-failure
 
@@ -55,7 +56,7 @@ tsan-test: deps
 # libFuzzer targets, each run for a bounded time over its seed corpus.
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DAUTOGLM_FUZZ=ON -DAUTOGLM_BUILD_TESTS=OFF
+	  -DAUTOGLM_FUZZ=ON -DAUTOGLM_BUILD_TESTS=OFF -DAUTOGLM_BUILD_BENCH=OFF
 	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_targets
 	scripts/run_fuzz.sh $(FUZZ) $(FUZZ_SECS)
 
