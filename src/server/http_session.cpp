@@ -401,9 +401,10 @@ void HttpSession<Stream>::finish_accounting(Exchange& exchange, int status) {
                            {"bytes_sent", exchange.bytes_sent},
                            {"stream", exchange.streaming},
                            {"client_ip", exchange.client_ip}};
-  for (auto& [key, value] : exchange.annotations()) {
-    if (fields.contains(key)) continue;  // a handler cannot rewrite the core fields
-    std::visit([&fields, &key](auto& v) { fields[key] = std::move(v); }, value);
+  for (auto& annotation : exchange.annotations()) {
+    const std::string& key = annotation.first;  // (clang 14 cannot capture a binding)
+    if (fields.contains(key)) continue;         // a handler cannot rewrite the core fields
+    std::visit([&fields, &key](auto& v) { fields[key] = std::move(v); }, annotation.second);
   }
   log_json(LogLevel::kInfo, "request", fields);
 }
