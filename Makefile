@@ -45,13 +45,16 @@ asan-test: deps
 	cmake --build $(ASAN) -j $(JOBS)
 	cd $(ASAN) && ctest -L unit -j $(JOBS) --output-on-failure
 
-# The runtime's threaded tests (engine thread, submission queue, token streams, soak) under
-# ThreadSanitizer.
-TSAN_TESTS := test_scheduler test_kv_cache test_metrics test_session_cache test_engine test_engine_faults test_engine_sessions test_engine_soak
+# The threaded tests under ThreadSanitizer, as paths under the build directory: the runtime's
+# (engine thread, submission queue, token streams, soak) and the server's (HTTP connections on
+# the I/O threads, handlers answering from the engine thread).
+TSAN_TESTS := $(addprefix tests/runtime/,test_scheduler test_kv_cache test_metrics \
+  test_session_cache test_engine test_engine_faults test_engine_sessions test_engine_soak) \
+  tests/server/autoglm_server_test tests/server/openai/test_openai_handlers
 tsan-test: deps
 	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTOGLM_SANITIZE=thread
-	cmake --build $(TSAN) -j $(JOBS) --target $(TSAN_TESTS)
-	for t in $(TSAN_TESTS); do TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/tests/runtime/$$t || exit 1; done
+	cmake --build $(TSAN) -j $(JOBS) --target $(notdir $(TSAN_TESTS))
+	for t in $(TSAN_TESTS); do TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/$$t || exit 1; done
 
 # libFuzzer targets, each run for a bounded time over its seed corpus.
 fuzz: deps

@@ -5,19 +5,90 @@
 
 #include <openssl/ssl.h>
 
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "server/error_response.h"
 #include "server/http_session.h"
 #include "server/json_log.h"
 
 namespace autoglm::server {
 namespace {
 
+// At most this many over-the-cap connections get their 503 at once; beyond, they are closed
+// silently (a flood must not turn refusals into a second unbounded set of connections).
+constexpr int64_t kMaxRefusing = 64;
+// After a failed accept (EMFILE, ENFILE, ENOBUFS): wait before accepting again rather than
+// spinning on a listener that stays readable.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+// A connection over --max-connections: an OpenAI-shaped 503 with Connection: close, a
+// half-close, a short read-and-discard (so that the client reads the answer rather than a
+// reset caused by its unread request), then close. Bounded in time by the stream's timer.
+// It holds only its counter, not the core: a refusal still pending when the server stops is
+// destroyed with the io_context, which the core owns.
+class Refusal : public std::enable_shared_from_this<Refusal> {
+ public:
+  Refusal(std::shared_ptr<std::atomic<int64_t>> refusing, int32_t max_connections,
+          net::ip::tcp::socket socket)
+      : refusing_(std::move(refusing)),
+        max_connections_(max_connections),
+        stream_(std::move(socket)) {
+    refusing_->fetch_add(1);
+  }
+  ~Refusal() { refusing_->fetch_sub(1); }
+
+  void run() {
+    HttpResponse refusal =
+        error_response(503, "the server is at its connection limit (" +
+                                std::to_string(max_connections_) + " connections); retry later");
+    http::response<http::string_body> message{http::status::service_unavailable, 11};
+    message.set(http::field::server, "autoglm");
+    message.set(http::field::content_type, refusal.content_type);
+    message.set(http::field::retry_after, "1");
+    message.keep_alive(false);
+    message.body() = std::move(refusal.body);
+    message.prepare_payload();
+    std::ostringstream serialized;
+    serialized << message;
+    bytes_ = std::move(serialized).str();
+    stream_.expires_after(std::chrono::seconds(2));
+    net::async_write(
+        stream_, net::buffer(bytes_), [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->close();
+          beast::error_code ignored;
+          self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+          self->discard();
+        });
+  }
+
+ private:
+  void discard() {
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->close();
+                              self->discard();
+                            });
+  }
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+  }
+
+  std::shared_ptr<std::atomic<int64_t>> refusing_;
+  int32_t max_connections_;
+  beast::tcp_stream stream_;
+  std::string bytes_;
+  std::array<char, 1024> scratch_{};
+};
+
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(std::shared_ptr<ServerCore> core, net::ip::tcp::endpoint endpoint)
-      : core_(std::move(core)), acceptor_(net::make_strand(core_->io_context)) {
+      : core_(std::move(core)),
+        acceptor_(net::make_strand(core_->io_context)),
+        backoff_(acceptor_.get_executor()) {
     beast::error_code ec;
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
@@ -35,6 +106,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     net::post(acceptor_.get_executor(), [self = shared_from_this()] {
       beast::error_code ignored;
       self->acceptor_.close(ignored);
+      self->backoff_.cancel();
     });
   }
 
@@ -51,10 +123,17 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       log_json(LogLevel::kWarn, "accept failed", {{"error", ec.message()}});
-    } else if (core_->draining.load() ||
-               core_->open_connections.load() >= core_->options.limits.max_connections) {
+      backoff_.expires_after(kAcceptBackoff);
+      backoff_.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+        if (!wait_ec && self->acceptor_.is_open()) self->do_accept();
+      });
+      return;
+    }
+    if (core_->draining.load()) {
       beast::error_code ignored;
-      socket.close(ignored);  // over the cap: refuse early, before any buffer is allocated
+      socket.close(ignored);
+    } else if (core_->open_connections.load() >= core_->options.limits.max_connections) {
+      refuse(std::move(socket));
     } else {
       beast::error_code endpoint_ec;
       auto remote = socket.remote_endpoint(endpoint_ec);
@@ -73,8 +152,24 @@ class Listener : public std::enable_shared_from_this<Listener> {
     do_accept();
   }
 
+  void refuse(net::ip::tcp::socket socket) {
+    // A TLS client would not understand a plain-text answer, and a handshake is not worth
+    // spending on a connection that is turned away: it is closed.
+    if (core_->tls_context || core_->refusing->load() >= kMaxRefusing) {
+      beast::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    log_json(LogLevel::kWarn, "connection refused: at the connection limit",
+             {{"max_connections", core_->options.limits.max_connections}});
+    std::make_shared<Refusal>(core_->refusing, core_->options.limits.max_connections,
+                              std::move(socket))
+        ->run();
+  }
+
   std::shared_ptr<ServerCore> core_;
   net::ip::tcp::acceptor acceptor_;
+  net::steady_timer backoff_;
 };
 
 void load_tls(ServerCore& core) {

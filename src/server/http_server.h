@@ -26,12 +26,12 @@ namespace autoglm::server {
 struct HttpLimits {
   uint32_t max_header_bytes = 16 * 1024;  // request line + headers; beyond: 431
   uint64_t max_body_bytes = 8ull << 20;   // declared or chunked; beyond: 413, before buffering
-  std::chrono::milliseconds header_timeout{10'000};  // a new connection's first request head
+  std::chrono::milliseconds header_timeout{10'000};  // a head: from accept, or from its 1st byte
   std::chrono::milliseconds body_timeout{30'000};    // reading a request body
-  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next 1st byte
   std::chrono::milliseconds write_timeout{30'000};   // each write (an SSE client not reading)
   uint64_t max_unsent_bytes = 1ull << 20;            // queued per connection; beyond: dropped
-  int32_t max_connections = 1024;                    // beyond: new connections are closed
+  int32_t max_connections = 1024;                    // beyond: 503 (plain) or closed (TLS)
 };
 
 struct HttpServerOptions {

@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <sstream>
+#include <variant>
 
 #include "server/error_response.h"
 #include "server/json_log.h"
@@ -33,6 +34,9 @@ class SessionResponder : public Responder {
   void on_disconnect(std::function<void()> on_gone) override {
     session_->post_on_disconnect(exchange_, std::move(on_gone));
   }
+  void annotate(std::string key, AnnotationValue value) override {
+    exchange_->annotate(std::move(key), std::move(value));
+  }
 
  private:
   std::shared_ptr<HttpSession<Stream>> session_;
@@ -45,6 +49,10 @@ std::string lower_case(std::string_view text) {
   return lowered;
 }
 
+// Bytes read per byte-read call (the watch, the idle wait, the drain): the watch stops once it
+// holds any, so at most this much of a pipelined next request is buffered early.
+constexpr size_t kByteReadChunk = 4096;
+
 bool is_quiet_close(beast::error_code ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
          ec == net::error::operation_aborted || ec == net::error::connection_reset ||
@@ -56,7 +64,10 @@ bool is_quiet_close(beast::error_code ec) {
 template <class Stream>
 HttpSession<Stream>::HttpSession(std::shared_ptr<ServerCore> core, Stream stream,
                                  std::string client_ip)
-    : core_(std::move(core)), stream_(std::move(stream)), client_ip_(std::move(client_ip)) {
+    : core_(std::move(core)),
+      stream_(std::move(stream)),
+      client_ip_(std::move(client_ip)),
+      timer_(stream_.get_executor()) {
   core_->open_connections.fetch_add(1);
 }
 
@@ -93,11 +104,70 @@ void HttpSession<Stream>::do_read() {
   parser_->header_limit(limits().max_header_bytes);
   parser_->body_limit(limits().max_body_bytes);
   idle_ = true;
-  // A slowloris client dripping its head is cut off by the same deadline as an idle one.
-  lowest().expires_after(first_request_ ? limits().header_timeout : limits().idle_timeout);
+  // A new connection's first head must arrive within the header timeout from the accept; on a
+  // kept-alive one the idle timeout runs until the next request's first byte, then the head
+  // gets the header timeout (a slowloris client on a reused connection is cut off too).
+  if (first_request_ || buffer_.size() > 0) return read_head();
+  arm_timer(limits().idle_timeout);
+  if (!reading_bytes_) read_bytes();  // else the watch read still pending waits for the byte
+}
+
+template <class Stream>
+void HttpSession<Stream>::read_head() {
+  ++timer_generation_;
+  timer_.cancel();
+  lowest().expires_after(limits().header_timeout);
   http::async_read_header(
       stream_, buffer_, *parser_,
       [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+}
+
+template <class Stream>
+void HttpSession<Stream>::read_bytes() {
+  reading_bytes_ = true;
+  lowest().expires_never();  // bounded by timer_ (idle wait, drain) or by nothing (the watch)
+  stream_.async_read_some(buffer_.prepare(kByteReadChunk),
+                          [self = this->shared_from_this()](beast::error_code ec, size_t bytes) {
+                            self->on_bytes(ec, bytes);
+                          });
+}
+
+template <class Stream>
+void HttpSession<Stream>::on_bytes(beast::error_code ec, size_t bytes) {
+  reading_bytes_ = false;
+  buffer_.commit(bytes);
+  if (closed_) return;
+  if (shutting_down_) {
+    if constexpr (kTls) {
+      return start_tls_shutdown();  // shutdown() cancelled this read to make way for it
+    } else {
+      buffer_.consume(buffer_.size());
+      if (ec) return close_socket();
+      return read_bytes();
+    }
+  }
+  if (ec) {
+    // A client that half-closes after its answer was queued still gets that answer.
+    if (exchange_ && exchange_->ended && is_quiet_close(ec)) {
+      close_after_ = true;
+      return;
+    }
+    return fail(ec, exchange_ ? "read while handling" : "idle read");
+  }
+  // During an exchange these bytes start a pipelined next request: they wait in buffer_ for
+  // its parse, and the watch stops (the buffer stays bounded; writes still notice a close).
+  if (exchange_) return;
+  if (idle_) read_head();
+}
+
+template <class Stream>
+void HttpSession<Stream>::arm_timer(std::chrono::milliseconds after) {
+  const uint64_t generation = ++timer_generation_;
+  timer_.expires_after(after);
+  timer_.async_wait([self = this->shared_from_this(), generation](beast::error_code ec) {
+    if (ec || self->closed_ || generation != self->timer_generation_) return;
+    self->fail(beast::error::timeout, "timer");
+  });
 }
 
 template <class Stream>
@@ -174,6 +244,8 @@ void HttpSession<Stream>::on_request() {
   request.trace_id = exchange_->trace_id;
   exchange_->route = core_->router.match(request.method, request.path).route_label;
   auto exchange = exchange_;
+  // Watch the socket while the handler runs, so that a client leaving is noticed now.
+  if (buffer_.size() == 0 && !reading_bytes_) read_bytes();
   auto responder = std::make_shared<SessionResponder<Stream>>(this->shared_from_this(), exchange);
   try {
     if (core_->admission) {
@@ -320,16 +392,21 @@ void HttpSession<Stream>::finish_accounting(Exchange& exchange, int status) {
   double latency_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - exchange.started)
           .count();
-  log_json(LogLevel::kInfo, "request",
-           {{"request_id", exchange.request_id},
-            {"trace_id", exchange.trace_id},
-            {"method", method},
-            {"route", exchange.route},
-            {"status", status},
-            {"latency_ms", latency_ms},
-            {"bytes_sent", exchange.bytes_sent},
-            {"stream", exchange.streaming},
-            {"client_ip", exchange.client_ip}});
+  nlohmann::json fields = {{"request_id", exchange.request_id},
+                           {"trace_id", exchange.trace_id},
+                           {"method", method},
+                           {"route", exchange.route},
+                           {"status", status},
+                           {"latency_ms", latency_ms},
+                           {"bytes_sent", exchange.bytes_sent},
+                           {"stream", exchange.streaming},
+                           {"client_ip", exchange.client_ip}};
+  for (auto& annotation : exchange.annotations()) {
+    const std::string& key = annotation.first;  // (clang 14 cannot capture a binding)
+    if (fields.contains(key)) continue;         // a handler cannot rewrite the core fields
+    std::visit([&fields, &key](auto& v) { fields[key] = std::move(v); }, annotation.second);
+  }
+  log_json(LogLevel::kInfo, "request", fields);
 }
 
 template <class Stream>
@@ -352,24 +429,25 @@ void HttpSession<Stream>::shutdown() {
   shutting_down_ = true;
   // Half-close, then read and discard for a moment, so that a client still sending (e.g. a
   // body after a 413) gets our answer rather than a reset.
-  lowest().expires_after(std::chrono::seconds(2));
+  arm_timer(std::chrono::seconds(2));
   if constexpr (kTls) {
-    stream_.async_shutdown(
-        [self = this->shared_from_this()](beast::error_code) { self->close_socket(); });
+    beast::error_code ignored;
+    // A pending watch read is cancelled first; its completion starts the TLS shutdown.
+    if (reading_bytes_) return static_cast<void>(lowest().socket().cancel(ignored));
+    start_tls_shutdown();
   } else {
     beast::error_code ignored;
     lowest().socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-    drain_reads();
+    if (!reading_bytes_) read_bytes();  // each completion discards and reads again (on_bytes)
   }
 }
 
 template <class Stream>
-void HttpSession<Stream>::drain_reads() {
-  stream_.async_read_some(net::buffer(discard_),
-                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                            if (ec) return self->close_socket();
-                            self->drain_reads();
-                          });
+void HttpSession<Stream>::start_tls_shutdown() {
+  if constexpr (kTls) {
+    stream_.async_shutdown(
+        [self = this->shared_from_this()](beast::error_code) { self->close_socket(); });
+  }
 }
 
 template <class Stream>
@@ -398,6 +476,8 @@ void HttpSession<Stream>::close_socket() {
     exchange_->on_gone = nullptr;
   }
   outbox_.clear();
+  ++timer_generation_;
+  timer_.cancel();
   // basic_stream::close() closes the socket and cancels its timer, so nothing stays queued.
   lowest().close();
 }

@@ -3,6 +3,11 @@
 // timeout), read body (body limit), admission + routing, write the answer (a whole response or
 // a chunked SSE stream, with a write timeout and a bound on unsent bytes), then keep-alive or
 // close. Its Responder posts every call onto the strand, so handlers may answer from any thread.
+// While a handler runs, one read stays pending on the socket (the "watch"): a client that
+// closes is noticed at once, not at the next write, and the handler's on_disconnect cancels its
+// work; bytes it reads are kept (bounded) as the start of a pipelined next request. Between
+// requests the same byte read waits up to the idle timeout for the next request's first byte;
+// from that byte on, the head must arrive within the header timeout.
 // Thread ownership: every member runs on the connection's strand, except queue_event() and
 // the post_*() entry points, which only touch atomics and post.
 #pragma once
@@ -69,6 +74,10 @@ class HttpSession : public SessionControl,
   const HttpLimits& limits() const { return core_->options.limits; }
 
   void do_read();
+  void read_head();
+  void read_bytes();
+  void on_bytes(beast::error_code ec, size_t bytes);
+  void arm_timer(std::chrono::milliseconds after);
   void on_header(beast::error_code ec);
   void on_read_error(beast::error_code ec);
   void on_request();
@@ -91,7 +100,7 @@ class HttpSession : public SessionControl,
   void notify_gone(Exchange& exchange);
 
   void shutdown();
-  void drain_reads();
+  void start_tls_shutdown();
   void fail(beast::error_code ec, const char* where);
   void close_socket();
 
@@ -103,7 +112,11 @@ class HttpSession : public SessionControl,
   std::shared_ptr<Exchange> exchange_;
   std::deque<Outgoing> outbox_;
   std::atomic<uint64_t> unsent_{0};
-  std::array<char, 4096> discard_{};
+  // Bounds the idle wait for a next request's first byte and the drain after a half-close;
+  // the stream's own timer cannot, as it applies only to operations started after it is set.
+  net::steady_timer timer_;
+  uint64_t timer_generation_ = 0;  // a timer firing for an older wait does nothing
+  bool reading_bytes_ = false;     // the byte read (watch / idle wait / drain) is pending
   bool writing_ = false;
   bool first_request_ = true;
   bool idle_ = false;  // waiting for the next request head

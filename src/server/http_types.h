@@ -13,11 +13,15 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace autoglm::server {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// A value a handler adds to its request's access-log line (a model name, a token count, ...).
+using AnnotationValue = std::variant<std::string, int64_t, double>;
 
 struct HttpRequest {
   std::string method;   // "GET", "POST", ...
@@ -61,6 +65,11 @@ class Responder {
   // `on_gone` runs once (on an I/O thread) if the client disconnects or times out before the
   // exchange ended, so the handler can cancel the generation. Set it before submitting work.
   virtual void on_disconnect(std::function<void()> on_gone) = 0;
+  // Adds `key` (a later call with the same key replaces it) to the exchange's access-log line,
+  // written when the exchange ends; the core fields (status, route, ...) cannot be replaced.
+  // Safe from any thread, before or after the answer. Never pass prompt or output text.
+  // The default drops it: a Responder that writes no access log has nowhere to put it.
+  virtual void annotate(std::string /*key*/, AnnotationValue /*value*/) {}
 };
 
 using Handler = std::function<void(const HttpRequest&, std::shared_ptr<Responder>)>;

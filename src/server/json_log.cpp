@@ -1,6 +1,10 @@
-// JSON log lines via spdlog (pattern "%v": the whole line is ours). Thread ownership: any thread.
+// JSON log lines via spdlog. log_json writes through its own logger (pattern "%v": the whole
+// line is ours); spdlog's default logger, which other subsystems call with plain text (the
+// engine's device choice, ...), gets a formatter that wraps each message into the same JSON
+// shape, so stdout stays one JSON object per line. Thread ownership: any thread.
 #include "server/json_log.h"
 
+#include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -55,6 +59,38 @@ std::string utc_timestamp() {
   return with_millis;
 }
 
+constexpr const char* kJsonLoggerName = "autoglm-json";
+
+LogLevel from_spdlog(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+    case spdlog::level::debug:
+      return LogLevel::kDebug;
+    case spdlog::level::warn:
+      return LogLevel::kWarn;
+    case spdlog::level::err:
+    case spdlog::level::critical:
+      return LogLevel::kError;
+    default:
+      return LogLevel::kInfo;
+  }
+}
+
+// For the default logger: a plain-text message becomes {"ts","level","msg"}.
+class WrapAsJsonFormatter : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    std::string line = format_log_line(from_spdlog(msg.level),
+                                       std::string_view(msg.payload.data(), msg.payload.size()),
+                                       nlohmann::json::object());
+    line += '\n';
+    dest.append(line.data(), line.data() + line.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<WrapAsJsonFormatter>();
+  }
+};
+
 }  // namespace
 
 void init_json_logging(std::string_view level) {
@@ -71,12 +107,21 @@ void init_json_logging(std::string_view level) {
     fail(ErrorCode::kInvalidArgument,
          "log level must be debug, info, warn or error, not '" + std::string(level) + "'");
   }
-  auto logger = std::make_shared<spdlog::logger>("autoglm",
-                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  logger->set_pattern("%v");
-  logger->set_level(to_spdlog(parsed));
-  logger->flush_on(spdlog::level::trace);  // one line per event, visible at once
-  spdlog::set_default_logger(std::move(logger));
+  // A sink each (a sink owns the formatter); stdout sinks share spdlog's console mutex, which
+  // keeps their lines whole.
+  auto json_logger = std::make_shared<spdlog::logger>(
+      kJsonLoggerName, std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  json_logger->set_pattern("%v");
+  auto wrapping_logger = std::make_shared<spdlog::logger>(
+      "autoglm", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  wrapping_logger->set_formatter(std::make_unique<WrapAsJsonFormatter>());
+  for (auto* logger : {json_logger.get(), wrapping_logger.get()}) {
+    logger->set_level(to_spdlog(parsed));
+    logger->flush_on(spdlog::level::trace);  // one line per event, visible at once
+  }
+  spdlog::drop(kJsonLoggerName);
+  spdlog::register_logger(std::move(json_logger));
+  spdlog::set_default_logger(std::move(wrapping_logger));
 }
 
 std::string format_log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
@@ -93,7 +138,9 @@ std::string format_log_line(LogLevel level, std::string_view msg, const nlohmann
 }
 
 void log_json(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
-  auto logger = spdlog::default_logger_raw();
+  // Before init_json_logging (tests), the default logger writes the line as its message.
+  std::shared_ptr<spdlog::logger> logger = spdlog::get(kJsonLoggerName);
+  if (!logger) logger = spdlog::default_logger();
   if (!logger->should_log(to_spdlog(level))) return;
   logger->log(to_spdlog(level), "{}", format_log_line(level, msg, fields));
 }

@@ -125,13 +125,15 @@ std::vector<ConfigSetting> make_settings() {
       "max_body_bytes", "Request body limit (413 beyond, before buffering)",
       [](C& c) -> uint64_t& { return c.http.limits.max_body_bytes; }, 1, int64_t{1} << 40));
   s.push_back(seconds_setting(
-      "header_timeout", "Seconds to receive a new connection's request head (slowloris)",
+      "header_timeout",
+      "Seconds to receive a request head: a new connection's from the accept, a reused one's from "
+      "its first byte (slowloris)",
       [](C& c) -> std::chrono::milliseconds& { return c.http.limits.header_timeout; }));
   s.push_back(seconds_setting(
       "body_timeout", "Seconds to receive a request body",
       [](C& c) -> std::chrono::milliseconds& { return c.http.limits.body_timeout; }));
   s.push_back(seconds_setting(
-      "idle_timeout", "Seconds a keep-alive connection may wait for its next request",
+      "idle_timeout", "Seconds a keep-alive connection may wait for its next request's first byte",
       [](C& c) -> std::chrono::milliseconds& { return c.http.limits.idle_timeout; }));
   s.push_back(seconds_setting(
       "write_timeout", "Seconds one write may take (an SSE client that stops reading)",
@@ -140,7 +142,7 @@ std::vector<ConfigSetting> make_settings() {
       "max_unsent_bytes", "Queued response bytes per connection before it is dropped",
       [](C& c) -> uint64_t& { return c.http.limits.max_unsent_bytes; }, 1024, int64_t{1} << 40));
   s.push_back(integer_setting(
-      "max_connections", "Open connections; beyond, new ones are closed at once",
+      "max_connections", "Open connections; beyond, new ones get 503 and are closed",
       [](C& c) -> int32_t& { return c.http.limits.max_connections; }, 1, 1 << 20));
   s.push_back(seconds_setting("drain_timeout",
                               "Seconds in-flight requests get to finish on SIGTERM/SIGINT",

@@ -2,7 +2,8 @@
 // router, admission, counters, the registry of live sessions for draining) and one request's
 // exchange record. Not part of the server's public API.
 // Thread ownership: ServerCore's atomics and mutex-guarded registry are safe from any thread;
-// an Exchange's plain fields are touched only on its connection's strand.
+// an Exchange's plain fields are touched only on its connection's strand, except its
+// annotations (any thread, under their mutex).
 #pragma once
 
 #include <algorithm>
@@ -52,6 +53,26 @@ struct Exchange {
   uint64_t bytes_sent = 0;
   std::atomic<bool> gone{false};  // the client went away before the end (any thread reads)
   std::function<void()> on_gone;
+
+  // Handler-supplied access-log fields (Responder::annotate), from any thread.
+  void annotate(std::string key, AnnotationValue value) {
+    std::lock_guard lock(annotations_mutex_);
+    for (auto& [name, existing] : annotations_) {
+      if (name == key) {
+        existing = std::move(value);
+        return;
+      }
+    }
+    annotations_.emplace_back(std::move(key), std::move(value));
+  }
+  std::vector<std::pair<std::string, AnnotationValue>> annotations() const {
+    std::lock_guard lock(annotations_mutex_);
+    return annotations_;
+  }
+
+ private:
+  mutable std::mutex annotations_mutex_;
+  std::vector<std::pair<std::string, AnnotationValue>> annotations_;
 };
 
 struct ServerCore {
@@ -71,6 +92,8 @@ struct ServerCore {
   HttpRequestCounters counters;
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> in_flight{0};
+  // Over-the-cap connections being answered 503 (shared: a refusal must not hold the core).
+  std::shared_ptr<std::atomic<int64_t>> refusing = std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<bool> draining{false};
 
   void register_session(SessionControl* key, std::weak_ptr<SessionControl> session) {

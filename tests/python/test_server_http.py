@@ -143,6 +143,99 @@ def test_slowloris_is_closed_and_others_unaffected(server):
     assert httpx.get(server.url + "/health").status_code == 200
 
 
+def drip_until_closed(sock, seconds=6):
+    """Sends one header line every 0.1 s; True once the server has closed the connection."""
+    try:
+        for _ in range(int(seconds * 10)):
+            sock.sendall(b"X-Drip: 1\r\n")
+            time.sleep(0.1)
+            if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                return True
+    except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+        return True
+    except OSError:
+        return True
+    return False
+
+
+def read_one_health_reply(sock):
+    reply = b""
+    while b'{"status":"ok"}' not in reply:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the reply"
+        reply += chunk
+    return reply
+
+
+def test_slowloris_on_a_reused_connection_is_closed(server):
+    # The fixture's --header-timeout is 2 s and the idle timeout the default 60 s: once the
+    # second request's first byte arrives, its head must come within the header timeout.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_one_health_reply(sock).startswith(b"HTTP/1.1 200")
+    sock.sendall(b"GET /health HTTP/1.1\r\n")
+    start = time.time()
+    closed = drip_until_closed(sock)
+    sock.close()
+    assert closed and time.time() - start < 6
+
+
+def test_keep_alive_idle_wait_is_not_cut_by_the_header_timeout(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_one_health_reply(sock)
+        time.sleep(3)  # longer than --header-timeout 2, shorter than the idle timeout
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_one_health_reply(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_connections_over_the_cap_get_503_then_close():
+    with ServerProcess("--max-connections", "2") as proc:
+        proc.wait_ready()
+        held = []
+        try:
+            # Two connections served and kept open (one may meet a closing readiness probe's
+            # connection still counted: it is refused, and another is opened).
+            for _ in range(20):
+                if len(held) == 2:
+                    break
+                sock = socket.create_connection(("127.0.0.1", proc.port), timeout=10)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                if sock.recv(65536).startswith(b"HTTP/1.1 200"):
+                    held.append(sock)
+                else:
+                    sock.close()
+                    time.sleep(0.1)
+            assert len(held) == 2
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as extra:
+                extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                reply = b""
+                while True:
+                    chunk = extra.recv(65536)
+                    if not chunk:
+                        break  # closed by the server after its answer
+                    reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503"), reply
+            assert b"retry-after: 1" in head.lower()
+            error = json.loads(body)["error"]
+            assert set(error) == {"message", "type", "param", "code"}
+            assert "connection limit" in error["message"]
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.time() + 10
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                status = httpx.get(proc.url + "/health", timeout=5).status_code
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert status == 200
+        assert any(l.get("msg") == "connection refused: at the connection limit"
+                   for l in proc.lines)
+
+
 def test_keep_alive_reuses_one_connection(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         replies = b""

@@ -1,7 +1,8 @@
 """The OpenAI API of `autoglm serve` through the official `openai` SDK against a live server on
 loopback: chat and completions (streamed and not), stop, n=2, logprobs, seed
 reproducibility, usage, errors, 100 concurrent streams, a client that disconnects mid-stream
-(its KV blocks return to the baseline shown by /metrics), and SIGTERM drain with streams in
+or while waiting for a non-streamed answer (its KV blocks return to the baseline shown by
+/metrics), the access-log fields of the OpenAI routes, and SIGTERM drain with streams in
 flight."""
 
 import concurrent.futures
@@ -152,6 +153,78 @@ def test_disconnect_mid_stream_frees_kv(server):
         time.sleep(0.1)
     assert metric(server, "autoglm:kv_cache_blocks_used") <= baseline
     assert metric(server, "autoglm:num_requests_running") == 0
+
+
+def wait_until_idle(server):
+    deadline = time.time() + 10
+    while metric(server, "autoglm:num_requests_running") > 0 and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def access_line(server, request_id, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for line in list(server.lines):
+            if line.get("msg") == "request" and line.get("request_id") == request_id:
+                return line
+        time.sleep(0.05)
+    raise AssertionError("no access-log line for " + request_id)
+
+
+def test_disconnect_while_waiting_for_a_non_streamed_answer_frees_kv(server):
+    wait_until_idle(server)
+    baseline = metric(server, "autoglm:kv_cache_blocks_used")
+    seen = len(server.lines)
+    body = (b'{"model":"autoglm-tiny","prompt":"' + b"word " * 200 +
+            b'","max_tokens":3500,"ignore_eos":true}')
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.2)
+    assert metric(server, "autoglm:num_requests_running") >= 1  # really generating
+    sock.close()
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
+                and metric(server, "autoglm:num_requests_running") == 0):
+            break
+        time.sleep(0.05)
+    assert metric(server, "autoglm:kv_cache_blocks_used") <= baseline
+    assert metric(server, "autoglm:num_requests_running") == 0
+    # It was cancelled because the client left, not finished: its access line says so.
+    deadline = time.time() + 5
+    lines = []
+    while time.time() < deadline and not lines:
+        lines = [l for l in server.lines[seen:]
+                 if l.get("msg") == "request" and l.get("route") == "/v1/completions"]
+        time.sleep(0.05)
+    assert lines and lines[0]["status"] == 499 and lines[0]["finish_reason"] == "client_gone"
+
+
+def test_access_log_has_model_tokens_and_finish_but_no_text(server):
+    secret = "zebra-quartz-prompt"
+    chat = httpx.post(server.url + "/v1/chat/completions", timeout=60, json={
+        "model": MODEL_NAME, "messages": [{"role": "user", "content": secret}],
+        "max_tokens": 5})
+    assert chat.status_code == 200
+    line = access_line(server, chat.headers["x-request-id"])
+    usage = chat.json()["usage"]
+    assert line["model"] == MODEL_NAME
+    assert line["prompt_tokens"] == usage["prompt_tokens"]
+    assert line["completion_tokens"] == usage["completion_tokens"]
+    assert line["cached_tokens"] >= 0
+    assert line["finish_reason"] == chat.json()["choices"][0]["finish_reason"]
+    assert "ttft_ms" not in line  # not streamed
+    with httpx.stream("POST", server.url + "/v1/completions", timeout=60, json={
+            "model": MODEL_NAME, "prompt": secret, "max_tokens": 4, "stream": True,
+            "ignore_eos": True}) as streamed:
+        output = "".join(streamed.iter_text())
+        request_id = streamed.headers["x-request-id"]
+    line = access_line(server, request_id)
+    assert line["stream"] is True and line["finish_reason"] == "length"
+    assert line["completion_tokens"] == 4 and line["ttft_ms"] > 0
+    assert "[DONE]" in output
+    assert not any(secret in raw for raw in server.raw_lines)  # prompts are never logged
 
 
 def test_sigterm_drain_with_streams_in_flight():

@@ -1,7 +1,9 @@
 // The HTTP core against a real client socket on loopback: keep-alive, 404 with ids and
 // traceparent echoed, 431 for oversized headers, 413 for a declared or chunked body over the
-// limit, slowloris cut off by the header timeout, chunked SSE streaming from another thread,
-// and a client that stops reading being dropped (its on_disconnect runs).
+// limit, slowloris cut off by the header timeout (on a new and on a reused connection),
+// chunked SSE streaming from another thread, a client that stops reading being dropped and one
+// that leaves while its whole response is pending being noticed (on_disconnect runs in both),
+// and a connection over the cap answered 503.
 // Thread ownership: the test thread is the client; the server runs its own I/O threads.
 #include "server/http_server.h"
 
@@ -13,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "server/json_log.h"
@@ -119,6 +122,14 @@ class HttpServerTest : public ::testing::Test {
           }).detach();
         },
         "/stream");
+    router_.add(
+        "GET", "/hold",
+        [this](const HttpRequest&, std::shared_ptr<Responder> responder) {
+          responder->on_disconnect([this] { disconnected_.store(true); });
+          std::lock_guard lock(held_mutex_);
+          held_ = std::move(responder);  // answered never: like a long generation
+        },
+        "/hold");
   }
   void start(HttpLimits limits = {}) {
     HttpServerOptions options;
@@ -128,7 +139,22 @@ class HttpServerTest : public ::testing::Test {
     server_->start();
   }
   void TearDown() override {
+    release_held();
     if (server_) server_->stop();
+  }
+  bool holding() {
+    std::lock_guard lock(held_mutex_);
+    return held_ != nullptr;
+  }
+  void release_held() {
+    std::lock_guard lock(held_mutex_);
+    held_.reset();
+  }
+  bool wait_for(const std::atomic<bool>& flag) {
+    for (int i = 0; i < 200 && !flag.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return flag.load();
   }
 
   Router router_;
@@ -137,6 +163,8 @@ class HttpServerTest : public ::testing::Test {
   size_t event_bytes_ = 4;
   std::atomic<bool> disconnected_{false};
   std::atomic<bool> send_refused_{false};
+  std::mutex held_mutex_;
+  std::shared_ptr<Responder> held_;
 };
 
 TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -244,6 +272,54 @@ TEST_F(HttpServerTest, ClientThatStopsReadingIsDroppedAndNotified) {
   }
   EXPECT_TRUE(send_refused_.load());
   EXPECT_TRUE(disconnected_.load());
+}
+
+TEST_F(HttpServerTest, ClientLeavingWhileAWholeResponseIsPendingIsNoticed) {
+  start();
+  {
+    Client client(server_->port());
+    client.send_all("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 200 && !holding(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(holding());
+    EXPECT_FALSE(disconnected_.load());
+  }  // closed: nothing is ever written to it, so only a pending read can notice
+  EXPECT_TRUE(wait_for(disconnected_));
+}
+
+TEST_F(HttpServerTest, SlowlorisOnAReusedConnectionGetsTheHeaderTimeout) {
+  HttpLimits limits;
+  limits.header_timeout = std::chrono::milliseconds(300);
+  limits.idle_timeout = std::chrono::seconds(60);  // longer than the client's 10 s read timeout
+  start(limits);
+  Client client(server_->port());
+  client.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_NE(client.read_response().find("HTTP/1.1 200"), std::string::npos);
+  // An idle wait longer than the header timeout is fine before the next request's first byte.
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  client.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_NE(client.read_response().find("HTTP/1.1 200"), std::string::npos);
+  client.send_all("POST /echo HTTP/1.1\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  client.send_all("X-A: 1\r\n");  // dripping, never finishing the head
+  EXPECT_TRUE(client.wait_closed());
+}
+
+TEST_F(HttpServerTest, ConnectionOverTheCapGets503ThenClose) {
+  HttpLimits limits;
+  limits.max_connections = 1;
+  start(limits);
+  Client first(server_->port());
+  first.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_NE(first.read_response().find("HTTP/1.1 200"), std::string::npos);  // accepted, open
+  Client second(server_->port());
+  second.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok");
+  std::string refusal = second.read_response();
+  EXPECT_NE(refusal.find("HTTP/1.1 503"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("\"type\":\"service_unavailable_error\""), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("connection limit"), std::string::npos) << refusal;
+  EXPECT_TRUE(second.wait_closed());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // See generation_session.h. Owner: the "openai" thread.
 #include "server/openai/generation_session.h"
 
+#include <chrono>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -15,7 +16,9 @@ namespace {
 class GenerationSession : public std::enable_shared_from_this<GenerationSession> {
  public:
   GenerationSession(Engine& engine, std::shared_ptr<Responder> responder, SessionOptions options)
-      : engine_(engine), responder_(std::move(responder)), options_(std::move(options)) {}
+      : engine_(engine), responder_(std::move(responder)), options_(std::move(options)) {
+    responder_->annotate("model", options_.context.model);
+  }
 
   void start(std::vector<ChoiceJob> jobs);
 
@@ -42,6 +45,7 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
   void cancel_all_locked();
   void emit_locked(std::string event);
   UsageTotals totals_locked() const;
+  void annotate_outcome_locked(std::string_view finish_reason);
 
   Engine& engine_;
   std::shared_ptr<Responder> responder_;
@@ -52,6 +56,8 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
   std::vector<std::string> buffered_;  // stream events that arrived before start_stream
   std::vector<Choice> choices_;
   size_t finished_ = 0;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  bool first_token_seen_ = false;  // ttft_ms annotated (streams only)
 };
 
 void GenerationSession::start(std::vector<ChoiceJob> jobs) {
@@ -103,6 +109,12 @@ void GenerationSession::on_delta(size_t i, StreamDelta delta) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (state_ == State::kDone) return;
   Choice& c = choices_[i];
+  if (options_.stream && !first_token_seen_ && !delta.token_ids.empty()) {
+    first_token_seen_ = true;
+    responder_->annotate("ttft_ms", std::chrono::duration<double, std::milli>(
+                                        std::chrono::steady_clock::now() - started_)
+                                        .count());
+  }
   if (options_.stream) {
     stream_delta_locked(c, delta);
   } else {
@@ -176,9 +188,24 @@ UsageTotals GenerationSession::totals_locked() const {
   return totals;
 }
 
+void GenerationSession::annotate_outcome_locked(std::string_view finish_reason) {
+  const UsageTotals totals = totals_locked();
+  responder_->annotate("prompt_tokens", totals.prompt_tokens);
+  responder_->annotate("completion_tokens", totals.completion_tokens);
+  responder_->annotate("cached_tokens", totals.cached_tokens);
+  responder_->annotate("finish_reason", std::string(finish_reason));
+}
+
 void GenerationSession::complete_locked() {
   state_ = State::kDone;
   const UsageTotals totals = totals_locked();
+  // One reason for the exchange: "stop" or "length" when every choice agrees, else "mixed".
+  std::string_view reason =
+      choices_.empty() ? "stop" : finish_reason(choices_.front().result.finish);
+  for (const Choice& c : choices_) {
+    if (finish_reason(c.result.finish) != reason) reason = "mixed";
+  }
+  annotate_outcome_locked(reason);
   const ResponseContext& ctx = options_.context;
   const bool chat = options_.endpoint == Endpoint::kChat;
   if (options_.stream) {
@@ -208,6 +235,7 @@ void GenerationSession::fail_locked(const ApiError& error) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
   cancel_all_locked();
+  annotate_outcome_locked("error");
   if (stream_open_) {
     // Headers (200) are gone already: the error travels as an event, then the stream ends.
     responder_->send_event(error_event(error));
@@ -223,6 +251,7 @@ void GenerationSession::on_gone() {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
   cancel_all_locked();
+  annotate_outcome_locked("client_gone");
 }
 
 void GenerationSession::cancel_all_locked() {
@@ -240,6 +269,7 @@ void GenerationSession::emit_locked(std::string event) {
   if (!responder_->send_event(std::move(event)) && state_ != State::kDone) {
     state_ = State::kDone;  // the client is gone or stopped reading
     cancel_all_locked();
+    annotate_outcome_locked("client_gone");
   }
 }
 
