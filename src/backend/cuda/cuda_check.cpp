@@ -27,40 +27,36 @@ std::string format_gib(double bytes) {
   return buf;
 }
 
-DeviceBuffer::DeviceBuffer(size_t bytes, const char* what) : bytes_(bytes) {
+template <MemoryKind kKind>
+CudaBuffer<kKind>::CudaBuffer(size_t bytes, const char* what) : bytes_(bytes) {
   if (bytes == 0) return;
-  const cudaError_t status = cudaMalloc(&ptr_, bytes);
+  const bool device = kKind == MemoryKind::kDevice;
+  const cudaError_t status = device ? cudaMalloc(&ptr_, bytes) : cudaMallocHost(&ptr_, bytes);
   if (status != cudaSuccess) {
     ptr_ = nullptr;
     cudaGetLastError();  // clear the sticky-free error so later calls are not blamed
-    fail(ErrorCode::kResourceExhausted, std::string("CUDA: cannot allocate ") + format_gib(bytes) +
-                                            " for " + what + ": " + cudaGetErrorString(status));
+    fail(ErrorCode::kResourceExhausted,
+         std::string(device ? "CUDA: cannot allocate " : "CUDA: cannot pin ") + format_gib(bytes) +
+             (device ? " for " : " of host memory for ") + what + ": " +
+             cudaGetErrorString(status));
   }
 }
 
-void DeviceBuffer::reset() {
-  if (ptr_ != nullptr) cudaFree(ptr_);
+template <MemoryKind kKind>
+void CudaBuffer<kKind>::reset() {
+  if (ptr_ != nullptr) {
+    if constexpr (kKind == MemoryKind::kDevice) {
+      cudaFree(ptr_);
+    } else {
+      cudaFreeHost(ptr_);
+    }
+  }
   ptr_ = nullptr;
   bytes_ = 0;
 }
 
-PinnedBuffer::PinnedBuffer(size_t bytes, const char* what) : bytes_(bytes) {
-  if (bytes == 0) return;
-  const cudaError_t status = cudaMallocHost(&ptr_, bytes);
-  if (status != cudaSuccess) {
-    ptr_ = nullptr;
-    cudaGetLastError();
-    fail(ErrorCode::kResourceExhausted, std::string("CUDA: cannot pin ") + format_gib(bytes) +
-                                            " of host memory for " + what + ": " +
-                                            cudaGetErrorString(status));
-  }
-}
-
-void PinnedBuffer::reset() {
-  if (ptr_ != nullptr) cudaFreeHost(ptr_);
-  ptr_ = nullptr;
-  bytes_ = 0;
-}
+template class CudaBuffer<MemoryKind::kDevice>;
+template class CudaBuffer<MemoryKind::kPinnedHost>;
 
 void* DeviceArena::take(size_t bytes) {
   const size_t offset = used_;

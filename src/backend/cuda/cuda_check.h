@@ -20,15 +20,18 @@ void check_launch(const char* kernel);
 
 std::string format_gib(double bytes);  // "12.34 GiB"
 
-// One cudaMalloc'd region, freed on destruction.
-class DeviceBuffer {
+enum class MemoryKind { kDevice, kPinnedHost };
+
+// One cudaMalloc'd (kDevice) or cudaMallocHost'd (kPinnedHost) region, freed on destruction.
+template <MemoryKind kKind>
+class CudaBuffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes, const char* what);
-  ~DeviceBuffer() { reset(); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept
+  CudaBuffer() = default;
+  CudaBuffer(size_t bytes, const char* what);  // throws kResourceExhausted with the numbers
+  ~CudaBuffer() { reset(); }
+  CudaBuffer(CudaBuffer&& o) noexcept
       : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  CudaBuffer& operator=(CudaBuffer&& o) noexcept {
     if (this != &o) {
       reset();
       ptr_ = std::exchange(o.ptr_, nullptr);
@@ -44,31 +47,8 @@ class DeviceBuffer {
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
-
-// One cudaMallocHost'd (pinned) region, freed on destruction.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(size_t bytes, const char* what);
-  ~PinnedBuffer() { reset(); }
-  PinnedBuffer(PinnedBuffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-  }
-  void* get() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-  void reset();
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using DeviceBuffer = CudaBuffer<MemoryKind::kDevice>;
+using PinnedBuffer = CudaBuffer<MemoryKind::kPinnedHost>;
 
 // Hands out 256-byte-aligned pieces of one DeviceBuffer (cuBLASLt's preferred alignment), so
 // that a forward step never allocates. plan() mode only counts bytes.
