@@ -16,6 +16,8 @@
 #include <variant>
 #include <vector>
 
+#include "security/principal.h"
+
 namespace autoglm::server {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -32,6 +34,8 @@ struct HttpRequest {
   std::string client_ip;
   std::string request_id;  // generated per request, returned as x-request-id
   std::string trace_id;    // from a W3C traceparent header, else generated
+  // Who is calling, set by the auth layer before dispatch; null when auth is off.
+  std::shared_ptr<const security::Principal> principal;
 
   // The first header of that (lower-case) name.
   std::optional<std::string_view> header(std::string_view name) const {
