@@ -3,6 +3,7 @@
 // Thread ownership: immutable once built; shared (shared_ptr<const Principal>) across threads.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,9 @@ struct Principal {
   std::vector<std::string> allowed_models;  // empty: every served model
   std::vector<std::string> scopes;          // from the key file or the JWT's scope claim
   std::string tenant;                       // isolates prefix/response caches; defaults to id
+  // Quotas from the key file (or the JWT defaults); 0: the server-wide default applies.
+  int64_t requests_per_minute = 0;
+  int64_t tokens_per_minute = 0;
 
   bool may_use_model(std::string_view model) const {
     if (allowed_models.empty()) return true;

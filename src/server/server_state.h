@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "autoglm/engine.h"
+#include "security/audit_sink.h"
 #include "server/http_types.h"
 
 namespace autoglm::server {
@@ -54,6 +55,11 @@ class ServerState {
   std::shared_ptr<Engine> engine() const;
   void set_engine(std::shared_ptr<Engine> engine);
 
+  // The audit log every producer writes to (auth, handlers, admin routes, model loads); null
+  // when auditing is off. Set once at start-up, before the server accepts requests.
+  void set_audit_sink(std::shared_ptr<security::AuditSink> sink) { audit_sink_ = std::move(sink); }
+  security::AuditSink* audit_sink() const { return audit_sink_.get(); }
+
   // The watchdog's latest verdict (healthy until it says otherwise).
   void set_health(bool healthy, std::string reason);
   std::pair<bool, std::string> health() const;
@@ -66,6 +72,7 @@ class ServerState {
   std::string failure_;
   bool healthy_ = true;
   std::string health_reason_;
+  std::shared_ptr<security::AuditSink> audit_sink_;
 };
 
 // A thread that checks the engine every `interval` and records the verdict in the state.
