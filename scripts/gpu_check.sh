@@ -38,7 +38,8 @@ LOGS=${OUT:-$WORK}/gpu_check_logs
 mkdir -p "$WORK" "$LOGS"
 BUILD=$REPO/build-gpu
 BIN=$REPO/build-gpu-bin
-BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_backend test_cuda_vs_cpu cuda_greedy)
+BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_sampling test_cuda_backend test_cuda_vs_cpu
+  cuda_greedy cuda_sampling_bench)
 ROWS=()
 FAILED=0
 row() {  # row CHECK RESULT DETAIL
@@ -180,6 +181,14 @@ else
 fi
 timeout 300 "$BIN/test_cuda_kernels" >"$LOGS/test_cuda_kernels.log" 2>&1
 gtest_row "kernels vs CPU reference" "$LOGS/test_cuda_kernels.log" $?
+timeout 300 "$BIN/test_cuda_sampling" >"$LOGS/test_cuda_sampling.log" 2>&1
+gtest_row "sampling vs host reference" "$LOGS/test_cuda_sampling.log" $?
+if timeout 120 "$BIN/cuda_sampling_bench" >"$LOGS/cuda_sampling_bench.log" 2>&1; then
+  row "sampling time (151,552 vocab)" INFO "$(awk '$1 == "[sampling]" && ($3 == 1 || $3 == 256) {
+    printf "%s rows %s: %s us; ", $7, $3, $8}' "$LOGS/cuda_sampling_bench.log")"
+else
+  row "sampling time (151,552 vocab)" FAIL "$(tail -1 "$LOGS/cuda_sampling_bench.log")"
+fi
 timeout 300 "$BIN/test_cuda_backend" >"$LOGS/test_cuda_backend.log" 2>&1
 gtest_row "end to end (fixtures)" "$LOGS/test_cuda_backend.log" $?
 unset AUTOGLM_HF_LOWP_LOGITS_DIR
@@ -220,13 +229,14 @@ if command -v compute-sanitizer >/dev/null; then
     rcs="$rcs $?"
   }
   mc memcheck_kernels.log "$BIN/test_cuda_kernels" '*/BF16'
+  mc memcheck_sampling.log "$BIN/test_cuda_sampling" '*NonFinite*:*VariateSweep*'
   mc memcheck_backend.log "$BIN/test_cuda_backend" '*LogitsMatchTransformers'
   mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128'
   summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | sort | uniq -c | tr -s ' ' |
     tr '\n' ';')
   if echo "$rcs" | grep -qE ' (99|124|137)' ||
     grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | grep -qv ' 0 errors' ||
-    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 3 ]; then
+    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 4 ]; then
     row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
     row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"

@@ -57,6 +57,7 @@ struct EngineMetricsSnapshot {
   uint64_t prefix_cache_queries = 0;  // prompt tokens looked up in the prefix cache
   uint64_t prefix_cache_hits = 0;     // of those, tokens found cached
   uint64_t preemptions = 0;
+  uint64_t non_finite_logits = 0;  // rows whose logits held NaN/inf (their requests failed)
   uint64_t prompt_tokens = 0;      // tokens in
   uint64_t generation_tokens = 0;  // tokens out
   uint64_t requests_finished = 0;

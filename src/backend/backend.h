@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include "backend/row_sampling.h"
+
 namespace autoglm {
 
 struct ForwardBatch {
@@ -56,8 +58,16 @@ class Backend {
   virtual ~Backend() = default;
   // Runs one engine step. Writes logits [logits_rows.size(), vocab] (fp32) into `logits`.
   virtual void forward(const ForwardBatch& batch, std::span<float> logits) = 0;
+  // Runs one engine step and selects one token per logits row (row_sampler.h defines how):
+  // out[r] for sampling.rows[r]. The default runs forward() into host memory and samples
+  // there; a GPU backend overrides it so that only the RowSamples leave the device.
+  virtual void forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
+                              std::span<RowSample> out);
   virtual KvPoolShape kv_pool() const = 0;
   virtual int32_t vocab_size() const = 0;
+
+ private:
+  std::vector<float> host_logits_;  // forward_sample's default: the step's logits rows
 };
 
 }  // namespace autoglm

@@ -122,17 +122,10 @@ void EngineCore::run_step() {
     std::this_thread::yield();  // nothing fits this instant (only while blocks are freed)
     return;
   }
-  const size_t vocab = static_cast<size_t>(backend_->vocab_size());
-  logits_.resize(plan.logits_rows.size() * vocab);
-  try {
-    backend_->forward(plan.batch(), logits_);
-  } catch (const std::exception& e) {
-    end_step_requests(plan, e.what());
-    check_invariants();
-    return;
-  }
+  if (!forward_sample(plan)) return;
   std::vector<StreamDelta> deltas;
-  const StepOutput output = sample(plan, deltas);
+  std::vector<SequenceId> broken;
+  const StepOutput output = take_samples(plan, deltas, broken);
   std::vector<SequenceEnded> ended = scheduler_.update(plan, output);
   std::unordered_map<SequenceId, FinishCause> ends;
   for (const SequenceEnded& e : ended) ends[e.id] = finish_cause(e.end);
@@ -143,6 +136,14 @@ void EngineCore::run_step() {
       end_request(id, end->second, std::move(deltas[r]));
     } else if (!deltas[r].token_ids.empty()) {
       live_.at(id).pending.channel->push(std::move(deltas[r]));
+    }
+  }
+  // A row whose logits were NaN or infinite: the model output is broken for that request, so
+  // it ends with an error instead of streaming a meaningless token; the others carry on.
+  for (SequenceId id : broken) {
+    metrics_.add_non_finite_logits(1);
+    if (scheduler_.cancel(id)) {
+      end_request(id, FinishCause::kError, {}, "the model produced non-finite logits");
     }
   }
   check_invariants();
@@ -184,19 +185,43 @@ void EngineCore::note_started(const StepPlan& plan) {
   }
 }
 
-StepOutput EngineCore::sample(const StepPlan& plan, std::vector<StreamDelta>& deltas) {
-  const size_t vocab = static_cast<size_t>(backend_->vocab_size());
+bool EngineCore::forward_sample(const StepPlan& plan) {
+  sample_rows_.clear();
+  adjustments_.clear();
+  for (const SequenceId id : plan.logits_owner) {
+    sample_rows_.push_back(live_.at(id).pending.sampler->prepare(adjustments_));
+  }
+  samples_.assign(sample_rows_.size(), RowSample{});
+  try {
+    backend_->forward_sample(plan.batch(), SampleBatch{sample_rows_, adjustments_}, samples_);
+  } catch (const std::exception& e) {
+    end_step_requests(plan, e.what());
+    check_invariants();
+    return false;
+  }
+  return true;
+}
+
+StepOutput EngineCore::take_samples(const StepPlan& plan, std::vector<StreamDelta>& deltas,
+                                    std::vector<SequenceId>& broken) {
   StepOutput output;
   for (size_t r = 0; r < plan.logits_owner.size(); ++r) {
-    LiveRequest& live = live_.at(plan.logits_owner[r]);
-    const std::span<float> row(logits_.data() + r * vocab, vocab);
-    const SampledToken token = live.pending.sampler->sample(row);
-    StopChecker::Step step = live.pending.stopper->push(token.id);
+    const SequenceId id = plan.logits_owner[r];
+    LiveRequest& live = live_.at(id);
     StreamDelta delta;
+    SampledRow out{samples_[r].token, SequenceEnd::kNone};
+    if ((samples_[r].flags & kRowNonFiniteLogits) != 0) {
+      broken.push_back(id);
+      out.token = 0;  // never shown: the request is cancelled right after this step
+      output.rows.push_back(out);
+      deltas.push_back(std::move(delta));
+      continue;
+    }
+    const SampledToken token = live.pending.sampler->accept(samples_[r]);
+    StopChecker::Step step = live.pending.stopper->push(token.id);
     delta.token_ids.push_back(token.id);
     if (token.logprobs) delta.logprobs.push_back(std::move(*token.logprobs));
     delta.text = std::move(step.text);
-    SampledRow out{token.id, SequenceEnd::kNone};
     if (step.finish) {
       out.end = sequence_end(*step.finish);
       live.stop = std::move(step.stop);

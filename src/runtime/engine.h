@@ -57,7 +57,11 @@ class EngineCore {
   // After every step in debug builds (!NDEBUG), and in release when the options ask for it.
   void check_invariants() const;
   void note_started(const StepPlan& plan);
-  StepOutput sample(const StepPlan& plan, std::vector<StreamDelta>& deltas);
+  // Runs the step's forward and token selection in the backend; false when the backend threw
+  // (the step's requests have then ended with kError).
+  bool forward_sample(const StepPlan& plan);
+  StepOutput take_samples(const StepPlan& plan, std::vector<StreamDelta>& deltas,
+                          std::vector<SequenceId>& broken);
   void end_request(SequenceId id, FinishCause cause, StreamDelta last, std::string error = {});
   void end_all(FinishCause cause, const std::string& error);
   void note_token(LiveRequest& live);
@@ -71,7 +75,10 @@ class EngineCore {
   SessionCache sessions_;  // before scheduler_, which points at it
   Scheduler scheduler_;
   std::unordered_map<SequenceId, LiveRequest> live_;
-  std::vector<float> logits_;
+  // The step's sampling rows, adjustments and results (reused: no allocation per step).
+  std::vector<RowSamplingParams> sample_rows_;
+  std::vector<LogitAdjustment> adjustments_;
+  std::vector<RowSample> samples_;
   EngineMetrics metrics_;
   uint64_t preemptions_reported_ = 0;
   double throughput_ = 0.0;  // tokens per second, smoothed

@@ -1,10 +1,6 @@
 // See logits_processing.h.
 #include "runtime/logits_processing.h"
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
-
 namespace autoglm {
 
 void TokenHistory::add_prompt(std::span<const int32_t> ids) {
@@ -15,49 +11,34 @@ void TokenHistory::add_generated(int32_t id) {
   ++seen_[id].generated;
 }
 
-void apply_logits_processing(const SamplingParams& p, const TokenHistory& history,
-                             std::span<float> logits) {
-  for (const auto& [id, bias] : p.logit_bias) logits[static_cast<size_t>(id)] += bias;
-  const bool repetition = p.repetition_penalty != 1.0f;
-  const bool additive = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  if (!repetition && !additive) return;
-  for (const auto& [id, seen] : history.seen()) {
-    if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
-    float& logit = logits[static_cast<size_t>(id)];
-    // HF RepetitionPenaltyLogitsProcessor: divide positive logits, multiply negative ones, so
-    // a penalty > 1 always makes the token less likely.
-    if (repetition)
-      logit = logit > 0.0f ? logit / p.repetition_penalty : logit * p.repetition_penalty;
-    if (seen.generated > 0) {
-      logit -= static_cast<float>(seen.generated) * p.frequency_penalty + p.presence_penalty;
-    }
+void append_logit_adjustments(const SamplingParams& p, const TokenHistory& history,
+                              std::vector<LogitAdjustment>& out) {
+  const bool penalties =
+      p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  const size_t first = out.size();
+  if (penalties) {
+    for (const auto& [id, seen] : history.seen()) out.push_back({id, 0.0f, seen.generated, 1});
+  }
+  if (p.logit_bias.empty()) return;
+  // Each token appears once: a biased token that is also in the history shares its entry.
+  std::unordered_map<int32_t, size_t> index;
+  for (size_t i = first; i < out.size(); ++i) index.emplace(out[i].token, i);
+  for (const auto& [id, bias] : p.logit_bias) {
+    const auto [it, inserted] = index.emplace(id, out.size());
+    if (inserted) out.push_back({id, 0.0f, 0, 0});
+    out[it->second].bias += bias;
   }
 }
 
-Logprobs compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t top_n) {
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (const float l : logits) max_logit = std::max(max_logit, l);
-  double sum = 0.0;
-  for (const float l : logits) sum += std::exp(static_cast<double>(l) - max_logit);
-  const double log_z = static_cast<double>(max_logit) + std::log(sum);
-  const auto logprob = [&](int32_t id) {
-    return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - log_z);
-  };
-  Logprobs out;
-  out.chosen = {chosen, logprob(chosen)};
-  const size_t n = std::min(static_cast<size_t>(std::max(top_n, 0)), logits.size());
-  if (n == 0) return out;
-  std::vector<int32_t> ids(logits.size());
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(),
-                    [&](int32_t a, int32_t b) {
-                      const float la = logits[static_cast<size_t>(a)];
-                      const float lb = logits[static_cast<size_t>(b)];
-                      return la != lb ? la > lb : a < b;
-                    });
-  out.top.reserve(n);
-  for (size_t i = 0; i < n; ++i) out.top.push_back({ids[i], logprob(ids[i])});
-  return out;
+void apply_logits_processing(const SamplingParams& p, const TokenHistory& history,
+                             std::span<float> logits) {
+  std::vector<LogitAdjustment> adjustments;
+  append_logit_adjustments(p, history, adjustments);
+  RowSamplingParams row;
+  row.repetition_penalty = p.repetition_penalty;
+  row.presence_penalty = p.presence_penalty;
+  row.frequency_penalty = p.frequency_penalty;
+  apply_logit_adjustments(row, adjustments, logits);
 }
 
 }  // namespace autoglm

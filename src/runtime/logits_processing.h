@@ -14,7 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "autoglm/logprobs.h"  // TokenLogprob, Logprobs (public types)
+#include "autoglm/logprobs.h"     // TokenLogprob, Logprobs (public types)
+#include "backend/row_sampler.h"  // compute_logprobs, apply_logit_adjustments
 #include "runtime/sampling_params.h"
 
 namespace autoglm {
@@ -36,12 +37,13 @@ class TokenHistory {
   std::unordered_map<int32_t, Seen> seen_;
 };
 
+// This request's adjustments for one step, one entry per token (row_sampling.h): its
+// logit_bias, and its history when a penalty is on. Appends to `out`.
+void append_logit_adjustments(const SamplingParams& params, const TokenHistory& history,
+                              std::vector<LogitAdjustment>& out);
+
 // Applies logit_bias and the three penalties to `logits` in place (no-op when all are off).
 void apply_logits_processing(const SamplingParams& params, const TokenHistory& history,
                              std::span<float> logits);
-
-// log-softmax of `logits` at `chosen`, and the `top_n` most likely tokens (descending, lowest
-// id first on ties). Computed in double for accuracy over large vocabularies.
-Logprobs compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t top_n);
 
 }  // namespace autoglm

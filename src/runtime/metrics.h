@@ -27,6 +27,7 @@ class EngineMetrics {
     working_.session_pinned_blocks = pinned_blocks;
   }
   void add_preemptions(uint64_t count) { working_.preemptions += count; }
+  void add_non_finite_logits(uint64_t count) { working_.non_finite_logits += count; }
   void add_prompt_tokens(uint64_t count) { working_.prompt_tokens += count; }
   void add_generation_tokens(uint64_t count) { working_.generation_tokens += count; }
   void add_finished_requests(uint64_t count) { working_.requests_finished += count; }

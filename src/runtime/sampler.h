@@ -1,10 +1,11 @@
-// Token selection for one request: logits processing (logit_bias, penalties; see
-// logits_processing.h), logprobs, then temperature, top-k, top-p and min-p, then one seeded
-// draw. Truncation follows HF's warper order: top-k, then top-p on the top-k-renormalised
-// distribution, then min-p (its threshold is relative to the top token, so it is the same on
-// any renormalisation). A per-request seed reproduces the draws exactly on any platform: the
-// generator is mt19937_64 (fully specified) and the uniform variate is built from its top 53
-// bits by hand, not by std::uniform_real_distribution (implementation-defined).
+// Token selection for one request: it owns the request's seeded generator and token history,
+// and turns its SamplingParams into the per-step RowSamplingParams + LogitAdjustments that the
+// backend samples with (backend/row_sampler.h is the definition: logit_bias and penalties,
+// logprobs, temperature, top-k, top-p, min-p, one draw). Truncation follows HF's warper order.
+// A per-request seed reproduces the draws exactly on any platform: the generator is mt19937_64
+// (fully specified) and the uniform variate is built from its top 53 bits by hand, not by
+// std::uniform_real_distribution (implementation-defined). The variate is drawn only for
+// non-greedy rows, so greedy requests never advance it.
 // Thread ownership: a Sampler belongs to one request and is used by one thread at a time.
 #pragma once
 
@@ -12,9 +13,9 @@
 #include <optional>
 #include <random>
 #include <span>
-#include <utility>
 #include <vector>
 
+#include "backend/row_sampling.h"
 #include "runtime/logits_processing.h"
 #include "runtime/sampling_params.h"
 
@@ -35,25 +36,32 @@ class Sampler {
   // Forgets the prompt and output history (a new conversation turn re-adds its prompt).
   void reset_history() { history_.clear(); }
 
-  // Processes `logits` in place (bias, penalties), selects a token, records it as generated.
+  // Processes `logits` in place (bias, penalties), selects a token, records it as generated:
+  // prepare() + sample_row() + accept() on the host.
   SampledToken sample(std::span<float> logits);
 
   // The truncation and draw alone, on already-processed logits (temperature .. min-p).
   int32_t draw(std::span<const float> logits);
 
+  // For a backend that samples: appends this step's adjustments to `adjustments` (their range
+  // goes into the returned params) and draws the step's uniform variate.
+  RowSamplingParams prepare(std::vector<LogitAdjustment>& adjustments);
+  // Takes the backend's choice for the row prepare() described: records it in the history and
+  // returns it with its logprobs (when asked).
+  SampledToken accept(const RowSample& row);
+
   const SamplingParams& params() const { return params_; }
 
  private:
-  double uniform01();  // [0, 1) from the top 53 bits of one engine output
-  // Tokens kept by top-p and min-p at the front of candidates_, whose first `sorted` entries
-  // are already in order; writes their total weight to `kept_mass`.
-  size_t nucleus_size(double total, size_t sorted, double* kept_mass);
+  double uniform01();              // [0, 1) from the top 53 bits of one engine output
+  RowSamplingParams row_params();  // without adjustments; draws the variate when not greedy
 
   SamplingParams params_;
   int64_t vocab_size_;
   std::mt19937_64 rng_;
   TokenHistory history_;
-  std::vector<std::pair<double, int32_t>> candidates_;  // (logit, then weight; token id)
+  std::vector<LogitAdjustment> adjustments_;  // sample()'s scratch
+  std::vector<float> draw_logits_;            // draw()'s scratch
 };
 
 }  // namespace autoglm

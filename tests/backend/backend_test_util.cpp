@@ -50,7 +50,7 @@ ReferenceModel load_reference_model(const fs::path& dir) {
   return m;
 }
 
-std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) {
+ForwardBatchArrays make_batch(const Backend& backend, const std::vector<SeqStep>& seqs) {
   const int32_t bs = backend.kv_pool().block_size;
   ForwardBatchArrays b;
   b.seq_start = {0};
@@ -71,6 +71,11 @@ std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) 
     row.resize(b.max_blocks_per_seq, 0);
     b.block_table.insert(b.block_table.end(), row.begin(), row.end());
   }
+  return b;
+}
+
+std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) {
+  const ForwardBatchArrays b = make_batch(backend, seqs);
   std::vector<float> logits(b.logits_rows.size() * backend.vocab_size());
   backend.forward(b.view(), logits);
   return logits;

@@ -37,6 +37,9 @@ struct SeqStep {
   std::vector<int32_t> blocks;
 };
 
+// The ragged batch of `seqs`, every token a logits row.
+ForwardBatchArrays make_batch(const Backend& backend, const std::vector<SeqStep>& seqs);
+
 // Runs one ragged batch; returns the logits of every token, [n_tokens, vocab].
 std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs);
 

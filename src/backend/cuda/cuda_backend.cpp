@@ -217,6 +217,10 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   buf_.final_rows = arena.take(r * hidden * act);
   buf_.logits = arena.take_n<float>(r * static_cast<size_t>(config_.vocab_size));
   buf_.ints = arena.take_n<int32_t>(ints_capacity());
+  const size_t sample_rows = static_cast<size_t>(options_.max_batched_tokens);
+  buf_.sample_params = arena.take_n<RowSamplingParams>(sample_rows);
+  buf_.adjustments = arena.take_n<LogitAdjustment>(kMaxDeviceAdjustments);
+  buf_.samples = arena.take_n<RowSample>(sample_rows);
   buf_.attention_ws_bytes = 0;
   if (optimised_attention_) {
     // The largest step allowed: every limit at once.
@@ -301,6 +305,11 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
   host_logits_ = PinnedBuffer(static_cast<size_t>(max_logits_rows_) *
                                   static_cast<size_t>(config_.vocab_size) * sizeof(float),
                               "logits");
+  const size_t sample_rows = static_cast<size_t>(options_.max_batched_tokens);
+  host_sampling_ = PinnedBuffer(
+      sample_rows * sizeof(RowSamplingParams) + kMaxDeviceAdjustments * sizeof(LogitAdjustment),
+      "sampling parameters");
+  host_samples_ = PinnedBuffer(sample_rows * sizeof(RowSample), "sampled tokens");
 }
 
 void CudaBackend::upload_rope_table() {

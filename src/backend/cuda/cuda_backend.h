@@ -46,8 +46,8 @@ bool cuda_available(std::string* why = nullptr);
 
 // Uploads `model`'s weights and allocates workspace and the KV pool within the budget. The KV
 // pool's size is decided here: callers (the engine) read it back through kv_pool() and size
-// their block manager from it. Logits come back to the host (fp32) in forward(); sampling is
-// the caller's, on the host, for now.
+// their block manager from it. forward() brings logits rows back to the host (fp32);
+// forward_sample() selects the tokens on the device and brings back only those.
 // `model` is only read during this call. Throws autoglm::Error when CUDA is unusable, the
 // model does not fit (the message gives weights, KV bytes per block, budget and free memory)
 // or the model uses something this backend does not support.

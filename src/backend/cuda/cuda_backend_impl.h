@@ -58,9 +58,16 @@ struct StepBuffers {
   void* attention_ws = nullptr;
   size_t attention_ws_bytes = 0;
   void* gemm_ws = nullptr;
-  float* rope_cos = nullptr;  // [max_context][rotary_dim / 2]
+  RowSamplingParams* sample_params = nullptr;  // [max_batched_tokens]
+  LogitAdjustment* adjustments = nullptr;      // [kMaxDeviceAdjustments]
+  RowSample* samples = nullptr;                // [max_batched_tokens]
+  float* rope_cos = nullptr;                   // [max_context][rotary_dim / 2]
   float* rope_sin = nullptr;
 };
+
+// Logit adjustments (penalised history + logit_bias entries) one step can take on the device;
+// a step with more samples on the host instead (long penalised contexts at a large batch).
+inline constexpr size_t kMaxDeviceAdjustments = size_t{1} << 18;
 
 class CudaBackend final : public Backend {
  public:
@@ -68,6 +75,9 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   void forward(const ForwardBatch& batch, std::span<float> logits) override;
+  // Samples on the device: only the RowSamples come back (one D2H copy, one sync per step).
+  void forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
+                      std::span<RowSample> out) override;
   KvPoolShape kv_pool() const override { return pool_; }
   int32_t vocab_size() const override { return static_cast<int32_t>(config_.vocab_size); }
 
@@ -87,10 +97,18 @@ class CudaBackend final : public Backend {
   void allocate_within_budget(const LoadedModel& model);
   void upload_rope_table();
   void check_batch(const ForwardBatch& batch) const;
-  void run_step(const ForwardBatch& batch, std::span<float> logits);
+  // Runs `step` with the device selected; after a failure, drains the stream (queued work may
+  // still read the pinned buffers) and rethrows.
+  template <typename Step>
+  void guarded(const Step& step);
+  DeviceBatch run_layers(const ForwardBatch& batch);
+  void upload_sampling(const SampleBatch& sampling);
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
-  void compute_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);
+  // The final norm and lm_head for logits rows [r0, r0 + rows) into buf_.logits.
+  void logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows);
+  void copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);
+  void sample_logits(const DeviceBatch& db, int64_t n_out, std::span<RowSample> out);
 
   ModelConfig config_;
   CudaBackendOptions options_;
@@ -106,7 +124,7 @@ class CudaBackend final : public Backend {
   Stream stream_;
   DeviceArena weights_, workspace_;
   DeviceBuffer kv_memory_;
-  PinnedBuffer host_ints_, host_logits_;
+  PinnedBuffer host_ints_, host_logits_, host_sampling_, host_samples_;
   std::unique_ptr<Gemm> gemm_;
 
   void* embed_ = nullptr;

@@ -1,7 +1,8 @@
 // See cuda_backend_impl.h: one engine step on the GPU. The batch arrays go up in one H2D copy
 // of a packed pinned buffer; every layer then runs as a fixed sequence of launches over the
 // whole ragged batch (no host loop over tokens); the logits rows come back in one D2H copy,
-// which is the step's only synchronisation. Sampling stays on the host for now.
+// which is the step's only synchronisation. forward_sample() samples on the device instead and
+// brings back only the chosen ids (and requested logprobs), again with one sync per step.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include "backend/batch_check.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/sampling.h"
 #include "core/error.h"
 
 namespace autoglm::cuda {
@@ -61,11 +63,12 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
   return d;
 }
 
-void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+template <typename Step>
+void CudaBackend::guarded(const Step& step) {
   // The engine thread may not be the one that built the backend: select the device here too.
   AUTOGLM_CUDA_CHECK(cudaSetDevice(device_));
   try {
-    run_step(batch, logits);
+    step();
   } catch (...) {
     // Work queued before the failure may still read the pinned batch buffer; let it drain so
     // that the next step can rewrite it. (After a device fault this returns the same error.)
@@ -74,12 +77,60 @@ void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
   }
 }
 
-void CudaBackend::run_step(const ForwardBatch& batch, std::span<float> logits) {
-  check_batch(batch);
-  const int64_t n_out = static_cast<int64_t>(batch.logits_rows.size());
-  if (logits.size() < static_cast<size_t>(n_out) * static_cast<size_t>(config_.vocab_size)) {
-    fail(ErrorCode::kInternal, "cuda backend: logits buffer too small");
+void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
+  guarded([&] {
+    const int64_t n_out = static_cast<int64_t>(batch.logits_rows.size());
+    if (logits.size() < static_cast<size_t>(n_out) * static_cast<size_t>(config_.vocab_size)) {
+      fail(ErrorCode::kInternal, "cuda backend: logits buffer too small");
+    }
+    const DeviceBatch db = run_layers(batch);
+    copy_logits(db, n_out, logits);
+  });
+}
+
+void CudaBackend::forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
+                                 std::span<RowSample> out) {
+  if (sampling.adjustments.size() > kMaxDeviceAdjustments) {
+    Backend::forward_sample(batch, sampling, out);  // rare: more than the device buffer holds
+    return;
   }
+  guarded([&] {
+    const size_t n_out = batch.logits_rows.size();
+    if (sampling.rows.size() != n_out || out.size() != n_out) {
+      fail(ErrorCode::kInternal, "cuda backend: " + std::to_string(n_out) + " logits rows but " +
+                                     std::to_string(sampling.rows.size()) + " sampling rows and " +
+                                     std::to_string(out.size()) + " outputs");
+    }
+    check_batch(batch);  // bounds the rows by max_batched_tokens before they are copied
+    upload_sampling(sampling);
+    const DeviceBatch db = run_layers(batch);
+    sample_logits(db, static_cast<int64_t>(n_out), out);
+  });
+}
+
+void CudaBackend::upload_sampling(const SampleBatch& sampling) {
+  const int32_t n_adjust = static_cast<int32_t>(sampling.adjustments.size());
+  for (const RowSamplingParams& p : sampling.rows) {
+    if (p.adjust_begin < 0 || p.adjust_begin > p.adjust_end || p.adjust_end > n_adjust) {
+      fail(ErrorCode::kInternal, "cuda backend: a sampling row's adjustments are out of range");
+    }
+  }
+  char* host = static_cast<char*>(host_sampling_.get());
+  const size_t params_bytes = sampling.rows.size() * sizeof(RowSamplingParams);
+  const size_t adjust_bytes = sampling.adjustments.size() * sizeof(LogitAdjustment);
+  std::memcpy(host, sampling.rows.data(), params_bytes);
+  std::memcpy(host + params_bytes, sampling.adjustments.data(), adjust_bytes);
+  const cudaStream_t s = stream_.get();
+  AUTOGLM_CUDA_CHECK(
+      cudaMemcpyAsync(buf_.sample_params, host, params_bytes, cudaMemcpyHostToDevice, s));
+  if (adjust_bytes > 0) {
+    AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.adjustments, host + params_bytes, adjust_bytes,
+                                       cudaMemcpyHostToDevice, s));
+  }
+}
+
+CudaBackend::DeviceBatch CudaBackend::run_layers(const ForwardBatch& batch) {
+  check_batch(batch);
   const int32_t n = batch.n_tokens();
   const DeviceBatch db = upload_batch_arrays(batch);
   const cudaStream_t s = stream_.get();
@@ -98,7 +149,7 @@ void CudaBackend::run_step(const ForwardBatch& batch, std::span<float> logits) {
     residual_add_norm(buf_.x, buf_.delta, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_,
                       s);
   }
-  compute_logits(db, n_out, logits);
+  return db;
 }
 
 void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
@@ -150,17 +201,22 @@ void CudaBackend::mlp_layer(int32_t n, int layer) {
                 false, s);
 }
 
-void CudaBackend::compute_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits) {
+void CudaBackend::logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows) {
+  const cudaStream_t s = stream_.get();
+  gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
+                  static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
+  gemm_->linear(buf_.final_rows, lm_head_, nullptr, buf_.logits, rows, config_.vocab_size,
+                config_.hidden_size, act_, true, s);
+}
+
+void CudaBackend::copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits) {
   const cudaStream_t s = stream_.get();
   const int64_t vocab = config_.vocab_size;
-  // Rows beyond max_logits_rows take extra passes (and extra syncs): only tests and prompt
-  // logprobs ask for that many.
+  // Rows beyond max_logits_rows take extra passes (and extra syncs): only tests ask for that
+  // many logits rows.
   for (int64_t r0 = 0; r0 < n_out; r0 += max_logits_rows_) {
     const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, n_out - r0));
-    gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
-                    static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
-    gemm_->linear(buf_.final_rows, lm_head_, nullptr, buf_.logits, rows, vocab, config_.hidden_size,
-                  act_, true, s);
+    logits_pass(db, r0, rows);
     const size_t bytes = static_cast<size_t>(rows) * static_cast<size_t>(vocab) * sizeof(float);
     AUTOGLM_CUDA_CHECK(
         cudaMemcpyAsync(host_logits_.get(), buf_.logits, bytes, cudaMemcpyDeviceToHost, s));
@@ -170,6 +226,26 @@ void CudaBackend::compute_logits(const DeviceBatch& db, int64_t n_out, std::span
   // A step without logits rows still ends synchronised: the next step rewrites the pinned
   // batch buffer that this step's H2D copy reads.
   if (n_out == 0) AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void CudaBackend::sample_logits(const DeviceBatch& db, int64_t n_out, std::span<RowSample> out) {
+  const cudaStream_t s = stream_.get();
+  const int32_t vocab = static_cast<int32_t>(config_.vocab_size);
+  // Passes of max_logits_rows share buf_.logits; the stream orders each pass's sampling before
+  // the next pass's lm_head overwrites it, so no sync is needed between them.
+  for (int64_t r0 = 0; r0 < n_out; r0 += max_logits_rows_) {
+    const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, n_out - r0));
+    logits_pass(db, r0, rows);
+    sample_rows(buf_.logits, rows, vocab, buf_.sample_params + r0, buf_.adjustments,
+                buf_.samples + r0, s);
+  }
+  const size_t bytes = static_cast<size_t>(n_out) * sizeof(RowSample);
+  if (bytes > 0) {
+    AUTOGLM_CUDA_CHECK(
+        cudaMemcpyAsync(host_samples_.get(), buf_.samples, bytes, cudaMemcpyDeviceToHost, s));
+  }
+  AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(s));  // the step's one synchronisation
+  if (bytes > 0) std::memcpy(out.data(), host_samples_.get(), bytes);
 }
 
 }  // namespace autoglm::cuda

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/row_sampler.h"
 #include "backend_test_util.h"
 #include "core/error.h"
 #include "core/json_util.h"
@@ -363,6 +364,64 @@ TEST_F(CudaBackendE2E, BatchOfEightDecodesLikeEachSequenceAlone) {
         }
         alone.first_pos += static_cast<int32_t>(alone.ids.size());
         alone.ids = {tokens[s][step]};
+      }
+    }
+  }
+}
+
+// forward_sample() on the device picks what the host reference picks from forward()'s logits
+// of the same batch: greedy, seeded sampling with truncation, penalties, and logprobs.
+TEST_F(CudaBackendE2E, DeviceSamplingMatchesHostSamplingOfTheSameLogits) {
+  for (const auto& dir : dirs_) {
+    autoglm::test::ReferenceModel m = autoglm::test::load_reference_model(dir);
+    SCOPED_TRACE(m.name);
+    auto be = make_cuda_backend(*m.model, test_options());
+    std::vector<SeqStep> seqs;
+    int32_t next_block = 0;
+    for (const auto& p : m.prompts) {
+      seqs.push_back({p.ids, 0,
+                      autoglm::test::contiguous_blocks(static_cast<int32_t>(p.ids.size()),
+                                                       kBlockSize, next_block)});
+      next_block += static_cast<int32_t>(seqs.back().blocks.size());
+    }
+    const ForwardBatchArrays batch = autoglm::test::make_batch(*be, seqs);
+    const size_t rows = batch.logits_rows.size();
+    std::vector<float> logits(rows * m.vocab());
+    be->forward(batch.view(), logits);
+    std::vector<RowSamplingParams> params(rows);
+    std::vector<LogitAdjustment> adjustments;
+    for (size_t r = 0; r < rows; ++r) {
+      RowSamplingParams& p = params[r];
+      p.uniform = (static_cast<double>(r) + 0.37) / static_cast<double>(rows);
+      switch (r % 4) {
+        case 0:
+          break;  // greedy
+        case 1:
+          p.temperature = 0.8f, p.top_k = 20, p.top_p = 0.9f, p.top_logprobs = 5;
+          break;
+        case 2:
+          p.temperature = 1.0f, p.min_p = 0.05f;
+          break;
+        default:
+          p.repetition_penalty = 1.2f, p.frequency_penalty = 0.3f, p.top_logprobs = 0;
+          p.adjust_begin = static_cast<int32_t>(adjustments.size());
+          for (int32_t t = 0; t < 8; ++t) adjustments.push_back({t * 3, 0.5f, t % 3, 1});
+          p.adjust_end = static_cast<int32_t>(adjustments.size());
+      }
+    }
+    std::vector<RowSample> got(rows);
+    be->forward_sample(batch.view(), SampleBatch{params, adjustments}, got);
+    for (size_t r = 0; r < rows; ++r) {
+      const RowSamplingParams& p = params[r];
+      const RowSample want = sample_row(
+          std::span<float>(logits.data() + r * m.vocab(), static_cast<size_t>(m.vocab())), p,
+          std::span<const LogitAdjustment>(adjustments)
+              .subspan(static_cast<size_t>(p.adjust_begin),
+                       static_cast<size_t>(p.adjust_end - p.adjust_begin)));
+      EXPECT_EQ(got[r].token, want.token) << "row " << r;
+      EXPECT_EQ(got[r].flags, 0) << "row " << r;
+      if (p.top_logprobs >= 0) {
+        EXPECT_NEAR(got[r].logprob, want.logprob, 1e-4) << "row " << r;
       }
     }
   }

@@ -1,0 +1,20 @@
+// Token selection on the GPU (sampling.cu): the device twin of backend/row_sampler.h, so that a
+// step returns only RowSamples (ids and requested logprobs) instead of logits rows.
+// Thread ownership: called by whoever drives the stream (the engine thread); asynchronous.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "backend/row_sampling.h"
+
+namespace autoglm::cuda {
+
+// For each of `rows` rows of `logits` [rows][vocab] (fp32, adjusted in place): applies the
+// row's adjustments, then selects its token exactly as sample_row() defines, writing out[row].
+// params, adjustments and out are device pointers. One thread block per row.
+void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingParams* params,
+                 const LogitAdjustment* adjustments, RowSample* out, cudaStream_t stream);
+
+}  // namespace autoglm::cuda
