@@ -1,13 +1,17 @@
 // See sampling.h. One 1024-thread block per logits row, in passes over the row (which stays in
 // L2): adjust, max/argmax, then for sampled rows an exact top-k and top-p selection by radix
 // select over the order-preserving bit pattern of the logits (four 8-bit digit passes), min-p,
-// and the draw as a block-wide prefix sum over the kept weights in token-id order. No sort:
-// the selected set is "every token above a threshold key, plus the lowest-id ties at the key",
-// which is exactly the set row_sampler.cpp's sorted prefix keeps. Masses are summed in 2^-40
-// fixed point (the top token weighs 1), so block-wide sums are exact and order-independent.
+// and the draw. No sort: the selected set is "every token above a threshold key, plus the
+// lowest-id ties at the key", exactly the set row_sampler.cpp's sorted prefix keeps. Masses
+// are summed in 2^-40 fixed point (the top token weighs 1), so sums are exact in any order.
+// Every pass is coalesced: warp w reads its own contiguous segment of the row, 32 consecutive
+// tokens per step. Steps that need token-id order (the draw, the n-th tie) take per-warp
+// totals in one pass, then one warp walks the segment that holds the answer.
 // Thread ownership: launched by the engine thread on the backend's stream.
+#include <cooperative_groups.h>
+#include <cooperative_groups/reduce.h>
+#include <cooperative_groups/scan.h>
 #include <cub/block/block_reduce.cuh>
-#include <cub/block/block_scan.cuh>
 
 #include <climits>
 #include <cstdint>
@@ -18,7 +22,14 @@
 namespace autoglm::cuda {
 namespace {
 
+namespace cg = cooperative_groups;
+
 constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 8;
+constexpr int kLaneHistogramBytes =
+    256 * 32 * sizeof(unsigned long long);  // dynamic smem                     // warp steps whose
+                                            // loads are in flight together
 constexpr double kFixedOne = 1099511627776.0;  // 2^40: weights in [0, 1] as integers
 using Fixed = unsigned long long;
 
@@ -27,6 +38,9 @@ using Fixed = unsigned long long;
 __device__ __forceinline__ uint32_t order_key(float value) {
   const uint32_t bits = __float_as_uint(value);
   return (bits & 0x80000000u) != 0 ? ~bits : (bits | 0x80000000u);
+}
+__device__ __forceinline__ float key_value(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) != 0 ? (key & 0x7fffffffu) : ~key);
 }
 
 // The tokens a selection keeps: key above `key`, or equal to it with an id below `id_bound`.
@@ -56,104 +70,136 @@ struct RowContext {
   int32_t vocab;
   float max_logit;
   float inv_temperature;
-  int32_t begin, end;  // this thread's contiguous slice, for ordered (id-wise) passes
+  int32_t segment;             // tokens per warp segment (a multiple of 32)
+  int32_t seg_begin, seg_end;  // this warp's segment
+  int32_t lane, warp;
 };
 
 __device__ __forceinline__ float weight_of(const RowContext& row, float logit) {
   return expf((logit - row.max_logit) * row.inv_temperature);
 }
-__device__ __forceinline__ Fixed fixed_weight(const RowContext& row, float logit) {
-  return static_cast<Fixed>(static_cast<double>(weight_of(row, logit)) * kFixedOne);
+__device__ __forceinline__ Fixed to_fixed(float weight) {
+  return static_cast<Fixed>(static_cast<double>(weight) * kFixedOne);
 }
 
 union SharedScratch {
   cub::BlockReduce<BestToken, kThreads>::TempStorage best;
-  cub::BlockReduce<Fixed, kThreads>::TempStorage fixed_sum;
   cub::BlockReduce<double, kThreads>::TempStorage double_sum;
-  cub::BlockReduce<int32_t, kThreads>::TempStorage int_min;
-  cub::BlockScan<Fixed, kThreads>::TempStorage scan;
 };
 
 struct SharedState {
   SharedScratch scratch;
   Fixed histogram[256];
+  Fixed warp_total[kWarps];
   Fixed fixed_value;
   BestToken best;
+  Fixed tie_value;  // select_key's count/mass at the selected key
   uint32_t prefix;
   int32_t id;
+  int32_t warp;
   double double_value;
 };
 
-// Exclusive prefix of `local` over the threads in id order, and the block total.
-__device__ Fixed exclusive_prefix(SharedState& s, Fixed local, Fixed* total) {
-  Fixed prefix = 0;
-  cub::BlockScan<Fixed, kThreads>(s.scratch.scan).ExclusiveSum(local, prefix, *total);
+// Sums one value per warp into s.warp_total (thread-block wide: every thread calls it).
+__device__ void warp_totals(SharedState& s, const RowContext& row, Fixed local) {
+  const Fixed total =
+      cg::reduce(cg::tiled_partition<32>(cg::this_thread_block()), local, cg::plus<Fixed>());
+  if (row.lane == 0) s.warp_total[row.warp] = total;
   __syncthreads();
-  return prefix;
 }
 
-__device__ int32_t block_min(SharedState& s, int32_t value) {
-  const int32_t result = cub::BlockReduce<int32_t, kThreads>(s.scratch.int_min)
-                             .Reduce(value, [](int32_t a, int32_t b) { return a < b ? a : b; });
-  if (threadIdx.x == 0) s.id = result;
+// Given per-warp totals, finds the warp whose segment holds the position `target` (0-based,
+// in the running total over warps in id order): writes s.warp and s.fixed_value (the total
+// before that warp), or warp -1 when target is past the end.
+__device__ void locate_warp(SharedState& s, Fixed target) {
+  if (threadIdx.x == 0) {
+    Fixed before = 0;
+    int found = -1;
+    for (int w = 0; w < kWarps; ++w) {
+      if (target < before + s.warp_total[w]) {
+        found = w;
+        break;
+      }
+      before += s.warp_total[w];
+    }
+    s.warp = found;
+    s.fixed_value = before;
+  }
   __syncthreads();
-  const int32_t out = s.id;
-  __syncthreads();
-  return out;
 }
 
 // The id of the `n`-th (1-based) token in id order that is in `prior` with key exactly `key`;
 // INT_MAX when there are fewer. Gives the id bound of a selection's ties.
 __device__ int32_t nth_tie_id(SharedState& s, const RowContext& row, Selection prior, uint32_t key,
                               Fixed n) {
-  Fixed local = 0;
-  for (int32_t i = row.begin; i < row.end; ++i) {
+  const auto is_tie = [&](int32_t i) {
+    if (i >= row.seg_end) return false;
     const uint32_t k = order_key(row.logits[i]);
-    local += (k == key && prior.keeps(k, i)) ? 1 : 0;
-  }
-  Fixed total = 0;
-  const Fixed before = exclusive_prefix(s, local, &total);
+    return k == key && prior.keeps(k, i);
+  };
+  Fixed local = 0;
+  for (int32_t i = row.seg_begin + row.lane; i < row.seg_end; i += 32) local += is_tie(i) ? 1 : 0;
+  warp_totals(s, row, local);
+  locate_warp(s, n - 1);
   int32_t found = INT_MAX;
-  if (before < n && n <= before + local) {
-    Fixed count = before;
-    for (int32_t i = row.begin; i < row.end; ++i) {
-      const uint32_t k = order_key(row.logits[i]);
-      if (k == key && prior.keeps(k, i) && ++count == n) {
-        found = i;
+  if (row.warp == s.warp) {
+    Fixed count = s.fixed_value;
+    for (int32_t base = row.seg_begin; base < row.seg_end; base += 32) {
+      const unsigned ballot = __ballot_sync(0xffffffffu, is_tie(base + row.lane));
+      const Fixed here = static_cast<Fixed>(__popc(ballot));
+      if (count + here >= n) {
+        unsigned bits = ballot;
+        for (Fixed skip = n - count - 1; skip > 0; --skip) bits &= bits - 1;  // drop lowest
+        found = base + __ffs(bits) - 1;
         break;
       }
+      count += here;
     }
   }
-  return block_min(s, found);
+  if (row.warp == s.warp && row.lane == 0) s.id = found;
+  __syncthreads();
+  const int32_t out = s.warp < 0 ? INT_MAX : s.id;
+  __syncthreads();
+  return out;
 }
 
 // Radix select within `prior`: the largest key K such that the tokens with key >= K reach
 // `target`, counted (by_mass false: 1 each) or weighed (by_mass: fixed-point weights).
-// Returns K and writes the count/mass strictly above K to *above.
-__device__ uint32_t select_key(SharedState& s, const RowContext& row, Selection prior, bool by_mass,
-                               Fixed target, Fixed* above) {
+// Returns K; writes the count/mass strictly above K to *above and at K to *at.
+__device__ uint32_t select_key(SharedState& s, Fixed* lane_histogram, const RowContext& row,
+                               Selection prior, bool by_mass, Fixed target, Fixed* above,
+                               Fixed* at) {
   uint32_t prefix = 0, mask = 0;
   Fixed above_sum = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < 256; b += kThreads) s.histogram[b] = 0;
+    for (int b = threadIdx.x; b < 256 * 32; b += kThreads) lane_histogram[b] = 0;
     __syncthreads();
-    // Run-length accumulation: neighbouring tokens often share a digit, so a thread flushes
-    // one atomic per run instead of one per token.
-    int run_bin = -1;
-    Fixed run = 0;
-    for (int32_t i = row.begin; i < row.end; ++i) {
-      const float logit = row.logits[i];
-      const uint32_t k = order_key(logit);
-      if ((k & mask) != prefix || !prior.keeps(k, i)) continue;
-      const int bin = static_cast<int>((k >> shift) & 255u);
-      if (bin != run_bin) {
-        if (run_bin >= 0) atomicAdd(&s.histogram[run_bin], run);
-        run_bin = bin;
-        run = 0;
+    // kUnroll steps' loads are in flight together. Each lane adds into its own copy of the
+    // histogram (lane_histogram[digit][lane]): lanes of a warp never contend, where a shared
+    // histogram would serialise a warp whose tokens share the top digits.
+    for (int32_t base = row.seg_begin; base < row.seg_end; base += 32 * kUnroll) {
+      float logit[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int32_t i = base + u * 32 + row.lane;
+        logit[u] = i < row.seg_end ? row.logits[i] : 0.0f;
       }
-      run += by_mass ? fixed_weight(row, logit) : 1;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int32_t i = base + u * 32 + row.lane;
+        const uint32_t k = order_key(logit[u]);
+        if (i < row.seg_end && (k & mask) == prefix && prior.keeps(k, i)) {
+          const Fixed value = by_mass ? to_fixed(weight_of(row, logit[u])) : 1;
+          atomicAdd(&lane_histogram[((k >> shift) & 255u) * 32 + row.lane], value);
+        }
+      }
     }
-    if (run_bin >= 0) atomicAdd(&s.histogram[run_bin], run);
+    __syncthreads();
+    for (int b = threadIdx.x; b < 256; b += kThreads) {
+      Fixed total = 0;
+      for (int lane = 0; lane < 32; ++lane) total += lane_histogram[b * 32 + lane];
+      s.histogram[b] = total;
+    }
     __syncthreads();
     if (threadIdx.x == 0) {
       Fixed cumulative = above_sum;
@@ -164,6 +210,7 @@ __device__ uint32_t select_key(SharedState& s, const RowContext& row, Selection 
       }
       s.prefix = prefix | (static_cast<uint32_t>(b) << shift);
       s.fixed_value = cumulative;
+      if (shift == 0) s.tie_value = s.histogram[b];
     }
     __syncthreads();
     prefix = s.prefix;
@@ -172,82 +219,116 @@ __device__ uint32_t select_key(SharedState& s, const RowContext& row, Selection 
     __syncthreads();
   }
   *above = above_sum;
+  *at = s.tie_value;
+  __syncthreads();
   return prefix;
 }
 
-__device__ Fixed block_sum(SharedState& s, Fixed value) {
-  const Fixed total = cub::BlockReduce<Fixed, kThreads>(s.scratch.fixed_sum).Sum(value);
-  if (threadIdx.x == 0) s.fixed_value = total;
+__device__ Fixed block_sum(SharedState& s, const RowContext& row, Fixed local) {
+  warp_totals(s, row, local);
+  if (threadIdx.x == 0) {
+    Fixed total = 0;
+    for (int w = 0; w < kWarps; ++w) total += s.warp_total[w];
+    s.fixed_value = total;
+  }
   __syncthreads();
   const Fixed out = s.fixed_value;
   __syncthreads();
   return out;
 }
 
-__device__ Fixed selected_mass(SharedState& s, const RowContext& row, Selection a, Selection b) {
+__device__ Fixed selected_mass(SharedState& s, const RowContext& row, Selection a) {
   Fixed local = 0;
-  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+  for (int32_t i = row.seg_begin + row.lane; i < row.seg_end; i += 32) {
     const float logit = row.logits[i];
-    const uint32_t k = order_key(logit);
-    if (a.keeps(k, i) && b.keeps(k, i)) local += fixed_weight(row, logit);
+    if (a.keeps(order_key(logit), i)) local += to_fixed(weight_of(row, logit));
   }
-  return block_sum(s, local);
+  return block_sum(s, row, local);
+}
+
+// A selection of the `needed` first ties (in id order) at `key` within `prior`, given how many
+// (count mode) or how much mass (weight > 0) sits at the key: no pass when all ties are in.
+__device__ Selection with_ties(SharedState& s, const RowContext& row, Selection prior, uint32_t key,
+                               Fixed needed, Fixed at, Fixed weight) {
+  Selection out;
+  out.key = key;
+  const Fixed ties = weight > 0 ? at / weight : at;
+  if (needed < ties) {
+    const int32_t nth = nth_tie_id(s, row, prior, key, needed);
+    out.id_bound = nth == INT_MAX ? INT_MAX : nth + 1;
+  }
+  return out;
 }
 
 // Temperature sampling with top-k, top-p and min-p, then the draw in id order.
-__device__ int32_t draw_token(SharedState& s, const RowContext& row, const RowSamplingParams& p,
-                              int32_t argmax) {
+__device__ int32_t draw_token(SharedState& s, Fixed* lane_histogram, const RowContext& row,
+                              const RowSamplingParams& p, int32_t argmax) {
   const Selection all;
   Selection top_k;
   if (p.top_k > 0 && p.top_k < row.vocab) {
-    Fixed above = 0;
+    Fixed above = 0, at = 0;
     const Fixed k = static_cast<Fixed>(p.top_k);
-    top_k.key = select_key(s, row, all, false, k, &above);
-    top_k.id_bound = nth_tie_id(s, row, all, top_k.key, k - above);
-    if (top_k.id_bound != INT_MAX) top_k.id_bound += 1;
+    const uint32_t key = select_key(s, lane_histogram, row, all, false, k, &above, &at);
+    top_k = with_ties(s, row, all, key, k - above, at, 0);
   }
   Selection top_p;
   if (p.top_p < 1.0f) {
-    const Fixed total = selected_mass(s, row, top_k, all);
-    const Fixed target =
-        static_cast<Fixed>(static_cast<double>(p.top_p) * static_cast<double>(total));
-    Fixed above = 0;
-    top_p.key = select_key(s, row, top_k, true, target > 0 ? target : 1, &above);
+    const Fixed total = selected_mass(s, row, top_k);
+    Fixed target = static_cast<Fixed>(static_cast<double>(p.top_p) * static_cast<double>(total));
+    if (target == 0) target = 1;
+    Fixed above = 0, at = 0;
+    const uint32_t key = select_key(s, lane_histogram, row, top_k, true, target, &above, &at);
     // Ties at the key join in id order while the mass before them is still short of target.
-    float key_logit = 0.0f;
-    const uint32_t bits = (top_p.key & 0x80000000u) != 0 ? (top_p.key & 0x7fffffffu) : ~top_p.key;
-    key_logit = __uint_as_float(bits);
-    const Fixed w = fixed_weight(row, key_logit);
+    const Fixed w = to_fixed(weight_of(row, key_value(key)));
     const Fixed needed = w == 0 ? ULLONG_MAX : (target > above ? (target - above + w - 1) / w : 1);
-    top_p.id_bound = nth_tie_id(s, row, top_k, top_p.key, needed > 0 ? needed : 1);
-    if (top_p.id_bound != INT_MAX) top_p.id_bound += 1;
+    top_p = w == 0 ? Selection{key, INT_MAX} : with_ties(s, row, top_k, key, needed, at, w);
   }
   const float min_weight = p.min_p;
   const auto kept_weight = [&](int32_t i) -> Fixed {
+    if (i >= row.seg_end) return 0;
     const float logit = row.logits[i];
     const uint32_t k = order_key(logit);
     if (!top_k.keeps(k, i) || !top_p.keeps(k, i)) return 0;
     const float w = weight_of(row, logit);
     if (w < min_weight && i != argmax) return 0;
-    return static_cast<Fixed>(static_cast<double>(w) * kFixedOne);
+    return to_fixed(w);
   };
   Fixed local = 0;
-  for (int32_t i = row.begin; i < row.end; ++i) local += kept_weight(i);
-  Fixed kept_mass = 0;
-  const Fixed before = exclusive_prefix(s, local, &kept_mass);
-  const Fixed r = static_cast<Fixed>(p.uniform * static_cast<double>(kept_mass));
-  int32_t found = INT_MAX;
-  if (before <= r && r < before + local) {
-    Fixed cumulative = before;
-    for (int32_t i = row.begin; i < row.end; ++i) {
-      cumulative += kept_weight(i);
-      if (r < cumulative) {
-        found = i;
-        break;
+  for (int32_t i = row.seg_begin + row.lane; i < row.seg_end; i += 32) local += kept_weight(i);
+  warp_totals(s, row, local);
+  if (threadIdx.x == 0) {
+    Fixed kept_mass = 0;
+    for (int w = 0; w < kWarps; ++w) kept_mass += s.warp_total[w];
+    s.fixed_value = static_cast<Fixed>(p.uniform * static_cast<double>(kept_mass));
+  }
+  __syncthreads();
+  const Fixed r = s.fixed_value;
+  __syncthreads();
+  // The first token whose running kept mass (in id order) exceeds r: the warp that holds it
+  // walks its segment 32 tokens at a time with a warp-wide inclusive scan.
+  locate_warp(s, r);
+  if (row.warp == s.warp) {
+    const auto warp = cg::tiled_partition<32>(cg::this_thread_block());
+    Fixed before = s.fixed_value;
+    int32_t found = INT_MAX;
+    for (int32_t base = row.seg_begin; base < row.seg_end && found == INT_MAX;
+         base += 32 * kUnroll) {
+      Fixed weight[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) weight[u] = kept_weight(base + u * 32 + row.lane);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const Fixed inclusive = cg::inclusive_scan(warp, weight[u]);
+        const unsigned past = __ballot_sync(0xffffffffu, r < before + inclusive);
+        if (found == INT_MAX && past != 0) found = base + u * 32 + __ffs(past) - 1;
+        before += warp.shfl(inclusive, 31);
       }
     }
+    if (row.lane == 0) s.id = found;
   }
-  const int32_t token = block_min(s, found);
+  __syncthreads();
+  const int32_t token = s.warp < 0 ? INT_MAX : s.id;
+  __syncthreads();
   return token == INT_MAX ? argmax : token;
 }
 
@@ -266,7 +347,8 @@ __device__ void write_logprobs(SharedState& s, const RowContext& row, int32_t n,
                                RowSample& out) {
   double local = 0.0;
   for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
-    local += exp(static_cast<double>(row.logits[i]) - max_logit);
+    local +=
+        static_cast<double>(expf(row.logits[i] - max_logit));  // terms <= 1: float is exact enough
   }
   const double sum = cub::BlockReduce<double, kThreads>(s.scratch.double_sum).Sum(local);
   if (threadIdx.x == 0) s.double_value = static_cast<double>(max_logit) + log(sum);
@@ -294,13 +376,16 @@ __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingParams* params,
                        const LogitAdjustment* adjustments, RowSample* out) {
   __shared__ SharedState s;
+  extern __shared__ Fixed lane_histogram[];  // [256 digits][32 lanes], kLaneHistogramBytes
   const RowSamplingParams p = params[blockIdx.x];
   RowContext row;
   row.logits = logits + static_cast<size_t>(blockIdx.x) * static_cast<size_t>(vocab);
   row.vocab = vocab;
-  const int32_t chunk = (vocab + kThreads - 1) / kThreads;
-  row.begin = min(vocab, static_cast<int32_t>(threadIdx.x) * chunk);
-  row.end = min(vocab, row.begin + chunk);
+  row.segment = ((vocab + kWarps - 1) / kWarps + 31) / 32 * 32;
+  row.warp = static_cast<int32_t>(threadIdx.x) / 32;
+  row.lane = static_cast<int32_t>(threadIdx.x) % 32;
+  row.seg_begin = min(vocab, row.warp * row.segment);
+  row.seg_end = min(vocab, row.seg_begin + row.segment);
 
   const bool repetition = p.repetition_penalty != 1.0f;
   for (int32_t e = p.adjust_begin + threadIdx.x; e < p.adjust_end; e += kThreads) {
@@ -337,7 +422,7 @@ __global__ void __launch_bounds__(kThreads)
   if (!all_finite || p.temperature == 0.0f) {
     result.token = best.id;
   } else {
-    result.token = draw_token(s, row, p, best.id);
+    result.token = draw_token(s, lane_histogram, row, p, best.id);
   }
   if (p.top_logprobs >= 0 && all_finite) {
     write_logprobs(s, row, min(p.top_logprobs, kMaxRowTopLogprobs), best.value, result);
@@ -350,7 +435,11 @@ __global__ void __launch_bounds__(kThreads)
 void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingParams* params,
                  const LogitAdjustment* adjustments, RowSample* out, cudaStream_t stream) {
   if (rows <= 0) return;
-  sample_rows_kernel<<<rows, kThreads, 0, stream>>>(logits, vocab, params, adjustments, out);
+  // Over the 48 KB default: opt in once per process (and device; cheap when repeated).
+  AUTOGLM_CUDA_CHECK(cudaFuncSetAttribute(
+      sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kLaneHistogramBytes));
+  sample_rows_kernel<<<rows, kThreads, kLaneHistogramBytes, stream>>>(logits, vocab, params,
+                                                                      adjustments, out);
   check_launch("sample_rows");
 }
 

@@ -58,8 +58,10 @@ int main() {
     const char* name;
     RowSamplingParams p;
   };
-  std::vector<Mode> modes(3);
+  std::vector<Mode> modes(4);
   modes[0].name = "greedy";
+  modes[3].name = "T0.8";
+  modes[3].p.temperature = 0.8f;
   modes[1].name = "T0.8,top_p0.9";
   modes[1].p.temperature = 0.8f, modes[1].p.top_p = 0.9f;
   modes[2].name = "T1,top_k50,top_p0.95,logprobs5";
