@@ -401,6 +401,14 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     backend = std::make_unique<CpuBackend>(*im.model, shape);
     options.device = "cpu";
   }
+  // What an operator sizes against: how many tokens of KV all running requests can hold.
+  spdlog::info(
+      "KV cache on {}: {} blocks of {} tokens = {} tokens held at once (memory fraction {}, "
+      "max_num_seqs {}, max_batched_tokens {})",
+      options.device, shape.num_blocks, shape.block_size,
+      static_cast<int64_t>(shape.num_blocks) * shape.block_size,
+      device.cuda ? options.memory_fraction : 0.0, options.max_num_seqs,
+      options.max_batched_tokens);
   AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
                          context_limit(options, config),
                          static_cast<int64_t>(shape.num_blocks) * shape.block_size};

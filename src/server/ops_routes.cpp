@@ -53,6 +53,7 @@ void handle_metrics(const OpsContext& context, std::shared_ptr<Responder> respon
     inputs.requests_in_flight = context.server->requests_in_flight();
   }
   inputs.memory = read_process_memory();
+  if (context.gpus != nullptr) inputs.gpus = context.gpus->sample();
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = render_prometheus(inputs);

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "server/gpu_metrics.h"
+
 #include "server/http_server.h"
 #include "server/router.h"
 #include "server/server_state.h"
@@ -16,6 +18,7 @@ struct OpsContext {
   ServerState* state = nullptr;
   const HttpServer* server = nullptr;  // for HTTP counters and gauges; may be set after add
   std::string model_name;
+  const GpuMonitor* gpus = nullptr;  // null: no GPU metrics
 };
 
 // `context` must outlive the router's use.

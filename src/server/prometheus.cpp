@@ -155,6 +155,25 @@ std::string escape_label_value(std::string_view value) {
   return escaped;
 }
 
+// Left out entirely when there is no GPU, so that dashboards do not show a fake zero.
+void render_gpus(MetricWriter& w, const std::vector<GpuStats>& gpus) {
+  if (gpus.empty()) return;
+  const auto series = [&](std::string_view name, std::string_view help, auto value_of) {
+    w.header(name, "gauge", help);
+    for (const GpuStats& g : gpus) {
+      w.sample(name, fmt::format("gpu=\"{}\",name=\"{}\"", g.index, escape_label_value(g.name)),
+               value_of(g));
+    }
+  };
+  series("autoglm:gpu_memory_used_bytes", "GPU memory in use (all processes), from NVML.",
+         [](const GpuStats& g) { return static_cast<double>(g.memory_used_bytes); });
+  series("autoglm:gpu_memory_total_bytes", "GPU memory installed, from NVML.",
+         [](const GpuStats& g) { return static_cast<double>(g.memory_total_bytes); });
+  series("autoglm:gpu_utilization_ratio",
+         "Share of the last NVML sample period in which a kernel ran on the GPU (0..1).",
+         [](const GpuStats& g) { return g.utilization; });
+}
+
 std::string render_prometheus(const PrometheusInputs& inputs) {
   MetricWriter engine_writer("model_name=\"" + escape_label_value(inputs.model_name) + "\"");
   if (inputs.engine != nullptr) render_engine(engine_writer, *inputs.engine);
@@ -178,6 +197,7 @@ std::string render_prometheus(const PrometheusInputs& inputs) {
           static_cast<double>(inputs.memory.resident_bytes));
   w.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.",
           static_cast<double>(inputs.memory.virtual_bytes));
+  render_gpus(w, inputs.gpus);
   return out + w.take();
 }
 

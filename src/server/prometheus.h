@@ -10,8 +10,10 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "runtime/metrics.h"
+#include "server/gpu_metrics.h"
 
 namespace autoglm::server {
 
@@ -40,6 +42,7 @@ struct PrometheusInputs {
   ProcessMemory memory;
   int64_t open_connections = 0;
   int64_t requests_in_flight = 0;
+  std::vector<GpuStats> gpus;  // empty (and the GPU metrics left out) without a GPU
 };
 
 std::string render_prometheus(const PrometheusInputs& inputs);

@@ -108,7 +108,8 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   SignalWaiter signals;
   ServerState state;
   Router router;
-  OpsContext ops{&state, nullptr, served_model_name(config)};
+  const GpuMonitor gpus;
+  OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr};
   register_ops_routes(router, ops);
   HttpServer server(config.http, router, [&state](const HttpRequest&, std::string_view route) {
     return admission_refusal(state, route);

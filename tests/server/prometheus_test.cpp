@@ -116,6 +116,40 @@ TEST(Prometheus, EngineMetricsUseVllmNamesAndParseBack) {
   }
 }
 
+TEST(Prometheus, GpuMetricsPerDeviceAndAbsentWithoutGpus) {
+  PrometheusInputs inputs;
+  inputs.model_name = "m";
+  EXPECT_EQ(render_prometheus(inputs).find("autoglm:gpu_"), std::string::npos);
+  inputs.gpus = {{0, "NVIDIA H200", 20ull << 30, 141ull << 30, 0.75},
+                 {1, "NVIDIA H200", 1ull << 30, 141ull << 30, 0.0}};
+  Parsed parsed = parse_exposition(render_prometheus(inputs));
+  EXPECT_EQ(parsed.types.at("autoglm:gpu_memory_used_bytes"), "gauge");
+  const std::string gpu0 = "gpu=\"0\",name=\"NVIDIA H200\"";
+  const std::string gpu1 = "gpu=\"1\",name=\"NVIDIA H200\"";
+  EXPECT_EQ(find(parsed, "autoglm:gpu_memory_used_bytes", gpu0)->value, 20.0 * (1ull << 30));
+  EXPECT_EQ(find(parsed, "autoglm:gpu_memory_total_bytes", gpu1)->value, 141.0 * (1ull << 30));
+  EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_utilization_ratio", gpu0)->value, 0.75);
+}
+
+// Without a driver the monitor says why and samples nothing; with one (the GPU machine) every
+// GPU reports a non-zero total.
+TEST(Prometheus, GpuMonitorSamplesWhatTheDriverReports) {
+  const GpuMonitor monitor;
+  const std::vector<GpuStats> gpus = monitor.sample();
+  if (!monitor.available()) {
+    EXPECT_FALSE(monitor.why_unavailable().empty());
+    EXPECT_TRUE(gpus.empty());
+    GTEST_SKIP() << "no GPU: " << monitor.why_unavailable();
+  }
+  ASSERT_FALSE(gpus.empty());
+  for (const GpuStats& g : gpus) {
+    EXPECT_GT(g.memory_total_bytes, 0u);
+    EXPECT_LE(g.memory_used_bytes, g.memory_total_bytes);
+    EXPECT_GE(g.utilization, 0.0);
+    EXPECT_LE(g.utilization, 1.0);
+  }
+}
+
 TEST(Prometheus, HistogramBucketsAreCumulativeAndEndAtCount) {
   EngineMetricsSnapshot engine = busy_engine();
   PrometheusInputs inputs;
