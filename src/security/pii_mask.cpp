@@ -262,4 +262,17 @@ std::string mask_pii(std::string_view text) {
   return out;
 }
 
+std::string mask_pii_excerpt(std::string_view text, size_t max_bytes) {
+  // A masked item shrinks at most 4.5x (18 ID digits become "[ID]"), so output byte
+  // `max_bytes` comes from within the first 4.5 * max_bytes input bytes; masking 16x that many
+  // means an item cut at the window's end can never reach the excerpt.
+  const size_t window = max_bytes > text.size() / 16 ? text.size() : max_bytes * 16;
+  std::string out = mask_pii(text.substr(0, window));
+  if (out.size() <= max_bytes) return out;
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+  out.resize(cut);
+  return out;
+}
+
 }  // namespace autoglm::security

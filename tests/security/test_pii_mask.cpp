@@ -117,5 +117,21 @@ TEST(PiiMask, HandlesLongHostileInputInOnePass) {
   EXPECT_EQ(mask_pii(mixed), std::string(100000, 'x') + " [PHONE] " + std::string(1000, '@'));
 }
 
+TEST(PiiMask, ExcerptMasksBeforeCuttingOnACharacterBoundary) {
+  // A card that straddles the cut is masked, not half-printed.
+  const std::string text = std::string(10, 'a') + " 4111111111111111 tail";
+  EXPECT_EQ(mask_pii_excerpt(text, 14), "aaaaaaaaaa [CA");
+  EXPECT_EQ(mask_pii_excerpt(text, 1000), "aaaaaaaaaa [CARD] tail");
+  // Never cuts inside a UTF-8 sequence: "电" is 3 bytes.
+  EXPECT_EQ(mask_pii_excerpt("ab电话", 4), "ab");
+  EXPECT_EQ(mask_pii_excerpt("ab电话", 5), "ab电");
+  // Many IDs shrink the text 4.5x: the excerpt still holds only placeholders.
+  std::string ids;
+  for (int i = 0; i < 1000; ++i) ids += "11010519491231002X ";
+  const std::string excerpt = mask_pii_excerpt(ids, 4096);
+  EXPECT_EQ(excerpt.find('1'), std::string::npos);
+  EXPECT_EQ(excerpt.size(), 4096u);
+}
+
 }  // namespace
 }  // namespace autoglm::security
