@@ -30,7 +30,7 @@ class ConfigReader {
 
   void check_keys(const YAML::Node& map, const std::string& where,
                   const std::set<std::string>& allowed) const {
-    if (!map.IsMap()) error(where, "must be a mapping");
+    if (!map.IsMap()) error(where.empty() ? "(top level)" : where, "must be a mapping");
     for (const auto& entry : map) {
       const std::string key = entry.first.as<std::string>();
       if (allowed.count(key) == 0) error(where.empty() ? key : where + "." + key, "unknown key");

@@ -99,6 +99,11 @@ TEST_F(JwtConfigTest, ErrorsNameTheFileAndTheKey) {
       " {kid: a, alg: EdDSA, public_key_file: ed.pem}]\n",
       "keys[1].kid");
   expect_error("keys: [unclosed\n", "auth.yaml");
+  expect_error("", "(top level)");
+  expect_error(
+      "keys: [{kid: a, alg: HS256, secret_file: hs.secret}, {alg: HS256, secret_file: "
+      "hs.secret}]\n",
+      "keys[1].kid");
 }
 
 }  // namespace

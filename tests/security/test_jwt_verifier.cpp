@@ -5,7 +5,10 @@
 // Thread ownership: test thread only.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "jwt_test_util.h"
@@ -284,6 +287,24 @@ TEST_F(JwtVerifierTest, ConstructorRejectsUnusableKeys) {
   for (const auto& keys : bad) {
     EXPECT_THROW(JwtVerifier(keys, policy()), Error);
   }
+}
+
+TEST_F(JwtVerifierTest, OneVerifierServesManyThreads) {
+  // verify() is const and shares the EVP_PKEYs: concurrent use must give the same answers.
+  const std::string good = mint_signed(header("EdDSA", "ed").dump(), claims().dump(), ed_);
+  const std::string rs = mint_signed(header("RS256", "rs").dump(), claims().dump(), rsa_);
+  const std::string bad = mint_hs256(header("HS256", "hs").dump(), claims().dump(), kSecret + "x");
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (!verify(good).ok || !verify(rs).ok || verify(bad).error != "bad signature") ++wrong;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(Base64Url, RoundTripsAndRejectsNonCanonicalText) {
