@@ -28,7 +28,7 @@ namespace autoglm::security {
 namespace {
 
 constexpr size_t kMaxTokenBytes = 8 * 1024;
-constexpr int kMaxJsonDepth = 8;  // JOSE headers and claim sets are shallow
+constexpr int kMaxJsonDepth = 16;  // JOSE headers and claim sets are shallow
 constexpr int64_t kMaxLeewaySeconds = 60;
 constexpr size_t kMinHmacSecretBytes = 32;  // RFC 7518 3.2: at least the hash output size
 constexpr int kMinRsaBits = 2048;

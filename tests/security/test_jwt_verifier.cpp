@@ -243,6 +243,11 @@ TEST_F(JwtVerifierTest, RejectsMalformedTokens) {
   // A signed payload that is not JSON fails after the signature check.
   EXPECT_EQ(verify(mint_hs256(header("HS256", "hs").dump(), "not json", kSecret)).error,
             "malformed token payload");
+  // Signed, but nested deeper than any claim set needs.
+  json deep = claims();
+  deep["x"] = json::parse(std::string(40, '[') + std::string(40, ']'));
+  EXPECT_EQ(verify(mint_hs256(header("HS256", "hs").dump(), deep.dump(), kSecret)).error,
+            "malformed token payload");
 }
 
 TEST_F(JwtVerifierTest, RejectsOversizedTokensBeforeDecoding) {
