@@ -4,6 +4,7 @@
 // Thread ownership: pure function, any thread.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -13,5 +14,10 @@ namespace autoglm::security {
 // "[EMAIL]", "[CARD]", "[IP]"). Near-misses (a 12-digit number that fails Luhn, an ID with a
 // wrong check digit, a digit run embedded in a longer one) are left alone.
 std::string mask_pii(std::string_view text);
+
+// mask_pii for a bounded log excerpt (debug request-body logging): masks a prefix of `text`
+// large enough that no item is cut before the masker sees it whole, then cuts the result to at
+// most `max_bytes` on a UTF-8 character boundary.
+std::string mask_pii_excerpt(std::string_view text, size_t max_bytes);
 
 }  // namespace autoglm::security

@@ -41,6 +41,7 @@ struct HttpServerOptions {
   std::string tls_cert_file;  // both set: TLS only
   std::string tls_key_file;
   HttpLimits limits;
+  bool log_request_bodies = false;  // debug log of each body, PII-masked, cut to 4 KB
 };
 
 // Called on the I/O thread before dispatch: a response to send instead of routing (e.g. 503

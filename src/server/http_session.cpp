@@ -4,11 +4,13 @@
 #include "server/http_session.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <cctype>
 #include <sstream>
 #include <variant>
 
+#include "security/pii_mask.h"
 #include "server/error_response.h"
 #include "server/json_log.h"
 #include "server/trace_context.h"
@@ -52,6 +54,7 @@ std::string lower_case(std::string_view text) {
 // Bytes read per byte-read call (the watch, the idle wait, the drain): the watch stops once it
 // holds any, so at most this much of a pipelined next request is buffered early.
 constexpr size_t kByteReadChunk = 4096;
+constexpr size_t kLoggedBodyBytes = 4096;  // log_request_bodies excerpt
 
 bool is_quiet_close(beast::error_code ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -244,6 +247,14 @@ void HttpSession<Stream>::on_request() {
   request.trace_id = exchange_->trace_id;
   exchange_->route = core_->router.match(request.method, request.path).route_label;
   auto exchange = exchange_;
+  if (core_->options.log_request_bodies &&
+      spdlog::default_logger_raw()->should_log(spdlog::level::debug)) {
+    log_json(LogLevel::kDebug, "request body",
+             {{"request_id", exchange->request_id},
+              {"route", exchange->route},
+              {"body_bytes", request.body.size()},
+              {"body", security::mask_pii_excerpt(request.body, kLoggedBodyBytes)}});
+  }
   // Watch the socket while the handler runs, so that a client leaving is noticed now.
   if (buffer_.size() == 0 && !reading_bytes_) read_bytes();
   auto responder = std::make_shared<SessionResponder<Stream>>(this->shared_from_this(), exchange);
@@ -260,7 +271,7 @@ void HttpSession<Stream>::on_request() {
              {{"request_id", exchange->request_id},
               {"trace_id", exchange->trace_id},
               {"route", exchange->route},
-              {"error", error.what()}});
+              {"error", security::mask_pii(error.what())}});
     responder->respond(
         error_response(500, "internal server error (request id " + exchange->request_id + ")"));
   }
@@ -419,7 +430,7 @@ void HttpSession<Stream>::notify_gone(Exchange& exchange) {
     on_gone();
   } catch (const std::exception& error) {
     log_json(LogLevel::kError, "disconnect callback failed",
-             {{"request_id", exchange.request_id}, {"error", error.what()}});
+             {{"request_id", exchange.request_id}, {"error", security::mask_pii(error.what())}});
   }
 }
 

@@ -154,6 +154,9 @@ std::vector<ConfigSetting> make_settings() {
                            [](C& c) -> bool& { return c.warmup; }));
   s.push_back(string_setting("log_level", "debug, info, warn or error",
                              [](C& c) -> std::string& { return c.log_level; }));
+  s.push_back(bool_setting("log_request_bodies",
+                           "Log each request body at debug level, PII-masked, cut to 4 KB",
+                           [](C& c) -> bool& { return c.http.log_request_bodies; }));
   s.push_back(string_setting("device", "auto, cpu or cuda:N",
                              [](C& c) -> std::string& { return c.engine.device; }));
   s.push_back(integer_setting(

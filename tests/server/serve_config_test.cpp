@@ -23,11 +23,14 @@ TEST(ServeConfig, DefaultsWhenOnlyTheModelIsGiven) {
   EXPECT_EQ(config.http.io_threads, 2);
   EXPECT_EQ(config.engine.model_path, "models/x");
   EXPECT_TRUE(config.engine.enable_prefix_caching);
+  EXPECT_FALSE(config.http.log_request_bodies);  // bodies reach logs only when asked
 }
 
 TEST(ServeConfig, FlagsBeatEnvBeatFileBeatDefaults) {
   ConfigLayer file = parse_config_yaml(
-      "model: from-file\nport: 1000\nmax_num_seqs: 3\nheader_timeout: 2.5\n", "test.yaml");
+      "model: from-file\nport: 1000\nmax_num_seqs: 3\nheader_timeout: 2.5\nlog_request_bodies: "
+      "true\n",
+      "test.yaml");
   std::map<std::string, std::string> environment = {{"AUTOGLM_PORT", "2000"},
                                                     {"AUTOGLM_MAX_NUM_SEQS", "5"}};
   ConfigLayer env = config_from_env([&](const char* name) -> const char* {
@@ -41,6 +44,7 @@ TEST(ServeConfig, FlagsBeatEnvBeatFileBeatDefaults) {
   EXPECT_EQ(config.engine.model_path, "from-file");  // file over default
   EXPECT_EQ(config.http.limits.header_timeout, std::chrono::milliseconds(2500));
   EXPECT_EQ(config.http.io_threads, 2);  // default
+  EXPECT_TRUE(config.http.log_request_bodies);
 }
 
 TEST(ServeConfig, UnknownFileKeyIsAnErrorNamingIt) {
