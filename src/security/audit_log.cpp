@@ -211,7 +211,10 @@ bool AuditLog::append_locked(const AuditEvent& event) {
   if (!write_line_locked(line)) return false;
   ++seq_;
   last_hash_ = sha256_hex(line);
-  if (options_.fsync == AuditFsync::kEveryRecord) return sync_locked();
+  // Admin actions are rare and fail closed: they are on the disk before the action runs.
+  if (options_.fsync == AuditFsync::kEveryRecord || event.action == kActionAdmin) {
+    return sync_locked();
+  }
   unsynced_ = true;
   return true;
 }
