@@ -5,7 +5,9 @@ after an edit), and servers whose audit log is /dev/full (writes fail with ENOSP
 closed answers 503 to inference, policy open serves."""
 
 import json
+import resource
 import shutil
+import signal
 import subprocess
 
 import httpx
@@ -112,3 +114,48 @@ def test_a_full_audit_disk_follows_the_failure_policy(policy, expected):
         lost = [line for line in proc.lines if line.get("msg") == "audit record lost"]
         assert lost  # every lost record is logged
         assert proc.terminate() == 0
+
+
+@pytest.fixture
+def file_size_limit():
+    """Starts servers whose files may not grow past `limit` bytes (RLIMIT_FSIZE, inherited by
+    the child; SIGXFSZ ignored so that a write past it fails with EFBIG instead of killing)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def start(limit, *args):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            return ServerProcess(*args)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    yield start
+    signal.signal(signal.SIGXFSZ, previous)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_closed_policy_when_the_record_fails_at_completion(file_size_limit, tmp_path, stream):
+    # Room for the model_load record (~270 bytes), not for an inference record after it: the
+    # first request's record is the first write that fails, after its generation ran.
+    audit = tmp_path / "audit.log"
+    with file_size_limit(400, "--audit-log", str(audit), "--audit-failure-policy", "closed",
+                         "--watchdog-stall", "60") as proc:
+        proc.wait_ready()
+        response = chat(proc, stream=stream)
+        if stream:
+            # The 200 and the tokens are out; the stream ends with the error before [DONE].
+            assert response.status_code == 200
+            events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+            assert events[-1] == "[DONE]"
+            assert json.loads(events[-2])["error"]["code"] == "audit_unavailable"
+        else:
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "audit_unavailable"
+        # The log is known to be failing now: the next request is refused before it runs.
+        assert chat(proc).status_code == 503
+        assert proc.terminate() == 0
+    # The failed (short) writes were cut back: the file still verifies.
+    assert [r["action"] for r in read_records(audit)] == ["model_load"]
+    verify = subprocess.run([BIN, "audit", "verify", str(audit)], capture_output=True)
+    assert verify.returncode == 0
