@@ -199,6 +199,12 @@ std::string AuditLog::last_hash() const {
 }
 
 bool AuditLog::append_locked(const AuditEvent& event) {
+  if (fd_ < 0) {  // a rotation could not reopen the file: try again on each record
+    fd_ = ::open(options_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) return false;
+    struct stat info {};
+    file_bytes_ = ::fstat(fd_, &info) == 0 ? static_cast<uint64_t>(info.st_size) : 0;
+  }
   std::string line = format_audit_record(
       event, seq_ + 1, rfc3339_utc_ms(std::chrono::system_clock::now()), last_hash_);
   if (options_.max_bytes > 0 && file_bytes_ > 0 &&

@@ -133,9 +133,9 @@ std::shared_ptr<Engine> load_and_warm_up(const ServeConfig& config, ServerState&
     if (config.warmup) warm_up(*engine);
     double load_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    audit_model_event(state, config, "model_load", "ok", "");
     state.set_phase(ServerPhase::kReady);
     log_json(LogLevel::kInfo, "ready", {{"model", config.engine.model_path}, {"load_s", load_s}});
-    audit_model_event(state, config, "model_load", "ok", "");
     return engine;
   } catch (const std::exception& error) {
     log_json(LogLevel::kError, "model failed to load",
