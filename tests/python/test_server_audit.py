@@ -9,6 +9,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -90,6 +91,23 @@ def test_verify_passes_then_fails_after_an_edit(server, audit_path, tmp_path):
     bad = subprocess.run([BIN, "audit", "verify", str(copy)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert f"{copy}:2: edited" in bad.stdout
+
+
+def test_a_client_that_leaves_mid_stream_still_leaves_one_record(server, audit_path):
+    context = httpx.get(server.url + "/v1/models").json()["data"][0]["max_model_len"]
+    body = {"model": MODEL_NAME, "prompt": "count", "max_tokens": context - 16, "stream": True,
+            "ignore_eos": True}
+    with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        trace_id = response.headers["traceparent"].split("-")[1]
+        next(response.iter_lines())  # one event, then hang up
+    deadline = time.time() + 20
+    mine = []
+    while time.time() < deadline and not mine:
+        mine = [r for r in read_records(audit_path) if r["trace_id"] == trace_id]
+        time.sleep(0.05)
+    assert len(mine) == 1
+    assert (mine[0]["status"], mine[0]["detail"]) == ("error", "client_gone")
 
 
 def test_drain_records_the_model_unload(server, audit_path):
