@@ -31,6 +31,9 @@ class AuditSink {
   // Appends the event. Returns false when the record could not be written durably (disk full,
   // I/O error); the caller then applies the failure policy (admin routes fail closed).
   virtual bool record(const AuditEvent& event) noexcept = 0;
+  // False while the sink is known to be failing (its last write failed), so that a caller that
+  // cannot take its answer back later (a stream, whose 200 goes out first) can refuse up front.
+  virtual bool healthy() const noexcept { return true; }
 };
 
 }  // namespace autoglm::security

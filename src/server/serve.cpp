@@ -14,6 +14,10 @@
 #include <future>
 #include <thread>
 
+#include "core/error.h"
+#include "security/audit_log.h"
+#include "security/audit_policy.h"
+#include "server/error_response.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
 #include "server/ops_routes.h"
@@ -53,6 +57,60 @@ class SignalWaiter {
   std::thread thread_;
 };
 
+// ---- audit wiring (docs/SECURITY.md "Audit log") ----
+
+// The audit log when `audit_log` is set, else null. Opened before the server accepts anything.
+std::shared_ptr<security::AuditSink> open_audit_log(const ServeConfig& config) {
+  if (config.audit.path.empty()) return nullptr;
+  auto log = std::make_shared<security::AuditLog>(config.audit);
+  log_json(LogLevel::kInfo, "audit log open",
+           {{"path", config.audit.path},
+            {"last_seq", static_cast<int64_t>(log->last_seq())},
+            {"fsync", std::string(security::audit_fsync_name(config.audit.fsync))},
+            {"failure_policy",
+             std::string(security::audit_failure_policy_name(config.audit_failure_policy))}});
+  return log;
+}
+
+// A model load or unload: no client, the model's public name as the resource.
+void audit_model_event(const ServerState& state, const ServeConfig& config, std::string action,
+                       std::string status, std::string detail) {
+  security::AuditSink* sink = state.audit_sink();
+  if (sink == nullptr) return;
+  security::AuditEvent event;
+  event.action = std::move(action);
+  event.user_id = "autoglm";
+  event.resource = served_model_name(config);
+  event.status = std::move(status);
+  event.detail = std::move(detail);
+  if (!sink->record(event)) {
+    log_json(LogLevel::kError, "audit record lost", {{"action", event.action}});
+  }
+}
+
+// Admin routes fail closed: the action is audited before it runs, and when the record cannot
+// be written the answer is 503 and the action does not run. Paths under /admin/ that no route
+// serves are left to the router's 404.
+std::optional<HttpResponse> admin_audit_refusal(const ServerState& state,
+                                                const HttpRequest& request,
+                                                std::string_view route) {
+  if (!request.path.starts_with("/admin/") || route == "unmatched") return std::nullopt;
+  security::AuditEvent event;
+  event.action = std::string(security::kActionAdmin);
+  event.user_id = request.principal ? request.principal->id : "anonymous";
+  event.resource = request.method + " " + request.path;
+  event.client_ip = request.client_ip;
+  event.status = "ok";
+  event.trace_id = request.trace_id;
+  event.detail = "recorded before the action runs";
+  if (security::audit_admin_action(state.audit_sink(), event)) return std::nullopt;
+  log_json(LogLevel::kError, "admin action refused: audit log unavailable",
+           {{"path", request.path}, {"trace_id", request.trace_id}});
+  return error_response(503, "the audit log is unavailable; admin actions are refused");
+}
+
+// ---- end of audit wiring ----
+
 void warm_up(Engine& engine) {
   GenerationRequest request;
   request.prompt_ids = {0};
@@ -75,6 +133,7 @@ std::shared_ptr<Engine> load_and_warm_up(const ServeConfig& config, ServerState&
     if (config.warmup) warm_up(*engine);
     double load_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    audit_model_event(state, config, "model_load", "ok", "");
     state.set_phase(ServerPhase::kReady);
     log_json(LogLevel::kInfo, "ready", {{"model", config.engine.model_path}, {"load_s", load_s}});
     return engine;
@@ -82,6 +141,10 @@ std::shared_ptr<Engine> load_and_warm_up(const ServeConfig& config, ServerState&
     log_json(LogLevel::kError, "model failed to load",
              {{"model", config.engine.model_path}, {"error", error.what()}});
     state.set_failure(error.what());
+    // The message may name files: the audit record carries the error's category only.
+    const auto* typed = dynamic_cast<const Error*>(&error);
+    audit_model_event(state, config, "model_load", "error",
+                      typed ? std::string(error_code_name(typed->code())) : "load failed");
     return nullptr;
   }
 }
@@ -107,13 +170,17 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   // Signals are caught before any thread starts, so none of them dies of SIGTERM.
   SignalWaiter signals;
   ServerState state;
+  state.set_audit_sink(open_audit_log(config));
   Router router;
   const GpuMonitor gpus;
   OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr};
   register_ops_routes(router, ops);
-  HttpServer server(config.http, router, [&state](const HttpRequest&, std::string_view route) {
-    return admission_refusal(state, route);
-  });
+  HttpServer server(
+      config.http, router,
+      [&state](const HttpRequest& request, std::string_view route) -> std::optional<HttpResponse> {
+        if (auto refusal = admission_refusal(state, route)) return refusal;
+        return admin_audit_refusal(state, request, route);
+      });
   ops.server = &server;
   server.start();
   log_json(LogLevel::kInfo, "listening",
@@ -128,6 +195,7 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   // the engine's last (cancelled) deltas then post into a stopped io_context and are dropped.
   server.stop();
   state.set_engine(nullptr);
+  if (engine != nullptr) audit_model_event(state, config, "model_unload", "ok", "drained");
   engine.reset();
   log_json(LogLevel::kInfo, "stopped", {});
   return state.failure().empty() ? 0 : 1;

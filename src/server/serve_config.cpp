@@ -100,6 +100,34 @@ const std::vector<ConfigSetting>& serve_config_settings() {
 
 namespace {
 
+// The audit log's settings (security/audit_log.h, docs/SECURITY.md "Audit log").
+void add_audit_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(string_setting("audit_log", "Audit log file (JSON lines, hash-chained); empty: off",
+                             [](C& c) -> std::string& { return c.audit.path; }));
+  s.push_back(integer_setting(
+      "audit_max_bytes", "Rotate the audit log before it grows past this many bytes (0: never)",
+      [](C& c) -> uint64_t& { return c.audit.max_bytes; }, 0, kInt64Max));
+  s.push_back(integer_setting(
+      "audit_max_files", "Rotated audit files kept (audit.log.1 .. audit.log.N)",
+      [](C& c) -> int& { return c.audit.max_files; }, 1, 100000));
+  s.push_back(
+      {"audit_fsync",
+       "When audit records reach the disk: every_record (fsync each) or interval (fsync each "
+       "second; admin records always at once)",
+       [](C& c, const std::string& v) { c.audit.fsync = security::parse_audit_fsync(v); },
+       [](const C& c) { return std::string(security::audit_fsync_name(c.audit.fsync)); }});
+  s.push_back({"audit_failure_policy",
+               "When an inference request's audit record cannot be written: open (serve) or "
+               "closed (503); admin routes always fail closed",
+               [](C& c, const std::string& v) {
+                 c.audit_failure_policy = security::parse_audit_failure_policy(v);
+               },
+               [](const C& c) {
+                 return std::string(security::audit_failure_policy_name(c.audit_failure_policy));
+               }});
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -179,6 +207,7 @@ std::vector<ConfigSetting> make_settings() {
       [](C& c) -> int64_t& { return c.engine.max_queued_tokens; }, 1, kInt64Max));
   s.push_back(bool_setting("enable_prefix_caching", "Reuse KV of shared prompt prefixes",
                            [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
+  add_audit_settings(s);
   return s;
 }
 

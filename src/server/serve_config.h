@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "autoglm/engine.h"
+#include "security/audit_log.h"
+#include "security/audit_policy.h"
 #include "server/http_server.h"
 
 namespace autoglm::server {
@@ -25,6 +27,9 @@ struct ServeConfig {
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
   std::string log_level = "info";
+  // The tamper-evident audit log (settings audit_*); an empty path turns auditing off.
+  security::AuditLogOptions audit;
+  security::AuditFailurePolicy audit_failure_policy = security::AuditFailurePolicy::kOpen;
 };
 
 struct ConfigSetting {

@@ -38,6 +38,9 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
         api->model.engine = state.engine().get();
         api->model.chat_template = api->chat_template ? &*api->chat_template : nullptr;
         api->model.ready = state.ready_flag();
+        api->model.audit_sink = state.audit_sink();  // inference audit (docs/SECURITY.md)
+        api->model.audit_fail_closed =
+            config.audit_failure_policy == security::AuditFailurePolicy::kClosed;
         server::openai::register_openai_routes(router, api->model);
       };
 }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "autoglm/engine.h"
+#include "security/audit_sink.h"
 #include "server/openai/request_mapping.h"
 #include "tokenizer/model_chat_template.h"
 
@@ -33,6 +34,10 @@ struct ServedModel {
   // The longest sequence (prompt + output) one request may have: the engine's context limit,
   // bounded by the KV pool. Filled by register_openai_routes when 0.
   int64_t max_model_len = 0;
+
+  // Inference audit (inference_audit.h): the sink (null: off) and the failure policy.
+  security::AuditSink* audit_sink = nullptr;
+  bool audit_fail_closed = false;
 };
 
 // Fills the derived fields (limits.vocab_size, max_model_len, created) from the engine.
