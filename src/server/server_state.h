@@ -17,8 +17,11 @@
 #include "autoglm/engine.h"
 #include "security/audit_sink.h"
 #include "server/http_types.h"
+#include "server/reload.h"
 
 namespace autoglm::server {
+
+class QuotaGate;
 
 enum class ServerPhase { kLoading, kWarmingUp, kReady, kDraining, kFailed };
 std::string_view phase_name(ServerPhase phase);  // "loading", "warming_up", ...
@@ -60,6 +63,15 @@ class ServerState {
   void set_audit_sink(std::shared_ptr<security::AuditSink> sink) { audit_sink_ = std::move(sink); }
   security::AuditSink* audit_sink() const { return audit_sink_.get(); }
 
+  // Components that reload on SIGHUP and POST /admin/reload (keys, JWT keys, limits, log
+  // level) register here at start-up.
+  ReloadRegistry& reload_registry() { return reload_registry_; }
+
+  // The per-caller rate limits the inference routes apply; null when none are configured.
+  // Set once at start-up, before the API routes are installed.
+  void set_quota_gate(std::shared_ptr<QuotaGate> gate) { quota_gate_ = std::move(gate); }
+  QuotaGate* quota_gate() const { return quota_gate_.get(); }
+
   // The watchdog's latest verdict (healthy until it says otherwise).
   void set_health(bool healthy, std::string reason);
   std::pair<bool, std::string> health() const;
@@ -73,6 +85,8 @@ class ServerState {
   bool healthy_ = true;
   std::string health_reason_;
   std::shared_ptr<security::AuditSink> audit_sink_;
+  ReloadRegistry reload_registry_;
+  std::shared_ptr<QuotaGate> quota_gate_;
 };
 
 // A thread that checks the engine every `interval` and records the verdict in the state.

@@ -194,6 +194,7 @@ void GenerationSession::annotate_outcome_locked(std::string_view finish_reason) 
   responder_->annotate("completion_tokens", totals.completion_tokens);
   responder_->annotate("cached_tokens", totals.cached_tokens);
   responder_->annotate("finish_reason", std::string(finish_reason));
+  if (options_.on_usage) options_.on_usage(totals);  // rate limits: tokens per minute
 }
 
 void GenerationSession::complete_locked() {
