@@ -91,7 +91,7 @@ def test_sighup_reloads_without_dropping_a_stream_in_flight(server):
     ended_at = []
 
     def stream():
-        body = {"model": MODEL_NAME, "prompt": "go", "max_tokens": 4000, "stream": True,
+        body = {"model": MODEL_NAME, "prompt": "go", "max_tokens": 1500, "stream": True,
                 "ignore_eos": True}
         with httpx.stream("POST", server.url + "/v1/completions", json=body,
                           timeout=120) as answer:
