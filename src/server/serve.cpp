@@ -34,7 +34,7 @@ std::string served_model_name(const ServeConfig& config) {
 namespace {
 
 // Waits for SIGTERM or SIGINT on its own thread; `signalled` becomes ready with the signal.
-// SIGHUP, on the same thread, runs every reloader (hot reload) and keeps serving.
+// SIGHUP runs the hot reloaders (ReloadRegistry) on that thread and keeps waiting.
 class SignalWaiter {
  public:
   explicit SignalWaiter(ReloadRegistry& reloads)
@@ -55,7 +55,10 @@ class SignalWaiter {
   void wait_for_hangup() {
     hangup_.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec) return;
-      reload_and_log(reloads_, "SIGHUP");
+      for (const ReloadOutcome& outcome : reloads_.reload_all()) {
+        log_json(outcome.ok ? LogLevel::kInfo : LogLevel::kError, "reload on SIGHUP",
+                 {{"component", outcome.component}, {"ok", outcome.ok}, {"error", outcome.error}});
+      }
       wait_for_hangup();
     });
   }
@@ -130,13 +133,12 @@ void install_rate_limits_and_reload(const ServeConfig& config, ServerState& stat
 
 int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_routes) {
   init_json_logging(config.log_level);
-  ServerState state;  // starts no thread
-  // Signals are caught before any thread starts, so none of them dies of SIGTERM (or SIGHUP).
+  // Signals are caught before any thread starts, so none of them dies of SIGTERM.
+  ServerState state;
   SignalWaiter signals(state.reload_registry());
   Router router;
   OpsContext ops{&state, nullptr, served_model_name(config)};
   register_ops_routes(router, ops);
-  install_rate_limits_and_reload(config, state, router);
   HttpServer server(config.http, router, [&state](const HttpRequest&, std::string_view route) {
     return admission_refusal(state, route);
   });
@@ -145,6 +147,7 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   log_json(LogLevel::kInfo, "listening",
            {{"host", config.http.host}, {"port", server.port()}, {"tls", server.tls()}});
   EngineWatchdog watchdog(state, config.watchdog_stall, std::chrono::milliseconds(500));
+  install_rate_limits_and_reload(config, state, router);  // before the API routes
 
   std::shared_ptr<Engine> engine = load_and_warm_up(config, state, router, install_api_routes);
   int signal_number = signals.wait();

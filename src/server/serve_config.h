@@ -33,14 +33,14 @@ struct ServeConfig {
   HttpServerOptions http;
   EngineOptions engine;
   std::string served_model_name;  // empty: the model directory's name
+  // Per-caller rate-limit defaults (a key's own quota overrides them); 0: unlimited. Reloadable.
+  int64_t rate_limit_rpm = 0;
+  int64_t rate_limit_tpm = 0;
+  ConfigOrigin origin;  // set by the caller that resolved the layers; not a setting
   std::chrono::milliseconds drain_timeout{30'000};
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
   std::string log_level = "info";
-  // Per-caller defaults (a key's own quota overrides them); 0: unlimited. Reloadable.
-  int64_t rate_limit_rpm = 0;
-  int64_t rate_limit_tpm = 0;
-  ConfigOrigin origin;  // set by the caller that resolved the layers; not a setting
 };
 
 struct ConfigSetting {

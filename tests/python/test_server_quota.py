@@ -68,6 +68,13 @@ def test_admin_reload_applies_new_limits(server):
     allowed = complete(server)
     assert allowed.status_code == 200  # the 3 used of the old limit, 997 left of the new one
     assert allowed.headers["x-ratelimit-limit-requests"] == "1000"
+    # 996 left, plus what refilled (1000 per minute) since the reload.
+    assert 990 <= int(allowed.headers["x-ratelimit-remaining-requests"]) <= 999
+    chat = httpx.post(server.url + "/v1/chat/completions", timeout=60, json={
+        "model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1})
+    assert chat.status_code == 200, chat.text
+    assert 0 < int(chat.headers["x-ratelimit-remaining-requests"]) <= 999
+    assert "x-ratelimit-reset-requests" in chat.headers
     time.sleep(0.3)
     assert access_logged(server, allowed.headers["x-request-id"])  # info level: logged
     assert any(line.get("msg") == "reload" and line.get("trigger") == "POST /admin/reload"
@@ -91,7 +98,7 @@ def test_sighup_reloads_without_dropping_a_stream_in_flight(server):
     ended_at = []
 
     def stream():
-        body = {"model": MODEL_NAME, "prompt": "go", "max_tokens": 1500, "stream": True,
+        body = {"model": MODEL_NAME, "prompt": "go", "max_tokens": 1000, "stream": True,
                 "ignore_eos": True}
         with httpx.stream("POST", server.url + "/v1/completions", json=body,
                           timeout=120) as answer:
@@ -129,3 +136,21 @@ def test_sighup_reloads_without_dropping_a_stream_in_flight(server):
     # The log level came first: the request that saw the new limit left no info access line.
     time.sleep(0.3)
     assert not access_logged(server, probe.headers["x-request-id"])
+
+
+def test_tokens_per_minute_charge_what_a_generation_used(server):
+    server.config.write_text("rate_limit_rpm: 500\nrate_limit_tpm: 50\nlog_level: warn\n")
+    assert httpx.post(server.url + "/admin/reload", timeout=30).status_code == 200
+    body = {"model": MODEL_NAME, "prompt": "Hello", "max_tokens": 60, "ignore_eos": True}
+    first = complete(server, body)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-limit-tokens"] == "50"
+    assert first.headers["x-ratelimit-remaining-tokens"] == "50"  # charged after the answer
+    used = first.json()["usage"]["total_tokens"]
+    assert used > 60
+    refused = complete(server, body)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "tokens"
+    # Back to one token at 50 per minute: (used - 50 + 1) tokens at 5/6 token per second.
+    expected = (used - 50 + 1) * 60 / 50
+    assert abs(int(refused.headers["retry-after"]) - expected) <= 2
