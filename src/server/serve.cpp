@@ -18,9 +18,11 @@
 #include "security/audit_log.h"
 #include "security/audit_policy.h"
 #include "server/error_response.h"
+#include "server/admin_routes.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
 #include "server/ops_routes.h"
+#include "server/quota_gate.h"
 #include "server/router.h"
 #include "server/server_state.h"
 
@@ -36,12 +38,15 @@ std::string served_model_name(const ServeConfig& config) {
 namespace {
 
 // Waits for SIGTERM or SIGINT on its own thread; `signalled` becomes ready with the signal.
+// SIGHUP runs the hot reloaders (ReloadRegistry) on that thread and keeps waiting.
 class SignalWaiter {
  public:
-  SignalWaiter() : signals_(io_, SIGINT, SIGTERM) {
+  explicit SignalWaiter(ReloadRegistry& reloads)
+      : signals_(io_, SIGINT, SIGTERM), hangup_(io_, SIGHUP), reloads_(reloads) {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal_number) {
       if (!ec) promise_.set_value(signal_number);
     });
+    wait_for_hangup();
     thread_ = std::thread([this] { io_.run(); });
   }
   ~SignalWaiter() {
@@ -51,8 +56,21 @@ class SignalWaiter {
   int wait() { return promise_.get_future().get(); }
 
  private:
+  void wait_for_hangup() {
+    hangup_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      for (const ReloadOutcome& outcome : reloads_.reload_all()) {
+        log_json(outcome.ok ? LogLevel::kInfo : LogLevel::kError, "reload on SIGHUP",
+                 {{"component", outcome.component}, {"ok", outcome.ok}, {"error", outcome.error}});
+      }
+      wait_for_hangup();
+    });
+  }
+
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
+  boost::asio::signal_set hangup_;
+  ReloadRegistry& reloads_;
   std::promise<int> promise_;
   std::thread thread_;
 };
@@ -163,14 +181,25 @@ void drain(HttpServer& server, ServerState& state, std::chrono::milliseconds tim
   }
 }
 
+// The rate-limit gate (always installed, so a reload can turn limits on), the reloaders of the
+// serve settings, and POST /admin/reload.
+void install_rate_limits_and_reload(const ServeConfig& config, ServerState& state, Router& router) {
+  auto gate = std::make_shared<QuotaGate>(
+      security::RateLimits{config.rate_limit_rpm, config.rate_limit_tpm},
+      [&state] { return state.audit_sink(); });
+  register_config_reloaders(state.reload_registry(), gate.get(), config.origin);
+  state.set_quota_gate(std::move(gate));
+  register_admin_routes(router, state);
+}
+
 }  // namespace
 
 int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_routes) {
   init_json_logging(config.log_level);
   // Signals are caught before any thread starts, so none of them dies of SIGTERM.
-  SignalWaiter signals;
   ServerState state;
   state.set_audit_sink(open_audit_log(config));
+  SignalWaiter signals(state.reload_registry());
   Router router;
   const GpuMonitor gpus;
   OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr};
@@ -186,6 +215,7 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   log_json(LogLevel::kInfo, "listening",
            {{"host", config.http.host}, {"port", server.port()}, {"tls", server.tls()}});
   EngineWatchdog watchdog(state, config.watchdog_stall, std::chrono::milliseconds(500));
+  install_rate_limits_and_reload(config, state, router);  // before the API routes
 
   std::shared_ptr<Engine> engine = load_and_warm_up(config, state, router, install_api_routes);
   int signal_number = signals.wait();

@@ -185,6 +185,12 @@ std::vector<ConfigSetting> make_settings() {
   s.push_back(bool_setting("log_request_bodies",
                            "Log each request body at debug level, PII-masked, cut to 4 KB",
                            [](C& c) -> bool& { return c.http.log_request_bodies; }));
+  s.push_back(integer_setting(
+      "rate_limit_rpm", "Requests per minute per caller (key, subject, or client IP); 0: none",
+      [](C& c) -> int64_t& { return c.rate_limit_rpm; }, 0, kInt32Max));
+  s.push_back(integer_setting(
+      "rate_limit_tpm", "Prompt + completion tokens per minute per caller; 0: none",
+      [](C& c) -> int64_t& { return c.rate_limit_tpm; }, 0, kInt64Max / 2));
   s.push_back(string_setting("device", "auto, cpu or cuda:N",
                              [](C& c) -> std::string& { return c.engine.device; }));
   s.push_back(integer_setting(
@@ -308,6 +314,13 @@ ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env
          "no model: set --model, AUTOGLM_MODEL or 'model' in the "
          "config file");
   }
+  return config;
+}
+
+ServeConfig reread_serve_config(const ConfigOrigin& origin) {
+  const ConfigLayer file = origin.file.empty() ? ConfigLayer{} : read_config_file(origin.file);
+  ServeConfig config = resolve_serve_config(file, origin.env, origin.flags);
+  config.origin = origin;
   return config;
 }
 

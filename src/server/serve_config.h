@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -19,10 +20,25 @@
 
 namespace autoglm::server {
 
+// (key, value) pairs from one source, in the order they were given.
+using ConfigLayer = std::vector<std::pair<std::string, std::string>>;
+
+// Where a ServeConfig came from, kept so that a reload (SIGHUP, POST /admin/reload) re-reads the
+// file under the same environment and flags, which still take precedence over it.
+struct ConfigOrigin {
+  std::string file;  // the --config / AUTOGLM_CONFIG path; empty: none
+  ConfigLayer env;
+  ConfigLayer flags;
+};
+
 struct ServeConfig {
   HttpServerOptions http;
   EngineOptions engine;
   std::string served_model_name;  // empty: the model directory's name
+  // Per-caller rate-limit defaults (a key's own quota overrides them); 0: unlimited. Reloadable.
+  int64_t rate_limit_rpm = 0;
+  int64_t rate_limit_tpm = 0;
+  ConfigOrigin origin;  // set by the caller that resolved the layers; not a setting
   std::chrono::milliseconds drain_timeout{30'000};
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
@@ -44,9 +60,6 @@ const std::vector<ConfigSetting>& serve_config_settings();
 std::string flag_name(std::string_view key);  // "max_num_seqs" -> "--max-num-seqs"
 std::string env_name(std::string_view key);   // "max_num_seqs" -> "AUTOGLM_MAX_NUM_SEQS"
 
-// (key, value) pairs from one source, in the order they were given.
-using ConfigLayer = std::vector<std::pair<std::string, std::string>>;
-
 // A YAML mapping of setting keys to scalars. Throws Error(kInvalidArgument) for an unknown
 // key, a non-scalar value or malformed YAML, naming `origin` (the file path).
 ConfigLayer parse_config_yaml(std::string_view text, std::string_view origin);
@@ -58,5 +71,9 @@ ConfigLayer config_from_env(const std::function<const char*(const char*)>& looku
 // error names the key and where the value came from.
 ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env,
                                  const ConfigLayer& flags);
+
+// Re-reads origin.file (when set) and resolves it with origin's env and flags again, for the
+// reloadable settings. Throws, naming the file, when it cannot be read or has a bad value.
+ServeConfig reread_serve_config(const ConfigOrigin& origin);
 
 }  // namespace autoglm::server

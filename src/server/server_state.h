@@ -17,8 +17,11 @@
 #include "autoglm/engine.h"
 #include "security/audit_sink.h"
 #include "server/http_types.h"
+#include "server/reload.h"
 
 namespace autoglm::server {
+
+class QuotaGate;
 
 enum class ServerPhase { kLoading, kWarmingUp, kReady, kDraining, kFailed };
 std::string_view phase_name(ServerPhase phase);  // "loading", "warming_up", ...
@@ -52,6 +55,11 @@ class ServerState {
   void set_failure(std::string message);  // phase kFailed with a message for /ready
   std::string failure() const;
 
+  // The per-caller rate limits the inference routes apply (quota_gate.h); null: none.
+  // Set once at start-up, before the API routes are installed.
+  void set_quota_gate(std::shared_ptr<QuotaGate> gate) { quota_gate_ = std::move(gate); }
+  QuotaGate* quota_gate() const { return quota_gate_.get(); }
+
   std::shared_ptr<Engine> engine() const;
   void set_engine(std::shared_ptr<Engine> engine);
 
@@ -59,6 +67,11 @@ class ServerState {
   // when auditing is off. Set once at start-up, before the server accepts requests.
   void set_audit_sink(std::shared_ptr<security::AuditSink> sink) { audit_sink_ = std::move(sink); }
   security::AuditSink* audit_sink() const { return audit_sink_.get(); }
+
+  // The hot-reload registry run_server owns through its ServerState: components register their
+  // reloaders at start-up (API keys, JWT keys, rate limits, log level); SIGHUP and
+  // POST /admin/reload call reload_all().
+  ReloadRegistry& reload_registry() { return reload_registry_; }
 
   // The watchdog's latest verdict (healthy until it says otherwise).
   void set_health(bool healthy, std::string reason);
@@ -69,10 +82,12 @@ class ServerState {
   std::atomic<bool> ready_{false};
   mutable std::mutex mutex_;
   std::shared_ptr<Engine> engine_;
+  std::shared_ptr<QuotaGate> quota_gate_;
   std::string failure_;
   bool healthy_ = true;
   std::string health_reason_;
   std::shared_ptr<security::AuditSink> audit_sink_;
+  ReloadRegistry reload_registry_;
 };
 
 // A thread that checks the engine every `interval` and records the verdict in the state.

@@ -41,6 +41,7 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
         api->model.audit_sink = state.audit_sink();  // inference audit (docs/SECURITY.md)
         api->model.audit_fail_closed =
             config.audit_failure_policy == security::AuditFailurePolicy::kClosed;
+        api->model.quota = state.quota_gate();
         server::openai::register_openai_routes(router, api->model);
       };
 }
@@ -81,6 +82,7 @@ void register_serve(CLI::App& app, int* exit_code) {
       if (option->count() > 0) flag_layer.emplace_back(key, flags->values[key]);
     }
     server::ServeConfig config = server::resolve_serve_config(file_layer, env_layer, flag_layer);
+    config.origin = {config_path, env_layer, flag_layer};  // for hot reload
     *exit_code = server::run_server(config, openai_installer(std::make_shared<ApiModel>()));
   });
 }

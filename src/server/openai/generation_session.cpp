@@ -1,6 +1,7 @@
 // See generation_session.h. Owner: the "openai" thread.
 #include "server/openai/generation_session.h"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -58,6 +59,7 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
   size_t finished_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool first_token_seen_ = false;  // ttft_ms annotated (streams only)
+  int64_t generated_tokens_ = 0;   // every choice's tokens so far (rate-limit charge)
 };
 
 void GenerationSession::start(std::vector<ChoiceJob> jobs) {
@@ -109,6 +111,7 @@ void GenerationSession::on_delta(size_t i, StreamDelta delta) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (state_ == State::kDone) return;
   Choice& c = choices_[i];
+  generated_tokens_ += static_cast<int64_t>(delta.token_ids.size());
   if (options_.stream && !first_token_seen_ && !delta.token_ids.empty()) {
     first_token_seen_ = true;
     responder_->annotate("ttft_ms", std::chrono::duration<double, std::milli>(
@@ -194,6 +197,12 @@ void GenerationSession::annotate_outcome_locked(std::string_view finish_reason) 
   responder_->annotate("completion_tokens", totals.completion_tokens);
   responder_->annotate("cached_tokens", totals.cached_tokens);
   responder_->annotate("finish_reason", std::string(finish_reason));
+  if (options_.on_usage) {
+    // Rate limits charge what was generated, also when the client left before the end.
+    UsageTotals used = totals;
+    used.completion_tokens = std::max(used.completion_tokens, generated_tokens_);
+    options_.on_usage(used);
+  }
 }
 
 void GenerationSession::complete_locked() {

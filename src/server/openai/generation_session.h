@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ struct SessionOptions {
   bool stream = false;
   bool include_usage = false;
   bool with_logprobs = false;
+  // Called once when the exchange ends (done, failed or abandoned) with what it used: the
+  // rate limiter charges it to the caller's tokens per minute. May be empty.
+  std::function<void(const UsageTotals&)> on_usage;
 };
 
 // Submits every job and answers through `responder` (now or from the engine thread).

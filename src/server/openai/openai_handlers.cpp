@@ -18,6 +18,7 @@
 #include "server/openai/json_fields.h"
 #include "server/openai/request_mapping.h"
 #include "server/openai/response_format.h"
+#include "server/quota_gate.h"
 
 namespace autoglm::server::openai {
 namespace {
@@ -122,8 +123,14 @@ std::vector<ChoiceJob> make_jobs(const ServedModel& model, const GenerationSetti
   return jobs;
 }
 
-SessionOptions session_options(Endpoint endpoint, const GenerationSettings& settings) {
+SessionOptions session_options(Endpoint endpoint, const GenerationSettings& settings,
+                               const QuotaTicket& quota) {
   SessionOptions options;
+  if (quota.charge) {
+    options.on_usage = [charge = quota.charge](const UsageTotals& used) {
+      charge(used.prompt_tokens + used.completion_tokens);
+    };
+  }
   options.endpoint = endpoint;
   options.context.id = new_response_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-");
   options.context.created = unix_now();
@@ -172,6 +179,11 @@ std::vector<EncodedPrompt> encode_prompts(const ServedModel& model,
 
 void handle_chat_completions(const ServedModel& model, const HttpRequest& request,
                              std::shared_ptr<Responder> responder) {
+  // Rate limits first (429 before any parsing); the ticket's responder adds x-ratelimit-*.
+  const QuotaTicket quota =
+      admit_or_refuse(model.quota, request, "/v1/chat/completions", std::move(responder));
+  if (!quota.admitted) return;
+  responder = quota.responder;
   answer_errors(*responder, [&] {
     check_ready(model);
     ChatCompletionRequest r = parse_chat_completion_request(request.body, model.limits);
@@ -186,13 +198,17 @@ void handle_chat_completions(const ServedModel& model, const HttpRequest& reques
                             r.add_generation_prompt, r.template_kwargs);
     std::vector<ChoiceJob> jobs =
         make_jobs(model, r.settings, prompts, Endpoint::kChat, "messages");
-    run_generation(*model.engine, responder, session_options(Endpoint::kChat, r.settings),
+    run_generation(*model.engine, responder, session_options(Endpoint::kChat, r.settings, quota),
                    std::move(jobs));
   });
 }
 
 void handle_completions(const ServedModel& model, const HttpRequest& request,
                         std::shared_ptr<Responder> responder) {
+  const QuotaTicket quota =
+      admit_or_refuse(model.quota, request, "/v1/completions", std::move(responder));
+  if (!quota.admitted) return;
+  responder = quota.responder;
   answer_errors(*responder, [&] {
     check_ready(model);
     CompletionRequest r = parse_completion_request(request.body, model.limits);
@@ -200,8 +216,8 @@ void handle_completions(const ServedModel& model, const HttpRequest& request,
     const std::vector<EncodedPrompt> prompts = encode_prompts(model, r.prompts, r.echo);
     std::vector<ChoiceJob> jobs =
         make_jobs(model, r.settings, prompts, Endpoint::kCompletion, "prompt");
-    run_generation(*model.engine, responder, session_options(Endpoint::kCompletion, r.settings),
-                   std::move(jobs));
+    run_generation(*model.engine, responder,
+                   session_options(Endpoint::kCompletion, r.settings, quota), std::move(jobs));
   });
 }
 

@@ -16,6 +16,10 @@
 #include "server/openai/request_mapping.h"
 #include "tokenizer/model_chat_template.h"
 
+namespace autoglm::server {
+class QuotaGate;
+}
+
 namespace autoglm::server::openai {
 
 struct ServedModel {
@@ -29,6 +33,8 @@ struct ServedModel {
   MappingLimits limits;
   // End-to-end limit per request (the engine ends it with kTimeout: 408, see README.md).
   std::optional<std::chrono::milliseconds> request_timeout;
+  // Per-caller rate limits for the generation routes; null: none (not owned).
+  QuotaGate* quota = nullptr;
   int64_t created = 0;  // Unix seconds shown by /v1/models; 0: when routes were registered
 
   // The longest sequence (prompt + output) one request may have: the engine's context limit,
