@@ -13,5 +13,6 @@ void register_generate(CLI::App& app, int* exit_code);  // cmd_generate.cpp
 void register_chat(CLI::App& app, int* exit_code);      // cmd_chat.cpp
 void register_bench(CLI::App& app, int* exit_code);     // cmd_bench.cpp
 void register_serve(CLI::App& app, int* exit_code);     // cmd_serve.cpp
+void register_signing(CLI::App& app, int* exit_code);   // cmd_sign.cpp: keygen, sign, verify
 
 }  // namespace autoglm::cli
