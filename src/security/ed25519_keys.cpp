@@ -70,8 +70,8 @@ void require_ed25519(EVP_PKEY* key, std::string_view origin) {
 
 std::string pem_of(const detail::EvpKeyHandle& key, bool private_key) {
   BioHandle bio(BIO_new(BIO_s_mem()));
-  int ok = private_key ? PEM_write_bio_PrivateKey(bio.get(), evp(key), nullptr, nullptr, 0,
-                                                  nullptr, nullptr)
+  int ok = private_key ? PEM_write_bio_PrivateKey(bio.get(), evp(key), nullptr, nullptr, 0, nullptr,
+                                                  nullptr)
                        : PEM_write_bio_PUBKEY(bio.get(), evp(key));
   if (ok != 1) fail(ErrorCode::kInternal, "cannot write PEM: " + openssl_reason());
   char* data = nullptr;
@@ -90,8 +90,9 @@ std::string read_key_file(const std::string& path) {
 void write_new_file(const std::string& path, const std::string& text, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {
-    fail(ErrorCode::kInvalidArgument, "cannot create " + path + ": " + std::strerror(errno) +
-                                          (errno == EEXIST ? " (refusing to overwrite a key)" : ""));
+    fail(ErrorCode::kInvalidArgument,
+         "cannot create " + path + ": " + std::strerror(errno) +
+             (errno == EEXIST ? " (refusing to overwrite a key)" : ""));
   }
   // The umask may have widened nothing but may have narrowed; set the mode exactly.
   bool ok = ::fchmod(fd, mode) == 0;
@@ -111,7 +112,8 @@ void write_new_file(const std::string& path, const std::string& text, mode_t mod
 
 Ed25519PublicKey Ed25519PublicKey::from_pem(std::string_view pem, std::string_view origin) {
   BioHandle bio = memory_bio(pem);
-  detail::EvpKeyHandle key(PEM_read_bio_PUBKEY(bio.get(), nullptr, refuse_passphrase, nullptr));
+  detail::EvpKeyHandle key(PEM_read_bio_PUBKEY(bio.get(), nullptr, refuse_passphrase, nullptr),
+                           detail::EvpKeyDeleter{});
   if (!key) {
     fail(ErrorCode::kInvalidArgument,
          std::string(origin) + ": not a PEM public key (" + openssl_reason() + ")");
@@ -156,14 +158,14 @@ Ed25519PrivateKey Ed25519PrivateKey::generate() {
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
     fail(ErrorCode::kInternal, "Ed25519 key generation failed: " + openssl_reason());
   }
-  detail::EvpKeyHandle key(raw);
+  detail::EvpKeyHandle key(raw, detail::EvpKeyDeleter{});
   return from_pem(pem_of(key, true), "generated key");
 }
 
 Ed25519PrivateKey Ed25519PrivateKey::from_pem(std::string_view pem, std::string_view origin) {
   BioHandle bio = memory_bio(pem);
-  detail::EvpKeyHandle key(
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, refuse_passphrase, nullptr));
+  detail::EvpKeyHandle key(PEM_read_bio_PrivateKey(bio.get(), nullptr, refuse_passphrase, nullptr),
+                           detail::EvpKeyDeleter{});
   if (!key) {
     fail(ErrorCode::kInvalidArgument,
          std::string(origin) + ": not an unencrypted PEM private key (" + openssl_reason() + ")");
@@ -185,8 +187,7 @@ std::vector<uint8_t> Ed25519PrivateKey::sign(std::string_view message) const {
   size_t length = signature.size();
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, evp(key_)) != 1 ||
       EVP_DigestSign(ctx.get(), signature.data(), &length,
-                     reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1 ||
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
       length != 64) {
     fail(ErrorCode::kInternal, "Ed25519 signing failed: " + openssl_reason());
   }
@@ -237,8 +238,8 @@ std::string base64_encode(std::span<const uint8_t> bytes) {
 
 std::vector<uint8_t> base64_decode(std::string_view text) {
   auto is_alphabet = [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
   };
   size_t padding = 0;
   while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;

@@ -18,7 +18,8 @@ namespace detail {
 struct EvpKeyDeleter {
   void operator()(void* key) const noexcept;  // EVP_PKEY_free
 };
-using EvpKeyHandle = std::unique_ptr<void, EvpKeyDeleter>;
+// Shared, so that keys are cheap to copy; an EVP_PKEY is never modified after loading.
+using EvpKeyHandle = std::shared_ptr<void>;
 }  // namespace detail
 
 class Ed25519PublicKey {

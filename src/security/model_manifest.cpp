@@ -166,8 +166,10 @@ std::string canonical_manifest(const ModelManifest& manifest) {
   for (const ManifestEntry& entry : manifest.files) {
     files.push_back({{"path", entry.path}, {"sha256", entry.sha256}, {"size", entry.size}});
   }
-  nlohmann::json body = {{"created", manifest.created}, {"files", std::move(files)},
-                         {"format", manifest.format},   {"model_id", manifest.model_id},
+  nlohmann::json body = {{"created", manifest.created},
+                         {"files", std::move(files)},
+                         {"format", manifest.format},
+                         {"model_id", manifest.model_id},
                          {"version", manifest.version}};
   return body.dump();
 }

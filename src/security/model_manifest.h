@@ -105,8 +105,8 @@ struct IntegrityProblem {
 
 struct VerificationReport {
   std::vector<IntegrityProblem> problems;
-  ModelManifest manifest;   // as parsed (empty when missing or malformed)
-  std::string signer;       // fingerprint of the trusted key that verified the signature
+  ModelManifest manifest;  // as parsed (empty when missing or malformed)
+  std::string signer;      // fingerprint of the trusted key that verified the signature
   uint64_t bytes_hashed = 0;
   double hash_seconds = 0;
   bool ok() const { return problems.empty(); }
@@ -118,8 +118,17 @@ struct VerifyOptions {
   std::string manifest_path;  // empty: DIRECTORY/autoglm-manifest.json
   HashOptions hash;
 };
+// The two stages of verify_model_directory. check_manifest_signature reads the manifest and
+// checks its signature (milliseconds); check_model_files lists and hashes the directory against
+// report.manifest, adding its problems to the report (seconds per GB; call only when the first
+// stage found none: an unauthenticated list is worth nothing).
+VerificationReport check_manifest_signature(const std::string& directory,
+                                            const std::vector<Ed25519PublicKey>& trusted_keys,
+                                            const std::string& manifest_path = {});
+void check_model_files(const std::string& directory, const HashOptions& hash_options,
+                       VerificationReport& report);
 // Never throws for a problem with the model: every problem found is in the report. The files
-// are hashed only once the signature is good (an unauthenticated list is worth nothing).
+// are hashed only once the signature is good.
 VerificationReport verify_model_directory(const std::string& directory,
                                           const std::vector<Ed25519PublicKey>& trusted_keys,
                                           const VerifyOptions& options = {});

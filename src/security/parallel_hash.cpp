@@ -81,8 +81,8 @@ std::vector<FileDigest> hash_files_parallel(const std::vector<std::string>& path
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sizes[a] > sizes[b]; });
 
-  int threads = options.threads > 0 ? options.threads
-                                    : static_cast<int>(std::thread::hardware_concurrency());
+  int threads =
+      options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp(threads, 1, static_cast<int>(paths.size()));
   size_t block = std::max<size_t>(options.block_bytes, 4096);
   std::atomic<size_t> next{0};

@@ -14,9 +14,9 @@
 namespace autoglm::security {
 
 struct FileDigest {
-  uint64_t size = 0;        // bytes actually read
-  std::string sha256_hex;   // lower-case hex; empty when `error` is set
-  std::string error;        // why the file could not be read; empty on success
+  uint64_t size = 0;       // bytes actually read
+  std::string sha256_hex;  // lower-case hex; empty when `error` is set
+  std::string error;       // why the file could not be read; empty on success
 };
 
 struct HashOptions {

@@ -24,7 +24,8 @@ namespace {
 constexpr int kMaxDirectoryDepth = 32;
 
 bool inside(const fs::path& root, const fs::path& target) {
-  auto [root_end, target_it] = std::mismatch(root.begin(), root.end(), target.begin(), target.end());
+  auto [root_end, target_it] =
+      std::mismatch(root.begin(), root.end(), target.begin(), target.end());
   return root_end == root.end() && target_it != target.end();
 }
 
@@ -37,16 +38,16 @@ void list_directory(const fs::path& root, const fs::path& directory, int depth,
   std::error_code error;
   fs::directory_iterator it(directory, error);
   if (error) {
-    listing.problems.push_back({directory.lexically_relative(root).generic_string(),
-                                "cannot list: " + error.message()});
+    listing.problems.push_back(
+        {directory.lexically_relative(root).generic_string(), "cannot list: " + error.message()});
     return;
   }
   for (; it != fs::directory_iterator(); it.increment(error)) {
     list_entry(root, *it, depth, listing);
   }
   if (error) {
-    listing.problems.push_back({directory.lexically_relative(root).generic_string(),
-                                "cannot list: " + error.message()});
+    listing.problems.push_back(
+        {directory.lexically_relative(root).generic_string(), "cannot list: " + error.message()});
   }
 }
 
@@ -170,16 +171,26 @@ void write_manifest(const std::string& directory, const ModelManifest& manifest)
 
 std::string_view integrity_problem_name(IntegrityProblemKind kind) {
   switch (kind) {
-    case IntegrityProblemKind::kMissingManifest: return "missing_manifest";
-    case IntegrityProblemKind::kMalformedManifest: return "malformed_manifest";
-    case IntegrityProblemKind::kUntrustedKey: return "untrusted_key";
-    case IntegrityProblemKind::kBadSignature: return "bad_signature";
-    case IntegrityProblemKind::kMissingFile: return "missing_file";
-    case IntegrityProblemKind::kExtraFile: return "extra_file";
-    case IntegrityProblemKind::kSizeMismatch: return "size_mismatch";
-    case IntegrityProblemKind::kHashMismatch: return "hash_mismatch";
-    case IntegrityProblemKind::kUnreadableFile: return "unreadable_file";
-    case IntegrityProblemKind::kUnsafeFile: return "unsafe_file";
+    case IntegrityProblemKind::kMissingManifest:
+      return "missing_manifest";
+    case IntegrityProblemKind::kMalformedManifest:
+      return "malformed_manifest";
+    case IntegrityProblemKind::kUntrustedKey:
+      return "untrusted_key";
+    case IntegrityProblemKind::kBadSignature:
+      return "bad_signature";
+    case IntegrityProblemKind::kMissingFile:
+      return "missing_file";
+    case IntegrityProblemKind::kExtraFile:
+      return "extra_file";
+    case IntegrityProblemKind::kSizeMismatch:
+      return "size_mismatch";
+    case IntegrityProblemKind::kHashMismatch:
+      return "hash_mismatch";
+    case IntegrityProblemKind::kUnreadableFile:
+      return "unreadable_file";
+    case IntegrityProblemKind::kUnsafeFile:
+      return "unsafe_file";
   }
   return "unknown";
 }
@@ -208,12 +219,13 @@ bool read_manifest(const std::string& manifest_path, VerificationReport& report)
   std::error_code error;
   if (!fs::exists(manifest_path, error)) {
     add(report, Kind::kMissingManifest, "",
-        "missing manifest: " + manifest_path + " does not exist (sign the model with autoglm sign)");
+        "missing manifest: " + manifest_path +
+            " does not exist (sign the model with autoglm sign)");
     return false;
   }
   try {
-    report.manifest = parse_manifest(read_file_capped(manifest_path, kMaxManifestBytes),
-                                     manifest_path);
+    report.manifest =
+        parse_manifest(read_file_capped(manifest_path, kMaxManifestBytes), manifest_path);
   } catch (const Error& bad) {
     add(report, Kind::kMalformedManifest, "", bad.what());
     report.manifest = ModelManifest{};
@@ -301,21 +313,36 @@ void compare_files(const std::string& directory, const HashOptions& hash_options
 
 }  // namespace
 
-VerificationReport verify_model_directory(const std::string& directory,
-                                          const std::vector<Ed25519PublicKey>& trusted_keys,
-                                          const VerifyOptions& options) {
+VerificationReport check_manifest_signature(const std::string& directory,
+                                            const std::vector<Ed25519PublicKey>& trusted_keys,
+                                            const std::string& manifest_path) {
   VerificationReport report;
   std::error_code error;
   if (!fs::is_directory(directory, error)) {
     add(report, Kind::kMissingFile, "", "model directory " + directory + " not found");
     return report;
   }
-  std::string manifest_path = options.manifest_path.empty()
-                                  ? (fs::path(directory) / kManifestFileName).string()
-                                  : options.manifest_path;
-  if (!read_manifest(manifest_path, report)) return report;
-  if (!check_signature(trusted_keys, report)) return report;
-  compare_files(directory, options.hash, report);
+  std::string path =
+      manifest_path.empty() ? (fs::path(directory) / kManifestFileName).string() : manifest_path;
+  if (read_manifest(path, report)) check_signature(trusted_keys, report);
+  return report;
+}
+
+void check_model_files(const std::string& directory, const HashOptions& hash_options,
+                       VerificationReport& report) {
+  try {
+    compare_files(directory, hash_options, report);
+  } catch (const Error& error) {  // the directory vanished between the two stages
+    add(report, Kind::kMissingFile, "", error.what());
+  }
+}
+
+VerificationReport verify_model_directory(const std::string& directory,
+                                          const std::vector<Ed25519PublicKey>& trusted_keys,
+                                          const VerifyOptions& options) {
+  VerificationReport report =
+      check_manifest_signature(directory, trusted_keys, options.manifest_path);
+  if (report.ok()) check_model_files(directory, options.hash, report);
   return report;
 }
 

@@ -100,6 +100,20 @@ const std::vector<ConfigSetting>& serve_config_settings() {
 
 namespace {
 
+// Model integrity (issue 8, model signing).
+void add_signing_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(bool_setting(
+      "require_signed_models",
+      "Refuse to load a model unless its autoglm-manifest.json is signed by a trusted key and "
+      "every file matches (autoglm sign / verify)",
+      [](C& c) -> bool& { return c.require_signed_models; }));
+  s.push_back(string_setting("trusted_keys",
+                             "Trusted Ed25519 public keys (PEM files, comma-separated) for "
+                             "require_signed_models",
+                             [](C& c) -> std::string& { return c.trusted_keys; }));
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -176,6 +190,7 @@ std::vector<ConfigSetting> make_settings() {
       [](C& c) -> int64_t& { return c.engine.max_queued_tokens; }, 1, kInt64Max));
   s.push_back(bool_setting("enable_prefix_caching", "Reuse KV of shared prompt prefixes",
                            [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
+  add_signing_settings(s);
   return s;
 }
 
@@ -275,6 +290,10 @@ ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env
     fail(ErrorCode::kInvalidArgument,
          "no model: set --model, AUTOGLM_MODEL or 'model' in the "
          "config file");
+  }
+  if (config.require_signed_models && config.trusted_keys.empty()) {
+    fail(ErrorCode::kInvalidArgument,
+         "require_signed_models is on but trusted_keys names no public key");
   }
   return config;
 }

@@ -25,6 +25,10 @@ struct ServeConfig {
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
   std::string log_level = "info";
+  // Model integrity (issue 8): refuse a model unless its autoglm-manifest.json is signed by one
+  // of the trusted Ed25519 public keys (PEM paths, comma-separated) and every file matches.
+  bool require_signed_models = false;
+  std::string trusted_keys;
 };
 
 struct ConfigSetting {

@@ -17,8 +17,7 @@ namespace sec = autoglm::security;
 void register_keygen_command(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("keygen", "Write a new Ed25519 key pair for model signing");
   auto prefix = std::make_shared<std::string>();
-  cmd->add_option("--out", *prefix, "Writes PREFIX.key (private, 0600) and PREFIX.pub")
-      ->required();
+  cmd->add_option("--out", *prefix, "Writes PREFIX.key (private, 0600) and PREFIX.pub")->required();
   cmd->callback([prefix, exit_code] {
     sec::Ed25519PrivateKey key = sec::Ed25519PrivateKey::generate();
     sec::write_key_pair(key, *prefix);
