@@ -24,6 +24,11 @@ constexpr uint64_t kMaxFileSize = (uint64_t{1} << 53) - 1;
   fail(ErrorCode::kInvalidModel, std::string(origin) + ": malformed manifest: " + why);
 }
 
+// A JSON-quoted copy for messages; bytes that are not UTF-8 become U+FFFD instead of throwing.
+std::string json_quoted(std::string_view text) {
+  return Json(std::string(text)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 bool has_control_character(std::string_view text) {
   for (char c : text) {
     auto byte = static_cast<unsigned char>(c);
@@ -79,7 +84,7 @@ void require_exact_keys(const Json& object, std::initializer_list<std::string_vi
     bool known = false;
     for (std::string_view allowed : keys) known = known || key == allowed;
     if (!known) {
-      malformed(origin, "unknown field \"" + Json(key).dump() + "\" in " + std::string(what));
+      malformed(origin, "unknown field " + json_quoted(key) + " in " + std::string(what));
     }
   }
 }
@@ -95,12 +100,12 @@ ManifestEntry parse_entry(const Json& item, std::string_view origin) {
   }
   const Json& size = member(item, "size", origin);
   if (!size.is_number_unsigned() || size.get<uint64_t>() > kMaxFileSize) {
-    malformed(origin, "the size of " + Json(entry.path).dump() + " is not a valid byte count");
+    malformed(origin, "the size of " + json_quoted(entry.path) + " is not a valid byte count");
   }
   entry.size = size.get<uint64_t>();
   entry.sha256 = string_member(item, "sha256", origin);
   if (!is_lower_hex(entry.sha256, 64)) {
-    malformed(origin, "the sha256 of " + Json(entry.path).dump() + " is not 64 lower-case hex");
+    malformed(origin, "the sha256 of " + json_quoted(entry.path) + " is not 64 lower-case hex");
   }
   return entry;
 }
@@ -114,7 +119,7 @@ std::vector<ManifestEntry> parse_files(const Json& files, std::string_view origi
     entries.push_back(parse_entry(item, origin));
     // Strictly ascending byte order: one canonical order, and no path listed twice.
     if (entries.size() > 1 && !(entries[entries.size() - 2].path < entries.back().path)) {
-      malformed(origin, "paths are not sorted and unique at " + Json(entries.back().path).dump());
+      malformed(origin, "paths are not sorted and unique at " + json_quoted(entries.back().path));
     }
   }
   return entries;
@@ -138,7 +143,7 @@ ManifestSignature parse_signature(const Json& signature, std::string_view origin
 
 void check_manifest_path(std::string_view path) {
   auto refuse = [&](const std::string& why) {
-    fail(ErrorCode::kInvalidModel, "unsafe path " + Json(std::string(path)).dump() + ": " + why);
+    fail(ErrorCode::kInvalidModel, "unsafe path " + json_quoted(std::string(path)) + ": " + why);
   };
   if (path.empty() || path.size() > kMaxPathBytes) refuse("empty or longer than 4096 bytes");
   if (!utf8::is_valid(path)) refuse("not UTF-8");
