@@ -160,7 +160,11 @@ void write_manifest(const std::string& directory, const ModelManifest& manifest)
     ok = n > 0;
     if (ok) written += static_cast<size_t>(n);
   }
-  if (fd >= 0) ok = (::fsync(fd) == 0) & (::close(fd) == 0) & ok;
+  if (fd >= 0) {
+    bool synced = ::fsync(fd) == 0;  // both always run: the descriptor is closed either way
+    bool closed = ::close(fd) == 0;
+    ok = ok && synced && closed;
+  }
   std::error_code error;
   if (ok) fs::rename(temporary, final_path, error);
   if (!ok || error) {
@@ -286,7 +290,8 @@ void compare_files(const std::string& directory, const HashOptions& hash_options
     }
     expected.erase(it);
   }
-  for (const auto& [path, entry] : expected) {
+  for (const auto& item : expected) {
+    const std::string& path = item.first;
     bool unsafe = std::any_of(listing.problems.begin(), listing.problems.end(),
                               [&](const ListingProblem& p) { return p.path == path; });
     if (!unsafe) add(report, Kind::kMissingFile, path, "missing file: " + path);

@@ -162,3 +162,11 @@ def test_server_refuses_a_tampered_model(tmp_path):
                               json={"model": "tampered", "prompt": "hi", "max_tokens": 2})
         assert response.status_code == 503
         server.terminate()
+
+
+def test_server_requires_trusted_keys_when_signing_is_required():
+    done = subprocess.run([BIN, "serve", "--port", "0", "--model", str(TINY),
+                           "--require-signed-models", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "require_signed_models is on but trusted_keys names no public key" in done.stderr
