@@ -19,6 +19,7 @@
 #include "security/audit_policy.h"
 #include "server/error_response.h"
 #include "server/admin_routes.h"
+#include "security/signing_gate.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
 #include "server/ops_routes.h"
@@ -138,13 +139,61 @@ void warm_up(Engine& engine) {
   engine.generate(std::move(request));
 }
 
+// Model integrity (issue 8): throws, after a log line and an audit record, unless the model
+// directory matched its signed manifest. The server then stays not ready with the reason.
+void require_intact_model(const security::VerificationReport& report, const ServeConfig& config,
+                          ServerState& state) {
+  if (report.ok()) {
+    log_json(LogLevel::kInfo, "model integrity verified",
+             {{"model", config.engine.model_path},
+              {"signer", report.signer},
+              {"bytes", report.bytes_hashed},
+              {"hash_s", report.hash_seconds}});
+    return;
+  }
+  nlohmann::json problems = nlohmann::json::array();
+  for (const security::IntegrityProblem& problem : report.problems) {
+    problems.push_back({{"kind", security::integrity_problem_name(problem.kind)},
+                        {"path", problem.path},
+                        {"message", problem.message}});
+  }
+  log_json(LogLevel::kError, "model integrity check failed: refusing to serve",
+           {{"model", config.engine.model_path}, {"problems", problems}});
+  if (security::AuditSink* sink = state.audit_sink()) {
+    security::AuditEvent event;
+    event.action = "integrity_failure";
+    event.user_id = "system";
+    event.resource = served_model_name(config);
+    event.status = "denied";
+    event.detail = std::string(security::integrity_problem_name(report.problems.front().kind));
+    sink->record(event);
+  }
+  fail(ErrorCode::kInvalidModel, "model integrity: " + report.summary());
+}
+
+// With require_signed_models, starts verifying the model directory: a missing or badly signed
+// manifest is refused here, before any loading; the hashing then runs beside the load.
+std::future<security::VerificationReport> start_integrity_check(const ServeConfig& config,
+                                                                ServerState& state) {
+  if (!config.require_signed_models) return {};
+  auto keys = security::load_trusted_keys(security::split_key_list(config.trusted_keys));
+  auto verification = security::start_model_verification(config.engine.model_path, keys);
+  if (verification.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    require_intact_model(verification.get(), config, state);
+  }
+  return verification;
+}
+
 // Loads the model and makes the server ready; on failure logs it and marks the state failed.
 std::shared_ptr<Engine> load_and_warm_up(const ServeConfig& config, ServerState& state,
                                          Router& router,
                                          const ApiRouteInstaller& install_api_routes) {
   try {
     auto started = std::chrono::steady_clock::now();
+    auto integrity = start_integrity_check(config, state);
     auto engine = std::make_shared<Engine>(config.engine);
+    // The loaded model is committed only once its files matched the signed manifest.
+    if (integrity.valid()) require_intact_model(integrity.get(), config, state);
     state.set_engine(engine);
     if (install_api_routes) install_api_routes(router, config, state);
     state.set_phase(ServerPhase::kWarmingUp);

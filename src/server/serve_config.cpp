@@ -128,6 +128,20 @@ void add_audit_settings(std::vector<ConfigSetting>& s) {
                }});
 }
 
+// Model integrity (issue 8, model signing).
+void add_signing_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(bool_setting(
+      "require_signed_models",
+      "Refuse to load a model unless its autoglm-manifest.json is signed by a trusted key and "
+      "every file matches (autoglm sign / verify)",
+      [](C& c) -> bool& { return c.require_signed_models; }));
+  s.push_back(string_setting("trusted_keys",
+                             "Trusted Ed25519 public keys (PEM files, comma-separated) for "
+                             "require_signed_models",
+                             [](C& c) -> std::string& { return c.trusted_keys; }));
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -214,6 +228,7 @@ std::vector<ConfigSetting> make_settings() {
   s.push_back(bool_setting("enable_prefix_caching", "Reuse KV of shared prompt prefixes",
                            [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
   add_audit_settings(s);
+  add_signing_settings(s);
   return s;
 }
 
@@ -313,6 +328,10 @@ ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env
     fail(ErrorCode::kInvalidArgument,
          "no model: set --model, AUTOGLM_MODEL or 'model' in the "
          "config file");
+  }
+  if (config.require_signed_models && config.trusted_keys.empty()) {
+    fail(ErrorCode::kInvalidArgument,
+         "require_signed_models is on but trusted_keys names no public key");
   }
   return config;
 }

@@ -46,6 +46,10 @@ struct ServeConfig {
   // The tamper-evident audit log (settings audit_*); an empty path turns auditing off.
   security::AuditLogOptions audit;
   security::AuditFailurePolicy audit_failure_policy = security::AuditFailurePolicy::kOpen;
+  // Model integrity (issue 8): refuse a model unless its autoglm-manifest.json is signed by one
+  // of the trusted Ed25519 public keys (PEM paths, comma-separated) and every file matches.
+  bool require_signed_models = false;
+  std::string trusted_keys;
 };
 
 struct ConfigSetting {

@@ -14,5 +14,6 @@ void register_chat(CLI::App& app, int* exit_code);      // cmd_chat.cpp
 void register_bench(CLI::App& app, int* exit_code);     // cmd_bench.cpp
 void register_serve(CLI::App& app, int* exit_code);     // cmd_serve.cpp
 void register_audit(CLI::App& app, int* exit_code);     // cmd_audit.cpp
+void register_signing(CLI::App& app, int* exit_code);   // cmd_sign.cpp: keygen, sign, verify
 
 }  // namespace autoglm::cli

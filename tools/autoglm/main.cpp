@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   autoglm::cli::register_bench(app, &exit_code);
   autoglm::cli::register_serve(app, &exit_code);
   autoglm::cli::register_audit(app, &exit_code);
+  autoglm::cli::register_signing(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
