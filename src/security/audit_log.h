@@ -20,6 +20,8 @@
 // thread (interval policy only) is owned by the AuditLog and joined by its destructor.
 #pragma once
 
+#include "security/digest.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -57,8 +59,6 @@ inline constexpr std::string_view kActionRotated = "audit_rotated";
 inline constexpr std::string_view kActionAdmin = "admin";
 inline constexpr std::string_view kActionRecovered = "audit_recovered";
 
-// Lower-case hex SHA-256 of `bytes`.
-std::string sha256_hex(std::string_view bytes);
 // "2026-11-22T04:27:07.123Z".
 std::string rfc3339_utc_ms(std::chrono::system_clock::time_point when);
 // One record's line, without the trailing '\n'.

@@ -208,26 +208,6 @@ void write_key_pair(const Ed25519PrivateKey& key, const std::string& prefix) {
   write_new_file(public_path, key.public_key().to_pem(), 0644);
 }
 
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    fail(ErrorCode::kInternal, "SHA-256 failed");
-  }
-  return to_hex(std::span<const uint8_t>(digest, length));
-}
-
-std::string to_hex(std::span<const uint8_t> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (uint8_t byte : bytes) {
-    hex += kDigits[byte >> 4];
-    hex += kDigits[byte & 15];
-  }
-  return hex;
-}
-
 std::string base64_encode(std::span<const uint8_t> bytes) {
   std::string text(4 * ((bytes.size() + 2) / 3), '\0');
   int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(text.data()), bytes.data(),

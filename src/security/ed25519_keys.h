@@ -5,6 +5,8 @@
 // Thread ownership: key objects are immutable after loading and may be used from any thread.
 #pragma once
 
+#include "security/digest.h"
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -61,8 +63,6 @@ class Ed25519PrivateKey {
 // PREFIX.pub. Throws Error(kInvalidArgument) when either file exists or cannot be written.
 void write_key_pair(const Ed25519PrivateKey& key, const std::string& prefix);
 
-std::string sha256_hex(std::string_view bytes);
-std::string to_hex(std::span<const uint8_t> bytes);
 std::string base64_encode(std::span<const uint8_t> bytes);
 // Strict standard base64 (RFC 4648 section 4, padded, no whitespace); throws
 // Error(kInvalidArgument) on anything else.
