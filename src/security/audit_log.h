@@ -20,8 +20,6 @@
 // thread (interval policy only) is owned by the AuditLog and joined by its destructor.
 #pragma once
 
-#include "security/digest.h"
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +29,7 @@
 #include <thread>
 
 #include "security/audit_sink.h"
+#include "security/digest.h"
 
 namespace autoglm::security {
 

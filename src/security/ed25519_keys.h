@@ -5,14 +5,14 @@
 // Thread ownership: key objects are immutable after loading and may be used from any thread.
 #pragma once
 
-#include "security/digest.h"
-
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "security/digest.h"
 
 namespace autoglm::security {
 
