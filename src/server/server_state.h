@@ -17,6 +17,7 @@
 #include "autoglm/engine.h"
 #include "security/audit_sink.h"
 #include "server/http_types.h"
+#include "server/reload.h"
 
 namespace autoglm::server {
 
@@ -60,6 +61,11 @@ class ServerState {
   void set_audit_sink(std::shared_ptr<security::AuditSink> sink) { audit_sink_ = std::move(sink); }
   security::AuditSink* audit_sink() const { return audit_sink_.get(); }
 
+  // The hot-reload registry run_server owns through its ServerState: components register their
+  // reloaders at start-up (API keys, JWT keys, rate limits, log level); SIGHUP and
+  // POST /admin/reload call reload_all().
+  ReloadRegistry& reload_registry() { return reload_registry_; }
+
   // The watchdog's latest verdict (healthy until it says otherwise).
   void set_health(bool healthy, std::string reason);
   std::pair<bool, std::string> health() const;
@@ -73,6 +79,7 @@ class ServerState {
   bool healthy_ = true;
   std::string health_reason_;
   std::shared_ptr<security::AuditSink> audit_sink_;
+  ReloadRegistry reload_registry_;
 };
 
 // A thread that checks the engine every `interval` and records the verdict in the state.
