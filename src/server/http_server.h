@@ -41,6 +41,9 @@ struct HttpServerOptions {
   std::string tls_cert_file;  // both set: TLS only
   std::string tls_key_file;
   HttpLimits limits;
+  // Called on the I/O thread first, before admission and routing: sets request.principal, or
+  // returns the refusal (401/403/429). Unset: no authentication (server/auth_middleware.h).
+  std::function<std::optional<HttpResponse>(HttpRequest&)> authenticate;
 };
 
 // Called on the I/O thread before dispatch: a response to send instead of routing (e.g. 503

@@ -14,6 +14,7 @@
 #include <future>
 #include <thread>
 
+#include "server/auth_middleware.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
 #include "server/ops_routes.h"
@@ -32,12 +33,15 @@ std::string served_model_name(const ServeConfig& config) {
 namespace {
 
 // Waits for SIGTERM or SIGINT on its own thread; `signalled` becomes ready with the signal.
+// SIGHUP runs the hot reloaders (ReloadRegistry) on that thread and keeps waiting.
 class SignalWaiter {
  public:
-  SignalWaiter() : signals_(io_, SIGINT, SIGTERM) {
+  explicit SignalWaiter(ReloadRegistry& reloads)
+      : signals_(io_, SIGINT, SIGTERM), hangup_(io_, SIGHUP), reloads_(reloads) {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal_number) {
       if (!ec) promise_.set_value(signal_number);
     });
+    wait_for_hangup();
     thread_ = std::thread([this] { io_.run(); });
   }
   ~SignalWaiter() {
@@ -47,8 +51,21 @@ class SignalWaiter {
   int wait() { return promise_.get_future().get(); }
 
  private:
+  void wait_for_hangup() {
+    hangup_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      for (const ReloadOutcome& outcome : reloads_.reload_all()) {
+        log_json(outcome.ok ? LogLevel::kInfo : LogLevel::kError, "reload on SIGHUP",
+                 {{"component", outcome.component}, {"ok", outcome.ok}, {"error", outcome.error}});
+      }
+      wait_for_hangup();
+    });
+  }
+
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
+  boost::asio::signal_set hangup_;
+  ReloadRegistry& reloads_;
   std::promise<int> promise_;
   std::thread thread_;
 };
@@ -105,12 +122,19 @@ void drain(HttpServer& server, ServerState& state, std::chrono::milliseconds tim
 int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_routes) {
   init_json_logging(config.log_level);
   // Signals are caught before any thread starts, so none of them dies of SIGTERM.
-  SignalWaiter signals;
   ServerState state;
+  SignalWaiter signals(state.reload_registry());
   Router router;
   OpsContext ops{&state, nullptr, served_model_name(config)};
   register_ops_routes(router, ops);
-  HttpServer server(config.http, router, [&state](const HttpRequest&, std::string_view route) {
+  HttpServerOptions http_options = config.http;
+  // Authentication (auth_middleware.h): null when off; its reloaders are in the registry.
+  if (auto authenticator = setup_authentication(config.auth, config.http.host, state)) {
+    http_options.authenticate = [authenticator](HttpRequest& request) {
+      return authenticator->authenticate(request);
+    };
+  }
+  HttpServer server(http_options, router, [&state](const HttpRequest&, std::string_view route) {
     return admission_refusal(state, route);
   });
   ops.server = &server;

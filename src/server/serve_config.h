@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autoglm/engine.h"
+#include "server/auth_settings.h"
 #include "server/http_server.h"
 
 namespace autoglm::server {
@@ -25,6 +26,7 @@ struct ServeConfig {
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
   std::string log_level = "info";
+  AuthSettings auth;  // auth, api_keys_file, jwt_config_file, auth_failures_per_minute
 };
 
 struct ConfigSetting {
