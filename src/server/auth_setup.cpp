@@ -15,7 +15,7 @@ bool is_loopback_host(std::string_view host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") return true;
   // 127.0.0.0/8 in dotted-quad form: "127." then three more numeric parts.
   if (host.substr(0, 4) != "127.") return false;
-  int parts = 1;
+  int parts = 2;  // "127" and the one being read
   int digits = 0;
   for (char c : host.substr(4)) {
     if (c == '.') {

@@ -103,9 +103,8 @@ namespace {
 // Authentication (server/auth_settings.h, server/auth_middleware.h).
 void add_auth_settings(std::vector<ConfigSetting>& s) {
   using C = ServeConfig;
-  s.push_back(string_setting(
-      "auth", "auto (off on a loopback host, on otherwise), on or off",
-      [](C& c) -> std::string& { return c.auth.mode; }));
+  s.push_back(string_setting("auth", "auto (off on a loopback host, on otherwise), on or off",
+                             [](C& c) -> std::string& { return c.auth.mode; }));
   s.push_back(string_setting("api_keys_file", "YAML file of API key hashes, roles and models",
                              [](C& c) -> std::string& { return c.auth.api_keys_file; }));
   s.push_back(string_setting("jwt_config_file", "YAML file of JWT issuer, audience and keys",
