@@ -248,5 +248,5 @@ def test_key_rotation_with_a_stream_in_flight(server):
             assert call(other, "/v1/models", KEYS["user"]).status_code == 200
         rest = [line for line in lines if line.startswith("data: ")]
         assert rest[-1] == "data: [DONE]"
-        finish = json.loads(rest[-2])["choices"][0]["finish_reason"]
+        finish = json.loads(rest[-2][len("data: "):])["choices"][0]["finish_reason"]
         assert finish == "length"
