@@ -4,7 +4,9 @@ are minted by PyJWT, independently of the server's verifier. Each test that fail
 authentication on purpose connects from its own loopback source address (127.0.0.N), so the
 per-IP brute-force limiter only ever sees the failures of the test that provokes it."""
 
+import functools
 import hashlib
+import hmac
 import itertools
 import json
 import secrets
@@ -162,6 +164,7 @@ def test_valid_jwt_is_accepted(server, alg):
         assert call(http, "/v1/models", mint(alg, role=None)).status_code == 403  # no role
 
 
+@functools.lru_cache(maxsize=1)
 def forged_tokens():
     now = int(time.time())
     good = mint("RS256")
@@ -173,7 +176,6 @@ def forged_tokens():
     confused = ".".join(jwt.api_jws.base64url_encode(part).decode() for part in (
         json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rs"}).encode(),
         json.dumps(claims()).encode()))
-    import hmac
     confused += "." + jwt.api_jws.base64url_encode(
         hmac.new(rsa_public_pem, confused.encode(), hashlib.sha256).digest()).decode()
     tampered = jwt.api_jws.base64url_encode(json.dumps(claims(role="admin")).encode()).decode()
@@ -226,7 +228,7 @@ def test_brute_force_is_429_and_audit_log_has_no_secret(server):
 
 
 def test_key_rotation_with_a_stream_in_flight(server):
-    body = {"model": MODEL_NAME, "prompt": "word " * 50, "max_tokens": 3000, "stream": True,
+    body = {"model": MODEL_NAME, "prompt": "word " * 50, "max_tokens": 600, "stream": True,
             "ignore_eos": True}
     with client(server) as http, http.stream("POST", "/v1/completions", json=body,
                                              headers=bearer(KEYS["rotating"])) as stream:
