@@ -42,6 +42,9 @@ struct HttpServerOptions {
   std::string tls_key_file;
   HttpLimits limits;
   bool log_request_bodies = false;  // debug log of each body, PII-masked, cut to 4 KB
+  // Called on the I/O thread first, before admission and routing: sets request.principal, or
+  // returns the refusal (401/403/429). Unset: no authentication (server/auth_middleware.h).
+  std::function<std::optional<HttpResponse>(HttpRequest&)> authenticate;
 };
 
 // Called on the I/O thread before dispatch: a response to send instead of routing (e.g. 503

@@ -259,6 +259,12 @@ void HttpSession<Stream>::on_request() {
   if (buffer_.size() == 0 && !reading_bytes_) read_bytes();
   auto responder = std::make_shared<SessionResponder<Stream>>(this->shared_from_this(), exchange);
   try {
+    if (core_->options.authenticate) {
+      if (auto refusal = core_->options.authenticate(request)) {
+        return on_respond(exchange, std::move(*refusal));
+      }
+      if (request.principal) exchange->annotate("user_id", request.principal->id);
+    }
     if (core_->admission) {
       if (auto refusal = core_->admission(request, exchange->route)) {
         return on_respond(exchange, std::move(*refusal));

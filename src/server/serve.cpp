@@ -17,9 +17,10 @@
 #include "core/error.h"
 #include "security/audit_log.h"
 #include "security/audit_policy.h"
-#include "server/error_response.h"
-#include "server/admin_routes.h"
 #include "security/signing_gate.h"
+#include "server/admin_routes.h"
+#include "server/auth_middleware.h"
+#include "server/error_response.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
 #include "server/ops_routes.h"
@@ -253,8 +254,15 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   const GpuMonitor gpus;
   OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr};
   register_ops_routes(router, ops);
+  HttpServerOptions http_options = config.http;
+  // Authentication (auth_middleware.h): null when off; its reloaders are in the registry.
+  if (auto authenticator = setup_authentication(config.auth, config.http.host, state)) {
+    http_options.authenticate = [authenticator](HttpRequest& request) {
+      return authenticator->authenticate(request);
+    };
+  }
   HttpServer server(
-      config.http, router,
+      http_options, router,
       [&state](const HttpRequest& request, std::string_view route) -> std::optional<HttpResponse> {
         if (auto refusal = admission_refusal(state, route)) return refusal;
         return admin_audit_refusal(state, request, route);

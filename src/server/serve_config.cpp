@@ -142,6 +142,20 @@ void add_signing_settings(std::vector<ConfigSetting>& s) {
                              [](C& c) -> std::string& { return c.trusted_keys; }));
 }
 
+// Authentication (server/auth_settings.h, server/auth_middleware.h).
+void add_auth_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(string_setting("auth", "auto (off on a loopback host, on otherwise), on or off",
+                             [](C& c) -> std::string& { return c.auth.mode; }));
+  s.push_back(string_setting("api_keys_file", "YAML file of API key hashes, roles and models",
+                             [](C& c) -> std::string& { return c.auth.api_keys_file; }));
+  s.push_back(string_setting("jwt_config_file", "YAML file of JWT issuer, audience and keys",
+                             [](C& c) -> std::string& { return c.auth.jwt_config_file; }));
+  s.push_back(integer_setting(
+      "auth_failures_per_minute", "Failed authentications per client IP per minute before 429",
+      [](C& c) -> int64_t& { return c.auth.failures_per_minute; }, 1, 1'000'000));
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -229,6 +243,7 @@ std::vector<ConfigSetting> make_settings() {
                            [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
   add_audit_settings(s);
   add_signing_settings(s);
+  add_auth_settings(s);
   return s;
 }
 
@@ -329,6 +344,7 @@ ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env
          "no model: set --model, AUTOGLM_MODEL or 'model' in the "
          "config file");
   }
+  auth_required(config.auth, config.http.host);  // rejects a bad mode, or on without credentials
   if (config.require_signed_models && config.trusted_keys.empty()) {
     fail(ErrorCode::kInvalidArgument,
          "require_signed_models is on but trusted_keys names no public key");

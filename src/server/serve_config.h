@@ -16,6 +16,7 @@
 #include "autoglm/engine.h"
 #include "security/audit_log.h"
 #include "security/audit_policy.h"
+#include "server/auth_settings.h"
 #include "server/http_server.h"
 
 namespace autoglm::server {
@@ -50,6 +51,7 @@ struct ServeConfig {
   // of the trusted Ed25519 public keys (PEM paths, comma-separated) and every file matches.
   bool require_signed_models = false;
   std::string trusted_keys;
+  AuthSettings auth;  // auth, api_keys_file, jwt_config_file, auth_failures_per_minute
 };
 
 struct ConfigSetting {

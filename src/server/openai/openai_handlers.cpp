@@ -51,6 +51,14 @@ void check_model(const ServedModel& model, const std::string& name) {
   if (name != model.name) throw model_not_found(name);
 }
 
+// Auth (server/auth_middleware.h): the caller's credential must allow this model (403).
+void check_model_allowed(const HttpRequest& request, const std::string& name) {
+  if (request.principal && !request.principal->may_use_model(name)) {
+    throw ApiError(403, "this credential may not use model '" + name + "'", "permission_error",
+                   std::string("model"), std::string("model_not_allowed"));
+  }
+}
+
 HttpResponse json_response(const Json& body) {
   HttpResponse response;
   response.body = json_text(body);
@@ -188,6 +196,7 @@ void handle_chat_completions(const ServedModel& model, const HttpRequest& reques
     check_ready(model);
     ChatCompletionRequest r = parse_chat_completion_request(request.body, model.limits);
     check_model(model, r.settings.model);
+    check_model_allowed(request, model.name);
     if (model.chat_template == nullptr) {
       throw ApiError::invalid("messages",
                               "this model has no chat template; use /v1/completions instead");
@@ -213,6 +222,7 @@ void handle_completions(const ServedModel& model, const HttpRequest& request,
     check_ready(model);
     CompletionRequest r = parse_completion_request(request.body, model.limits);
     check_model(model, r.settings.model);
+    check_model_allowed(request, model.name);
     const std::vector<EncodedPrompt> prompts = encode_prompts(model, r.prompts, r.echo);
     std::vector<ChoiceJob> jobs =
         make_jobs(model, r.settings, prompts, Endpoint::kCompletion, "prompt");
@@ -221,10 +231,14 @@ void handle_completions(const ServedModel& model, const HttpRequest& request,
   });
 }
 
-void handle_models(const ServedModel& model, const HttpRequest&,
+void handle_models(const ServedModel& model, const HttpRequest& request,
                    std::shared_ptr<Responder> responder) {
   answer_errors(*responder, [&] {
     check_ready(model);
+    if (request.principal && !request.principal->may_use_model(model.name)) {
+      responder->respond(json_response(Json{{"object", "list"}, {"data", Json::array()}}));
+      return;
+    }
     const Json entry{{"id", model.name},         {"object", "model"},
                      {"created", model.created}, {"owned_by", "autoglm"},
                      {"root", model.name},       {"max_model_len", model.max_model_len}};
@@ -239,6 +253,7 @@ void handle_tokenize(const ServedModel& model, const HttpRequest& request,
     const Json doc = parse_request_object(request.body);
     const FieldReader body(doc);
     if (auto name = body.string("model", 256)) check_model(model, *name);
+    check_model_allowed(request, model.name);
     std::vector<int32_t> ids;
     if (body.get("messages") != nullptr) {
       if (model.chat_template == nullptr) {
@@ -269,6 +284,7 @@ void handle_detokenize(const ServedModel& model, const HttpRequest& request,
     const Json doc = parse_request_object(request.body);
     const FieldReader body(doc);
     if (auto name = body.string("model", 256)) check_model(model, *name);
+    check_model_allowed(request, model.name);
     const Json* tokens = body.get("tokens");
     if (tokens == nullptr) throw ApiError::invalid("tokens", "'tokens' is required");
     if (!tokens->is_array()) wrong_type("tokens", "an array of token ids", *tokens);
