@@ -1,8 +1,10 @@
 // See engine.h (the engine thread) and include/autoglm/engine.h (the public API over it).
 #include "runtime/engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <thread>
 #include <utility>
 
@@ -13,6 +15,9 @@
 #include "backend/cuda/cuda_backend.h"
 #endif
 #include "core/error.h"
+#ifdef AUTOGLM_FAULT_INJECTION
+#include "backend/fault_injection.h"
+#endif
 #include "runtime/kv_block_pool.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,6 +46,10 @@ FinishCause finish_cause(SequenceEnd end) {
       break;
   }
   fail(ErrorCode::kInternal, "engine: a sequence ended with no reason");
+}
+
+bool all_finite(std::span<const float> row) {
+  return std::all_of(row.begin(), row.end(), [](float x) { return std::isfinite(x); });
 }
 
 }  // namespace
@@ -78,6 +87,9 @@ void EngineCore::run() {
     const bool idle = scheduler_.idle();
     RequestQueue::Work work = queue_.take(idle, idle ? sessions_.next_expiry() : std::nullopt);
     accept(work);
+    // New work is visible to the watchdog before the step that may wedge on it: otherwise a
+    // step stuck right after an idle spell shows nothing pending and liveness never fails.
+    if (!work.submissions.empty()) publish_metrics();
     if (work.stopping) {
       end_all(FinishCause::kCancelled, "");
       publish_metrics();
@@ -92,6 +104,7 @@ void EngineCore::run() {
         // A backend failure ends only its step's requests (run_step). Anything else failing
         // mid-step (the scheduler, sampling) is a bug that leaves the step's state unknown, so
         // every live request ends with the error; the engine keeps serving new ones.
+        metrics_.note_step_failure(e.what());
         end_all(FinishCause::kError, e.what());
       }
     }
@@ -127,12 +140,15 @@ void EngineCore::run_step() {
   try {
     backend_->forward(plan.batch(), logits_);
   } catch (const std::exception& e) {
+    metrics_.note_step_failure(e.what());
     end_step_requests(plan, e.what());
     check_invariants();
     return;
   }
   std::vector<StreamDelta> deltas;
-  const StepOutput output = sample(plan, deltas);
+  std::vector<SequenceId> nonfinite;
+  const StepOutput output = sample(plan, deltas, nonfinite);
+  end_nonfinite_requests(nonfinite);  // before update(), which then skips them
   std::vector<SequenceEnded> ended = scheduler_.update(plan, output);
   std::unordered_map<SequenceId, FinishCause> ends;
   for (const SequenceEnded& e : ended) ends[e.id] = finish_cause(e.end);
@@ -148,6 +164,21 @@ void EngineCore::run_step() {
   check_invariants();
   record_step(plan,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// Non-finite logits (a numerical fault: overflow, bad weights, a kernel bug) fail only the
+// requests whose rows had them; they count as a failed step for the circuit breaker.
+void EngineCore::end_nonfinite_requests(const std::vector<SequenceId>& ids) {
+  if (ids.empty()) {
+    metrics_.note_step_success();
+    return;
+  }
+  const std::string error = "the model produced non-finite logits (NaN or Inf)";
+  metrics_.note_step_failure(error);
+  metrics_.add_nonfinite_logits_requests(ids.size());
+  for (SequenceId id : ids) {
+    if (scheduler_.cancel(id)) end_request(id, FinishCause::kError, {}, error);
+  }
 }
 
 // The backend failed this step: the requests in it end with kError and their blocks are freed
@@ -184,12 +215,19 @@ void EngineCore::note_started(const StepPlan& plan) {
   }
 }
 
-StepOutput EngineCore::sample(const StepPlan& plan, std::vector<StreamDelta>& deltas) {
+StepOutput EngineCore::sample(const StepPlan& plan, std::vector<StreamDelta>& deltas,
+                              std::vector<SequenceId>& nonfinite) {
   const size_t vocab = static_cast<size_t>(backend_->vocab_size());
   StepOutput output;
   for (size_t r = 0; r < plan.logits_owner.size(); ++r) {
     LiveRequest& live = live_.at(plan.logits_owner[r]);
     const std::span<float> row(logits_.data() + r * vocab, vocab);
+    if (!all_finite(row)) {
+      nonfinite.push_back(plan.logits_owner[r]);
+      output.rows.push_back(SampledRow{0, SequenceEnd::kNone});
+      deltas.emplace_back();
+      continue;
+    }
     const SampledToken token = live.pending.sampler->sample(row);
     StopChecker::Step step = live.pending.stopper->push(token.id);
     StreamDelta delta;
@@ -279,6 +317,12 @@ std::optional<StreamDelta> RequestStream::next() {
   return channel_->pop();
 }
 
+#ifdef AUTOGLM_FAULT_INJECTION
+using FaultHandle = FaultInjectingBackend*;
+#else
+using FaultHandle = void*;  // never set: such builds refuse fault injection
+#endif
+
 struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<LoadedModel> model;
@@ -288,6 +332,7 @@ struct Engine::Impl {
   std::thread thread;
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> alive{false};
+  FaultHandle fault = nullptr;  // owned by `core`'s backend; set when injecting a fault
 };
 
 namespace {
@@ -342,6 +387,24 @@ int64_t context_limit(const EngineOptions& options, const ModelConfig& config) {
                        : options.max_context_length;
 }
 
+// Wraps the backend in the test-only fault injector when `spec` asks for one; builds without
+// AUTOGLM_FAULT_INJECTION refuse any spec rather than silently serving without the fault.
+std::unique_ptr<Backend> install_fault_injection(std::unique_ptr<Backend> backend,
+                                                 const std::string& spec,
+                                                 [[maybe_unused]] FaultHandle& installed) {
+  if (spec.empty()) return backend;
+#ifdef AUTOGLM_FAULT_INJECTION
+  auto injector =
+      std::make_unique<FaultInjectingBackend>(std::move(backend), parse_fault_spec(spec));
+  installed = injector.get();
+  spdlog::warn("fault injection armed: {}", spec);
+  return injector;
+#else
+  fail(ErrorCode::kUnsupported,
+       "fault injection '" + spec + "': this build has no fault injection (a test-only option)");
+#endif
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
@@ -376,6 +439,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     backend = std::make_unique<CpuBackend>(*im.model, shape);
     options.device = "cpu";
   }
+  backend = install_fault_injection(std::move(backend), options.fault_injection, im.fault);
   AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
                          context_limit(options, config),
                          static_cast<int64_t>(shape.num_blocks) * shape.block_size};
@@ -403,6 +467,9 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
 
 Engine::~Engine() {
   impl_->queue->stop();
+#ifdef AUTOGLM_FAULT_INJECTION
+  if (impl_->fault != nullptr) impl_->fault->release();  // an injected hang must not block this
+#endif
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -57,7 +57,11 @@ class EngineCore {
   // After every step in debug builds (!NDEBUG), and in release when the options ask for it.
   void check_invariants() const;
   void note_started(const StepPlan& plan);
-  StepOutput sample(const StepPlan& plan, std::vector<StreamDelta>& deltas);
+  // Samples one token per logits row; a row that is not finite (NaN/Inf) is not sampled: its
+  // request goes to `nonfinite` (an empty delta and a placeholder row keep the rows aligned).
+  StepOutput sample(const StepPlan& plan, std::vector<StreamDelta>& deltas,
+                    std::vector<SequenceId>& nonfinite);
+  void end_nonfinite_requests(const std::vector<SequenceId>& ids);
   void end_request(SequenceId id, FinishCause cause, StreamDelta last, std::string error = {});
   void end_all(FinishCause cause, const std::string& error);
   void note_token(LiveRequest& live);

@@ -54,12 +54,7 @@ class SignalWaiter {
 };
 
 void warm_up(Engine& engine) {
-  GenerationRequest request;
-  request.prompt_ids = {0};
-  request.sampling.temperature = 0.0f;
-  request.stop.max_tokens = 1;
-  request.stop.ignore_eos = true;
-  engine.generate(std::move(request));
+  engine.generate(probe_request());  // the same one short generation the breaker probes with
 }
 
 // Loads the model and makes the server ready; on failure logs it and marks the state failed.
@@ -107,6 +102,9 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   // Signals are caught before any thread starts, so none of them dies of SIGTERM.
   SignalWaiter signals;
   ServerState state;
+  CircuitBreakerOptions breaker = config.breaker;
+  breaker.probe_timeout = config.watchdog_stall;  // a probe slower than a stall has failed
+  state.set_breaker_options(breaker);
   Router router;
   OpsContext ops{&state, nullptr, served_model_name(config)};
   register_ops_routes(router, ops);

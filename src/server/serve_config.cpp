@@ -100,6 +100,29 @@ const std::vector<ConfigSetting>& serve_config_settings() {
 
 namespace {
 
+// The circuit breaker (circuit_breaker.h) and, in test builds only, fault injection.
+void add_breaker_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(integer_setting(
+      "breaker_failure_threshold",
+      "Consecutive failed engine steps that open the circuit breaker (0: never)",
+      [](C& c) -> int32_t& { return c.breaker.failure_threshold; }, 0, 1'000'000));
+  s.push_back(seconds_setting(
+      "breaker_cooldown", "Seconds the open breaker refuses inference before it probes the engine",
+      [](C& c) -> std::chrono::milliseconds& { return c.breaker.cooldown; }));
+  s.push_back(seconds_setting(
+      "breaker_max_cooldown", "Seconds the cool-down may grow to, doubling on each failed probe",
+      [](C& c) -> std::chrono::milliseconds& { return c.breaker.max_cooldown; }));
+  s.push_back(
+      seconds_setting("breaker_window", "Seconds within which consecutive engine failures add up",
+                      [](C& c) -> std::chrono::milliseconds& { return c.breaker.failure_window; }));
+#ifdef AUTOGLM_FAULT_INJECTION
+  s.push_back(string_setting(
+      "inject_fault", "TEST BUILDS ONLY: throw:N, nan:N or hang fails the next forward calls",
+      [](C& c) -> std::string& { return c.engine.fault_injection; }));
+#endif
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -176,6 +199,7 @@ std::vector<ConfigSetting> make_settings() {
       [](C& c) -> int64_t& { return c.engine.max_queued_tokens; }, 1, kInt64Max));
   s.push_back(bool_setting("enable_prefix_caching", "Reuse KV of shared prompt prefixes",
                            [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
+  add_breaker_settings(s);
   return s;
 }
 

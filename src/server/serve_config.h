@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autoglm/engine.h"
+#include "server/circuit_breaker.h"
 #include "server/http_server.h"
 
 namespace autoglm::server {
@@ -24,6 +25,7 @@ struct ServeConfig {
   std::chrono::milliseconds drain_timeout{30'000};
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
+  CircuitBreakerOptions breaker;                     // probe_timeout is set from watchdog_stall
   std::string log_level = "info";
 };
 
