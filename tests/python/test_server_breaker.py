@@ -78,7 +78,7 @@ def test_nan_logits_fail_the_request_and_count_toward_the_breaker():
             response = complete(server)
             assert response.status_code == 500
             assert response.json()["error"]["type"] == "server_error"
-        assert metric(server, "autoglm:nonfinite_logits_requests_total") == 2
+        wait_for(lambda: metric(server, "autoglm:nonfinite_logits_requests_total") == 2)
         ready = wait_for(lambda: (r := httpx.get(server.url + "/ready")).status_code == 503 and r)
         assert ready.json()["status"] == "circuit_open"
         assert "non-finite logits" in ready.json()["reason"]

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "server/server_state.h"
@@ -237,6 +239,18 @@ GenerationRequest short_request() {
   return request;
 }
 
+// The metrics once the engine thread has published the step that ended the `finished`-th
+// request (a request's last delta reaches the caller just before that publication).
+std::shared_ptr<const EngineMetricsSnapshot> metrics_after(const Engine& engine,
+                                                           uint64_t finished) {
+  std::shared_ptr<const EngineMetricsSnapshot> m = engine.metrics();
+  for (int i = 0; i < 10'000 && m->requests_finished < finished; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    m = engine.metrics();
+  }
+  return m;
+}
+
 TEST(FaultInjection, SpecsParseAndBadOnesAreRejected) {
   EXPECT_EQ(parse_fault_spec("throw:5").count, 5);
   EXPECT_EQ(parse_fault_spec("nan").kind, FaultSpec::Kind::kNan);
@@ -255,14 +269,14 @@ TEST(FaultInjection, NanLogitsFailOnlyThatRequestClearlyAndCountAsFailedSteps) {
     EXPECT_NE(out.error.find("non-finite logits"), std::string::npos) << out.error;
     EXPECT_TRUE(out.token_ids.empty());
   }
-  std::shared_ptr<const EngineMetricsSnapshot> m = engine.metrics();
+  std::shared_ptr<const EngineMetricsSnapshot> m = metrics_after(engine, 2);
   EXPECT_EQ(m->nonfinite_logits_requests, 2u);
   EXPECT_EQ(m->failed_steps, 2u);
   EXPECT_EQ(m->consecutive_failed_steps, 2);
   const GenerationOutput ok = engine.generate(short_request());  // the fault is spent
   EXPECT_EQ(ok.finish, FinishCause::kLength);
   EXPECT_EQ(ok.token_ids.size(), 3u);
-  m = engine.metrics();
+  m = metrics_after(engine, 3);
   EXPECT_EQ(m->consecutive_failed_steps, 0);
   EXPECT_EQ(m->failed_steps, 2u);
   EXPECT_EQ(m->kv_blocks_used, 0);  // the failed requests gave their blocks back
@@ -274,7 +288,7 @@ TEST(FaultInjection, ThrownStepsFailTheirRequestsAndAHangIsReleasedOnShutdown) {
     const GenerationOutput out = engine.generate(short_request());
     EXPECT_EQ(out.finish, FinishCause::kError);
     EXPECT_NE(out.error.find("injected backend fault"), std::string::npos) << out.error;
-    EXPECT_EQ(engine.metrics()->failed_steps, 1u);
+    EXPECT_EQ(metrics_after(engine, 1)->failed_steps, 1u);
     EXPECT_EQ(engine.generate(short_request()).finish, FinishCause::kLength);
   }
   Engine hung(faulty_engine("hang"));
