@@ -79,6 +79,19 @@ std::pair<bool, std::string> ServerState::health() const {
   return {healthy_, health_reason_};
 }
 
+namespace {
+
+// What the probe's last delta says: nullopt when it generated its token, else why not.
+std::optional<std::string> probe_failure(const StreamDelta& last) {
+  if (*last.finish == FinishCause::kStop || *last.finish == FinishCause::kLength) {
+    return std::nullopt;
+  }
+  if (!last.error.empty()) return last.error;
+  return "it ended with " + std::string(finish_cause_name(*last.finish));
+}
+
+}  // namespace
+
 void ServerState::supervise_breaker() {
   std::shared_ptr<Engine> engine = this->engine();
   if (!engine) return;
@@ -91,12 +104,9 @@ void ServerState::supervise_breaker() {
   try {
     engine->submit(probe_request(), [weak, id](StreamDelta delta) {
       if (!delta.finish) return;
-      const bool ok = *delta.finish == FinishCause::kStop || *delta.finish == FinishCause::kLength;
+      const std::optional<std::string> failure = probe_failure(delta);
       if (std::shared_ptr<CircuitBreaker> breaker = weak.lock()) {
-        breaker->end_probe(id, ok,
-                           ok                    ? ""
-                           : delta.error.empty() ? "it did not finish"
-                                                 : delta.error);
+        breaker->end_probe(id, !failure, failure.value_or(""));
       }
     });
   } catch (const std::exception& e) {
