@@ -48,6 +48,10 @@ struct EngineOptions {
   // together (0: a quarter of the pool); over it, the least recently used session goes first.
   std::chrono::seconds session_ttl{300};
   int32_t session_max_blocks = 0;
+  // Test builds only (CMake AUTOGLM_FAULT_INJECTION): "throw:N", "nan:N" or "hang" makes the
+  // backend's next forward calls fail that way (backend/fault_injection.h). Empty: none. Other
+  // builds reject a non-empty value.
+  std::string fault_injection;
 };
 
 struct GenerationRequest {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace autoglm {
@@ -57,10 +58,16 @@ struct EngineMetricsSnapshot {
   uint64_t prefix_cache_queries = 0;  // prompt tokens looked up in the prefix cache
   uint64_t prefix_cache_hits = 0;     // of those, tokens found cached
   uint64_t preemptions = 0;
-  uint64_t non_finite_logits = 0;  // rows whose logits held NaN/inf (their requests failed)
   uint64_t prompt_tokens = 0;      // tokens in
   uint64_t generation_tokens = 0;  // tokens out
   uint64_t requests_finished = 0;
+  // Failures, which the server's circuit breaker reads. A step fails when the backend throws,
+  // a logits row is not finite (NaN/Inf; only that row's request ends), or the step itself
+  // fails unexpectedly.
+  uint64_t failed_steps = 0;
+  uint64_t nonfinite_logits_requests = 0;  // requests ended because their logits were not finite
+  int32_t consecutive_failed_steps = 0;    // gauge: failed steps since the last good one
+  std::string last_step_failure;           // why the latest failed step failed
   // Per request (vLLM's request_* histograms and bucket sets), seconds.
   Histogram queue_time_seconds{request_latency_buckets_seconds()};  // arrival -> scheduled
   Histogram time_to_first_token_seconds{time_to_first_token_buckets_seconds()};

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 #include <utility>
 
@@ -13,6 +14,9 @@
 #include "backend/cuda/cuda_backend.h"
 #endif
 #include "core/error.h"
+#ifdef AUTOGLM_FAULT_INJECTION
+#include "backend/fault_injection.h"
+#endif
 #include "runtime/kv_block_pool.h"
 #include "tokenizer/tokenizer.h"
 
@@ -78,6 +82,9 @@ void EngineCore::run() {
     const bool idle = scheduler_.idle();
     RequestQueue::Work work = queue_.take(idle, idle ? sessions_.next_expiry() : std::nullopt);
     accept(work);
+    // New work is visible to the watchdog before the step that may wedge on it: otherwise a
+    // step stuck right after an idle spell shows nothing pending and liveness never fails.
+    if (!work.submissions.empty()) publish_metrics();
     if (work.stopping) {
       end_all(FinishCause::kCancelled, "");
       publish_metrics();
@@ -92,6 +99,7 @@ void EngineCore::run() {
         // A backend failure ends only its step's requests (run_step). Anything else failing
         // mid-step (the scheduler, sampling) is a bug that leaves the step's state unknown, so
         // every live request ends with the error; the engine keeps serving new ones.
+        metrics_.note_step_failure(e.what());
         end_all(FinishCause::kError, e.what());
       }
     }
@@ -124,8 +132,9 @@ void EngineCore::run_step() {
   }
   if (!forward_sample(plan)) return;
   std::vector<StreamDelta> deltas;
-  std::vector<SequenceId> broken;
-  const StepOutput output = take_samples(plan, deltas, broken);
+  std::vector<SequenceId> nonfinite;
+  const StepOutput output = take_samples(plan, deltas, nonfinite);
+  end_nonfinite_requests(nonfinite);  // before update(), which then skips them
   std::vector<SequenceEnded> ended = scheduler_.update(plan, output);
   std::unordered_map<SequenceId, FinishCause> ends;
   for (const SequenceEnded& e : ended) ends[e.id] = finish_cause(e.end);
@@ -138,17 +147,24 @@ void EngineCore::run_step() {
       live_.at(id).pending.channel->push(std::move(deltas[r]));
     }
   }
-  // A row whose logits were NaN or infinite: the model output is broken for that request, so
-  // it ends with an error instead of streaming a meaningless token; the others carry on.
-  for (SequenceId id : broken) {
-    metrics_.add_non_finite_logits(1);
-    if (scheduler_.cancel(id)) {
-      end_request(id, FinishCause::kError, {}, "the model produced non-finite logits");
-    }
-  }
   check_invariants();
   record_step(plan,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// Non-finite logits (a numerical fault: overflow, bad weights, a kernel bug) fail only the
+// requests whose rows had them; they count as a failed step for the circuit breaker.
+void EngineCore::end_nonfinite_requests(const std::vector<SequenceId>& ids) {
+  if (ids.empty()) {
+    metrics_.note_step_success();
+    return;
+  }
+  const std::string error = "the model produced non-finite logits (NaN or Inf)";
+  metrics_.note_step_failure(error);
+  metrics_.add_nonfinite_logits_requests(ids.size());
+  for (SequenceId id : ids) {
+    if (scheduler_.cancel(id)) end_request(id, FinishCause::kError, {}, error);
+  }
 }
 
 // The backend failed this step: the requests in it end with kError and their blocks are freed
@@ -195,6 +211,7 @@ bool EngineCore::forward_sample(const StepPlan& plan) {
   try {
     backend_->forward_sample(plan.batch(), SampleBatch{sample_rows_, adjustments_}, samples_);
   } catch (const std::exception& e) {
+    metrics_.note_step_failure(e.what());
     end_step_requests(plan, e.what());
     check_invariants();
     return false;
@@ -203,16 +220,18 @@ bool EngineCore::forward_sample(const StepPlan& plan) {
 }
 
 StepOutput EngineCore::take_samples(const StepPlan& plan, std::vector<StreamDelta>& deltas,
-                                    std::vector<SequenceId>& broken) {
+                                    std::vector<SequenceId>& nonfinite) {
   StepOutput output;
   for (size_t r = 0; r < plan.logits_owner.size(); ++r) {
     const SequenceId id = plan.logits_owner[r];
     LiveRequest& live = live_.at(id);
     StreamDelta delta;
     SampledRow out{samples_[r].token, SequenceEnd::kNone};
+    // NaN or infinite logits (the backend flags the row): the model output is broken for this
+    // request, which ends with an error instead of a meaningless token; the others carry on.
     if ((samples_[r].flags & kRowNonFiniteLogits) != 0) {
-      broken.push_back(id);
-      out.token = 0;  // never shown: the request is cancelled right after this step
+      nonfinite.push_back(id);
+      out.token = 0;  // never shown: the request ends before update()
       output.rows.push_back(out);
       deltas.push_back(std::move(delta));
       continue;
@@ -304,6 +323,12 @@ std::optional<StreamDelta> RequestStream::next() {
   return channel_->pop();
 }
 
+#ifdef AUTOGLM_FAULT_INJECTION
+using FaultHandle = FaultInjectingBackend*;
+#else
+using FaultHandle = void*;  // never set: such builds refuse fault injection
+#endif
+
 struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<LoadedModel> model;
@@ -313,6 +338,7 @@ struct Engine::Impl {
   std::thread thread;
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> alive{false};
+  FaultHandle fault = nullptr;  // owned by `core`'s backend; set when injecting a fault
 };
 
 namespace {
@@ -367,6 +393,24 @@ int64_t context_limit(const EngineOptions& options, const ModelConfig& config) {
                        : options.max_context_length;
 }
 
+// Wraps the backend in the test-only fault injector when `spec` asks for one; builds without
+// AUTOGLM_FAULT_INJECTION refuse any spec rather than silently serving without the fault.
+std::unique_ptr<Backend> install_fault_injection(std::unique_ptr<Backend> backend,
+                                                 const std::string& spec,
+                                                 [[maybe_unused]] FaultHandle& installed) {
+  if (spec.empty()) return backend;
+#ifdef AUTOGLM_FAULT_INJECTION
+  auto injector =
+      std::make_unique<FaultInjectingBackend>(std::move(backend), parse_fault_spec(spec));
+  installed = injector.get();
+  spdlog::warn("fault injection armed: {}", spec);
+  return injector;
+#else
+  fail(ErrorCode::kUnsupported,
+       "fault injection '" + spec + "': this build has no fault injection (a test-only option)");
+#endif
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
@@ -409,6 +453,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
       static_cast<int64_t>(shape.num_blocks) * shape.block_size,
       device.cuda ? options.memory_fraction : 0.0, options.max_num_seqs,
       options.max_batched_tokens);
+  backend = install_fault_injection(std::move(backend), options.fault_injection, im.fault);
   AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
                          context_limit(options, config),
                          static_cast<int64_t>(shape.num_blocks) * shape.block_size};
@@ -436,6 +481,9 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
 
 Engine::~Engine() {
   impl_->queue->stop();
+#ifdef AUTOGLM_FAULT_INJECTION
+  if (impl_->fault != nullptr) impl_->fault->release();  // an injected hang must not block this
+#endif
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -60,8 +60,11 @@ class EngineCore {
   // Runs the step's forward and token selection in the backend; false when the backend threw
   // (the step's requests have then ended with kError).
   bool forward_sample(const StepPlan& plan);
+  // A row the backend flagged as non-finite is not taken: its request goes to `nonfinite` (an
+  // empty delta and a placeholder row keep the rows aligned) for end_nonfinite_requests().
   StepOutput take_samples(const StepPlan& plan, std::vector<StreamDelta>& deltas,
-                          std::vector<SequenceId>& broken);
+                          std::vector<SequenceId>& nonfinite);
+  void end_nonfinite_requests(const std::vector<SequenceId>& ids);
   void end_request(SequenceId id, FinishCause cause, StreamDelta last, std::string error = {});
   void end_all(FinishCause cause, const std::string& error);
   void note_token(LiveRequest& live);

@@ -134,4 +134,10 @@ std::shared_ptr<const EngineMetricsSnapshot> EngineMetrics::latest() const {
   return published_;
 }
 
+void EngineMetrics::note_step_failure(std::string what) {
+  working_.failed_steps += 1;
+  working_.consecutive_failed_steps += 1;
+  working_.last_step_failure = std::move(what);
+}
+
 }  // namespace autoglm

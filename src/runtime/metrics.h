@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "autoglm/metrics.h"  // Histogram, the bucket sets, EngineMetricsSnapshot (public types)
 #include "runtime/kv_cache.h"
@@ -27,10 +28,15 @@ class EngineMetrics {
     working_.session_pinned_blocks = pinned_blocks;
   }
   void add_preemptions(uint64_t count) { working_.preemptions += count; }
-  void add_non_finite_logits(uint64_t count) { working_.non_finite_logits += count; }
   void add_prompt_tokens(uint64_t count) { working_.prompt_tokens += count; }
   void add_generation_tokens(uint64_t count) { working_.generation_tokens += count; }
   void add_finished_requests(uint64_t count) { working_.requests_finished += count; }
+  // A failed step (see EngineMetricsSnapshot::failed_steps) and a step that went through.
+  void note_step_failure(std::string what);
+  void note_step_success() { working_.consecutive_failed_steps = 0; }
+  void add_nonfinite_logits_requests(uint64_t count) {
+    working_.nonfinite_logits_requests += count;
+  }
   void observe_queue_time(double seconds) { working_.queue_time_seconds.observe(seconds); }
   void observe_time_to_first_token(double seconds);
   void observe_inter_token_latency(double seconds);

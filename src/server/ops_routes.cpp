@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/circuit_breaker.h"
+#include "server/prometheus.h"
+
 namespace autoglm::server {
 
 extern const char kOpenApiJson[];  // openapi_document.cpp, generated from openapi.json
@@ -30,12 +33,26 @@ void handle_health(const OpsContext& context, std::shared_ptr<Responder> respond
   }
 }
 
+// Ready means the phase is kReady and the circuit breaker is closed; an open breaker says
+// why and when it will probe the engine again.
 void handle_ready(const OpsContext& context, std::shared_ptr<Responder> responder) {
   ServerPhase phase = context.state->phase();
   nlohmann::json body = {{"status", std::string(phase_name(phase))}};
   if (phase == ServerPhase::kFailed) body["error"] = context.state->failure();
-  HttpResponse response = json_response(phase == ServerPhase::kReady ? 200 : 503, body);
-  responder->respond(std::move(response));
+  if (phase != ServerPhase::kReady) {
+    responder->respond(json_response(503, body));
+    return;
+  }
+  context.state->supervise_breaker();
+  const CircuitBreaker::Snapshot breaker = context.state->breaker().snapshot();
+  if (breaker.state == BreakerState::kClosed) {
+    responder->respond(json_response(200, body));
+    return;
+  }
+  body["status"] = "circuit_" + std::string(breaker_state_name(breaker.state));
+  body["reason"] = breaker.reason;
+  body["retry_after_s"] = static_cast<double>(breaker.retry_after.count()) / 1000.0;
+  responder->respond(json_response(503, body));
 }
 
 void handle_metrics(const OpsContext& context, std::shared_ptr<Responder> responder) {
@@ -57,6 +74,9 @@ void handle_metrics(const OpsContext& context, std::shared_ptr<Responder> respon
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = render_prometheus(inputs);
+  response.body +=
+      render_breaker_metrics(context.state->breaker().snapshot(), inputs.engine,
+                             "model_name=\"" + escape_label_value(context.model_name) + "\"");
   responder->respond(std::move(response));
 }
 

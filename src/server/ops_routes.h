@@ -1,6 +1,6 @@
 // The operational routes: GET /health (liveness, from the watchdog), GET /ready (readiness by
-// phase), GET /metrics (Prometheus text) and GET /openapi.json (the embedded API document).
-// Thread ownership: handlers run on I/O threads and only read thread-safe state.
+// phase and circuit breaker), GET /metrics (Prometheus text) and GET /openapi.json (the embedded
+// API document). Thread ownership: handlers run on I/O threads and only read thread-safe state.
 #pragma once
 
 #include <string>

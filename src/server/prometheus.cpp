@@ -81,10 +81,6 @@ void render_engine(MetricWriter& w, const EngineMetricsSnapshot& m) {
             static_cast<double>(m.prefix_cache_hits));
   w.counter("autoglm:num_preemptions", "Cumulative number of preemption from the engine.",
             static_cast<double>(m.preemptions));
-  w.counter(
-      "autoglm:num_non_finite_logits",
-      "Cumulative number of logits rows with NaN or infinite values (each failed its request).",
-      static_cast<double>(m.non_finite_logits));
   w.counter("autoglm:prompt_tokens", "Number of prefill tokens processed.",
             static_cast<double>(m.prompt_tokens));
   w.counter("autoglm:generation_tokens", "Number of generation tokens processed.",

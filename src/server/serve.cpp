@@ -132,12 +132,7 @@ std::optional<HttpResponse> admin_audit_refusal(const ServerState& state,
 // ---- end of audit wiring ----
 
 void warm_up(Engine& engine) {
-  GenerationRequest request;
-  request.prompt_ids = {0};
-  request.sampling.temperature = 0.0f;
-  request.stop.max_tokens = 1;
-  request.stop.ignore_eos = true;
-  engine.generate(std::move(request));
+  engine.generate(probe_request());  // the same one short generation the breaker probes with
 }
 
 // Model integrity (issue 8): throws, after a log line and an audit record, unless the model
@@ -250,6 +245,9 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   ServerState state;
   state.set_audit_sink(open_audit_log(config));
   SignalWaiter signals(state.reload_registry());
+  CircuitBreakerOptions breaker = config.breaker;
+  breaker.probe_timeout = config.watchdog_stall;  // a probe slower than a stall has failed
+  state.set_breaker_options(breaker);
   Router router;
   const GpuMonitor gpus;
   OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr};

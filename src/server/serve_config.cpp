@@ -156,6 +156,29 @@ void add_auth_settings(std::vector<ConfigSetting>& s) {
       [](C& c) -> int64_t& { return c.auth.failures_per_minute; }, 1, 1'000'000));
 }
 
+// The circuit breaker (circuit_breaker.h) and, in test builds only, fault injection.
+void add_breaker_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(integer_setting(
+      "breaker_failure_threshold",
+      "Consecutive failed engine steps that open the circuit breaker (0: never)",
+      [](C& c) -> int32_t& { return c.breaker.failure_threshold; }, 0, 1'000'000));
+  s.push_back(seconds_setting(
+      "breaker_cooldown", "Seconds the open breaker refuses inference before it probes the engine",
+      [](C& c) -> std::chrono::milliseconds& { return c.breaker.cooldown; }));
+  s.push_back(seconds_setting(
+      "breaker_max_cooldown", "Seconds the cool-down may grow to, doubling on each failed probe",
+      [](C& c) -> std::chrono::milliseconds& { return c.breaker.max_cooldown; }));
+  s.push_back(
+      seconds_setting("breaker_window", "Seconds within which consecutive engine failures add up",
+                      [](C& c) -> std::chrono::milliseconds& { return c.breaker.failure_window; }));
+#ifdef AUTOGLM_FAULT_INJECTION
+  s.push_back(string_setting(
+      "inject_fault", "TEST BUILDS ONLY: throw:N, nan:N or hang fails the next forward calls",
+      [](C& c) -> std::string& { return c.engine.fault_injection; }));
+#endif
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -244,6 +267,7 @@ std::vector<ConfigSetting> make_settings() {
   add_audit_settings(s);
   add_signing_settings(s);
   add_auth_settings(s);
+  add_breaker_settings(s);
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include "security/audit_log.h"
 #include "security/audit_policy.h"
 #include "server/auth_settings.h"
+#include "server/circuit_breaker.h"
 #include "server/http_server.h"
 
 namespace autoglm::server {
@@ -43,6 +44,7 @@ struct ServeConfig {
   std::chrono::milliseconds drain_timeout{30'000};
   std::chrono::milliseconds watchdog_stall{30'000};  // /health fails after this long stuck
   bool warmup = true;                                // one short generation before ready
+  CircuitBreakerOptions breaker;                     // probe_timeout is set from watchdog_stall
   std::string log_level = "info";
   // The tamper-evident audit log (settings audit_*); an empty path turns auditing off.
   security::AuditLogOptions audit;

@@ -2,6 +2,8 @@
 // Thread ownership: see server_state.h.
 #include "server/server_state.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "server/error_response.h"
@@ -77,6 +79,41 @@ std::pair<bool, std::string> ServerState::health() const {
   return {healthy_, health_reason_};
 }
 
+namespace {
+
+// What the probe's last delta says: nullopt when it generated its token, else why not.
+std::optional<std::string> probe_failure(const StreamDelta& last) {
+  if (*last.finish == FinishCause::kStop || *last.finish == FinishCause::kLength) {
+    return std::nullopt;
+  }
+  if (!last.error.empty()) return last.error;
+  return "it ended with " + std::string(finish_cause_name(*last.finish));
+}
+
+}  // namespace
+
+void ServerState::supervise_breaker() {
+  std::shared_ptr<Engine> engine = this->engine();
+  if (!engine) return;
+  failure_feed_.observe(*engine->metrics(), *breaker_);
+  const std::optional<uint64_t> ticket = breaker_->begin_probe();
+  if (!ticket) return;
+  // The probe reports on the engine thread; the weak pointer keeps a late answer harmless.
+  std::weak_ptr<CircuitBreaker> weak = breaker_;
+  const uint64_t id = *ticket;
+  try {
+    engine->submit(probe_request(), [weak, id](StreamDelta delta) {
+      if (!delta.finish) return;
+      const std::optional<std::string> failure = probe_failure(delta);
+      if (std::shared_ptr<CircuitBreaker> breaker = weak.lock()) {
+        breaker->end_probe(id, !failure, failure.value_or(""));
+      }
+    });
+  } catch (const std::exception& e) {
+    breaker_->end_probe(id, false, e.what());
+  }
+}
+
 EngineWatchdog::EngineWatchdog(ServerState& state, std::chrono::milliseconds stall_limit,
                                std::chrono::milliseconds interval)
     : state_(state), monitor_(stall_limit), interval_(interval), thread_([this] { loop(); }) {}
@@ -103,19 +140,44 @@ void EngineWatchdog::loop() {
                      pending);
     if (was_healthy && !monitor_.healthy()) {
       log_json(LogLevel::kError, "engine unhealthy", {{"reason", monitor_.reason()}});
+      state_.breaker().trip("watchdog: " + monitor_.reason());
     }
     state_.set_health(monitor_.healthy(), monitor_.reason());
+    state_.supervise_breaker();
   }
 }
 
-std::optional<HttpResponse> admission_refusal(const ServerState& state,
-                                              std::string_view route_label) {
+namespace {
+
+bool is_inference_route(std::string_view route_label) {
+  return route_label.starts_with("/v1/") && route_label != "/v1/models";
+}
+
+// Inference is refused without touching the engine; the reason (internal error text) stays in
+// /ready and the log, the client learns only when to come back.
+std::optional<HttpResponse> breaker_refusal(ServerState& state) {
+  state.supervise_breaker();
+  const std::optional<CircuitBreaker::Refusal> refusal = state.breaker().refusal();
+  if (!refusal) return std::nullopt;
+  const auto seconds =
+      static_cast<int64_t>(std::ceil(static_cast<double>(refusal->retry_after.count()) / 1000.0));
+  HttpResponse response = error_response(
+      503, "the engine is unavailable after repeated failures (circuit breaker open); retry later");
+  response.headers.emplace_back("retry-after", std::to_string(std::max<int64_t>(seconds, 1)));
+  return response;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> admission_refusal(ServerState& state, std::string_view route_label) {
   if (route_label == "/health" || route_label == "/ready" || route_label == "/metrics" ||
       route_label == "/openapi.json") {
     return std::nullopt;
   }
   ServerPhase phase = state.phase();
-  if (phase == ServerPhase::kReady) return std::nullopt;
+  if (phase == ServerPhase::kReady) {
+    return is_inference_route(route_label) ? breaker_refusal(state) : std::nullopt;
+  }
   // Until ready, an unknown path gets 503 too: the API routes are added once the model loads.
   std::string message = phase == ServerPhase::kDraining ? "the server is shutting down"
                         : phase == ServerPhase::kFailed ? "the model failed to load"

@@ -1,5 +1,6 @@
 // The serving lifecycle every route consults: the phase (loading -> warming up -> ready ->
-// draining, or failed), the engine once loaded, and the progress monitor behind /health.
+// draining, or failed), the engine once loaded, the progress monitor behind /health, and the
+// engine circuit breaker behind /ready and inference admission.
 // Thread ownership: ServerState is safe from any thread (atomics and a mutex). ProgressMonitor
 // is a plain value driven by the watchdog thread; EngineWatchdog owns that thread.
 #pragma once
@@ -16,6 +17,7 @@
 
 #include "autoglm/engine.h"
 #include "security/audit_sink.h"
+#include "server/circuit_breaker.h"
 #include "server/http_types.h"
 #include "server/reload.h"
 
@@ -77,6 +79,19 @@ class ServerState {
   void set_health(bool healthy, std::string reason);
   std::pair<bool, std::string> health() const;
 
+  // The engine circuit breaker (circuit_breaker.h). Set its options once at start-up, before
+  // the server accepts requests.
+  void set_breaker_options(CircuitBreakerOptions options,
+                           CircuitBreaker::Clock clock = &std::chrono::steady_clock::now) {
+    breaker_ = std::make_shared<CircuitBreaker>(options, std::move(clock));
+  }
+  CircuitBreaker& breaker() const { return *breaker_; }
+  // Feeds the breaker the engine's latest failure counters and, once the cool-down is over,
+  // starts the one half-open probe generation (asynchronously; its result closes or re-opens
+  // the breaker). The watchdog calls it every tick; /ready and inference admission call it too,
+  // so that the breaker acts on the newest counters without waiting for a tick.
+  void supervise_breaker();
+
  private:
   std::atomic<ServerPhase> phase_{ServerPhase::kLoading};
   std::atomic<bool> ready_{false};
@@ -88,6 +103,8 @@ class ServerState {
   std::string health_reason_;
   std::shared_ptr<security::AuditSink> audit_sink_;
   ReloadRegistry reload_registry_;
+  std::shared_ptr<CircuitBreaker> breaker_ = std::make_shared<CircuitBreaker>();
+  EngineFailureFeed failure_feed_;
 };
 
 // A thread that checks the engine every `interval` and records the verdict in the state.
@@ -110,9 +127,10 @@ class EngineWatchdog {
   std::thread thread_;
 };
 
-// The 503 that non-operational routes get while the phase is not kReady (nullopt when ready
-// or for /health, /ready, /metrics and /openapi.json).
-std::optional<HttpResponse> admission_refusal(const ServerState& state,
-                                              std::string_view route_label);
+// The 503 that non-operational routes get while the phase is not kReady, and that inference
+// routes (/v1/* but /v1/models) get while the circuit breaker is not closed, with Retry-After
+// the cool-down left (nullopt otherwise, and always for /health, /ready, /metrics and
+// /openapi.json).
+std::optional<HttpResponse> admission_refusal(ServerState& state, std::string_view route_label);
 
 }  // namespace autoglm::server
