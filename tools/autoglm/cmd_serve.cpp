@@ -1,13 +1,16 @@
 // `autoglm serve`: the OpenAI-compatible HTTP server. Every setting of the table in
 // server/serve_config.h becomes a --flag (and an AUTOGLM_<KEY> env var and a key of the YAML
 // --config file); precedence flags > env > file > defaults. Thread ownership: main thread.
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "commands.h"
+#include "core/error.h"
 #include "server/openai/openai_routes.h"
 #include "server/serve.h"
 #include "server/serve_config.h"
@@ -21,6 +24,7 @@ struct ServeFlags {
   std::map<std::string, std::string> values;  // key -> value as typed
   std::map<std::string, CLI::Option*> options;
   std::string config_path;
+  bool check_only = false;  // --check-config: validate, print a summary, exit
 };
 
 // What the OpenAI handlers reference; it outlives run_server(), and so every handler.
@@ -42,6 +46,21 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
       };
 }
 
+// --check-config: what bin/autoglm-start runs before starting. The settings already resolved
+// (values checked); here the model directory must exist and hold config.json.
+void check_config(const server::ServeConfig& config) {
+  namespace fs = std::filesystem;
+  const std::string& model = config.engine.model_path;
+  if (!fs::is_directory(model)) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' does not exist");
+  }
+  if (!fs::is_regular_file(fs::path(model) / "config.json")) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' has no config.json");
+  }
+  std::printf("config OK: model %s, listening on %s:%u\n", model.c_str(), config.http.host.c_str(),
+              static_cast<unsigned>(config.http.port));
+}
+
 }  // namespace
 
 void register_serve(CLI::App& app, int* exit_code) {
@@ -55,6 +74,8 @@ void register_serve(CLI::App& app, int* exit_code) {
   sub->add_option("--config", flags->config_path,
                   "YAML file of settings (keys as the flags, with underscores); env "
                   "AUTOGLM_CONFIG");
+  sub->add_flag("--check-config", flags->check_only,
+                "Resolve the settings, check the model directory has config.json, and exit");
   server::ServeConfig defaults;
   for (const server::ConfigSetting& setting : server::serve_config_settings()) {
     std::string help = setting.help;
@@ -78,6 +99,10 @@ void register_serve(CLI::App& app, int* exit_code) {
       if (option->count() > 0) flag_layer.emplace_back(key, flags->values[key]);
     }
     server::ServeConfig config = server::resolve_serve_config(file_layer, env_layer, flag_layer);
+    if (flags->check_only) {
+      check_config(config);
+      return;
+    }
     *exit_code = server::run_server(config, openai_installer(std::make_shared<ApiModel>()));
   });
 }
