@@ -47,7 +47,7 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
 }
 
 // --check-config: what bin/autoglm-start runs before starting. The settings already resolved
-// (values checked); here the model directory must exist and hold config.json.
+// (values checked); here the model directory must exist and hold config.json and weights.
 void check_config(const server::ServeConfig& config) {
   namespace fs = std::filesystem;
   const std::string& model = config.engine.model_path;
@@ -56,6 +56,13 @@ void check_config(const server::ServeConfig& config) {
   }
   if (!fs::is_regular_file(fs::path(model) / "config.json")) {
     fail(ErrorCode::kNotFound, "model directory '" + model + "' has no config.json");
+  }
+  bool has_weights = false;
+  for (const fs::directory_entry& entry : fs::directory_iterator(model)) {
+    has_weights = has_weights || entry.path().extension() == ".safetensors";
+  }
+  if (!has_weights) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' has no .safetensors weights");
   }
   std::printf("config OK: model %s, listening on %s:%u\n", model.c_str(), config.http.host.c_str(),
               static_cast<unsigned>(config.http.port));
@@ -74,8 +81,9 @@ void register_serve(CLI::App& app, int* exit_code) {
   sub->add_option("--config", flags->config_path,
                   "YAML file of settings (keys as the flags, with underscores); env "
                   "AUTOGLM_CONFIG");
-  sub->add_flag("--check-config", flags->check_only,
-                "Resolve the settings, check the model directory has config.json, and exit");
+  sub->add_flag(
+      "--check-config", flags->check_only,
+      "Resolve the settings, check the model directory has config.json and weights, and exit");
   server::ServeConfig defaults;
   for (const server::ConfigSetting& setting : server::serve_config_settings()) {
     std::string help = setting.help;
