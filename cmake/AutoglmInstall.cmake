@@ -8,6 +8,10 @@
 # The .deb installs the same tree under /opt/autoglm.
 include(GNUInstallDirs)
 
+# `cpack` and `ninja install` install what is built and do not first build every target (tests,
+# benchmarks): the .deb test packages the binary ctest already has, in seconds.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+
 install(TARGETS autoglm RUNTIME DESTINATION bin COMPONENT runtime)
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/autoglm-start DESTINATION bin COMPONENT runtime)
 install(FILES ${PROJECT_SOURCE_DIR}/config/autoglm.yaml DESTINATION config COMPONENT runtime)
