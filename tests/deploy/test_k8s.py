@@ -117,6 +117,10 @@ def test_model_volume_read_only_and_secret_mounted(documents):
     secret = of_kind(documents, "Secret")
     assert volumes["keys"]["secret"]["secretName"] == secret["metadata"]["name"]
     assert mounts["keys"]["readOnly"] is True
+    # Secret files belong to root and the pod's fsGroup: the server (not root) reads them
+    # through the group bits.
+    assert volumes["keys"]["secret"]["defaultMode"] & 0o040
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
 
