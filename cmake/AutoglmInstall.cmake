@@ -35,5 +35,6 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 # driver install supplies it. tests/deploy/test_install_deb.py checks this list against ldd.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libpcre2-8-0, libutf8proc2, libspdlog1.10, libfmt9, libssl3")
+    "libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libpcre2-8-0, libutf8proc2, libspdlog1.10, \
+libfmt9, libssl3")
 include(CPack)

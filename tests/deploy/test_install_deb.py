@@ -50,15 +50,22 @@ def test_depends_covers_every_linked_library_outside_cuda(installed):
     packages = {p.strip().split()[0] for p in depends.split(",")}
     ldd = subprocess.run(["ldd", str(installed["prefix"] / "bin" / "autoglm")], check=True,
                          capture_output=True, text=True).stdout
+    libraries = {}  # as ldd names it -> its real path
     for path in re.findall(r"=> (/\S+)", ldd):
         real = os.path.realpath(path)
-        if real.startswith("/usr/local/cuda"):
-            continue  # the NVIDIA toolkit's; the CUDA runtime image supplies it
-        owner = subprocess.run(["dpkg", "-S", real], capture_output=True, text=True)
-        if owner.returncode != 0:  # merged /usr: dpkg knows the /lib path
-            owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
-        assert owner.returncode == 0, f"no package owns {path}"
-        package = owner.stdout.split(":")[0]
+        if not real.startswith("/usr/local/cuda"):  # the NVIDIA toolkit's: the CUDA image has it
+            libraries[path] = real
+    # One dpkg query for all (each costs a read of the package database). Merged /usr: dpkg
+    # may know a library by its /lib or its /usr/lib path, so ask for both.
+    owners = {}
+    query = subprocess.run(["dpkg", "-S", *libraries, *libraries.values()], capture_output=True,
+                           text=True)
+    for line in query.stdout.splitlines():
+        owner_list, _, owned = line.rpartition(": ")
+        owners[owned] = owner_list.split(",")[0].split(":")[0].strip()
+    for path, real in libraries.items():
+        package = owners.get(real) or owners.get(path)
+        assert package, f"no package owns {path}"
         assert package in packages, f"{path} comes from {package}, missing from Depends"
 
 
