@@ -6,7 +6,6 @@ Owned by the deploy thread."""
 
 import json
 import os
-import pathlib
 import queue
 import re
 import signal

@@ -4,7 +4,6 @@ reads is one the server exports; the dashboard shows every exported metric.
 Owned by the deploy thread."""
 
 import json
-import re
 import shutil
 import subprocess
 
