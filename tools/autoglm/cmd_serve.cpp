@@ -51,15 +51,21 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
 void check_config(const server::ServeConfig& config) {
   namespace fs = std::filesystem;
   const std::string& model = config.engine.model_path;
-  if (!fs::is_directory(model)) {
-    fail(ErrorCode::kNotFound, "model directory '" + model + "' does not exist");
+  std::error_code error;  // unreadable paths are configuration errors too, not exceptions
+  if (!fs::is_directory(model, error)) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' does not exist" +
+                                   (error ? " (" + error.message() + ")" : ""));
   }
-  if (!fs::is_regular_file(fs::path(model) / "config.json")) {
+  if (!fs::is_regular_file(fs::path(model) / "config.json", error)) {
     fail(ErrorCode::kNotFound, "model directory '" + model + "' has no config.json");
   }
   bool has_weights = false;
-  for (const fs::directory_entry& entry : fs::directory_iterator(model)) {
-    has_weights = has_weights || entry.path().extension() == ".safetensors";
+  for (fs::directory_iterator it(model, error), end; !error && it != end; it.increment(error)) {
+    has_weights = has_weights || it->path().extension() == ".safetensors";
+  }
+  if (error) {
+    fail(ErrorCode::kInvalidArgument,
+         "cannot list model directory '" + model + "': " + error.message());
   }
   if (!has_weights) {
     fail(ErrorCode::kNotFound, "model directory '" + model + "' has no .safetensors weights");
