@@ -11,6 +11,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   libssl-dev libboost-dev libyaml-cpp-dev openssl
   python3 python3-venv python3-pip
+  nginx prometheus
 )
 
 missing=()

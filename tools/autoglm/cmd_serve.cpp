@@ -1,13 +1,16 @@
 // `autoglm serve`: the OpenAI-compatible HTTP server. Every setting of the table in
 // server/serve_config.h becomes a --flag (and an AUTOGLM_<KEY> env var and a key of the YAML
 // --config file); precedence flags > env > file > defaults. Thread ownership: main thread.
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "commands.h"
+#include "core/error.h"
 #include "server/openai/openai_routes.h"
 #include "server/serve.h"
 #include "server/serve_config.h"
@@ -21,6 +24,7 @@ struct ServeFlags {
   std::map<std::string, std::string> values;  // key -> value as typed
   std::map<std::string, CLI::Option*> options;
   std::string config_path;
+  bool check_only = false;  // --check-config: validate, print a summary, exit
 };
 
 // What the OpenAI handlers reference; it outlives run_server(), and so every handler.
@@ -46,6 +50,34 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
       };
 }
 
+// --check-config: what bin/autoglm-start runs before starting. The settings already resolved
+// (values checked); here the model directory must exist and hold config.json and weights.
+void check_config(const server::ServeConfig& config) {
+  namespace fs = std::filesystem;
+  const std::string& model = config.engine.model_path;
+  std::error_code error;  // unreadable paths are configuration errors too, not exceptions
+  if (!fs::is_directory(model, error)) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' does not exist" +
+                                   (error ? " (" + error.message() + ")" : ""));
+  }
+  if (!fs::is_regular_file(fs::path(model) / "config.json", error)) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' has no config.json");
+  }
+  bool has_weights = false;
+  for (fs::directory_iterator it(model, error), end; !error && it != end; it.increment(error)) {
+    has_weights = has_weights || it->path().extension() == ".safetensors";
+  }
+  if (error) {
+    fail(ErrorCode::kInvalidArgument,
+         "cannot list model directory '" + model + "': " + error.message());
+  }
+  if (!has_weights) {
+    fail(ErrorCode::kNotFound, "model directory '" + model + "' has no .safetensors weights");
+  }
+  std::printf("config OK: model %s, listening on %s:%u\n", model.c_str(), config.http.host.c_str(),
+              static_cast<unsigned>(config.http.port));
+}
+
 }  // namespace
 
 void register_serve(CLI::App& app, int* exit_code) {
@@ -59,6 +91,9 @@ void register_serve(CLI::App& app, int* exit_code) {
   sub->add_option("--config", flags->config_path,
                   "YAML file of settings (keys as the flags, with underscores); env "
                   "AUTOGLM_CONFIG");
+  sub->add_flag(
+      "--check-config", flags->check_only,
+      "Resolve the settings, check the model directory has config.json and weights, and exit");
   server::ServeConfig defaults;
   for (const server::ConfigSetting& setting : server::serve_config_settings()) {
     std::string help = setting.help;
@@ -83,6 +118,10 @@ void register_serve(CLI::App& app, int* exit_code) {
     }
     server::ServeConfig config = server::resolve_serve_config(file_layer, env_layer, flag_layer);
     config.origin = {config_path, env_layer, flag_layer};  // for hot reload
+    if (flags->check_only) {
+      check_config(config);
+      return;
+    }
     *exit_code = server::run_server(config, openai_installer(std::make_shared<ApiModel>()));
   });
 }
