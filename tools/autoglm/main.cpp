@@ -1,6 +1,12 @@
 // The `autoglm` command-line tool: a thin layer that parses flags and calls the libraries.
 // Any autoglm::Error escaping a command becomes one clear line on stderr and exit status 1.
+// Library log lines (device choice, KV pool size, weight upload) go to stderr at warn and above,
+// so that a command's stdout carries only its output and an error stays one line; `serve`
+// replaces the logger with JSON lines at its --log-level.
 // Thread ownership: main thread.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <exception>
 
@@ -8,6 +14,8 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("autoglm"));
+  spdlog::set_level(spdlog::level::warn);
   CLI::App app{"Open-AutoGLM: inference engine and server for GLM-family models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "autoglm 0.1.0");
