@@ -212,16 +212,14 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvArgs<T, OutT> a) 
   a.y[m * a.n + row] = from_f32<OutT>(sum);
 }
 
-// Picks the instantiation for m = M, M + 1, ..., kGemvMaxRows.
+// Picks the instantiation for m among M, M + 1, ..., kGemvMaxRows (the caller checked the range).
 template <typename T, typename OutT, int M = 1>
 void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStream_t stream) {
-  if constexpr (M <= kGemvMaxRows) {
-    if (m == M) {
-      gemv_kernel<T, OutT, M><<<blocks, kThreads, 0, stream>>>(a);
-      return;
-    }
-    launch_rows<T, OutT, M + 1>(a, m, blocks, stream);
+  if (m == M) {
+    gemv_kernel<T, OutT, M><<<blocks, kThreads, 0, stream>>>(a);
+    return;
   }
+  if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, M + 1>(a, m, blocks, stream);
 }
 
 template <typename T, typename OutT>
