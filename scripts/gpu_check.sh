@@ -38,8 +38,8 @@ LOGS=${OUT:-$WORK}/gpu_check_logs
 mkdir -p "$WORK" "$LOGS"
 BUILD=$REPO/build-gpu
 BIN=$REPO/build-gpu-bin
-BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_sampling test_cuda_backend test_cuda_vs_cpu
-  cuda_greedy cuda_sampling_bench)
+BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_sampling test_cuda_gemv test_cuda_backend
+  test_cuda_vs_cpu cuda_greedy cuda_sampling_bench cuda_gemv_bench)
 ROWS=()
 FAILED=0
 row() {  # row CHECK RESULT DETAIL
@@ -181,6 +181,14 @@ else
 fi
 timeout 300 "$BIN/test_cuda_kernels" >"$LOGS/test_cuda_kernels.log" 2>&1
 gtest_row "kernels vs CPU reference" "$LOGS/test_cuda_kernels.log" $?
+timeout 300 "$BIN/test_cuda_gemv" >"$LOGS/test_cuda_gemv.log" 2>&1
+gtest_row "decode GEMV vs host reference" "$LOGS/test_cuda_gemv.log" $?
+if timeout 200 "$BIN/cuda_gemv_bench" >"$LOGS/cuda_gemv_bench.log" 2>&1; then
+  row "GEMV vs cuBLASLt (m 1)" INFO "$(awk '$1 == "[gemv]" && $7 == "1:" {
+    printf "%s %s GB/s (x%s); ", $2, $11, $21}' "$LOGS/cuda_gemv_bench.log")"
+else
+  row "GEMV vs cuBLASLt (m 1)" FAIL "$(tail -1 "$LOGS/cuda_gemv_bench.log")"
+fi
 timeout 300 "$BIN/test_cuda_sampling" >"$LOGS/test_cuda_sampling.log" 2>&1
 gtest_row "sampling vs host reference" "$LOGS/test_cuda_sampling.log" $?
 if timeout 120 "$BIN/cuda_sampling_bench" >"$LOGS/cuda_sampling_bench.log" 2>&1; then
@@ -230,13 +238,14 @@ if command -v compute-sanitizer >/dev/null; then
   }
   mc memcheck_kernels.log "$BIN/test_cuda_kernels" '*/BF16'
   mc memcheck_sampling.log "$BIN/test_cuda_sampling" '*NonFinite*:*VariateSweep*'
+  mc memcheck_gemv.log "$BIN/test_cuda_gemv" '*'
   mc memcheck_backend.log "$BIN/test_cuda_backend" '*LogitsMatchTransformers'
   mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128'
   summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | sort | uniq -c | tr -s ' ' |
     tr '\n' ';')
   if echo "$rcs" | grep -qE ' (99|124|137)' ||
     grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | grep -qv ' 0 errors' ||
-    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 4 ]; then
+    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 5 ]; then
     row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
     row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"

@@ -69,6 +69,12 @@ struct StepBuffers {
 // a step with more samples on the host instead (long penalised contexts at a large batch).
 inline constexpr size_t kMaxDeviceAdjustments = size_t{1} << 18;
 
+// Projections of at most this many rows use the GEMV kernel (gemv.h), larger ones cuBLASLt.
+// cuda_gemv_bench on the H200, GLM-4-9B shapes: at m = 1 the GEMV streams the weights 1.06-1.19x
+// faster than cuBLASLt (no split-K reduce); at m = 8 it is 0.5-0.67x (CUDA cores, not tensor
+// cores), so only single-row steps (batch-1 decode) take it until m = 2..7 are measured.
+inline constexpr int64_t kGemvRows = 1;
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const LoadedModel& model, const CudaBackendOptions& options);
@@ -105,6 +111,9 @@ class CudaBackend final : public Backend {
   void upload_sampling(const SampleBatch& sampling);
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
+  // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
+  void project(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
+               int64_t k, ActType type, bool out_f32, cudaStream_t stream);
   // The final norm and lm_head for logits rows [r0, r0 + rows) into buf_.logits.
   void logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows);
   void copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);

@@ -10,6 +10,7 @@
 
 #include "backend/batch_check.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/gemv.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/sampling.h"
 #include "core/error.h"
@@ -152,6 +153,15 @@ CudaBackend::DeviceBatch CudaBackend::run_layers(const ForwardBatch& batch) {
   return db;
 }
 
+void CudaBackend::project(const void* x, const void* w, const void* bias, void* y, int64_t m,
+                          int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream) {
+  if (m <= kGemvRows) {
+    gemv(x, w, bias, y, m, n, k, type, out_f32, stream);
+  } else {
+    gemm_->linear(x, w, bias, y, m, n, k, type, out_f32, stream);
+  }
+}
+
 void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const DeviceLayer& L = layers_[layer];
   const cudaStream_t s = stream_.get();
@@ -159,8 +169,8 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const int64_t hd = config_.head_dim;
   const int64_t q_dim = config_.num_attention_heads * hd;
   const int64_t kv_dim = config_.num_key_value_heads * hd;
-  gemm_->linear(buf_.h, L.qkv, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim, config_.hidden_size,
-                act_, false, s);
+  project(buf_.h, L.qkv, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim, config_.hidden_size, act_,
+          false, s);
   QkvLayout layout;
   layout.num_heads = static_cast<int32_t>(config_.num_attention_heads);
   layout.num_kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
@@ -186,27 +196,25 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
     write_kv_plain(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
     paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
   }
-  gemm_->linear(buf_.attn, L.o, L.o_bias, buf_.delta, n, config_.hidden_size, q_dim, act_, false,
-                s);
+  project(buf_.attn, L.o, L.o_bias, buf_.delta, n, config_.hidden_size, q_dim, act_, false, s);
 }
 
 void CudaBackend::mlp_layer(int32_t n, int layer) {
   const DeviceLayer& L = layers_[layer];
   const cudaStream_t s = stream_.get();
   const int64_t inter = config_.intermediate_size;
-  gemm_->linear(buf_.h, L.gate_up, L.gate_up_bias, buf_.gate_up, n, 2 * inter, config_.hidden_size,
-                act_, false, s);
+  project(buf_.h, L.gate_up, L.gate_up_bias, buf_.gate_up, n, 2 * inter, config_.hidden_size, act_,
+          false, s);
   silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
-  gemm_->linear(buf_.mlp, L.down, L.down_bias, buf_.delta, n, config_.hidden_size, inter, act_,
-                false, s);
+  project(buf_.mlp, L.down, L.down_bias, buf_.delta, n, config_.hidden_size, inter, act_, false, s);
 }
 
 void CudaBackend::logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows) {
   const cudaStream_t s = stream_.get();
   gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
                   static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
-  gemm_->linear(buf_.final_rows, lm_head_, nullptr, buf_.logits, rows, config_.vocab_size,
-                config_.hidden_size, act_, true, s);
+  project(buf_.final_rows, lm_head_, nullptr, buf_.logits, rows, config_.vocab_size,
+          config_.hidden_size, act_, true, s);
 }
 
 void CudaBackend::copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits) {
