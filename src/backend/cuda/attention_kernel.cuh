@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "backend/cuda/attention.h"
+#include "backend/cuda/element_convert.cuh"
 
 namespace autoglm::cuda::attn {
 
@@ -33,23 +34,6 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kKeyTile = 64;      // keys per pass over shared memory
 constexpr int kDecodeRows = 16;   // rows per CTA when every sequence decodes one token
 constexpr int kPrefillRows = 64;  // rows per CTA for prefill chunks and mixed batches
-
-__device__ inline float to_float(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-__device__ inline float to_float(__half x) {
-  return __half2float(x);
-}
-template <typename T>
-__device__ inline T from_float(float x);
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
-template <>
-__device__ inline __half from_float<__half>(float x) {
-  return __float2half(x);
-}
 
 struct KernelParams {
   AttentionBatch batch;  // device pointers and host-side scalars, as the caller gave them
@@ -201,9 +185,9 @@ __device__ inline void tile_softmax(const float* s_s, T* p_s, float* o_s, const 
     float sum = 0.0f;
 #pragma unroll
     for (int i = 0; i < kKeyTile / 32; ++i) {
-      const T prob = from_float<T>(exp2f(s[i] - m_use));
+      const T prob = from_f32<T>(exp2f(s[i] - m_use));
       p_s[r * L::kP + lane + 32 * i] = prob;
-      sum += to_float(prob);
+      sum += to_f32(prob);
     }
     sum = warp_sum(sum);  // also orders every lane's read of m_s[r] before lane 0 writes it
     const float alpha = exp2f(m_old - m_use);  // 0 while m_old is still -inf
@@ -285,7 +269,7 @@ __device__ inline void store_rows(const KernelParams& p, int kv_head, int seq, i
     const float acc = o_s[r * L::kO + d];
     if (p.splits == 1) {
       const float l = l_s[r];
-      out[(token * p.num_heads + head) * HD + d] = from_float<T>(l > 0.0f ? acc / l : 0.0f);
+      out[(token * p.num_heads + head) * HD + d] = from_f32<T>(l > 0.0f ? acc / l : 0.0f);
     } else {
       const int64_t part = (int64_t{seq} * p.num_heads + head) * p.splits + split;
       p.partial_acc[part * HD + d] = acc;
@@ -366,7 +350,7 @@ __global__ void __launch_bounds__(HD) combine_splits_kernel(const KernelParams p
     l += w * ml.y;
   }
   T* out = static_cast<T*>(p.out);
-  out[(int64_t{token} * p.num_heads + head) * HD + d] = from_float<T>(l > 0.0f ? acc / l : 0.0f);
+  out[(int64_t{token} * p.num_heads + head) * HD + d] = from_f32<T>(l > 0.0f ? acc / l : 0.0f);
 }
 
 }  // namespace autoglm::cuda::attn

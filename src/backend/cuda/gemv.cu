@@ -19,6 +19,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/gemv.h"
 #include "core/error.h"
 
@@ -50,31 +51,6 @@ __device__ __forceinline__ void unpack8(const uint4& v, float (&out)[kChunkElems
   const float2 a = unpack2<T>(v.x), b = unpack2<T>(v.y), c = unpack2<T>(v.z), d = unpack2<T>(v.w);
   out[0] = a.x, out[1] = a.y, out[2] = b.x, out[3] = b.y;
   out[4] = c.x, out[5] = c.y, out[6] = d.x, out[7] = d.y;
-}
-
-__device__ __forceinline__ float to_f32(float v) {
-  return v;
-}
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-__device__ __forceinline__ float to_f32(__half v) {
-  return __half2float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-  return __float2half_rn(v);
 }
 
 // W: read once, so it bypasses L1 (keeping L1 for x). W is never written during the kernel.
