@@ -87,6 +87,13 @@ std::unique_ptr<RedisCache::Connection> RedisCache::connect() {
     redisFree(context);
     return nullptr;
   }
+  // A frozen Redis still completes TCP handshakes (the kernel's accept queue): only an answered
+  // PING shows it is serving, so the backoff keeps growing while it is not.
+  Reply pong(static_cast<redisReply*>(redisCommand(context, "PING")));
+  if (!pong || pong->type != REDIS_REPLY_STATUS) {
+    redisFree(context);
+    return nullptr;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   return std::make_unique<Connection>(context, generation_);
 }
