@@ -112,6 +112,8 @@ def start_server(holder):
                            "--cache-key-file", str(d / "cache.keys"), "--cache-ttl", "600",
                            "--cache-redis-timeout-ms", "50", "--cache-l1-bytes", "1048576")
     server.wait_ready(headers=auth("metrics"))
+    # The cache's worker connects to Redis beside the model load; L2 is used once it has.
+    assert wait_for(lambda: metric(server, "autoglm:response_cache_l2_up") == 1)
     return server
 
 

@@ -24,10 +24,9 @@
 #include <vector>
 
 #include "autoglm/engine.h"
+#include "server/cache/redis_cache.h"
 
 namespace autoglm::server::cache {
-
-class RedisCache;
 
 // The serve settings cache_* (serve_config.cpp).
 struct CacheSettings {
