@@ -8,8 +8,8 @@
 #include <bit>
 #include <cstring>
 #include <filesystem>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "core/error.h"
