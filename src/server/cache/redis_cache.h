@@ -6,8 +6,9 @@
 // - get() runs on the caller's (I/O) thread with an idle pooled connection and one command
 //   under the timeout. No idle connection (Redis down, reconnecting, or all busy): bypass at
 //   once, without touching the network.
-// - A worker thread owns every connect (with backoff: 100 ms doubling to 5 s while Redis is
-//   down) and every write (a bounded queue; full: the write is dropped and counted).
+// - A worker thread owns every connect (TCP, then a PING: a frozen Redis still accepts TCP;
+//   backoff 100 ms doubling to 5 s while Redis is down) and every write (a bounded queue;
+//   full: the write is dropped and counted as a bypass).
 // Thread ownership: every public member is safe from any thread. Owner: the "cache" thread.
 #pragma once
 
