@@ -36,5 +36,5 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libpcre2-8-0, libutf8proc2, libspdlog1.10, \
-libfmt9, libssl3")
+libfmt9, libssl3, libhiredis0.14")
 include(CPack)

@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libssl-dev libboost-dev libyaml-cpp-dev openssl
+  libhiredis-dev redis-server
   python3 python3-venv python3-pip
   nginx prometheus
 )

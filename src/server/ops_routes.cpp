@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/cache/response_cache.h"
 #include "server/circuit_breaker.h"
 #include "server/prometheus.h"
 
@@ -77,6 +78,10 @@ void handle_metrics(const OpsContext& context, std::shared_ptr<Responder> respon
   response.body +=
       render_breaker_metrics(context.state->breaker().snapshot(), inputs.engine,
                              "model_name=\"" + escape_label_value(context.model_name) + "\"");
+  if (const cache::ResponseCache* cache = context.state->response_cache()) {
+    response.body +=
+        cache->render_metrics("model_name=\"" + escape_label_value(context.model_name) + "\"");
+  }
   responder->respond(std::move(response));
 }
 

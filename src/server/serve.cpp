@@ -10,6 +10,7 @@
 // clang-format on
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "security/signing_gate.h"
 #include "server/admin_routes.h"
 #include "server/auth_middleware.h"
+#include "server/cache/response_cache.h"
 #include "server/error_response.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
@@ -130,6 +132,23 @@ std::optional<HttpResponse> admin_audit_refusal(const ServerState& state,
 }
 
 // ---- end of audit wiring ----
+
+// The response cache (docs/OPERATIONS.md "Response cache"), or null when `cache` is off. Its
+// Redis connections are made by its own worker, so this never waits for Redis.
+std::shared_ptr<cache::ResponseCache> open_cache(const ServeConfig& config) {
+  std::shared_ptr<cache::ResponseCache> opened = cache::open_response_cache(
+      config.cache, served_model_name(config), config.engine.model_path,
+      std::getenv("AUTOGLM_CACHE_KEY"), [](std::string_view message, std::string_view detail) {
+        log_json(LogLevel::kWarn, message, {{"detail", std::string(detail)}});
+      });
+  if (opened) {
+    log_json(LogLevel::kInfo, "response cache on",
+             {{"l1_bytes", static_cast<int64_t>(config.cache.l1_bytes)},
+              {"redis", config.cache.redis},
+              {"revision", opened->revision()}});
+  }
+  return opened;
+}
 
 void warm_up(Engine& engine) {
   engine.generate(probe_request());  // the same one short generation the breaker probes with
@@ -244,6 +263,7 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   // Signals are caught before any thread starts, so none of them dies of SIGTERM.
   ServerState state;
   state.set_audit_sink(open_audit_log(config));
+  state.set_response_cache(open_cache(config));
   SignalWaiter signals(state.reload_registry());
   CircuitBreakerOptions breaker = config.breaker;
   breaker.probe_timeout = config.watchdog_stall;  // a probe slower than a stall has failed

@@ -179,6 +179,36 @@ void add_breaker_settings(std::vector<ConfigSetting>& s) {
 #endif
 }
 
+// The response cache (server/cache/response_cache.h, docs/OPERATIONS.md "Response cache").
+void add_cache_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(bool_setting(
+      "cache", "Answer repeated deterministic requests (temperature 0 or a seed) from the cache",
+      [](C& c) -> bool& { return c.cache.enabled; }));
+  s.push_back(integer_setting(
+      "cache_l1_bytes", "In-process response cache (L1) budget in bytes; 0: no L1",
+      [](C& c) -> uint64_t& { return c.cache.l1_bytes; }, 0, kInt64Max));
+  s.push_back(string_setting("cache_redis", "Redis host:port for the shared L2; empty: no L2",
+                             [](C& c) -> std::string& { return c.cache.redis; }));
+  s.push_back(seconds_setting("cache_ttl", "Seconds a cached answer lives in Redis",
+                              [](C& c) -> std::chrono::milliseconds& { return c.cache.ttl; }));
+  s.push_back(string_setting(
+      "cache_key_file",
+      "File of 'kid:<64 hex>' AES-256 keys for L2 values (last line encrypts); empty: the "
+      "AUTOGLM_CACHE_KEY environment variable",
+      [](C& c) -> std::string& { return c.cache.key_file; }));
+  s.push_back({"cache_redis_timeout_ms",
+               "Milliseconds a Redis connect or command may take before L2 is bypassed",
+               [](C& c, const std::string& v) {
+                 c.cache.redis_timeout = std::chrono::milliseconds(
+                     parse_integer("cache_redis_timeout_ms", v, 1, 60000));
+               },
+               [](const C& c) { return std::to_string(c.cache.redis_timeout.count()); }});
+  s.push_back(string_setting("cache_revision",
+                             "Extra revision string in the cache key (bump to drop every entry)",
+                             [](C& c) -> std::string& { return c.cache.revision; }));
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
@@ -268,6 +298,7 @@ std::vector<ConfigSetting> make_settings() {
   add_signing_settings(s);
   add_auth_settings(s);
   add_breaker_settings(s);
+  add_cache_settings(s);
   return s;
 }
 

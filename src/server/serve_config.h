@@ -17,6 +17,7 @@
 #include "security/audit_log.h"
 #include "security/audit_policy.h"
 #include "server/auth_settings.h"
+#include "server/cache/response_cache.h"
 #include "server/circuit_breaker.h"
 #include "server/http_server.h"
 
@@ -53,7 +54,8 @@ struct ServeConfig {
   // of the trusted Ed25519 public keys (PEM paths, comma-separated) and every file matches.
   bool require_signed_models = false;
   std::string trusted_keys;
-  AuthSettings auth;  // auth, api_keys_file, jwt_config_file, auth_failures_per_minute
+  AuthSettings auth;           // auth, api_keys_file, jwt_config_file, auth_failures_per_minute
+  cache::CacheSettings cache;  // the response cache (settings cache_*)
 };
 
 struct ConfigSetting {

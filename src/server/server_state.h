@@ -24,6 +24,9 @@
 namespace autoglm::server {
 
 class QuotaGate;
+namespace cache {
+class ResponseCache;
+}
 
 enum class ServerPhase { kLoading, kWarmingUp, kReady, kDraining, kFailed };
 std::string_view phase_name(ServerPhase phase);  // "loading", "warming_up", ...
@@ -70,6 +73,13 @@ class ServerState {
   void set_audit_sink(std::shared_ptr<security::AuditSink> sink) { audit_sink_ = std::move(sink); }
   security::AuditSink* audit_sink() const { return audit_sink_.get(); }
 
+  // The response cache (server/cache/response_cache.h); null when off. Set once at start-up,
+  // before the server accepts requests; /metrics renders its metrics.
+  void set_response_cache(std::shared_ptr<cache::ResponseCache> cache) {
+    response_cache_ = std::move(cache);
+  }
+  cache::ResponseCache* response_cache() const { return response_cache_.get(); }
+
   // The hot-reload registry run_server owns through its ServerState: components register their
   // reloaders at start-up (API keys, JWT keys, rate limits, log level); SIGHUP and
   // POST /admin/reload call reload_all().
@@ -102,6 +112,7 @@ class ServerState {
   bool healthy_ = true;
   std::string health_reason_;
   std::shared_ptr<security::AuditSink> audit_sink_;
+  std::shared_ptr<cache::ResponseCache> response_cache_;
   ReloadRegistry reload_registry_;
   std::shared_ptr<CircuitBreaker> breaker_ = std::make_shared<CircuitBreaker>();
   EngineFailureFeed failure_feed_;

@@ -13,7 +13,7 @@ CONFIG = ROOT / "config" / "autoglm.yaml"
 def documented_keys():
     keys = set()
     for line in CONFIG.read_text().splitlines():
-        m = re.match(r"^#?\s?([a-z_]+):(\s|$)", line)
+        m = re.match(r"^#?\s?([a-z0-9_]+):(\s|$)", line)
         if m:
             keys.add(m.group(1))
     return keys

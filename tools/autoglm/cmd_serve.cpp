@@ -46,6 +46,7 @@ server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
         api->model.audit_fail_closed =
             config.audit_failure_policy == security::AuditFailurePolicy::kClosed;
         api->model.quota = state.quota_gate();
+        api->model.response_cache = state.response_cache();  // null when the cache is off
         server::openai::register_openai_routes(router, api->model);
       };
 }

@@ -118,9 +118,8 @@ void GenerationSession::on_delta(size_t i, StreamDelta delta) {
                                         std::chrono::steady_clock::now() - started_)
                                         .count());
   }
-  if (options_.stream) {
-    stream_delta_locked(c, delta);
-  } else {
+  if (options_.stream) stream_delta_locked(c, delta);
+  if (!options_.stream || options_.on_result) {  // the response cache needs a stream's answer too
     c.result.text += delta.text;
     c.result.token_ids.insert(c.result.token_ids.end(), delta.token_ids.begin(),
                               delta.token_ids.end());
@@ -215,6 +214,8 @@ void GenerationSession::complete_locked() {
     if (finish_reason(c.result.finish) != reason) reason = "mixed";
   }
   annotate_outcome_locked(reason);
+  if (options_.on_result && choices_.size() == 1)
+    options_.on_result(choices_.front().result, totals);
   const ResponseContext& ctx = options_.context;
   const bool chat = options_.endpoint == Endpoint::kChat;
   if (options_.stream) {

@@ -41,6 +41,10 @@ struct SessionOptions {
   // Called once when the exchange ends (done, failed or abandoned) with what it used: the
   // rate limiter charges it to the caller's tokens per minute. May be empty.
   std::function<void(const UsageTotals&)> on_usage;
+  // Response cache (response_cache_hook.h): called once when a one-choice exchange completes
+  // (stop or length), streamed or not, with the whole answer. Called under the session's lock on
+  // the engine thread, so it must not block. May be empty.
+  std::function<void(const ChoiceResult&, const UsageTotals&)> on_result;
 };
 
 // Submits every job and answers through `responder` (now or from the engine thread).

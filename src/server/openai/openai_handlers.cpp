@@ -17,6 +17,7 @@
 #include "server/openai/generation_session.h"
 #include "server/openai/json_fields.h"
 #include "server/openai/request_mapping.h"
+#include "server/openai/response_cache_hook.h"
 #include "server/openai/response_format.h"
 #include "server/quota_gate.h"
 
@@ -207,8 +208,9 @@ void handle_chat_completions(const ServedModel& model, const HttpRequest& reques
                             r.add_generation_prompt, r.template_kwargs);
     std::vector<ChoiceJob> jobs =
         make_jobs(model, r.settings, prompts, Endpoint::kChat, "messages");
-    run_generation(*model.engine, responder, session_options(Endpoint::kChat, r.settings, quota),
-                   std::move(jobs));
+    SessionOptions options = session_options(Endpoint::kChat, r.settings, quota);
+    if (answer_from_cache(model, request, responder, options, jobs)) return;  // response cache
+    run_generation(*model.engine, responder, std::move(options), std::move(jobs));
   });
 }
 
@@ -226,8 +228,9 @@ void handle_completions(const ServedModel& model, const HttpRequest& request,
     const std::vector<EncodedPrompt> prompts = encode_prompts(model, r.prompts, r.echo);
     std::vector<ChoiceJob> jobs =
         make_jobs(model, r.settings, prompts, Endpoint::kCompletion, "prompt");
-    run_generation(*model.engine, responder,
-                   session_options(Endpoint::kCompletion, r.settings, quota), std::move(jobs));
+    SessionOptions options = session_options(Endpoint::kCompletion, r.settings, quota);
+    if (answer_from_cache(model, request, responder, options, jobs)) return;  // response cache
+    run_generation(*model.engine, responder, std::move(options), std::move(jobs));
   });
 }
 

@@ -18,7 +18,10 @@
 
 namespace autoglm::server {
 class QuotaGate;
+namespace cache {
+class ResponseCache;
 }
+}  // namespace autoglm::server
 
 namespace autoglm::server::openai {
 
@@ -35,6 +38,8 @@ struct ServedModel {
   std::optional<std::chrono::milliseconds> request_timeout;
   // Per-caller rate limits for the generation routes; null: none (not owned).
   QuotaGate* quota = nullptr;
+  // Deterministic answers are served from and stored in it (response_cache_hook.h); null: off.
+  cache::ResponseCache* response_cache = nullptr;
   int64_t created = 0;  // Unix seconds shown by /v1/models; 0: when routes were registered
 
   // The longest sequence (prompt + output) one request may have: the engine's context limit,
