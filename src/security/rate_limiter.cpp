@@ -130,7 +130,8 @@ RateLimiter::Shard& RateLimiter::shard_for(std::string_view key) {
   return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
 }
 
-RateDecision RateLimiter::try_acquire_request(std::string_view key, const RateLimits& limits) {
+RateDecision RateLimiter::request_decision(std::string_view key, const RateLimits& limits,
+                                           bool take) {
   if (limits.requests_per_minute <= 0) return {};
   const TimePoint now = clock_();
   Shard& shard = shard_for(key);
@@ -138,18 +139,16 @@ RateDecision RateLimiter::try_acquire_request(std::string_view key, const RateLi
   Bucket& bucket = shard.find_or_insert(key, keys_per_shard_, now).requests;
   bucket.apply_limit(limits.requests_per_minute, now);
   const bool allowed = bucket.balance >= 1.0;
-  if (allowed) bucket.balance -= 1.0;
+  if (allowed && take) bucket.balance -= 1.0;
   return bucket.decision(allowed, 1.0);
 }
 
+RateDecision RateLimiter::try_acquire_request(std::string_view key, const RateLimits& limits) {
+  return request_decision(key, limits, /*take=*/true);
+}
+
 RateDecision RateLimiter::peek_request(std::string_view key, const RateLimits& limits) {
-  if (limits.requests_per_minute <= 0) return {};
-  const TimePoint now = clock_();
-  Shard& shard = shard_for(key);
-  std::lock_guard lock(shard.mutex);
-  Bucket& bucket = shard.find_or_insert(key, keys_per_shard_, now).requests;
-  bucket.apply_limit(limits.requests_per_minute, now);
-  return bucket.decision(bucket.balance >= 1.0, 1.0);
+  return request_decision(key, limits, /*take=*/false);
 }
 
 RateDecision RateLimiter::check_tokens(std::string_view key, const RateLimits& limits) {

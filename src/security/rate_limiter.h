@@ -72,6 +72,8 @@ class RateLimiter {
  private:
   struct Shard;
   Shard& shard_for(std::string_view key);
+  // The request bucket's answer; takes one request when allowed and `take`.
+  RateDecision request_decision(std::string_view key, const RateLimits& limits, bool take);
 
   Options options_;
   Clock clock_;
