@@ -39,7 +39,8 @@ mkdir -p "$WORK" "$LOGS"
 BUILD=$REPO/build-gpu
 BIN=$REPO/build-gpu-bin
 BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_sampling test_cuda_gemv test_cuda_backend
-  test_cuda_vs_cpu cuda_greedy cuda_sampling_bench cuda_gemv_bench)
+  test_cuda_vs_cpu test_cuda_graphs cuda_greedy cuda_sampling_bench cuda_gemv_bench
+  cuda_decode_bench)
 ROWS=()
 FAILED=0
 row() {  # row CHECK RESULT DETAIL
@@ -200,6 +201,8 @@ fi
 timeout 300 "$BIN/test_cuda_backend" >"$LOGS/test_cuda_backend.log" 2>&1
 gtest_row "end to end (fixtures)" "$LOGS/test_cuda_backend.log" $?
 unset AUTOGLM_HF_LOWP_LOGITS_DIR
+timeout 300 "$BIN/test_cuda_graphs" >"$LOGS/test_cuda_graphs.log" 2>&1
+gtest_row "decode CUDA graphs vs eager" "$LOGS/test_cuda_graphs.log" $?
 timeout 300 "$BIN/test_cuda_vs_cpu" >"$LOGS/test_cuda_vs_cpu.log" 2>&1
 gtest_row "hd 64/128 models vs CPU" "$LOGS/test_cuda_vs_cpu.log" $?
 if [ -x "$BIN/test_cuda_attention" ]; then
@@ -241,11 +244,12 @@ if command -v compute-sanitizer >/dev/null; then
   mc memcheck_gemv.log "$BIN/test_cuda_gemv" '*'
   mc memcheck_backend.log "$BIN/test_cuda_backend" '*LogitsMatchTransformers'
   mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128'
+  mc memcheck_graphs.log "$BIN/test_cuda_graphs" '*'
   summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | sort | uniq -c | tr -s ' ' |
     tr '\n' ';')
   if echo "$rcs" | grep -qE ' (99|124|137)' ||
     grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | grep -qv ' 0 errors' ||
-    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 5 ]; then
+    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 6 ]; then
     row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
     row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"
@@ -333,6 +337,18 @@ if [ -f "$MODEL/reference_greedy.json" ]; then
   cmp=$(python3 "$REPO/scripts/gpu_check_9b_compare.py" "$LOGS/cuda_greedy.json" \
     "$MODEL/reference_greedy.json" 2>&1 | tee "$LOGS/glm9b_compare.log" | tail -1)
   row "GLM-4-9B vs transformers fp32" "${cmp%% *}" "${cmp#* }"
+fi
+# ---- decode step on the 9B shape: batch sizes, CUDA graphs off and on, vs the ceiling ------
+if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}" 128 \
+  >"$LOGS/cuda_decode_bench.log" 2>"$LOGS/cuda_decode_bench.err"; then
+  for g in off on; do
+    row "decode step 9B, graphs $g" INFO "$(awk -v g="$g" -v bw="$BW_TBS" '$1 == "[decode]" &&
+      $3 == g { line = line sprintf("b%s %s ms %s tok/s %s GB/s%s; ", $5, $9, $11, $13,
+      bw ? sprintf(" (%.0f%%)", $13 / (bw * 10)) : "") } END { print line }' \
+      "$LOGS/cuda_decode_bench.log")"
+  done
+else
+  row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi
 # ---- serving benchmark on the 9B shape: autoglm bench serve against autoglm serve --device cuda
 if [ -x "$BIN/autoglm" ] && [ -n "${BENCH_CONCURRENCY:-1 8 64}" ]; then

@@ -32,6 +32,7 @@ struct EngineOptions {
   int64_t max_context_length = 0;  // 0: the model's max_position_embeddings
   double memory_fraction = 0.0;    // GPU: share of total device memory for weights, workspace
                                    // and KV together, taken once (0: 0.90)
+  bool cuda_graphs = true;         // GPU: replay decode steps from CUDA graphs
   uint64_t kv_cache_bytes = 256ull << 20;  // CPU KV budget (ignored when num_kv_blocks > 0)
   int32_t num_kv_blocks = 0;               // > 0: exactly this many blocks (tests, benchmarks)
   int32_t kv_block_size = 16;              // tokens per KV block

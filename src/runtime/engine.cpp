@@ -431,6 +431,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     co.max_batched_tokens = options.max_batched_tokens;
     co.max_context_len = context_limit(options, config);
     co.num_kv_blocks = options.num_kv_blocks;
+    co.cuda_graphs = options.cuda_graphs;
     co.progress = [](uint64_t done, uint64_t total) {
       spdlog::info("uploading weights: {} of {} MiB", done >> 20, total >> 20);
     };
@@ -451,8 +452,8 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
       "max_num_seqs {}, max_batched_tokens {})",
       options.device, shape.num_blocks, shape.block_size,
       static_cast<int64_t>(shape.num_blocks) * shape.block_size,
-      device.cuda ? options.memory_fraction : 0.0, options.max_num_seqs,
-      options.max_batched_tokens);
+      device.cuda ? (options.memory_fraction > 0.0 ? options.memory_fraction : 0.90) : 0.0,
+      options.max_num_seqs, options.max_batched_tokens);
   backend = install_fault_injection(std::move(backend), options.fault_injection, im.fault);
   AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
                          context_limit(options, config),

@@ -89,6 +89,34 @@ ConfigSetting bool_setting(std::string key, std::string help, Field field) {
           }};
 }
 
+// The CUDA backend's settings: its memory budget and decode CUDA graphs.
+void add_gpu_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  const std::string key = "gpu_memory_fraction";
+  s.push_back(
+      {key,
+       "Share of the GPU's total memory for weights, workspace and the KV pool, taken once at "
+       "start; the KV pool gets what is left (logged at start: blocks and concurrent tokens)",
+       [key](C& c, const std::string& v) {
+         double parsed = 0;
+         std::istringstream stream(v);
+         stream >> parsed;
+         if (v.empty() || stream.fail() || !stream.eof() || !(parsed > 0.0 && parsed <= 1.0)) {
+           fail(ErrorCode::kInvalidArgument, key + " must be a number in (0, 1], not '" + v + "'");
+         }
+         c.engine.memory_fraction = parsed;
+       },
+       [](const C& c) {
+         std::ostringstream out;
+         out << (c.engine.memory_fraction > 0 ? c.engine.memory_fraction : 0.90);
+         return out.str();
+       }});
+  s.push_back(bool_setting("cuda_graphs",
+                           "Replay decode steps from CUDA graphs (one per batch and context "
+                           "bucket, captured on first use)",
+                           [](C& c) -> bool& { return c.engine.cuda_graphs; }));
+}
+
 std::vector<ConfigSetting> make_settings();
 
 }  // namespace
@@ -296,6 +324,7 @@ std::vector<ConfigSetting> make_settings() {
                            [](C& c) -> bool& { return c.engine.enable_prefix_caching; }));
   add_audit_settings(s);
   add_signing_settings(s);
+  add_gpu_settings(s);
   add_auth_settings(s);
   add_breaker_settings(s);
   add_cache_settings(s);

@@ -37,6 +37,9 @@ struct CudaBackendOptions {
   int32_t num_kv_blocks = 0;
   // Activation/KV element type: kBF16 or kF16. Empty: the checkpoint's (F32 -> BF16).
   std::optional<DType> dtype;
+  // Replay pure decode steps from CUDA graphs (decode_graphs.h); off: every step is launched
+  // kernel by kernel.
+  bool cuda_graphs = true;
   UploadProgress progress;  // may be empty
 };
 

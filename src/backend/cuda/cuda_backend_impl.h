@@ -11,6 +11,7 @@
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_graphs.h"
 #include "backend/cuda/gemm.h"
 
 namespace autoglm::cuda {
@@ -86,6 +87,7 @@ class CudaBackend final : public Backend {
                       std::span<RowSample> out) override;
   KvPoolShape kv_pool() const override { return pool_; }
   int32_t vocab_size() const override { return static_cast<int32_t>(config_.vocab_size); }
+  size_t decode_graph_count() const { return graphs_.size(); }  // captured so far
 
  private:
   // Device-side view of a step's batch arrays (inside buf_.ints).
@@ -107,8 +109,19 @@ class CudaBackend final : public Backend {
   // still read the pinned buffers) and rethrows.
   template <typename Step>
   void guarded(const Step& step);
-  DeviceBatch run_layers(const ForwardBatch& batch);
-  void upload_sampling(const SampleBatch& sampling);
+  DeviceBatch run_layers(const ForwardBatch& batch);  // checks, uploads, encode_layers
+  // Enqueues every layer over the uploaded batch (no host sync: graph-capturable).
+  void encode_layers(const DeviceBatch& db);
+  // The sampling parameters of `rows` rows: the batch's, then greedy padding rows.
+  void upload_sampling(const SampleBatch& sampling, int32_t rows);
+  // CUDA-graph decode (cuda_decode.cpp): the padded row count a pure decode step runs at under
+  // a graph, or 0 when the step must run eagerly.
+  int32_t graph_rows(const ForwardBatch& batch) const;
+  void decode_with_graph(const ForwardBatch& batch, const SampleBatch& sampling, int32_t rows,
+                         std::span<RowSample> out);
+  // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
+  // of (rows, context) reads: the block table with the context bucket's row stride.
+  DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
@@ -118,6 +131,10 @@ class CudaBackend final : public Backend {
   void logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows);
   void copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);
   void sample_logits(const DeviceBatch& db, int64_t n_out, std::span<RowSample> out);
+  // Final norm, lm_head and the sampler over `rows` rows (graph-capturable).
+  void encode_sampling(const DeviceBatch& db, int64_t rows);
+  // Brings the first n_out samples back: the step's one synchronisation.
+  void finish_samples(int64_t n_out, std::span<RowSample> out);
 
   ModelConfig config_;
   CudaBackendOptions options_;
@@ -142,6 +159,7 @@ class CudaBackend final : public Backend {
   std::vector<DeviceLayer> layers_;
   std::vector<PagedKvLayer> kv_;
   StepBuffers buf_;
+  DecodeGraphs graphs_;  // destroyed before the buffers its graphs point into
 };
 
 }  // namespace autoglm::cuda

@@ -103,13 +103,17 @@ void CudaBackend::forward_sample(const ForwardBatch& batch, const SampleBatch& s
                                      std::to_string(out.size()) + " outputs");
     }
     check_batch(batch);  // bounds the rows by max_batched_tokens before they are copied
-    upload_sampling(sampling);
+    if (const int32_t rows = graph_rows(batch); rows > 0) {
+      decode_with_graph(batch, sampling, rows, out);  // cuda_decode.cpp
+      return;
+    }
+    upload_sampling(sampling, static_cast<int32_t>(n_out));
     const DeviceBatch db = run_layers(batch);
     sample_logits(db, static_cast<int64_t>(n_out), out);
   });
 }
 
-void CudaBackend::upload_sampling(const SampleBatch& sampling) {
+void CudaBackend::upload_sampling(const SampleBatch& sampling, int32_t rows) {
   const int32_t n_adjust = static_cast<int32_t>(sampling.adjustments.size());
   for (const RowSamplingParams& p : sampling.rows) {
     if (p.adjust_begin < 0 || p.adjust_begin > p.adjust_end || p.adjust_end > n_adjust) {
@@ -117,9 +121,12 @@ void CudaBackend::upload_sampling(const SampleBatch& sampling) {
     }
   }
   char* host = static_cast<char*>(host_sampling_.get());
-  const size_t params_bytes = sampling.rows.size() * sizeof(RowSamplingParams);
+  // Rows past the batch's (a padded decode step) sample greedily and are never read back.
+  const size_t params_bytes = static_cast<size_t>(rows) * sizeof(RowSamplingParams);
   const size_t adjust_bytes = sampling.adjustments.size() * sizeof(LogitAdjustment);
-  std::memcpy(host, sampling.rows.data(), params_bytes);
+  std::memcpy(host, sampling.rows.data(), sampling.rows.size() * sizeof(RowSamplingParams));
+  std::fill(reinterpret_cast<RowSamplingParams*>(host) + sampling.rows.size(),
+            reinterpret_cast<RowSamplingParams*>(host) + rows, RowSamplingParams{});
   std::memcpy(host + params_bytes, sampling.adjustments.data(), adjust_bytes);
   const cudaStream_t s = stream_.get();
   AUTOGLM_CUDA_CHECK(
@@ -132,8 +139,13 @@ void CudaBackend::upload_sampling(const SampleBatch& sampling) {
 
 CudaBackend::DeviceBatch CudaBackend::run_layers(const ForwardBatch& batch) {
   check_batch(batch);
-  const int32_t n = batch.n_tokens();
   const DeviceBatch db = upload_batch_arrays(batch);
+  encode_layers(db);
+  return db;
+}
+
+void CudaBackend::encode_layers(const DeviceBatch& db) {
+  const int32_t n = db.attention.n_tokens;
   const cudaStream_t s = stream_.get();
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const int64_t hidden = config_.hidden_size;
@@ -150,7 +162,6 @@ CudaBackend::DeviceBatch CudaBackend::run_layers(const ForwardBatch& batch) {
     residual_add_norm(buf_.x, buf_.delta, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_,
                       s);
   }
-  return db;
 }
 
 void CudaBackend::project(const void* x, const void* w, const void* bias, void* y, int64_t m,
@@ -237,16 +248,25 @@ void CudaBackend::copy_logits(const DeviceBatch& db, int64_t n_out, std::span<fl
 }
 
 void CudaBackend::sample_logits(const DeviceBatch& db, int64_t n_out, std::span<RowSample> out) {
+  encode_sampling(db, n_out);
+  finish_samples(n_out, out);
+}
+
+void CudaBackend::encode_sampling(const DeviceBatch& db, int64_t rows_total) {
   const cudaStream_t s = stream_.get();
   const int32_t vocab = static_cast<int32_t>(config_.vocab_size);
   // Passes of max_logits_rows share buf_.logits; the stream orders each pass's sampling before
   // the next pass's lm_head overwrites it, so no sync is needed between them.
-  for (int64_t r0 = 0; r0 < n_out; r0 += max_logits_rows_) {
-    const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, n_out - r0));
+  for (int64_t r0 = 0; r0 < rows_total; r0 += max_logits_rows_) {
+    const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, rows_total - r0));
     logits_pass(db, r0, rows);
     sample_rows(buf_.logits, rows, vocab, buf_.sample_params + r0, buf_.adjustments,
                 buf_.samples + r0, s);
   }
+}
+
+void CudaBackend::finish_samples(int64_t n_out, std::span<RowSample> out) {
+  const cudaStream_t s = stream_.get();
   const size_t bytes = static_cast<size_t>(n_out) * sizeof(RowSample);
   if (bytes > 0) {
     AUTOGLM_CUDA_CHECK(

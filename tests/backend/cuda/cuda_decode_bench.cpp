@@ -1,0 +1,174 @@
+// cuda_decode_bench: the decode step of a model directory on the GPU at several batch sizes,
+// with and without CUDA graphs, next to the bandwidth ceiling: each step must at least read
+// every weight once and every sequence's keys and values. Sequences are prefilled with random
+// prompts, then decode greedily through forward_sample (device sampling, one sync per step, as
+// the engine runs it). Prints one line per (graphs, batch):
+//   [decode] graphs on batch 8 ctx 160 step_ms 6.01 tok_s 1331 GB_s 3950 bytes_per_step 2.4e10
+// Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
+//   cuda_decode_bench MODEL_DIR [BATCHES (comma-separated, default 1,8,64,256)] [PROMPT_LEN]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "model/model_dir.h"
+
+namespace {
+
+using autoglm::ForwardBatchArrays;
+
+constexpr int32_t kBlockSize = 16;
+constexpr int kWarmSteps = 3;
+constexpr int kTimedSteps = 32;
+
+struct Seq {
+  int32_t len = 0;  // tokens in the KV
+  int32_t first_block = 0;
+};
+
+// Bytes one decode step must read at least: every weight but the embedding table (only the
+// batch's rows of it are gathered), which stays in as the lm_head when the two are tied.
+double weight_bytes(const autoglm::LoadedModel& model) {
+  const autoglm::ModelWeights& w = model.weights;
+  double bytes = 0;
+  const auto add = [&](const autoglm::TensorView& t) {
+    if (t.present()) bytes += static_cast<double>(t.element_count()) * 2;  // BF16 on the GPU
+  };
+  add(w.lm_head);
+  add(w.final_norm);
+  for (const autoglm::LayerWeights& layer : w.layers) {
+    for (const autoglm::TensorView& t : layer.tensors) add(t);
+  }
+  return bytes;
+}
+
+ForwardBatchArrays decode_batch(const std::vector<Seq>& seqs, const std::vector<int32_t>& next,
+                                int32_t blocks_per_seq) {
+  ForwardBatchArrays b;
+  b.max_blocks_per_seq = blocks_per_seq;
+  b.seq_start = {0};
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const int32_t pos = seqs[s].len;
+    b.token_ids.push_back(next[s]);
+    b.positions.push_back(pos);
+    b.slot_mapping.push_back((seqs[s].first_block + pos / kBlockSize) * kBlockSize +
+                             pos % kBlockSize);
+    b.logits_rows.push_back(static_cast<int32_t>(s));
+    b.seq_start.push_back(static_cast<int32_t>(s + 1));
+    b.context_len.push_back(pos + 1);
+    for (int32_t i = 0; i < blocks_per_seq; ++i) b.block_table.push_back(seqs[s].first_block + i);
+  }
+  return b;
+}
+
+// Prefills every sequence with `prompt_len` random tokens, several sequences per step.
+void prefill(autoglm::Backend& be, std::vector<Seq>& seqs, int32_t prompt_len,
+             int32_t blocks_per_seq, int32_t max_tokens, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> token(0, be.vocab_size() - 1);
+  const int32_t per_step = std::max<int32_t>(1, max_tokens / prompt_len);
+  for (size_t s0 = 0; s0 < seqs.size(); s0 += per_step) {
+    ForwardBatchArrays b;
+    b.max_blocks_per_seq = blocks_per_seq;
+    b.seq_start = {0};
+    const size_t s1 = std::min(seqs.size(), s0 + per_step);
+    for (size_t s = s0; s < s1; ++s) {
+      for (int32_t p = 0; p < prompt_len; ++p) {
+        b.token_ids.push_back(token(rng));
+        b.positions.push_back(p);
+        b.slot_mapping.push_back((seqs[s].first_block + p / kBlockSize) * kBlockSize +
+                                 p % kBlockSize);
+      }
+      b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+      b.seq_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+      b.context_len.push_back(prompt_len);
+      for (int32_t i = 0; i < blocks_per_seq; ++i) b.block_table.push_back(seqs[s].first_block + i);
+      seqs[s].len = prompt_len;
+    }
+    std::vector<autoglm::RowSamplingParams> params(b.logits_rows.size());
+    std::vector<autoglm::RowSample> out(params.size());
+    be.forward_sample(b.view(), autoglm::SampleBatch{params, {}}, out);
+  }
+}
+
+void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32_t>& batches,
+         int32_t prompt_len) {
+  const int32_t max_batch = *std::max_element(batches.begin(), batches.end());
+  const int32_t max_len = prompt_len + kWarmSteps + kTimedSteps + 1;
+  const int32_t blocks_per_seq = (max_len + kBlockSize - 1) / kBlockSize;
+  autoglm::CudaBackendOptions o;
+  o.block_size = kBlockSize;
+  o.max_num_seqs = max_batch;
+  o.max_batched_tokens = std::max(4096, max_batch);
+  o.max_context_len = 4096;
+  o.num_kv_blocks = max_batch * blocks_per_seq;
+  o.cuda_graphs = graphs;
+  auto be = autoglm::make_cuda_backend(model, o);
+  const double weights = weight_bytes(model);
+  const autoglm::ModelConfig& c = model.config;
+  const double kv_per_token = static_cast<double>(c.num_hidden_layers) * 2 *
+                              static_cast<double>(c.num_key_value_heads * c.head_dim) * 2;
+  std::mt19937 rng(1);
+  for (const int32_t batch : batches) {
+    std::vector<Seq> seqs(static_cast<size_t>(batch));
+    for (int32_t s = 0; s < batch; ++s)
+      seqs[static_cast<size_t>(s)].first_block = s * blocks_per_seq;
+    prefill(*be, seqs, prompt_len, blocks_per_seq, o.max_batched_tokens, rng);
+    std::vector<int32_t> next(seqs.size(), 1);
+    std::vector<autoglm::RowSamplingParams> params(seqs.size());
+    std::vector<autoglm::RowSample> out(seqs.size());
+    double timed_s = 0, kv_bytes = 0;
+    for (int step = 0; step < kWarmSteps + kTimedSteps; ++step) {
+      const ForwardBatchArrays b = decode_batch(seqs, next, blocks_per_seq);
+      const auto t0 = std::chrono::steady_clock::now();
+      be->forward_sample(b.view(), autoglm::SampleBatch{params, {}}, out);
+      const double dt =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (step >= kWarmSteps) {
+        timed_s += dt;
+        for (const Seq& s : seqs) kv_bytes += (s.len + 1) * kv_per_token;
+      }
+      for (size_t s = 0; s < seqs.size(); ++s) {
+        next[s] = out[s].token;
+        seqs[s].len += 1;
+      }
+    }
+    const double step_s = timed_s / kTimedSteps;
+    const double bytes = weights + kv_bytes / kTimedSteps;
+    std::printf(
+        "[decode] graphs %s batch %d ctx %d step_ms %.3f tok_s %.0f GB_s %.0f bytes_per_step "
+        "%.4g\n",
+        graphs ? "on" : "off", batch, seqs.front().len, step_s * 1e3, batch / step_s,
+        bytes / step_s / 1e9, bytes);
+    std::fflush(stdout);
+  }
+}
+
+std::vector<int32_t> parse_list(const std::string& csv) {
+  std::vector<int32_t> values;
+  std::stringstream ss(csv);
+  for (std::string item; std::getline(ss, item, ',');) values.push_back(std::stoi(item));
+  return values;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s MODEL_DIR [BATCHES] [PROMPT_LEN]\n", argv[0]);
+    return 2;
+  }
+  try {
+    const std::vector<int32_t> batches = parse_list(argc > 2 ? argv[2] : "1,8,64,256");
+    const int32_t prompt_len = argc > 3 ? std::stoi(argv[3]) : 128;
+    auto model = autoglm::load_model_directory(argv[1]);
+    for (const bool graphs : {false, true}) run(*model, graphs, batches, prompt_len);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cuda_decode_bench: %s\n", e.what());
+    return 1;
+  }
+}
