@@ -9,5 +9,5 @@ grep -qx '/.devdebs/' .git/info/exclude 2>/dev/null || echo '/.devdebs/' >>.git/
 cd .devdebs
 apt-get download libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 \
   libutf8proc-dev libutf8proc2 libssl-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  libbenchmark1debian 2>&1 | grep -v unsandboxed || true
+  libbenchmark1debian libhiredis-dev libhiredis0.14 2>&1 | grep -v unsandboxed || true
 ls -1
