@@ -14,7 +14,9 @@ if compgen -G ".devdebs/*.deb" >/dev/null; then
       [ -e "/usr/lib/x86_64-linux-gnu/$target" ] && ln -sf "/usr/lib/x86_64-linux-gnu/$target" "$link"
     fi
   done
-  sed -i "s#^prefix=/usr\$#prefix=$AUTOGLM_DEVROOT/usr#" "$devlib"/pkgconfig/*.pc
+  # Some .pc files (hiredis's) spell /usr out in includedir/libdir instead of using ${prefix}.
+  sed -i -e "s#^prefix=/usr\$#prefix=$AUTOGLM_DEVROOT/usr#" \
+    -e "s#^\(includedir\|libdir\)=/usr/#\1=$AUTOGLM_DEVROOT/usr/#" "$devlib"/pkgconfig/*.pc
   export CMAKE_PREFIX_PATH="$AUTOGLM_DEVROOT/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export PKG_CONFIG_PATH="$devlib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export OPENSSL_ROOT_DIR="$AUTOGLM_DEVROOT/usr"

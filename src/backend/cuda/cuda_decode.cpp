@@ -13,7 +13,7 @@ namespace autoglm::cuda {
 
 int32_t CudaBackend::graph_rows(const ForwardBatch& b) const {
   const int32_t n = b.n_seqs();
-  if (!options_.cuda_graphs || !optimised_attention_ || n == 0 || b.n_tokens() != n ||
+  if (!options_.cuda_graphs || n == 0 || b.n_tokens() != n ||
       b.logits_rows.size() != static_cast<size_t>(n)) {
     return 0;
   }

@@ -32,6 +32,7 @@ __global__ void write_kv_kernel(const int32_t* slot_mapping, int32_t kv_dim, con
                                 T* k_cache, T* v_cache) {
   const int64_t t = blockIdx.x;
   const int64_t slot = slot_mapping[t];
+  if (slot < 0) return;  // padding token: no KV slot
   for (int32_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
     k_cache[slot * kv_dim + i] = k[t * kv_dim + i];
     v_cache[slot * kv_dim + i] = v[t * kv_dim + i];

@@ -19,6 +19,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
 #include "backend_test_util.h"
 #include "cuda_test_util.h"
 
@@ -199,13 +200,33 @@ TEST_P(CudaVsCpu, ChunkedPrefillAndBatchedDecodeMatchTheCpuBackend) {
     s.first_pos = static_cast<int32_t>(s.ids.size());
     s.ids = {static_cast<int32_t>(rng() % vocab)};
   }
+  // The same decode steps sampled on the device (a CUDA graph per step shape): greedy picks the
+  // CPU's argmax up to near-ties.
+  const auto compare_sampled = [&](const std::vector<SeqStep>& step, const std::string& what) {
+    const ForwardBatchArrays batch = autoglm::test::make_batch(*gpu, step);
+    std::vector<RowSamplingParams> params(batch.logits_rows.size());
+    std::vector<RowSample> got(params.size());
+    gpu->forward_sample(batch.view(), SampleBatch{params, {}}, got);
+    const auto want = autoglm::test::run_step(cpu, step);
+    for (size_t r = 0; r < got.size(); ++r) {
+      const float* w = want.data() + r * vocab;
+      EXPECT_EQ(got[r].flags, 0) << what << " row " << r;
+      if (got[r].token != autoglm::test::argmax(w, vocab)) {
+        EXPECT_LT(top2_margin(w, vocab), 2 * kTolerance) << what << " sampled row " << r;
+      }
+    }
+  };
   for (int step = 0; step < 8; ++step) {
+    compare_sampled(seqs, "sampled decode step " + std::to_string(step));
     compare(seqs, "decode step " + std::to_string(step));
     for (auto& s : seqs) {
       ++s.first_pos;
       s.ids = {static_cast<int32_t>(rng() % vocab)};
     }
   }
+  const auto* cuda = dynamic_cast<const cuda::CudaBackend*>(gpu.get());
+  ASSERT_NE(cuda, nullptr);
+  EXPECT_GE(cuda->decode_graph_count(), 1u) << "the sampled decode steps ran without a graph";
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaVsCpu,
