@@ -351,30 +351,73 @@ else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi
 # ---- serving benchmark on the 9B shape: autoglm bench serve against autoglm serve --device cuda
+# BENCH_CONCURRENCY (default "1 8 64"), BENCH_INPUT/BENCH_OUTPUT tokens (256/128),
+# BENCH_PROMPTS_PER_CLIENT (4, at least 16 prompts), BENCH_MAX_BATCHED (serve's
+# --max-batched-tokens, 4096). With matplotlib, a plot of throughput and ITL against
+# concurrency goes to $LOGS/bench_serve_9b.png.
 if [ -x "$BIN/autoglm" ] && [ -n "${BENCH_CONCURRENCY:-1 8 64}" ]; then
   # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled
   # id streams as text.
   [ -f "$MODEL/tokenizer.json" ] || python3 "$REPO/scripts/make_full_vocab_tokenizer.py" \
     "$MODEL" >"$LOGS/tokenizer.log" 2>&1
+  IN_LEN=${BENCH_INPUT:-256}
+  OUT_LEN=${BENCH_OUTPUT:-128}
   "$BIN/autoglm" serve --model "$MODEL" --device cuda --port 18080 --max-num-seqs 256 \
-    --max-batched-tokens 4096 >"$LOGS/serve_9b.log" 2>&1 &
+    --max-batched-tokens "${BENCH_MAX_BATCHED:-4096}" \
+    --max-context-length $((IN_LEN + OUT_LEN + 64)) >"$LOGS/serve_9b.log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 120); do
     curl -sf http://127.0.0.1:18080/ready >/dev/null 2>&1 && break
     sleep 1
   done
+  BENCH_JSONS=()
   for c in ${BENCH_CONCURRENCY:-1 8 64}; do
-    n=$((c * 4 < 16 ? 16 : c * 4))
-    timeout 300 "$BIN/autoglm" bench serve --base-url http://127.0.0.1:18080 \
-      --vocab-size 151552 --input-len 256 --output-len 128 --num-prompts "$n" \
+    n=$((c * ${BENCH_PROMPTS_PER_CLIENT:-4}))
+    [ $n -lt 16 ] && [ "$OUT_LEN" -le 256 ] && n=16
+    curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_before_c$c.txt"
+    timeout 580 "$BIN/autoglm" bench serve --base-url http://127.0.0.1:18080 \
+      --vocab-size 151552 --input-len "$IN_LEN" --output-len "$OUT_LEN" --num-prompts "$n" \
       --max-concurrency "$c" --ignore-eos --seed 1 --json "$LOGS/bench_serve_c$c.json" \
       >"$LOGS/bench_serve_c$c.log" 2>&1
+    curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_after_c$c.txt"
+    BENCH_JSONS+=("$LOGS/bench_serve_c$c.json")
+    # The engine's host gap (device idle between steps) over this run, from /metrics.
+    gap=$(python3 - "$LOGS/metrics_before_c$c.txt" "$LOGS/metrics_after_c$c.txt" <<'PYEOF'
+import re, sys
+def read(path):
+    text = open(path).read()
+    def one(name):
+        m = re.search(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+-]+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+    return {k: one(k) for k in ("autoglm:engine_host_gap_seconds_sum",
+        "autoglm:engine_host_gap_seconds_count", "autoglm:decode_step_seconds_sum",
+        "autoglm:decode_step_seconds_count", "autoglm:prefill_step_seconds_sum",
+        "autoglm:prefill_step_seconds_count")}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+d = {k: b[k] - a[k] for k in a}
+n = d["autoglm:engine_host_gap_seconds_count"]
+steps = d["autoglm:decode_step_seconds_count"] + d["autoglm:prefill_step_seconds_count"]
+busy = d["autoglm:decode_step_seconds_sum"] + d["autoglm:prefill_step_seconds_sum"]
+if n and steps:
+    print(f"host gap {1e3 * d['autoglm:engine_host_gap_seconds_sum'] / n:.3f} ms mean over {n:.0f} "
+          f"steps; mean step {1e3 * busy / steps:.2f} ms ({d['autoglm:decode_step_seconds_count']:.0f} "
+          f"decode-only)")
+PYEOF
+    )
     row "bench serve 9B, concurrency $c" INFO "$(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \
-print('output %.0f tok/s; ITL p50 %.1f p99 %.1f ms; TTFT p50 %.0f p99 %.0f ms; failed %s' % ( \
+print('in %d out %d: output %.0f tok/s; ITL p50 %.1f p99 %.1f ms; TTFT p50 %.0f p99 %.0f ms; failed %s' % ( \
+r['parameters']['input_len'], r['parameters']['output_len'], \
 r['output_throughput'], r['itl']['p50_ms'], r['itl']['p99_ms'], r['ttft']['p50_ms'], \
-r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_c$c.json" 2>&1 | tail -1)"
+r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_c$c.json" 2>&1 | tail -1); $gap"
   done
   kill -TERM $SERVE_PID 2>/dev/null
   wait $SERVE_PID 2>/dev/null
+  if python3 -c 'import matplotlib' 2>/dev/null; then
+    python3 "$REPO/scripts/plot_bench_serve.py" "$LOGS/bench_serve_9b.png" \
+      "autoglm serve, GLM-4-9B shape (random BF16), $(echo "$GPU" | cut -d, -f1), in $IN_LEN / out $OUT_LEN" \
+      "${BENCH_JSONS[@]}" >"$LOGS/plot.log" 2>&1 &&
+      row "bench serve plot" INFO "$LOGS/bench_serve_9b.png" ||
+      row "bench serve plot" FAIL "$(tail -1 "$LOGS/plot.log")"
+  fi
 fi
 summary

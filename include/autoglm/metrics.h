@@ -42,6 +42,7 @@ std::vector<double> time_to_first_token_buckets_seconds();  // 0.001 .. 2560
 std::vector<double> inter_token_latency_buckets_seconds();  // 0.01 .. 80
 std::vector<double> request_latency_buckets_seconds();      // 0.3 .. 7680: e2e, queue, phases
 std::vector<double> iteration_tokens_buckets();             // 1, 8, 16, .. 16384 tokens
+std::vector<double> host_gap_buckets_seconds();             // 10 us .. 1 s
 // 1, 2, 5, 10, 20, 50, ... up to and including `max_value` (vLLM's build_1_2_5_buckets).
 std::vector<double> build_1_2_5_buckets(int64_t max_value);
 
@@ -81,6 +82,9 @@ struct EngineMetricsSnapshot {
   Histogram decode_step_seconds{time_to_first_token_buckets_seconds()};
   Histogram iteration_tokens{iteration_tokens_buckets()};  // tokens computed per step
   Histogram batch_size{build_1_2_5_buckets(1000)};         // sequences per step
+  // Host time between two consecutive backend steps while requests are pending: scheduling,
+  // sampling bookkeeping, detokenising and streaming. The device idles through it.
+  Histogram host_gap_seconds{host_gap_buckets_seconds()};
 };
 
 }  // namespace autoglm

@@ -91,6 +91,7 @@ void EngineCore::run() {
       return;
     }
     if (scheduler_.idle()) {
+      last_step_end_.reset();  // the gap after an idle spell is not host overhead
       sessions_.expire(std::chrono::steady_clock::now());  // a step does it otherwise
     } else {
       try {
@@ -208,9 +209,13 @@ bool EngineCore::forward_sample(const StepPlan& plan) {
     sample_rows_.push_back(live_.at(id).pending.sampler->prepare(adjustments_));
   }
   samples_.assign(sample_rows_.size(), RowSample{});
+  const auto call = std::chrono::steady_clock::now();
+  if (last_step_end_) metrics_.observe_host_gap(seconds_between(*last_step_end_, call));
   try {
     backend_->forward_sample(plan.batch(), SampleBatch{sample_rows_, adjustments_}, samples_);
+    last_step_end_ = std::chrono::steady_clock::now();
   } catch (const std::exception& e) {
+    last_step_end_.reset();
     metrics_.note_step_failure(e.what());
     end_step_requests(plan, e.what());
     check_invariants();

@@ -8,7 +8,9 @@
 // metrics snapshot.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -85,6 +87,9 @@ class EngineCore {
   EngineMetrics metrics_;
   uint64_t preemptions_reported_ = 0;
   double throughput_ = 0.0;  // tokens per second, smoothed
+  // When the last backend step returned; empty while the engine is idle. The time from it to
+  // the next step's call is host work the device waits for (each step ends synchronised).
+  std::optional<std::chrono::steady_clock::time_point> last_step_end_;
 };
 
 }  // namespace autoglm

@@ -71,6 +71,10 @@ std::vector<double> iteration_tokens_buckets() {
   return {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
 }
 
+std::vector<double> host_gap_buckets_seconds() {
+  return {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0};
+}
+
 std::vector<double> build_1_2_5_buckets(int64_t max_value) {
   std::vector<double> out;
   for (int64_t scale = 1; scale <= max_value; scale *= 10) {

@@ -47,6 +47,7 @@ class EngineMetrics {
   void observe_request_decode_time(double seconds);
   // One engine step: its duration, whether it ran any prefill, and its batch.
   void observe_step(double seconds, bool had_prefill, int32_t sequences, int32_t tokens);
+  void observe_host_gap(double seconds) { working_.host_gap_seconds.observe(seconds); }
   const EngineMetricsSnapshot& working() const { return working_; }
 
   // Engine thread: makes the current state visible to readers (one copy, one pointer swap).

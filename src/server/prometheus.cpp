@@ -108,6 +108,10 @@ void render_engine(MetricWriter& w, const EngineMetricsSnapshot& m) {
   w.histogram("autoglm:decode_step_seconds", "Duration of decode-only engine steps.",
               m.decode_step_seconds);
   w.histogram("autoglm:batch_size", "Sequences per engine step.", m.batch_size);
+  w.histogram("autoglm:engine_host_gap_seconds",
+              "Host time between consecutive engine steps while requests are pending (the "
+              "device idles through it).",
+              m.host_gap_seconds);
 }
 
 }  // namespace
