@@ -32,6 +32,8 @@ function(autoglm_test name)
     AUTOGLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}" AUTOGLM_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/tests/fixtures")
   include(GoogleTest)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "unit;${ARG_LABELS}")
+  # Collected into the unit_tests target (tests/CMakeLists.txt): what `ctest -L unit` needs.
+  set_property(GLOBAL APPEND PROPERTY AUTOGLM_UNIT_TEST_TARGETS ${name})
 endfunction()
 
 # autoglm_fuzz_target(NAME SOURCE DEPS ...): a libFuzzer binary (clang, AUTOGLM_FUZZ=ON only).

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "bench_serve/http_client.h"
+#include "bench_serve/server_address.h"
 #include "bench_serve/workload.h"
 #include "core/error.h"
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "server_address.h"
+
 namespace boost::asio {
 class io_context;
 }
@@ -20,16 +22,6 @@ class io_context;
 namespace autoglm::bench {
 
 using Clock = std::chrono::steady_clock;
-
-// http[s]://host[:port][/path]; the path is prefixed to every request target.
-struct ServerAddress {
-  bool tls = false;
-  std::string host;
-  std::string port;
-  std::string base_path;  // without a trailing '/'
-};
-// Throws autoglm::Error(kInvalidArgument) on anything else.
-ServerAddress parse_base_url(std::string_view url);
 
 struct HttpClientOptions {
   std::string api_key;       // sent as "Authorization: Bearer <key>" when not empty
