@@ -123,6 +123,7 @@ fi
 
 # ---- ceilings, measured in this run (device-to-device copy, BF16 matmul through torch) ----
 BW_TBS=""
+MATMUL_TFLOPS=""
 if python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
   ceil=$(timeout 120 python3 - <<'PYEOF' 2>"$LOGS/ceilings.err"
 import torch
@@ -146,6 +147,7 @@ PYEOF
   )
   if [ -n "$ceil" ]; then
     BW_TBS=${ceil%% *}
+    MATMUL_TFLOPS=${ceil##* }
     row "ceilings (torch, median of 10)" INFO "D2D copy ${BW_TBS} TB/s (read+write); BF16 8192^3 matmul ${ceil##* } TFLOP/s"
   fi
 fi
@@ -341,12 +343,22 @@ fi
 # ---- decode step on the 9B shape: batch sizes, CUDA graphs off and on, vs the ceiling ------
 if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}" 128 \
   >"$LOGS/cuda_decode_bench.log" 2>"$LOGS/cuda_decode_bench.err"; then
+  row "prefill 9B, 4096 tokens" INFO "$(awk -v mm="$MATMUL_TFLOPS" '$1 == "[prefill]" {
+    printf "%s ms, %s TFLOP (attention %.0f%%), %s TFLOP/s%s", $5, $7, 100 * $11, $9,
+    mm ? sprintf(" = %.0f%% of the %s TFLOP/s matmul", 100 * $9 / mm, mm) : "" }' \
+    "$LOGS/cuda_decode_bench.log")"
   for g in off on; do
     row "decode step 9B, graphs $g" INFO "$(awk -v g="$g" -v bw="$BW_TBS" '$1 == "[decode]" &&
       $3 == g { line = line sprintf("b%s %s ms %s tok/s %s GB/s%s; ", $5, $9, $11, $13,
       bw ? sprintf(" (%.0f%%)", $13 / (bw * 10)) : "") } END { print line }' \
       "$LOGS/cuda_decode_bench.log")"
   done
+  # The same graphs-on steps with every kernel launched plainly (no programmatic dependent
+  # launch): what PDL buys.
+  AUTOGLM_CUDA_PDL=0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1,64 128 0 \
+    >"$LOGS/cuda_decode_bench_nopdl.log" 2>&1
+  row "decode step 9B, graphs, no PDL" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
+    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nopdl.log")"
 else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi

@@ -14,6 +14,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/attention_kernel.cuh"
+#include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
 namespace autoglm::cuda {
@@ -27,14 +28,6 @@ constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
 
 [[noreturn]] void reject(const std::string& what) {
   throw Error(ErrorCode::kInvalidArgument, "paged attention: " + what);
-}
-
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw Error(ErrorCode::kInternal,
-                std::string("CUDA launch of ") + kernel + " failed: " + cudaGetErrorString(err));
-  }
 }
 
 bool aligned16(const void* p) {
@@ -123,12 +116,11 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
   }
   const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(b.n_seqs),
                   static_cast<unsigned>(kp.row_tiles * kp.splits));
-  kernel<<<grid, attn::kThreads, kSmem, stream>>>(kp);
-  check_launch("paged_attention_kernel");
+  launch_dependent("paged_attention_kernel", kernel, grid, attn::kThreads, kSmem, stream, kp);
   if (kp.splits > 1) {
     const dim3 combine_grid(static_cast<unsigned>(b.n_seqs), static_cast<unsigned>(kp.num_heads));
-    attn::combine_splits_kernel<T, HD><<<combine_grid, HD, 0, stream>>>(kp);
-    check_launch("combine_splits_kernel");
+    launch_dependent("combine_splits_kernel", attn::combine_splits_kernel<T, HD>, combine_grid, HD,
+                     0, stream, kp);
   }
 }
 
@@ -150,6 +142,7 @@ __global__ void write_kv_kernel(const int32_t* __restrict__ slot_mapping, int64_
                                 int64_t row_chunks, const Chunk* __restrict__ k,
                                 const Chunk* __restrict__ v, Chunk* __restrict__ k_cache,
                                 Chunk* __restrict__ v_cache) {
+  wait_for_previous_kernel();
   const int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (i >= n_tokens * row_chunks) return;
   const int64_t token = i / row_chunks;
@@ -176,14 +169,15 @@ void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const vo
   constexpr int kBlock = 256;
   const auto blocks = static_cast<unsigned>((threads + kBlock - 1) / kBlock);
   if (vector) {
-    write_kv_kernel<uint4><<<blocks, kBlock, 0, stream>>>(
-        batch.slot_mapping, batch.n_tokens, row_chunks, static_cast<const uint4*>(k),
-        static_cast<const uint4*>(v), static_cast<uint4*>(kv.k), static_cast<uint4*>(kv.v));
+    launch_dependent("write_kv_kernel", write_kv_kernel<uint4>, blocks, kBlock, 0, stream,
+                     batch.slot_mapping, batch.n_tokens, row_chunks, static_cast<const uint4*>(k),
+                     static_cast<const uint4*>(v), static_cast<uint4*>(kv.k),
+                     static_cast<uint4*>(kv.v));
   } else {
-    write_kv_kernel<uint16_t><<<blocks, kBlock, 0, stream>>>(
-        batch.slot_mapping, batch.n_tokens, row_chunks, static_cast<const uint16_t*>(k),
-        static_cast<const uint16_t*>(v), static_cast<uint16_t*>(kv.k),
-        static_cast<uint16_t*>(kv.v));
+    launch_dependent("write_kv_kernel", write_kv_kernel<uint16_t>, blocks, kBlock, 0, stream,
+                     batch.slot_mapping, batch.n_tokens, row_chunks,
+                     static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
+                     static_cast<uint16_t*>(kv.k), static_cast<uint16_t*>(kv.v));
   }
   check_launch("write_kv_kernel");
 }

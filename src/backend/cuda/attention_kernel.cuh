@@ -26,6 +26,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/element_convert.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace autoglm::cuda::attn {
 
@@ -281,6 +282,7 @@ __device__ inline void store_rows(const KernelParams& p, int kv_head, int seq, i
 // grid (num_kv_heads, n_seqs, row_tiles * splits), kThreads threads, Smem<...>::bytes dynamic.
 template <typename T, int HD, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
+  wait_for_previous_kernel();
   static_assert(ROWS % 16 == 0 && HD % 16 == 0, "WMMA tiles are 16 x 16");
   using L = Smem<T, HD, ROWS>;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -331,6 +333,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
 // Merges the splits of decode rows: grid (n_seqs, num_heads), HD threads (one per element).
 template <typename T, int HD>
 __global__ void __launch_bounds__(HD) combine_splits_kernel(const KernelParams p) {
+  wait_for_previous_kernel();
   const int seq = blockIdx.x;
   const int head = blockIdx.y;
   const int d = threadIdx.x;

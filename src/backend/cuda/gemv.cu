@@ -21,6 +21,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
 namespace autoglm::cuda {
@@ -143,6 +144,7 @@ __device__ __forceinline__ void accumulate_scalar(const T* x, const T* const* ro
 
 template <typename T, typename OutT, int M>
 __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvArgs<T, OutT> a) {
+  wait_for_previous_kernel();
   static_assert(M * kRowsPerBlock <= kThreads, "one thread per output in the final step");
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
   // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
@@ -192,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvArgs<T, OutT> a) 
 template <typename T, typename OutT, int M = 1>
 void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStream_t stream) {
   if (m == M) {
-    gemv_kernel<T, OutT, M><<<blocks, kThreads, 0, stream>>>(a);
+    launch_dependent("gemv", gemv_kernel<T, OutT, M>, blocks, kThreads, 0, stream, a);
     return;
   }
   if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, M + 1>(a, m, blocks, stream);

@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
 namespace autoglm::cuda {
@@ -73,6 +74,7 @@ void convert_from(const S* src, void* dst, DType dst_type, size_t n, cudaStream_
 
 template <typename T>
 __global__ void embedding_kernel(const int32_t* ids, const T* table, int64_t hidden, float* x) {
+  wait_for_previous_kernel();
   const int64_t t = blockIdx.x;
   const T* row = table + static_cast<int64_t>(ids[t]) * hidden;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) x[t * hidden + i] = to_f32(row[i]);
@@ -89,6 +91,7 @@ template <typename T>
 __global__ void __launch_bounds__(kNormThreads)
     residual_add_norm_kernel(float* x, const T* delta, const float* post_w, const float* norm_w,
                              T* out, int64_t hidden, float eps) {
+  wait_for_previous_kernel();
   float* xr = x + blockIdx.x * hidden;
   const T* dr = delta != nullptr ? delta + blockIdx.x * hidden : nullptr;
   float v[kNormPerThread];
@@ -129,6 +132,7 @@ __global__ void __launch_bounds__(kNormThreads)
 template <typename T>
 __global__ void gather_rms_norm_kernel(const float* x, const int32_t* rows, int64_t hidden,
                                        const float* w, float eps, T* out) {
+  wait_for_previous_kernel();
   const float* xr = x + static_cast<int64_t>(rows[blockIdx.x]) * hidden;
   float ss = 0.0f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) ss += xr[i] * xr[i];
@@ -148,6 +152,7 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
                                      const float* q_norm, const float* k_norm, float eps,
                                      const float* rope_cos, const float* rope_sin, T* q, T* k,
                                      T* v) {
+  wait_for_previous_kernel();
   __shared__ float buf[kQkvWarps][kMaxHeadDim];
   const int t = blockIdx.x;
   const int lane = threadIdx.x % 32;
@@ -198,6 +203,7 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
 
 template <typename T>
 __global__ void silu_mul_kernel(const T* gate_up, int64_t n_tokens, int64_t inter, T* out) {
+  wait_for_previous_kernel();
   const int64_t n = n_tokens * inter;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -235,11 +241,11 @@ void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, A
                       int64_t hidden, float* x, cudaStream_t stream) {
   if (n_tokens == 0) return;
   if (type == ActType::kBF16) {
-    embedding_kernel<<<n_tokens, kRowThreads, 0, stream>>>(
-        ids, static_cast<const __nv_bfloat16*>(table), hidden, x);
+    launch_dependent("embedding_gather", embedding_kernel<__nv_bfloat16>, n_tokens, kRowThreads, 0,
+                     stream, ids, static_cast<const __nv_bfloat16*>(table), hidden, x);
   } else {
-    embedding_kernel<<<n_tokens, kRowThreads, 0, stream>>>(ids, static_cast<const __half*>(table),
-                                                           hidden, x);
+    launch_dependent("embedding_gather", embedding_kernel<__half>, n_tokens, kRowThreads, 0, stream,
+                     ids, static_cast<const __half*>(table), hidden, x);
   }
   check_launch("embedding_gather");
 }
@@ -253,13 +259,13 @@ void residual_add_norm(float* x, const void* delta, const float* post_w, const f
                                       " over " + std::to_string(kNormThreads * kNormPerThread));
   }
   if (type == ActType::kBF16) {
-    residual_add_norm_kernel<<<n_rows, kNormThreads, 0, stream>>>(
-        x, static_cast<const __nv_bfloat16*>(delta), post_w, norm_w,
-        static_cast<__nv_bfloat16*>(out), hidden, eps);
+    launch_dependent("residual_add_norm", residual_add_norm_kernel<__nv_bfloat16>, n_rows,
+                     kNormThreads, 0, stream, x, static_cast<const __nv_bfloat16*>(delta), post_w,
+                     norm_w, static_cast<__nv_bfloat16*>(out), hidden, eps);
   } else {
-    residual_add_norm_kernel<<<n_rows, kNormThreads, 0, stream>>>(
-        x, static_cast<const __half*>(delta), post_w, norm_w, static_cast<__half*>(out), hidden,
-        eps);
+    launch_dependent("residual_add_norm", residual_add_norm_kernel<__half>, n_rows, kNormThreads, 0,
+                     stream, x, static_cast<const __half*>(delta), post_w, norm_w,
+                     static_cast<__half*>(out), hidden, eps);
   }
   check_launch("residual_add_norm");
 }
@@ -268,11 +274,11 @@ void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_
                      const float* w, float eps, void* out, ActType type, cudaStream_t stream) {
   if (n_rows == 0) return;
   if (type == ActType::kBF16) {
-    gather_rms_norm_kernel<<<n_rows, kRowThreads, 0, stream>>>(x, rows, hidden, w, eps,
-                                                               static_cast<__nv_bfloat16*>(out));
+    launch_dependent("gather_rms_norm", gather_rms_norm_kernel<__nv_bfloat16>, n_rows, kRowThreads,
+                     0, stream, x, rows, hidden, w, eps, static_cast<__nv_bfloat16*>(out));
   } else {
-    gather_rms_norm_kernel<<<n_rows, kRowThreads, 0, stream>>>(x, rows, hidden, w, eps,
-                                                               static_cast<__half*>(out));
+    launch_dependent("gather_rms_norm", gather_rms_norm_kernel<__half>, n_rows, kRowThreads, 0,
+                     stream, x, rows, hidden, w, eps, static_cast<__half*>(out));
   }
   check_launch("gather_rms_norm");
 }
@@ -293,14 +299,14 @@ void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
                   static_cast<unsigned>((total_heads + kQkvWarps - 1) / kQkvWarps));
   if (type == ActType::kBF16) {
     using T = __nv_bfloat16;
-    qkv_norm_rope_kernel<<<grid, 32 * kQkvWarps, 0, stream>>>(
-        static_cast<const T*>(qkv), positions, layout, q_norm, k_norm, eps, rope_cos, rope_sin,
-        static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
+    launch_dependent("qkv_norm_rope", qkv_norm_rope_kernel<T>, grid, 32 * kQkvWarps, 0, stream,
+                     static_cast<const T*>(qkv), positions, layout, q_norm, k_norm, eps, rope_cos,
+                     rope_sin, static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
   } else {
     using T = __half;
-    qkv_norm_rope_kernel<<<grid, 32 * kQkvWarps, 0, stream>>>(
-        static_cast<const T*>(qkv), positions, layout, q_norm, k_norm, eps, rope_cos, rope_sin,
-        static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
+    launch_dependent("qkv_norm_rope", qkv_norm_rope_kernel<T>, grid, 32 * kQkvWarps, 0, stream,
+                     static_cast<const T*>(qkv), positions, layout, q_norm, k_norm, eps, rope_cos,
+                     rope_sin, static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
   }
   check_launch("qkv_norm_rope");
 }
@@ -311,11 +317,13 @@ void silu_mul(const void* gate_up, int32_t n_tokens, int64_t inter, void* out, A
   if (n == 0) return;
   const int grid = grid_for(n, 256);
   if (type == ActType::kBF16) {
-    silu_mul_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(gate_up), n_tokens,
-                                              inter, static_cast<__nv_bfloat16*>(out));
+    launch_dependent("silu_mul", silu_mul_kernel<__nv_bfloat16>, grid, 256, 0, stream,
+                     static_cast<const __nv_bfloat16*>(gate_up), n_tokens, inter,
+                     static_cast<__nv_bfloat16*>(out));
   } else {
-    silu_mul_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(gate_up), n_tokens, inter,
-                                              static_cast<__half*>(out));
+    launch_dependent("silu_mul", silu_mul_kernel<__half>, grid, 256, 0, stream,
+                     static_cast<const __half*>(gate_up), n_tokens, inter,
+                     static_cast<__half*>(out));
   }
   check_launch("silu_mul");
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/sampling.h"
 
 namespace autoglm::cuda {
@@ -375,6 +376,7 @@ __device__ void write_logprobs(SharedState& s, const RowContext& row, int32_t n,
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingParams* params,
                        const LogitAdjustment* adjustments, RowSample* out) {
+  wait_for_previous_kernel();
   __shared__ SharedState s;
   extern __shared__ Fixed lane_histogram[];  // [256 digits][32 lanes], kLaneHistogramBytes
   const RowSamplingParams p = params[blockIdx.x];
@@ -438,8 +440,8 @@ void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingPa
   // Over the 48 KB default: opt in once per process (and device; cheap when repeated).
   AUTOGLM_CUDA_CHECK(cudaFuncSetAttribute(
       sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kLaneHistogramBytes));
-  sample_rows_kernel<<<rows, kThreads, kLaneHistogramBytes, stream>>>(logits, vocab, params,
-                                                                      adjustments, out);
+  launch_dependent("sample_rows", sample_rows_kernel, rows, kThreads, kLaneHistogramBytes, stream,
+                   logits, vocab, params, adjustments, out);
   check_launch("sample_rows");
 }
 

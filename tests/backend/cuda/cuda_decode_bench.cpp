@@ -4,8 +4,12 @@
 // prompts, then decode greedily through forward_sample (device sampling, one sync per step, as
 // the engine runs it). Prints one line per (graphs, batch):
 //   [decode] graphs on batch 8 ctx 160 step_ms 6.01 tok_s 1331 GB_s 3950 bytes_per_step 2.4e10
+// and first one prefill of PREFILL_TOKENS (default 4096) in one step, with its matmul and
+// attention FLOPs:
+//   [prefill] tokens 4096 ms 210.3 tflop 82.1 tflop_s 390
 // Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
 //   cuda_decode_bench MODEL_DIR [BATCHES (comma-separated, default 1,8,64,256)] [PROMPT_LEN]
+//                     [PREFILL_TOKENS]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -147,6 +151,44 @@ void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32
   }
 }
 
+// One prompt of `tokens` tokens prefilled in one step (median of 3 after a warm-up). FLOPs:
+// 2 per weight of the layers per token, and causal attention's QK^T and PV (4 * head_dim per
+// query head and visible key); the lm_head runs on the last row only.
+void prefill_bench(const autoglm::LoadedModel& model, int32_t tokens) {
+  autoglm::CudaBackendOptions o;
+  o.block_size = kBlockSize;
+  o.max_num_seqs = 1;
+  o.max_batched_tokens = tokens;
+  o.max_context_len = tokens;
+  const int32_t blocks = (tokens + kBlockSize - 1) / kBlockSize;
+  o.num_kv_blocks = blocks;
+  auto be = autoglm::make_cuda_backend(model, o);
+  std::vector<Seq> seqs(1);
+  std::mt19937 rng(2);
+  std::vector<double> times;
+  for (int run = 0; run < 4; ++run) {
+    const auto t0 = std::chrono::steady_clock::now();
+    prefill(*be, seqs, tokens, blocks, tokens, rng);
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin() + 1, times.end());
+  const double seconds = times[2];
+  double layer_params = 0;
+  for (const autoglm::LayerWeights& layer : model.weights.layers) {
+    for (const autoglm::TensorView& t : layer.tensors) {
+      if (t.present()) layer_params += static_cast<double>(t.element_count());
+    }
+  }
+  const autoglm::ModelConfig& c = model.config;
+  const double t = tokens;
+  const double attention = static_cast<double>(c.num_hidden_layers * c.num_attention_heads) * 4.0 *
+                           static_cast<double>(c.head_dim) * t * (t + 1) / 2;
+  const double flop = 2 * layer_params * t + attention;
+  std::printf("[prefill] tokens %d ms %.2f tflop %.2f tflop_s %.0f attention_share %.2f\n", tokens,
+              seconds * 1e3, flop / 1e12, flop / seconds / 1e12, attention / flop);
+  std::fflush(stdout);
+}
+
 std::vector<int32_t> parse_list(const std::string& csv) {
   std::vector<int32_t> values;
   std::stringstream ss(csv);
@@ -164,7 +206,9 @@ int main(int argc, char** argv) {
   try {
     const std::vector<int32_t> batches = parse_list(argc > 2 ? argv[2] : "1,8,64,256");
     const int32_t prompt_len = argc > 3 ? std::stoi(argv[3]) : 128;
+    const int32_t prefill_tokens = argc > 4 ? std::stoi(argv[4]) : 4096;
     auto model = autoglm::load_model_directory(argv[1]);
+    if (prefill_tokens > 0) prefill_bench(*model, prefill_tokens);
     for (const bool graphs : {false, true}) run(*model, graphs, batches, prompt_len);
     return 0;
   } catch (const std::exception& e) {

@@ -1,0 +1,52 @@
+// Programmatic dependent launch (Hopper): a kernel launched with launch_dependent() may be
+// scheduled while the previous kernel on its stream is still draining, hiding the launch and
+// ramp-up gap between the ~10 small kernels of each layer (most of a batch-1 decode step's
+// overhead beyond the weight reads). Every kernel launched this way must call
+// wait_for_previous_kernel() before its first global memory access: that waits until the
+// previous kernel has completed and its writes are visible, so the data order is the stream's.
+// Thread ownership: launch_dependent runs on the launching (engine) thread.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace autoglm::cuda {
+
+// A no-op when the kernel was launched without the programmatic-serialization attribute.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
+inline bool programmatic_launch_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("AUTOGLM_CUDA_PDL");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled;
+}
+
+template <typename... KernelArgs, typename... Args>
+void launch_dependent(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 block,
+                      size_t shared_bytes, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = programmatic_launch_enabled() ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), name);
+}
+
+}  // namespace autoglm::cuda
