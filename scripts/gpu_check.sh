@@ -363,11 +363,11 @@ else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi
 # ---- serving benchmark on the 9B shape: autoglm bench serve against autoglm serve --device cuda
-# BENCH_CONCURRENCY (default "1 8 64"), BENCH_INPUT/BENCH_OUTPUT tokens (256/128),
+# BENCH_CONCURRENCY (default "1 8 64"; "none" skips it), BENCH_INPUT/BENCH_OUTPUT tokens (256/128),
 # BENCH_PROMPTS_PER_CLIENT (4, at least 16 prompts), BENCH_MAX_BATCHED (serve's
 # --max-batched-tokens, 4096). With matplotlib, a plot of throughput and ITL against
 # concurrency goes to $LOGS/bench_serve_9b.png.
-if [ -x "$BIN/autoglm" ] && [ -n "${BENCH_CONCURRENCY:-1 8 64}" ]; then
+if [ -x "$BIN/autoglm" ] && [ "${BENCH_CONCURRENCY:-1 8 64}" != none ]; then
   # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled
   # id streams as text.
   [ -f "$MODEL/tokenizer.json" ] || python3 "$REPO/scripts/make_full_vocab_tokenizer.py" \

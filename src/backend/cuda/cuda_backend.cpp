@@ -208,8 +208,6 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   buf_.h = arena.take(t * hidden * act);
   buf_.qkv = arena.take(t * (q_dim + 2 * kv_dim) * act);
   buf_.q = arena.take(t * q_dim * act);
-  buf_.k = arena.take(t * kv_dim * act);
-  buf_.v = arena.take(t * kv_dim * act);
   buf_.attn = arena.take(t * q_dim * act);
   buf_.delta = arena.take(t * hidden * act);
   buf_.gate_up = arena.take(t * 2 * inter * act);

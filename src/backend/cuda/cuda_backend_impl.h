@@ -49,7 +49,7 @@ struct StepBuffers {
   float* x = nullptr;  // residual stream [tokens][hidden], fp32
   void* h = nullptr;   // normed input of the next projection [tokens][hidden]
   void* qkv = nullptr;
-  void *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;
+  void *q = nullptr, *attn = nullptr;  // k and v go straight into the KV pool
   void* delta = nullptr;  // o_proj / down_proj output [tokens][hidden]
   void* gate_up = nullptr;
   void* mlp = nullptr;

@@ -188,9 +188,10 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   layout.head_dim = static_cast<int32_t>(hd);
   layout.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
   layout.interleaved = config_.rope_style == RopeStyle::kInterleaved;
+  // k and v go straight into this layer's KV pool rows (RoPE fused with the KV write).
   qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
                 static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
-                buf_.k, buf_.v, act_, s);
+                KvDestination{kv_[layer].k, kv_[layer].v, db.attention.slot_mapping}, act_, s);
   const AttentionShape shape{layout.num_heads, layout.num_kv_heads, layout.head_dim,
                              1.0f / std::sqrt(static_cast<float>(hd))};
   if (optimised_attention_) {
@@ -200,11 +201,9 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
                                      " bytes of workspace, " +
                                      std::to_string(buf_.attention_ws_bytes) + " were reserved");
     }
-    write_kv(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
     paged_attention(db.attention, shape, buf_.q, kv_[layer], buf_.attn, buf_.attention_ws,
                     buf_.attention_ws_bytes, act_, s);
   } else {
-    write_kv_plain(db.attention, shape, buf_.k, buf_.v, kv_[layer], act_, s);
     paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
   }
   project(buf_.attn, L.o, L.o_bias, buf_.delta, n, config_.hidden_size, q_dim, act_, false, s);

@@ -150,8 +150,8 @@ constexpr int kQkvWarps = 4;
 template <typename T>
 __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, QkvLayout lay,
                                      const float* q_norm, const float* k_norm, float eps,
-                                     const float* rope_cos, const float* rope_sin, T* q, T* k,
-                                     T* v) {
+                                     const float* rope_cos, const float* rope_sin, T* q,
+                                     KvDestination kv) {
   wait_for_previous_kernel();
   __shared__ float buf[kQkvWarps][kMaxHeadDim];
   const int t = blockIdx.x;
@@ -171,10 +171,12 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   const T* src = src_row + h * hd;
   const bool is_q = h < lay.num_heads;
   const bool is_k = !is_q && h < lay.num_heads + lay.num_kv_heads;
-  if (!is_q && !is_k) {  // v: a plain copy
-    T* dst =
-        v +
-        (static_cast<int64_t>(t) * lay.num_kv_heads + (h - lay.num_heads - lay.num_kv_heads)) * hd;
+  // k and v rows: token t's row of the arrays, or its slot's row of the KV pool.
+  const int64_t kv_row = kv.slots != nullptr ? kv.slots[t] : t;
+  if (!is_q && kv_row < 0) return;  // a padding token: no KV slot
+  if (!is_q && !is_k) {             // v: a plain copy
+    T* dst = static_cast<T*>(kv.v) +
+             (kv_row * lay.num_kv_heads + (h - lay.num_heads - lay.num_kv_heads)) * hd;
     for (int d = lane; d < hd; d += 32) dst[d] = src[d];
     return;
   }
@@ -197,7 +199,7 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   }
   __syncwarp();
   T* dst = is_q ? q + (static_cast<int64_t>(t) * lay.num_heads + h) * hd
-                : k + (static_cast<int64_t>(t) * lay.num_kv_heads + (h - lay.num_heads)) * hd;
+                : static_cast<T*>(kv.k) + (kv_row * lay.num_kv_heads + (h - lay.num_heads)) * hd;
   for (int d = lane; d < hd; d += 32) dst[d] = from_f32<T>(b[d]);
 }
 
@@ -285,7 +287,7 @@ void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_
 
 void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
                    const QkvLayout& layout, const float* q_norm, const float* k_norm, float eps,
-                   const float* rope_cos, const float* rope_sin, void* q, void* k, void* v,
+                   const float* rope_cos, const float* rope_sin, void* q, KvDestination kv,
                    ActType type, cudaStream_t stream) {
   if (layout.head_dim <= 0 || layout.head_dim > kMaxHeadDim || layout.rotary_dim % 2 != 0 ||
       layout.rotary_dim > layout.head_dim) {
@@ -301,12 +303,12 @@ void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
     using T = __nv_bfloat16;
     launch_dependent("qkv_norm_rope", qkv_norm_rope_kernel<T>, grid, 32 * kQkvWarps, 0, stream,
                      static_cast<const T*>(qkv), positions, layout, q_norm, k_norm, eps, rope_cos,
-                     rope_sin, static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
+                     rope_sin, static_cast<T*>(q), kv);
   } else {
     using T = __half;
     launch_dependent("qkv_norm_rope", qkv_norm_rope_kernel<T>, grid, 32 * kQkvWarps, 0, stream,
                      static_cast<const T*>(qkv), positions, layout, q_norm, k_norm, eps, rope_cos,
-                     rope_sin, static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
+                     rope_sin, static_cast<T*>(q), kv);
   }
   check_launch("qkv_norm_rope");
 }

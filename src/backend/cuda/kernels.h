@@ -48,13 +48,22 @@ struct QkvLayout {
   bool interleaved = false;  // GLM's adjacent pairs; else NeoX halves
 };
 
-// Splits qkv [n_tokens][(num_heads + 2 * num_kv_heads) * head_dim] into q [n][heads * hd],
-// k and v [n][kv_heads * hd]; q and k heads are RMS-normed (when q_norm/k_norm, fp32 [hd],
-// are given) and then rotated with row positions[t] of the fp32 tables cos/sin
+// Where qkv_norm_rope puts k and v: the arrays k, v [n][kv_heads * hd], or, when `slots` is
+// set, straight into the paged KV pool (row slots[t] of k_cache / v_cache, laid out as
+// PagedKvLayer; a token with slot < 0 writes nothing): RoPE fused with the KV write.
+struct KvDestination {
+  void* k = nullptr;
+  void* v = nullptr;
+  const int32_t* slots = nullptr;
+};
+
+// Splits qkv [n_tokens][(num_heads + 2 * num_kv_heads) * head_dim] into q [n][heads * hd] and
+// k, v (see KvDestination); q and k heads are RMS-normed (when q_norm/k_norm, fp32 [hd], are
+// given) and then rotated with row positions[t] of the fp32 tables cos/sin
 // [max_position][rotary_dim / 2].
 void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
                    const QkvLayout& layout, const float* q_norm, const float* k_norm, float eps,
-                   const float* rope_cos, const float* rope_sin, void* q, void* k, void* v,
+                   const float* rope_cos, const float* rope_sin, void* q, KvDestination kv,
                    ActType type, cudaStream_t stream);
 
 // out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i]: gate rows first, as HF fuses them.

@@ -156,7 +156,7 @@ TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
     q.poison(), k.poison(), v.poison();
     qkv_norm_rope(d_qkv.get(), d_pos.as<int32_t>(), n, L, c.qk_norm ? d_qn.as<float>() : nullptr,
                   c.qk_norm ? d_kn.as<float>() : nullptr, eps, d_cos.as<float>(), d_sin.as<float>(),
-                  q.get(), k.get(), v.get(), type(), nullptr);
+                  q.get(), KvDestination{k.get(), v.get(), nullptr}, type(), nullptr);
     std::vector<float> wq, wk, wv;
     const auto rotate = L.interleaved ? cpu::rope_interleaved : cpu::rope_neox;
     for (int32_t t = 0; t < n; ++t) {
@@ -177,6 +177,35 @@ TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
     EXPECT_LT(rel_error(q.read_act(type()), wq), test::tolerance(type()));
     EXPECT_LT(rel_error(k.read_act(type()), wk), test::tolerance(type()));
     EXPECT_EQ(v.read_act(type()), wv);
+
+    // Fused with the KV write: token t's k and v land in pool row slots[t]; the last token is
+    // padding (slot -1) and writes nothing, and the rows no token maps to stay poisoned.
+    const int32_t kv_dim = L.num_kv_heads * hd, pool_rows = n + 3;
+    std::vector<int32_t> slots(n);
+    for (int32_t t = 0; t < n; ++t) slots[t] = (t * 7 + 2) % pool_rows;
+    slots[n - 1] = -1;
+    DeviceArray d_slots = DeviceArray::of_i32(slots);
+    DeviceArray k_pool(pool_rows * kv_dim, 2), v_pool(pool_rows * kv_dim, 2);
+    k_pool.poison(), v_pool.poison();
+    qkv_norm_rope(d_qkv.get(), d_pos.as<int32_t>(), n, L, c.qk_norm ? d_qn.as<float>() : nullptr,
+                  c.qk_norm ? d_kn.as<float>() : nullptr, eps, d_cos.as<float>(), d_sin.as<float>(),
+                  q.get(), KvDestination{k_pool.get(), v_pool.get(), d_slots.as<int32_t>()}, type(),
+                  nullptr);
+    const std::vector<float> k_rows = k_pool.read_act(type()), v_rows = v_pool.read_act(type());
+    const std::vector<float> k_arr = k.read_act(type());
+    std::vector<bool> written(pool_rows, false);
+    for (int32_t t = 0; t + 1 < n; ++t) {
+      written[slots[t]] = true;
+      for (int32_t i = 0; i < kv_dim; ++i) {
+        ASSERT_EQ(k_rows[slots[t] * kv_dim + i], k_arr[t * kv_dim + i]) << "token " << t;
+        ASSERT_EQ(v_rows[slots[t] * kv_dim + i], wv[t * kv_dim + i]) << "token " << t;
+      }
+    }
+    for (int32_t r = 0; r < pool_rows; ++r) {
+      if (!written[r]) {
+        EXPECT_TRUE(std::isnan(k_rows[r * kv_dim]) && std::isnan(v_rows[r * kv_dim]));
+      }
+    }
   }
 }
 
