@@ -24,6 +24,7 @@
 #include "core/json_util.h"
 #include "core/mapped_file.h"
 #include "cuda_test_util.h"
+#include "fixture_models_test.h"
 #include "model/safetensors.h"
 
 namespace autoglm {
@@ -186,15 +187,7 @@ TEST(CudaCriteria, LowpErrorMatchesTheFixture) {
   }
 }
 
-class CudaBackendE2E : public ::testing::Test {
- protected:
-  void SetUp() override {
-    AUTOGLM_SKIP_WITHOUT_GPU();
-    dirs_ = autoglm::test::reference_model_dirs();
-    if (dirs_.empty()) GTEST_SKIP() << "no fixture models under tests/fixtures/models";
-  }
-  std::vector<std::filesystem::path> dirs_;
-};
+using CudaBackendE2E = cuda::test::FixtureModelsTest;
 
 CudaBackendOptions options_for(DType dtype) {
   CudaBackendOptions o = test_options();

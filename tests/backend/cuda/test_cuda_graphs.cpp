@@ -13,6 +13,7 @@
 #include "backend/cuda/decode_graphs.h"
 #include "backend_test_util.h"
 #include "cuda_test_util.h"
+#include "fixture_models_test.h"
 
 namespace autoglm {
 namespace {
@@ -90,15 +91,7 @@ void prefill(Backend& be, const std::vector<int32_t>& prompt, const std::vector<
   }
 }
 
-class CudaGraphDecode : public ::testing::Test {
- protected:
-  void SetUp() override {
-    AUTOGLM_SKIP_WITHOUT_GPU();
-    dirs_ = autoglm::test::reference_model_dirs();
-    if (dirs_.empty()) GTEST_SKIP() << "no fixture models under tests/fixtures/models";
-  }
-  std::vector<std::filesystem::path> dirs_;
-};
+using CudaGraphDecode = cuda::test::FixtureModelsTest;
 
 // Both backends decode the same teacher-forced tokens (the eager run's), so a near-tie that
 // tips differently cannot make the rest of the comparison diverge.

@@ -3,13 +3,11 @@
 // thread.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <thread>
 
 #include "core/error.h"
+#include "loopback_port.h"
 #include "server/cache/cache_crypto.h"
 #include "server/cache/redis_cache.h"
 
@@ -82,21 +80,9 @@ TEST(CacheCrypto, KeyRingRejectsMalformedEntriesWithoutEchoingKeys) {
   EXPECT_EQ(CacheKeyRing::parse("a:" + kKeyA + ",b:" + kKeyB, "env").size(), 2u);
 }
 
-// A loopback port nothing listens on: bound, then closed.
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t size = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 TEST(RedisCache, BypassesWhenRedisIsDown) {
-  RedisOptions options = parse_redis_address("127.0.0.1:" + std::to_string(free_port()));
+  RedisOptions options =
+      parse_redis_address("127.0.0.1:" + std::to_string(test::unused_loopback_port()));
   options.timeout = std::chrono::milliseconds(50);
   RedisCache l2(options, CacheKeyRing::parse("k1:" + kKeyA, "test"));
   EXPECT_EQ(l2.get("abc").outcome, RedisCache::Outcome::kBypass);

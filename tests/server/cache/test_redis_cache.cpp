@@ -5,10 +5,8 @@
 // Owner: the "cache" thread.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_port.h"
 #include "server/cache/redis_cache.h"
 
 extern char** environ;
@@ -26,18 +25,6 @@ namespace autoglm::server::cache {
 namespace {
 
 constexpr const char* kRedisServer = "/usr/bin/redis-server";
-
-int unused_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t size = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 // redis-server --port P --save '' --appendonly no, stopped (SIGTERM, reaped) by stop().
 class RedisProcess {
@@ -89,7 +76,7 @@ CacheKeyRing test_keys() {
 
 TEST(RedisCacheLive, RoundTripsThroughRealRedisThenBypassesWhenItStops) {
   if (access(kRedisServer, X_OK) != 0) GTEST_SKIP() << "redis-server is not installed";
-  const int port = unused_port();
+  const int port = test::unused_loopback_port();
   RedisProcess redis(port);
   ASSERT_TRUE(redis.started());
   RedisCache l2(options_for(port), test_keys());
