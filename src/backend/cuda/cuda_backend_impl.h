@@ -50,7 +50,7 @@ struct StepBuffers {
   void* h = nullptr;   // normed input of the next projection [tokens][hidden]
   void* qkv = nullptr;
   void *q = nullptr, *attn = nullptr;  // k and v go straight into the KV pool
-  void* delta = nullptr;  // o_proj / down_proj output [tokens][hidden]
+  void* delta = nullptr;               // o_proj / down_proj output [tokens][hidden]
   void* gate_up = nullptr;
   void* mlp = nullptr;
   void* final_rows = nullptr;  // [logits rows][hidden]

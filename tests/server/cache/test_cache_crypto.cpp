@@ -3,7 +3,6 @@
 // thread.
 #include <gtest/gtest.h>
 
-
 #include <thread>
 
 #include "core/error.h"
