@@ -74,7 +74,7 @@ fuzz: deps
 unit-test: build venv
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 
-CXX_SOURCES = find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.inc' -o -name '*.cu'
+CXX_SOURCES = find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.inc' -o -name '*.cu' -o -name '*.cuh'
 
 format:
 	$(CXX_SOURCES) | xargs clang-format -i
