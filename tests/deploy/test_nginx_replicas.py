@@ -1,6 +1,6 @@
 """deploy/nginx/autoglm.conf with Debian's nginx in front of two `autoglm serve` replicas of the
 tiny model, all on loopback: concurrent streaming requests through nginx reach both replicas
-(their request logs and /metrics show it), then one replica is killed in the middle of a
+(their request logs, audit logs and /metrics show it), then one replica is killed in the middle of a
 streaming round and new requests keep succeeding through the other. Owned by the deploy
 thread."""
 
@@ -52,7 +52,9 @@ http {{
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    replicas = [ServerProcess("--warmup", "false"), ServerProcess("--warmup", "false")]
+    audit_dir = tmp_path_factory.mktemp("audit")
+    replicas = [ServerProcess("--warmup", "false", "--audit-log", str(audit_dir / f"audit-{i}.jsonl"))
+                for i in range(2)]
     prefix = tmp_path_factory.mktemp("nginx")
     port = free_port()
     nginx_config(prefix, port, [r.port for r in replicas])
@@ -75,7 +77,8 @@ def cluster(tmp_path_factory):
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        yield {"url": url, "replicas": replicas, "prefix": prefix}
+        yield {"url": url, "replicas": replicas, "prefix": prefix,
+               "audit_logs": [audit_dir / f"audit-{i}.jsonl" for i in range(2)]}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -118,6 +121,18 @@ def wait_for_logs(replicas, request_ids, timeout=10):
         time.sleep(0.02)
 
 
+def audited_completions(path, want, timeout=10):
+    """The inference records of one replica's audit log, once there are at least `want` (each is
+    written when its request ends, a little after the client's last byte)."""
+    deadline = time.time() + timeout
+    while True:
+        records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        done = [r for r in records if r["action"] == "inference" and r["resource"] == MODEL_NAME]
+        if len(done) >= want or time.time() > deadline:
+            return done
+        time.sleep(0.02)
+
+
 def run_round(url, count, first_index=0):
     with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(stream_completion, url, first_index + i) for i in range(count)]
@@ -133,6 +148,9 @@ def test_traffic_reaches_both_replicas(cluster):
     served = [len({rid for rid, _ in results} & ids) for ids in per_replica]
     assert all(n > 0 for n in served), f"one replica got no traffic: {served}"
     assert all(completions_metric(r) > 0 for r in cluster["replicas"])
+    for path, n in zip(cluster["audit_logs"], served):
+        audited = audited_completions(path, n)
+        assert len(audited) >= n and all(r["status"] == "ok" for r in audited), (path, audited)
     access = (cluster["prefix"] / "logs" / "autoglm_access.log").read_text()
     for replica in cluster["replicas"]:
         assert f"upstream=127.0.0.1:{replica.port}" in access
