@@ -23,9 +23,6 @@ namespace {
 // Split-KV tuning: no split shorter than two key tiles (its partials would cost about as much
 // traffic as its keys), at most kMaxSplits per sequence.
 constexpr int kMinKeysPerSplit = 128;
-// Up to this many keys a decode step is not split at all: the combine launch would cost more
-// than the split saves (a batch-1 step at ~160 keys spent ~2 us per layer on it).
-constexpr int kMinContextToSplit = 256;
 constexpr int kMaxSplits = 64;
 constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
 
@@ -85,7 +82,7 @@ Plan plan(const AttentionBatch& b, const AttentionShape& s) {
   p.rows = p.decode ? attn::kDecodeRows : attn::kPrefillRows;
   p.row_tiles =
       static_cast<int>((int64_t{std::max(b.max_query_len, 1)} * group + p.rows - 1) / p.rows);
-  if (!p.decode || b.n_seqs == 0 || b.max_context_len <= kMinContextToSplit) return p;
+  if (!p.decode || b.n_seqs == 0) return p;
   // Enough CTAs for two waves' worth of SMs, but no split shorter than kMinKeysPerSplit keys.
   const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
   const int64_t want = (2 * int64_t{sm_count()} + ctas - 1) / ctas;
