@@ -53,7 +53,8 @@ void handle_ready(const OpsContext& context, std::shared_ptr<Responder> responde
     for (const std::string& name : context.preloaded_models) {
       const models::ModelInfo info = registry->info(name);
       if (info.state == models::ModelState::kReady) continue;
-      nlohmann::json entry{{"model", name}, {"state", std::string(models::model_state_name(info.state))}};
+      nlohmann::json entry{{"model", name},
+                           {"state", std::string(models::model_state_name(info.state))}};
       if (!info.error.empty()) entry["error"] = info.error;
       not_ready.push_back(std::move(entry));
     }

@@ -187,12 +187,12 @@ models::ModelEventSink model_event_sink(ServerState& state) {
               {"status", event.status},
               {"detail", event.detail},
               {"load_s", event.seconds}});
-    audit_model_event(state, event.model, event.action, event.status, ok ? "" : event.category);
+    audit_model_event(state, event.model, event.action, event.status, event.category);
   };
 }
 
-std::unique_ptr<models::ModelRegistry> make_registry(const ServeConfig& config,
-                                                     ServerState& state, const GpuMonitor& gpus) {
+std::unique_ptr<models::ModelRegistry> make_registry(const ServeConfig& config, ServerState& state,
+                                                     const GpuMonitor& gpus) {
   const uint64_t gpu_bytes = gpu_engine_bytes(config, gpus);
   const std::vector<std::string> pinned =
       models::resolve_model_list("pinned_models", config.pinned_models, config.models);
@@ -293,9 +293,9 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   state.set_breaker_options(breaker);
   Router router;
   const GpuMonitor gpus;
-  OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr,
-                 models::resolve_model_list("preload_models", config.preload_models,
-                                            config.models)};
+  OpsContext ops{
+      &state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr,
+      models::resolve_model_list("preload_models", config.preload_models, config.models)};
   register_ops_routes(router, ops);
   HttpServerOptions http_options = config.http;
   // Authentication (auth_middleware.h): null when off; its reloaders are in the registry.

@@ -226,10 +226,10 @@ void add_model_settings(std::vector<ConfigSetting>& s) {
       "recently used idle unpinned model. 0: the GPU memory the engine takes (CUDA) or the "
       "host's MemAvailable at start (CPU)",
       [](C& c) -> uint64_t& { return c.model_memory_budget; }, 0, kInt64Max));
-  s.push_back(seconds_setting(
-      "model_load_wait",
-      "Seconds a request waits for its model to load before 503 with Retry-After",
-      [](C& c) -> std::chrono::milliseconds& { return c.model_load_wait; }));
+  s.push_back(
+      seconds_setting("model_load_wait",
+                      "Seconds a request waits for its model to load before 503 with Retry-After",
+                      [](C& c) -> std::chrono::milliseconds& { return c.model_load_wait; }));
 }
 
 std::vector<ConfigSetting> make_settings() {

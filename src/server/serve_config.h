@@ -37,7 +37,7 @@ struct ConfigOrigin {
 
 struct ServeConfig {
   HttpServerOptions http;
-  EngineOptions engine;  // model_path: the first model's directory (check_config, signing)
+  EngineOptions engine;           // model_path: the first model's directory (check_config, signing)
   std::string served_model_name;  // empty: the model directory's name
   // Model management (server/models/, docs/OPERATIONS.md "Model management"). `model` as given:
   // comma-separated NAME=DIR or DIR entries; `models` the parsed list, set by

@@ -118,7 +118,8 @@ EngineMetricsSnapshot combined_failures(const ServerState::NamedEngines& engines
     combined.failed_steps += metrics->failed_steps;
     combined.nonfinite_logits_requests += metrics->nonfinite_logits_requests;
     combined.consecutive_failed_steps += metrics->consecutive_failed_steps;
-    if (!metrics->last_step_failure.empty()) combined.last_step_failure = metrics->last_step_failure;
+    if (!metrics->last_step_failure.empty())
+      combined.last_step_failure = metrics->last_step_failure;
   }
   return combined;
 }
@@ -151,10 +152,7 @@ void ServerState::supervise_breaker() {
 
 EngineWatchdog::EngineWatchdog(ServerState& state, std::chrono::milliseconds stall_limit,
                                std::chrono::milliseconds interval)
-    : state_(state),
-      stall_limit_(stall_limit),
-      interval_(interval),
-      thread_([this] { loop(); }) {}
+    : state_(state), stall_limit_(stall_limit), interval_(interval), thread_([this] { loop(); }) {}
 
 EngineWatchdog::~EngineWatchdog() {
   {
@@ -178,8 +176,7 @@ void EngineWatchdog::loop() {
       ProgressMonitor monitor =
           previous != monitors_.end() ? previous->second : ProgressMonitor(stall_limit_);
       auto metrics = engine->metrics();
-      uint64_t steps =
-          metrics->prefill_step_seconds.count() + metrics->decode_step_seconds.count();
+      uint64_t steps = metrics->prefill_step_seconds.count() + metrics->decode_step_seconds.count();
       int64_t pending = int64_t{metrics->requests_running} + metrics->requests_waiting;
       monitor.observe(now, engine->engine_thread_alive(), steps, pending);
       if (!monitor.healthy() && reason.empty()) {

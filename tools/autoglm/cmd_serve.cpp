@@ -31,8 +31,7 @@ struct ServeFlags {
 
 // Adds the OpenAI routes over the model registry (run_server calls it before the preloads).
 server::ApiRouteInstaller openai_installer() {
-  return [](server::Router& router, const server::ServeConfig& config,
-            server::ServerState& state) {
+  return [](server::Router& router, const server::ServeConfig& config, server::ServerState& state) {
     server::openai::RoutingSettings settings;
     settings.ready = state.ready_flag();
     settings.audit_sink = state.audit_sink();  // inference audit (docs/SECURITY.md)

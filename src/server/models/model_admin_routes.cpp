@@ -46,8 +46,7 @@ void answer(ServerState& state, const HttpRequest& request, Responder& responder
 
 // Runs a synchronous admin action and answers with the entry or the error.
 template <typename Action>
-Handler admin_action(ModelRegistry& registry, ServerState& state, std::string verb,
-                     Action action) {
+Handler admin_action(ModelRegistry& registry, ServerState& state, std::string verb, Action action) {
   return [&registry, &state, verb, action](const HttpRequest& request,
                                            std::shared_ptr<Responder> responder) {
     try {
@@ -103,17 +102,18 @@ void handle_list(ModelRegistry& registry, Responder& responder) {
 }  // namespace
 
 nlohmann::json model_info_json(const ModelInfo& info) {
-  nlohmann::json entry{{"name", info.name},
-                       {"dir", info.dir},
-                       {"state", std::string(models::model_state_name(info.state))},
-                       {"pinned", info.pinned},
-                       {"bytes", info.bytes},
-                       {"leases", info.leases},
-                       {"last_used", info.last_used_unix},
-                       {"loaded_at", info.loaded_at_unix},
-                       {"loads", info.loads},
-                       {"evictions", info.evictions},
-                       {"error", info.error.empty() ? nlohmann::json() : nlohmann::json(info.error)}};
+  nlohmann::json entry{
+      {"name", info.name},
+      {"dir", info.dir},
+      {"state", std::string(models::model_state_name(info.state))},
+      {"pinned", info.pinned},
+      {"bytes", info.bytes},
+      {"leases", info.leases},
+      {"last_used", info.last_used_unix},
+      {"loaded_at", info.loaded_at_unix},
+      {"loads", info.loads},
+      {"evictions", info.evictions},
+      {"error", info.error.empty() ? nlohmann::json() : nlohmann::json(info.error)}};
   return entry;
 }
 

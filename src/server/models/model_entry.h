@@ -20,8 +20,8 @@ struct ModelEntry {
   ModelState state = ModelState::kUnloaded;
   ModelError::Kind failure_kind = ModelError::Kind::kLoadFailed;  // with kFailed
   std::string error;
-  std::shared_ptr<const LoadedModel> loaded;   // set exactly while ready
-  std::weak_ptr<const LoadedModel> retiring;   // an unloaded engine that leases still hold
+  std::shared_ptr<const LoadedModel> loaded;  // set exactly while ready
+  std::weak_ptr<const LoadedModel> retiring;  // an unloaded engine that leases still hold
   uint64_t retiring_bytes = 0;
   int64_t leases = 0;  // leases on `loaded`
   std::chrono::steady_clock::time_point last_used{};

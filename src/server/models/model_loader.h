@@ -19,7 +19,7 @@ struct LoaderSettings {
   EngineOptions engine;  // model_path is replaced by each model's directory
   bool warmup = true;    // one short generation before the model is ready
   bool require_signed_models = false;
-  std::string trusted_keys;                        // comma-separated PEM paths
+  std::string trusted_keys;                         // comma-separated PEM paths
   std::shared_ptr<security::AuditSink> audit_sink;  // null: auditing off
 };
 

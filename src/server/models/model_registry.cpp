@@ -90,18 +90,29 @@ ModelRegistry::~ModelRegistry() {
   for (auto& [done, result] : completions) done(std::move(result));
   loader_.join();
   clock_.join();
-  // Engines die outside the lock: their cancelled requests release leases, which lock it.
+  // Engines die outside the lock: their cancelled requests release leases, which lock it. A
+  // lease released after this destructor would reach freed memory, so wait for them, bounded:
+  // past the bound the engines those leases hold are leaked rather than the exit hung.
+  const auto give_up = Clock::now() + std::chrono::seconds(10);
   for (;;) {
     std::vector<std::shared_ptr<const LoadedModel>> dead;
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
       for (auto& entry : entries_) {
         if (entry->loaded) dead.push_back(std::move(entry->loaded));
       }
       dead.insert(dead.end(), graveyard_.begin(), graveyard_.end());
       graveyard_.clear();
+      if (dead.empty()) {
+        if (outstanding_leases_ == 0) return;
+        if (!released_.wait_until(lock, give_up, [this] {
+              return outstanding_leases_ == 0 || !graveyard_.empty();
+            })) {
+          return;
+        }
+        continue;
+      }
     }
-    if (dead.empty()) break;
     dead.clear();
   }
 }
@@ -158,8 +169,7 @@ ModelInfo ModelRegistry::info(const std::string& name) const {
   return info_locked(*entry);
 }
 
-std::vector<std::pair<std::string, std::shared_ptr<Engine>>> ModelRegistry::loaded_engines()
-    const {
+std::vector<std::pair<std::string, std::shared_ptr<Engine>>> ModelRegistry::loaded_engines() const {
   std::lock_guard lock(mutex_);
   std::vector<std::pair<std::string, std::shared_ptr<Engine>>> engines;
   for (const auto& entry : entries_) {

@@ -136,8 +136,8 @@ struct ModelEvent {
   std::string action;
   std::string model;
   std::string status;
-  std::string detail;   // for the log: may name files
-  double seconds = 0;   // model_load: how long it took
+  std::string detail;    // for the log: may name files
+  double seconds = 0;    // model_load: how long it took
   std::string category;  // for the audit log: a failure's category only (no paths)
 };
 using ModelEventSink = std::function<void(const ModelEvent& event)>;
@@ -156,7 +156,9 @@ class ModelRegistry {
   // model (requests without a "model" field).
   ModelRegistry(std::vector<ModelConfigEntry> entries, uint64_t memory_budget, LoadFunction load,
                 ModelEventSink on_event);
-  ~ModelRegistry();  // fails waiters (kShutdown), finishes a running load, destroys engines
+  // Fails waiters (kShutdown), finishes a running load, waits (at most 10 s) for the leases
+  // still out (requests the drain cancelled end within an engine step), destroys the engines.
+  ~ModelRegistry();
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
 
@@ -204,11 +206,14 @@ class ModelRegistry {
   ModelLease lease_locked(const std::shared_ptr<ModelEntry>& entry);
   void release(ModelEntry& entry, std::shared_ptr<const LoadedModel> loaded);
   uint64_t bytes_in_use_locked() const;
+  // Evicts least recently used idle unpinned models until `entry` fits; false (and no eviction)
+  // when even evicting all of them would not do. `free_at_best`: the bytes free after that.
   bool make_room_locked(const ModelEntry& entry, std::vector<std::string>& evicted,
-                        std::vector<std::shared_ptr<const LoadedModel>>& dead);
+                        std::vector<std::shared_ptr<const LoadedModel>>& dead,
+                        uint64_t& free_at_best);
   std::shared_ptr<const LoadedModel> retire_locked(ModelEntry& entry);
   std::vector<Completion> settle_waiters_locked(const ModelEntry& entry,
-                                               const std::optional<ModelError>& error);
+                                                const std::optional<ModelError>& error);
   void loader_loop();
   void run_load(const std::shared_ptr<ModelEntry>& entry);
   void clock_loop();
@@ -226,6 +231,8 @@ class ModelRegistry {
   std::deque<std::shared_ptr<ModelEntry>> load_queue_;
   std::vector<std::shared_ptr<const LoadedModel>> graveyard_;  // destroyed on the loader thread
   std::vector<Waiter> waiters_;
+  int64_t outstanding_leases_ = 0;  // every lease alive, on retired engines too
+  std::condition_variable released_;
   bool stopping_ = false;
   std::thread loader_;
   std::thread clock_;

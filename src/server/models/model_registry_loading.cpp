@@ -13,8 +13,8 @@
 namespace autoglm::server::models {
 namespace {
 
-std::string mib(uint64_t bytes) {
-  return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+std::string bytes_text(uint64_t bytes) {
+  return std::to_string(bytes) + " bytes";
 }
 
 ModelError unknown_model(const std::string& name) {
@@ -26,7 +26,8 @@ ModelError failure_of(const ModelEntry& entry) {
   if (entry.failure_kind == ModelError::Kind::kTooLarge) {
     return ModelError(entry.failure_kind, name, "cannot load model '" + name + "': " + entry.error);
   }
-  return ModelError(entry.failure_kind, name, "model '" + name + "' failed to load: " + entry.error);
+  return ModelError(entry.failure_kind, name,
+                    "model '" + name + "' failed to load: " + entry.error);
 }
 
 }  // namespace
@@ -34,6 +35,7 @@ ModelError failure_of(const ModelEntry& entry) {
 // ---- acquisitions ----
 
 ModelLease ModelRegistry::lease_locked(const std::shared_ptr<ModelEntry>& entry) {
+  ++outstanding_leases_;
   ++entry->leases;
   touch(*entry);
   return ModelLease(this, entry, entry->loaded);
@@ -41,6 +43,8 @@ ModelLease ModelRegistry::lease_locked(const std::shared_ptr<ModelEntry>& entry)
 
 void ModelRegistry::release(ModelEntry& entry, std::shared_ptr<const LoadedModel> loaded) {
   std::lock_guard lock(mutex_);
+  --outstanding_leases_;
+  released_.notify_all();
   if (entry.loaded == loaded) {
     --entry.leases;
     touch(entry);
@@ -182,24 +186,32 @@ void ModelRegistry::unload_all(const std::string& reason) {
 // ---- the loader thread ----
 
 bool ModelRegistry::make_room_locked(const ModelEntry& entry, std::vector<std::string>& evicted,
-                                     std::vector<std::shared_ptr<const LoadedModel>>& dead) {
+                                     std::vector<std::shared_ptr<const LoadedModel>>& dead,
+                                     uint64_t& free_at_best) {
   if (budget_ == 0) return true;
+  // Evictable: ready, unpinned, not in use, not the one loading.
+  std::vector<ModelEntry*> candidates;
   uint64_t in_use = bytes_in_use_locked();
-  while (in_use + entry.bytes > budget_) {
-    ModelEntry* victim = nullptr;
-    for (const auto& candidate : entries_) {
-      if (candidate.get() == &entry || candidate->state != ModelState::kReady ||
-          candidate->pinned || candidate->leases > 0) {
-        continue;
-      }
-      if (victim == nullptr || candidate->last_used < victim->last_used) victim = candidate.get();
+  uint64_t freeable = 0;
+  for (const auto& candidate : entries_) {
+    if (candidate.get() == &entry || candidate->state != ModelState::kReady || candidate->pinned ||
+        candidate->leases > 0) {
+      continue;
     }
-    if (victim == nullptr) return false;
+    candidates.push_back(candidate.get());
+    freeable += candidate->bytes;
+  }
+  free_at_best = budget_ - std::min(budget_, in_use - freeable);
+  if (entry.bytes > free_at_best) return false;  // evicting everything would not do: evict none
+  std::sort(candidates.begin(), candidates.end(),
+            [](const ModelEntry* a, const ModelEntry* b) { return a->last_used < b->last_used; });
+  for (ModelEntry* victim : candidates) {
+    if (in_use + entry.bytes <= budget_) break;
     in_use -= victim->bytes;
     ++victim->evictions;
     evicted.push_back(victim->spec.name);
     dead.push_back(retire_locked(*victim));
-    victim->retiring.reset();  // no lease holds it: it dies below, before the load
+    victim->retiring.reset();  // no lease holds it: it dies before the load
   }
   return true;
 }
@@ -237,14 +249,13 @@ void ModelRegistry::run_load(const std::shared_ptr<ModelEntry>& entry) {
     if (budget_ > 0 && entry->bytes > budget_) {
       entry->state = ModelState::kFailed;
       entry->failure_kind = ModelError::Kind::kTooLarge;
-      entry->error = "it needs " + mib(entry->bytes) + ", more than the whole model memory " +
-                     "budget of " + mib(budget_);
+      entry->error = "it needs " + bytes_text(entry->bytes) +
+                     ", more than the whole model memory " + "budget of " + bytes_text(budget_);
       refusal = ModelError(ModelError::Kind::kTooLarge, name,
                            "cannot load model '" + name + "': " + entry->error);
-    } else if (!make_room_locked(*entry, evicted, dead)) {
+    } else if (uint64_t free_at_best = 0; !make_room_locked(*entry, evicted, dead, free_at_best)) {
       entry->state = ModelState::kUnloaded;
-      entry->error = "needs " + mib(entry->bytes) + ", " +
-                     mib(budget_ - std::min(budget_, bytes_in_use_locked())) +
+      entry->error = "needs " + bytes_text(entry->bytes) + ", " + bytes_text(free_at_best) +
                      " free after evicting every idle unpinned model";
       refusal = ModelError(ModelError::Kind::kNoRoom, name,
                            "cannot load model '" + name + "': " + entry->error);
@@ -252,8 +263,7 @@ void ModelRegistry::run_load(const std::shared_ptr<ModelEntry>& entry) {
     if (refusal) completions = settle_waiters_locked(*entry, refusal);
   }
   for (const std::string& victim : evicted) {
-    emit({"model_evict", victim, "ok", "least recently used; making room for " + name, 0,
-          "lru"});
+    emit({"model_evict", victim, "ok", "least recently used; making room for " + name, 0, "lru"});
   }
   dead.clear();  // the evicted engines are gone before the new one is built
   if (refusal) {
@@ -306,9 +316,8 @@ void ModelRegistry::loader_loop() {
     std::shared_ptr<ModelEntry> next;
     {
       std::unique_lock lock(mutex_);
-      loader_wake_.wait(lock, [this] {
-        return stopping_ || !load_queue_.empty() || !graveyard_.empty();
-      });
+      loader_wake_.wait(
+          lock, [this] { return stopping_ || !load_queue_.empty() || !graveyard_.empty(); });
       dead.swap(graveyard_);
       if (stopping_) {
         for (const auto& queued : load_queue_) queued->state = ModelState::kUnloaded;
@@ -333,9 +342,9 @@ void ModelRegistry::loader_loop() {
 void ModelRegistry::clock_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    const auto earliest = std::min_element(
-        waiters_.begin(), waiters_.end(),
-        [](const Waiter& a, const Waiter& b) { return a.deadline < b.deadline; });
+    const auto earliest =
+        std::min_element(waiters_.begin(), waiters_.end(),
+                         [](const Waiter& a, const Waiter& b) { return a.deadline < b.deadline; });
     if (earliest == waiters_.end()) {
       clock_wake_.wait(lock);
       continue;

@@ -19,8 +19,8 @@ namespace {
 using HandlerFn = void (*)(const ServedModel&, const HttpRequest&, std::shared_ptr<Responder>);
 
 struct Routing {
-  Routing(models::ModelRegistry& models, RoutingSettings routing_settings)
-      : registry(models), settings(std::move(routing_settings)) {}
+  Routing(models::ModelRegistry& model_registry, RoutingSettings routing_settings)
+      : registry(model_registry), settings(std::move(routing_settings)) {}
   models::ModelRegistry& registry;
   const RoutingSettings settings;
   const int64_t started_unix = unix_now();  // "created" of a model not loaded yet
@@ -102,10 +102,9 @@ Handler routed(std::shared_ptr<const Routing> routing, HandlerFn fn, bool audite
     }
     responder->annotate("model", name);  // the access log's and the audit record's model
     if (request.principal && !request.principal->may_use_model(name)) {
-      responder->respond(error_response(ApiError(403,
-                                                 "this credential may not use model '" + name + "'",
-                                                 "permission_error", std::string("model"),
-                                                 std::string("model_not_allowed"))));
+      responder->respond(error_response(
+          ApiError(403, "this credential may not use model '" + name + "'", "permission_error",
+                   std::string("model"), std::string("model_not_allowed"))));
       return;
     }
     auto copy = std::make_shared<const HttpRequest>(request);

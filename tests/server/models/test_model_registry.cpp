@@ -70,8 +70,8 @@ class Events {
   std::vector<std::string> events_;
 };
 
-std::unique_ptr<ModelRegistry> make_registry(std::vector<ModelConfigEntry> entries,
-                                             uint64_t budget, Events& events) {
+std::unique_ptr<ModelRegistry> make_registry(std::vector<ModelConfigEntry> entries, uint64_t budget,
+                                             Events& events) {
   LoaderSettings loader;
   loader.engine = cpu_options();
   return std::make_unique<ModelRegistry>(std::move(entries), budget, make_engine_loader(loader),
@@ -197,7 +197,7 @@ TEST(ModelRegistry, ADirectoryThatFailsToLoadLeavesTheModelFailed) {
   EXPECT_EQ(registry->info("broken").loads, 0u);
   EXPECT_TRUE(events.has("model_load:broken:error"));
   expect_generates(registry->acquire("good", far_deadline()));  // the others still load
-  registry->reset_failed("broken");                              // an admin's retry
+  registry->reset_failed("broken");                             // an admin's retry
   EXPECT_THROW(registry->load("broken", far_deadline()), ModelError);
   std::filesystem::remove_all(dir);
 }
@@ -244,7 +244,7 @@ TEST(ModelRegistry, UnloadKeepsALeasedEngineAliveAndRefusesPinnedModels) {
   const ModelInfo unloaded = registry->unload("b");
   EXPECT_EQ(unloaded.state, ModelState::kUnloading);  // the lease still holds the engine
   EXPECT_TRUE(events.has("model_unload:b:ok"));
-  expect_generates(lease);                              // and it still works
+  expect_generates(lease);                                    // and it still works
   ModelLease again = registry->acquire("b", far_deadline());  // a new load
   EXPECT_EQ(registry->info("b").loads, 2u);
   EXPECT_NE(&again.engine(), &lease.engine());

@@ -58,7 +58,7 @@ TEST(ModelSpecs, EstimateCountsWeightsAndTheKvPool) {
   options.kv_cache_bytes = 1000;
   const std::string dir = std::string(AUTOGLM_FIXTURES_DIR) + "/models/glm4-tiny";
   const uint64_t bytes = estimate_model_bytes(dir, options, 0);
-  EXPECT_GT(bytes, 1000u + 100'000u);  // the fixture's weights are ~1 MB
+  EXPECT_GT(bytes, 1000u + 100'000u);                            // the fixture's weights are ~1 MB
   EXPECT_EQ(estimate_model_bytes(dir, options, 12345), 12345u);  // GPU: the engine's share
   EXPECT_GT(host_memory_available(), 0u);
 }
