@@ -90,31 +90,37 @@ ModelRegistry::~ModelRegistry() {
   for (auto& [done, result] : completions) done(std::move(result));
   loader_.join();
   clock_.join();
-  // Engines die outside the lock: their cancelled requests release leases, which lock it. A
-  // lease released after this destructor would reach freed memory, so wait for them, bounded:
-  // past the bound the engines those leases hold are leaked rather than the exit hung.
-  const auto give_up = Clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    std::vector<std::shared_ptr<const LoadedModel>> dead;
-    {
-      std::unique_lock lock(mutex_);
-      for (auto& entry : entries_) {
-        if (entry->loaded) dead.push_back(std::move(entry->loaded));
-      }
-      dead.insert(dead.end(), graveyard_.begin(), graveyard_.end());
-      graveyard_.clear();
-      if (dead.empty()) {
-        if (outstanding_leases_ == 0) return;
-        if (!released_.wait_until(lock, give_up, [this] {
-              return outstanding_leases_ == 0 || !graveyard_.empty();
-            })) {
-          return;
-        }
-        continue;
+  destroy_engines_at_shutdown();
+}
+
+void ModelRegistry::destroy_engines_at_shutdown() {
+  // As before several models existed, every engine goes now, whoever holds it: requests still
+  // in one (the drain has ended or aborted them all) end with kCancelled, and their sessions
+  // release their leases. A lease still held later keeps only an emptied LoadedModel. The
+  // registry's threads have stopped and the I/O threads too, so nothing else reads `engine`.
+  std::vector<std::shared_ptr<const LoadedModel>> models;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& entry : entries_) {
+      if (entry->loaded) {
+        models.push_back(std::move(entry->loaded));
+      } else if (auto retiring = entry->retiring.lock()) {
+        models.push_back(std::move(retiring));
       }
     }
-    dead.clear();
+    models.insert(models.end(), graveyard_.begin(), graveyard_.end());
+    graveyard_.clear();
   }
+  std::vector<std::shared_ptr<Engine>> engines;
+  for (const auto& model : models) {
+    engines.push_back(std::move(const_cast<LoadedModel&>(*model).engine));  // not a const object
+  }
+  engines.clear();  // with the mutex released: cancelled requests release leases, which lock it
+  models.clear();
+  // A lease released after the destructor would reach freed memory: wait for the last ones.
+  std::unique_lock lock(mutex_);
+  released_.wait_for(lock, std::chrono::seconds(2), [this] { return outstanding_leases_ == 0; });
+  graveyard_.clear();  // emptied LoadedModels only: no engine dies here
 }
 
 std::shared_ptr<ModelEntry> ModelRegistry::find(const std::string& name) const {

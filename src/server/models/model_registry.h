@@ -156,8 +156,9 @@ class ModelRegistry {
   // model (requests without a "model" field).
   ModelRegistry(std::vector<ModelConfigEntry> entries, uint64_t memory_budget, LoadFunction load,
                 ModelEventSink on_event);
-  // Fails waiters (kShutdown), finishes a running load, waits (at most 10 s) for the leases
-  // still out (requests the drain cancelled end within an engine step), destroys the engines.
+  // Fails waiters (kShutdown), finishes a running load, then destroys every engine even if a
+  // lease still holds it (requests left end with kCancelled, as a drained server's did), and
+  // waits at most 2 s for those leases to be released.
   ~ModelRegistry();
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
@@ -218,6 +219,7 @@ class ModelRegistry {
   void run_load(const std::shared_ptr<ModelEntry>& entry);
   void clock_loop();
   void emit(const ModelEvent& event) const;
+  void destroy_engines_at_shutdown();
 
   const uint64_t budget_;
   const LoadFunction load_;
