@@ -38,32 +38,39 @@ void handle_health(const OpsContext& context, std::shared_ptr<Responder> respond
   }
 }
 
-// Ready means the phase is kReady and the circuit breaker is closed; an open breaker says
-// why and when it will probe the engine again.
+// The preloaded models that are not ready, each with its state (and error): empty when all are.
+nlohmann::json preloaded_not_ready(const OpsContext& context) {
+  nlohmann::json not_ready = nlohmann::json::array();
+  const models::ModelRegistry* registry = context.state->models();
+  if (registry == nullptr) return not_ready;
+  for (const std::string& name : context.preloaded_models) {
+    const models::ModelInfo info = registry->info(name);
+    if (info.state == models::ModelState::kReady) continue;
+    nlohmann::json entry{{"model", name},
+                         {"state", std::string(models::model_state_name(info.state))}};
+    if (!info.error.empty()) entry["error"] = info.error;
+    not_ready.push_back(std::move(entry));
+  }
+  return not_ready;
+}
+
+// Ready means the phase is kReady, every preloaded model is ready and the circuit breaker is
+// closed; otherwise 503 naming the models not ready, or why the breaker is open and when it
+// will probe the engine again.
 void handle_ready(const OpsContext& context, std::shared_ptr<Responder> responder) {
   ServerPhase phase = context.state->phase();
   nlohmann::json body = {{"status", std::string(phase_name(phase))}};
   if (phase == ServerPhase::kFailed) body["error"] = context.state->failure();
+  nlohmann::json not_ready = preloaded_not_ready(context);
+  if (!not_ready.empty()) body["models_not_ready"] = std::move(not_ready);
   if (phase != ServerPhase::kReady) {
     responder->respond(json_response(503, body));
     return;
   }
-  if (const models::ModelRegistry* registry = context.state->models()) {
-    nlohmann::json not_ready = nlohmann::json::array();
-    for (const std::string& name : context.preloaded_models) {
-      const models::ModelInfo info = registry->info(name);
-      if (info.state == models::ModelState::kReady) continue;
-      nlohmann::json entry{{"model", name},
-                           {"state", std::string(models::model_state_name(info.state))}};
-      if (!info.error.empty()) entry["error"] = info.error;
-      not_ready.push_back(std::move(entry));
-    }
-    if (!not_ready.empty()) {
-      body["status"] = "models_not_ready";
-      body["models_not_ready"] = std::move(not_ready);
-      responder->respond(json_response(503, body));
-      return;
-    }
+  if (body.contains("models_not_ready")) {
+    body["status"] = "models_not_ready";
+    responder->respond(json_response(503, body));
+    return;
   }
   context.state->supervise_breaker();
   const CircuitBreaker::Snapshot breaker = context.state->breaker().snapshot();
