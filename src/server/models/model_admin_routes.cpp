@@ -55,7 +55,7 @@ Handler admin_action(ModelRegistry& registry, ServerState& state, std::string ve
              verb + " " + info.name);
     } catch (const ModelError& error) {
       answer(state, request, *responder, models::model_error_response(error, false),
-             verb + " refused: " + error.what());
+             verb + " refused: " + models::http_of(error).code);
     }
   };
 }
@@ -70,7 +70,7 @@ Handler load_handler(ModelRegistry& registry, ServerState& state, std::string na
       registry.reset_failed(name);  // a failed model is retried on an admin's request
     } catch (const ModelError& error) {
       answer(state, request, *responder, models::model_error_response(error, false),
-             "load refused: " + std::string(error.what()));
+             "load refused: " + models::http_of(error).code);
       return;
     }
     auto copy = std::make_shared<HttpRequest>(request);
@@ -79,7 +79,7 @@ Handler load_handler(ModelRegistry& registry, ServerState& state, std::string na
         [&registry, &state, copy, responder, name](models::AcquireResult result) {
           if (result.error) {
             answer(state, *copy, *responder, models::model_error_response(*result.error, false),
-                   "load failed: " + std::string(result.error->what()));
+                   "load failed: " + models::http_of(*result.error).code);
             return;
           }
           ModelInfo info = registry.info(name);

@@ -7,7 +7,7 @@
 //   POST /admin/models/{name}/unload        200 with the entry; 409 when pinned or loading
 //   POST /admin/models/{name}/pin | /unpin  200 with the entry
 // Errors are in the OpenAI shape (models/model_http.h). Each outcome is audited too (action
-// "admin", the route as resource, the status).
+// "admin", the route as resource, the status, the error code as detail: never a file path).
 // Thread ownership: handlers run on I/O threads and never block: a load's answer comes from
 // the registry's loader or clock thread. `registry` and `state` must outlive the router's use.
 #pragma once

@@ -5,6 +5,7 @@
 // Budgets are set against explicit per-model byte figures so that the fits are exact.
 // Thread ownership: the test thread, plus the registry's threads and engine threads.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -182,7 +183,8 @@ TEST(ModelRegistry, ModelLargerThanTheWholeBudgetFails) {
 }
 
 TEST(ModelRegistry, ADirectoryThatFailsToLoadLeavesTheModelFailed) {
-  const auto dir = std::filesystem::temp_directory_path() / "autoglm-registry-broken";
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("autoglm-registry-broken-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "config.json") << "{not json";
   Events events;
