@@ -55,7 +55,7 @@ asan-test: deps
 TSAN_TESTS := $(addprefix tests/runtime/,test_scheduler test_kv_cache test_metrics \
   test_session_cache test_engine test_engine_faults test_engine_sessions test_engine_soak) \
   tests/server/autoglm_server_test tests/server/openai/test_openai_handlers \
-  tests/server/cache/autoglm_response_cache_test
+  tests/server/cache/autoglm_response_cache_test tests/server/models/test_model_registry
 tsan-test: deps
 	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAUTOGLM_SANITIZE=thread \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 $(LINES_ONLY) -DNDEBUG"

@@ -1,10 +1,13 @@
 // The operational routes: GET /health (liveness, from the watchdog), GET /ready (readiness by
-// phase and circuit breaker), GET /metrics (Prometheus text) and GET /openapi.json (the embedded
-// API document). Thread ownership: handlers run on I/O threads and only read thread-safe state.
+// phase, the preloaded models and the circuit breaker), GET /metrics (Prometheus text: every
+// loaded model's engine, the model registry, HTTP, process, GPU) and GET /openapi.json (the
+// embedded API document). Thread ownership: handlers run on I/O threads and only read thread-safe
+// state.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "server/gpu_metrics.h"
 
@@ -17,8 +20,10 @@ namespace autoglm::server {
 struct OpsContext {
   ServerState* state = nullptr;
   const HttpServer* server = nullptr;  // for HTTP counters and gauges; may be set after add
-  std::string model_name;
-  const GpuMonitor* gpus = nullptr;  // null: no GPU metrics
+  std::string model_name;              // the engine's label when the state has no registry
+  const GpuMonitor* gpus = nullptr;    // null: no GPU metrics
+  // With a model registry (state->models()): /ready also needs these models ready.
+  std::vector<std::string> preloaded_models;
 };
 
 // `context` must outlive the router's use.

@@ -1,5 +1,6 @@
 // The serve lifecycle (see serve.h): HTTP up first so that /health and /ready answer while the
-// model loads; then engine, API routes, warm-up, ready; then the drain on a signal.
+// models load; then the model registry (server/models/), API and admin routes, the preloaded
+// models' loads (each with its warm-up), ready; then the drain on a signal.
 // Thread ownership: main thread; a small thread waits for signals (asio::signal_set).
 #include "server/serve.h"
 
@@ -9,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 // clang-format on
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -18,13 +20,15 @@
 #include "core/error.h"
 #include "security/audit_log.h"
 #include "security/audit_policy.h"
-#include "security/signing_gate.h"
 #include "server/admin_routes.h"
 #include "server/auth_middleware.h"
 #include "server/cache/response_cache.h"
 #include "server/error_response.h"
 #include "server/http_server.h"
 #include "server/json_log.h"
+#include "server/models/model_admin_routes.h"
+#include "server/models/model_loader.h"
+#include "server/models/model_registry.h"
 #include "server/ops_routes.h"
 #include "server/quota_gate.h"
 #include "server/router.h"
@@ -33,6 +37,7 @@
 namespace autoglm::server {
 
 std::string served_model_name(const ServeConfig& config) {
+  if (!config.models.empty()) return config.models.front().name;
   if (!config.served_model_name.empty()) return config.served_model_name;
   std::filesystem::path path(config.engine.model_path);
   if (!path.has_filename()) path = path.parent_path();
@@ -94,15 +99,15 @@ std::shared_ptr<security::AuditSink> open_audit_log(const ServeConfig& config) {
   return log;
 }
 
-// A model load or unload: no client, the model's public name as the resource.
-void audit_model_event(const ServerState& state, const ServeConfig& config, std::string action,
+// A model load, unload or eviction: no client, the model's public name as the resource.
+void audit_model_event(const ServerState& state, const std::string& model, std::string action,
                        std::string status, std::string detail) {
   security::AuditSink* sink = state.audit_sink();
   if (sink == nullptr) return;
   security::AuditEvent event;
   event.action = std::move(action);
   event.user_id = "autoglm";
-  event.resource = served_model_name(config);
+  event.resource = model;
   event.status = std::move(status);
   event.detail = std::move(detail);
   if (!sink->record(event)) {
@@ -133,102 +138,121 @@ std::optional<HttpResponse> admin_audit_refusal(const ServerState& state,
 
 // ---- end of audit wiring ----
 
-// The response cache (docs/OPERATIONS.md "Response cache"), or null when `cache` is off. Its
-// Redis connections are made by its own worker, so this never waits for Redis.
-std::shared_ptr<cache::ResponseCache> open_cache(const ServeConfig& config) {
+// A model's response cache (docs/OPERATIONS.md "Response cache"), or null when `cache` is off.
+// Its Redis connections are made by its own worker, so this never waits for Redis.
+std::shared_ptr<cache::ResponseCache> open_cache(const ServeConfig& config,
+                                                 const models::ModelSpec& spec) {
   std::shared_ptr<cache::ResponseCache> opened = cache::open_response_cache(
-      config.cache, served_model_name(config), config.engine.model_path,
-      std::getenv("AUTOGLM_CACHE_KEY"), [](std::string_view message, std::string_view detail) {
+      config.cache, spec.name, spec.dir, std::getenv("AUTOGLM_CACHE_KEY"),
+      [](std::string_view message, std::string_view detail) {
         log_json(LogLevel::kWarn, message, {{"detail", std::string(detail)}});
       });
   if (opened) {
     log_json(LogLevel::kInfo, "response cache on",
-             {{"l1_bytes", static_cast<int64_t>(config.cache.l1_bytes)},
+             {{"model_name", spec.name},
+              {"l1_bytes", static_cast<int64_t>(config.cache.l1_bytes)},
               {"redis", config.cache.redis},
               {"revision", opened->revision()}});
   }
   return opened;
 }
 
-void warm_up(Engine& engine) {
-  engine.generate(probe_request());  // the same one short generation the breaker probes with
+// On a GPU one engine takes its memory fraction of the device at once (EngineOptions), so that
+// is each model's size there; 0 on the CPU backend.
+uint64_t gpu_engine_bytes(const ServeConfig& config, const GpuMonitor& gpus) {
+  const std::string& device = config.engine.device;
+  const bool cuda = device.rfind("cuda", 0) == 0 || (device == "auto" && gpus.available());
+  if (!cuda) return 0;
+  size_t ordinal = 0;
+  if (device.rfind("cuda:", 0) == 0) ordinal = std::strtoul(device.c_str() + 5, nullptr, 10);
+  const std::vector<GpuStats> stats = gpus.sample();
+  if (ordinal >= stats.size()) return 0;
+  const double fraction =
+      config.engine.memory_fraction > 0.0 ? config.engine.memory_fraction : 0.90;
+  return static_cast<uint64_t>(static_cast<double>(stats[ordinal].memory_total_bytes) * fraction);
 }
 
-// Model integrity (issue 8): throws, after a log line and an audit record, unless the model
-// directory matched its signed manifest. The server then stays not ready with the reason.
-void require_intact_model(const security::VerificationReport& report, const ServeConfig& config,
-                          ServerState& state) {
-  if (report.ok()) {
-    log_json(LogLevel::kInfo, "model integrity verified",
-             {{"model", config.engine.model_path},
-              {"signer", report.signer},
-              {"bytes", report.bytes_hashed},
-              {"hash_s", report.hash_seconds}});
+// model_memory_budget, or when 0: the GPU memory one engine takes (CUDA), else MemAvailable.
+uint64_t memory_budget(const ServeConfig& config, uint64_t gpu_bytes) {
+  if (config.model_memory_budget > 0) return config.model_memory_budget;
+  return gpu_bytes > 0 ? gpu_bytes : models::host_memory_available();
+}
+
+// The registry's events: one log line each, and an audit record (the category, never a path).
+models::ModelEventSink model_event_sink(ServerState& state) {
+  return [&state](const models::ModelEvent& event) {
+    const bool ok = event.status == "ok";
+    log_json(ok ? LogLevel::kInfo : LogLevel::kError, event.action,
+             {{"model_name", event.model},
+              {"status", event.status},
+              {"detail", event.detail},
+              {"load_s", event.seconds}});
+    audit_model_event(state, event.model, event.action, event.status, event.category);
+  };
+}
+
+std::unique_ptr<models::ModelRegistry> make_registry(const ServeConfig& config, ServerState& state,
+                                                     const GpuMonitor& gpus) {
+  const uint64_t gpu_bytes = gpu_engine_bytes(config, gpus);
+  const std::vector<std::string> pinned =
+      models::resolve_model_list("pinned_models", config.pinned_models, config.models);
+  std::vector<models::ModelConfigEntry> entries;
+  for (const models::ModelSpec& spec : config.models) {
+    models::ModelConfigEntry entry;
+    entry.spec = spec;
+    entry.pinned = std::find(pinned.begin(), pinned.end(), spec.name) != pinned.end();
+    entry.estimated_bytes = models::estimate_model_bytes(spec.dir, config.engine, gpu_bytes);
+    entry.response_cache = open_cache(config, spec);
+    entries.push_back(std::move(entry));
+  }
+  models::LoaderSettings loader{config.engine, config.warmup, config.require_signed_models,
+                                config.trusted_keys, state.shared_audit_sink()};
+  const uint64_t budget = memory_budget(config, gpu_bytes);
+  log_json(LogLevel::kInfo, "models",
+           {{"models", static_cast<int64_t>(entries.size())},
+            {"memory_budget_bytes", static_cast<int64_t>(budget)}});
+  return std::make_unique<models::ModelRegistry>(std::move(entries), budget,
+                                                 models::make_engine_loader(std::move(loader)),
+                                                 model_event_sink(state));
+}
+
+// Loads the preloaded models (the registry's loader thread, one at a time) and makes the server
+// ready, or failed naming the models that did not load.
+void preload_models(const ServeConfig& config, models::ModelRegistry& registry,
+                    ServerState& state) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::vector<std::string> names =
+      models::resolve_model_list("preload_models", config.preload_models, config.models);
+  registry.start_loads(names);
+  std::string failures;
+  // A model that cannot fit even alone is a configuration error: fail at start-up, clearly.
+  for (const models::ModelInfo& info : registry.list()) {
+    if (registry.memory_budget() == 0 || info.bytes <= registry.memory_budget()) continue;
+    if (std::find(names.begin(), names.end(), info.name) != names.end()) continue;  // below
+    failures += (failures.empty() ? "" : "; ") + std::string("model '") + info.name + "' needs " +
+                std::to_string(info.bytes) + " bytes, more than model_memory_budget (" +
+                std::to_string(registry.memory_budget()) + " bytes)";
+  }
+  for (const std::string& name : names) {
+    try {
+      registry.load(name, std::chrono::steady_clock::now() + std::chrono::hours(24 * 365));
+    } catch (const models::ModelError& error) {
+      // One model: its error as it was (tests and operators read it); several: named.
+      failures += (failures.empty() ? "" : "; ") +
+                  (config.models.size() == 1 ? registry.info(name).error : error.what());
+    }
+  }
+  if (!failures.empty()) {
+    state.set_failure(failures);
     return;
   }
-  nlohmann::json problems = nlohmann::json::array();
-  for (const security::IntegrityProblem& problem : report.problems) {
-    problems.push_back({{"kind", security::integrity_problem_name(problem.kind)},
-                        {"path", problem.path},
-                        {"message", problem.message}});
-  }
-  log_json(LogLevel::kError, "model integrity check failed: refusing to serve",
-           {{"model", config.engine.model_path}, {"problems", problems}});
-  if (security::AuditSink* sink = state.audit_sink()) {
-    security::AuditEvent event;
-    event.action = "integrity_failure";
-    event.user_id = "system";
-    event.resource = served_model_name(config);
-    event.status = "denied";
-    event.detail = std::string(security::integrity_problem_name(report.problems.front().kind));
-    sink->record(event);
-  }
-  fail(ErrorCode::kInvalidModel, "model integrity: " + report.summary());
-}
-
-// With require_signed_models, starts verifying the model directory: a missing or badly signed
-// manifest is refused here, before any loading; the hashing then runs beside the load.
-std::future<security::VerificationReport> start_integrity_check(const ServeConfig& config,
-                                                                ServerState& state) {
-  if (!config.require_signed_models) return {};
-  auto keys = security::load_trusted_keys(security::split_key_list(config.trusted_keys));
-  auto verification = security::start_model_verification(config.engine.model_path, keys);
-  if (verification.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-    require_intact_model(verification.get(), config, state);
-  }
-  return verification;
-}
-
-// Loads the model and makes the server ready; on failure logs it and marks the state failed.
-std::shared_ptr<Engine> load_and_warm_up(const ServeConfig& config, ServerState& state,
-                                         Router& router,
-                                         const ApiRouteInstaller& install_api_routes) {
-  try {
-    auto started = std::chrono::steady_clock::now();
-    auto integrity = start_integrity_check(config, state);
-    auto engine = std::make_shared<Engine>(config.engine);
-    // The loaded model is committed only once its files matched the signed manifest.
-    if (integrity.valid()) require_intact_model(integrity.get(), config, state);
-    state.set_engine(engine);
-    if (install_api_routes) install_api_routes(router, config, state);
-    state.set_phase(ServerPhase::kWarmingUp);
-    if (config.warmup) warm_up(*engine);
-    double load_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    audit_model_event(state, config, "model_load", "ok", "");
-    state.set_phase(ServerPhase::kReady);
-    log_json(LogLevel::kInfo, "ready", {{"model", config.engine.model_path}, {"load_s", load_s}});
-    return engine;
-  } catch (const std::exception& error) {
-    log_json(LogLevel::kError, "model failed to load",
-             {{"model", config.engine.model_path}, {"error", error.what()}});
-    state.set_failure(error.what());
-    // The message may name files: the audit record carries the error's category only.
-    const auto* typed = dynamic_cast<const Error*>(&error);
-    audit_model_event(state, config, "model_load", "error",
-                      typed ? std::string(error_code_name(typed->code())) : "load failed");
-    return nullptr;
-  }
+  state.set_phase(ServerPhase::kReady);
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  log_json(LogLevel::kInfo, "ready",
+           {{"model", config.engine.model_path},
+            {"preloaded", static_cast<int64_t>(names.size())},
+            {"load_s", load_s}});
 }
 
 void drain(HttpServer& server, ServerState& state, std::chrono::milliseconds timeout) {
@@ -263,14 +287,15 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   // Signals are caught before any thread starts, so none of them dies of SIGTERM.
   ServerState state;
   state.set_audit_sink(open_audit_log(config));
-  state.set_response_cache(open_cache(config));
   SignalWaiter signals(state.reload_registry());
   CircuitBreakerOptions breaker = config.breaker;
   breaker.probe_timeout = config.watchdog_stall;  // a probe slower than a stall has failed
   state.set_breaker_options(breaker);
   Router router;
   const GpuMonitor gpus;
-  OpsContext ops{&state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr};
+  OpsContext ops{
+      &state, nullptr, served_model_name(config), gpus.available() ? &gpus : nullptr,
+      models::resolve_model_list("preload_models", config.preload_models, config.models)};
   register_ops_routes(router, ops);
   HttpServerOptions http_options = config.http;
   // Authentication (auth_middleware.h): null when off; its reloaders are in the registry.
@@ -292,16 +317,21 @@ int run_server(const ServeConfig& config, const ApiRouteInstaller& install_api_r
   EngineWatchdog watchdog(state, config.watchdog_stall, std::chrono::milliseconds(500));
   install_rate_limits_and_reload(config, state, router);  // before the API routes
 
-  std::shared_ptr<Engine> engine = load_and_warm_up(config, state, router, install_api_routes);
+  std::unique_ptr<models::ModelRegistry> registry = make_registry(config, state, gpus);
+  state.set_models(registry.get());
+  register_model_admin_routes(router, *registry, state, config.model_load_wait);
+  // The API routes answer 503 until the phase is ready (admission_refusal).
+  if (install_api_routes) install_api_routes(router, config, state);
+  preload_models(config, *registry, state);
   int signal_number = signals.wait();
   log_json(LogLevel::kInfo, "signal received", {{"signal", signal_number}});
   drain(server, state, config.drain_timeout);
-  // The I/O threads stop first, so no disconnect callback can reach the engine once it is gone;
-  // the engine's last (cancelled) deltas then post into a stopped io_context and are dropped.
+  // The I/O threads stop first, so no disconnect callback can reach an engine once it is gone;
+  // the engines' last (cancelled) deltas then post into a stopped io_context and are dropped.
   server.stop();
-  state.set_engine(nullptr);
-  if (engine != nullptr) audit_model_event(state, config, "model_unload", "ok", "drained");
-  engine.reset();
+  registry->unload_all("drained");
+  state.set_models(nullptr);
+  registry.reset();
   log_json(LogLevel::kInfo, "stopped", {});
   return state.failure().empty() ? 0 : 1;
 }

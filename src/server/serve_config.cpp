@@ -237,11 +237,37 @@ void add_cache_settings(std::vector<ConfigSetting>& s) {
                              [](C& c) -> std::string& { return c.cache.revision; }));
 }
 
+// Model management (server/models/, docs/OPERATIONS.md "Model management").
+void add_model_settings(std::vector<ConfigSetting>& s) {
+  using C = ServeConfig;
+  s.push_back(string_setting(
+      "preload_models",
+      "Models loaded at start-up, before /ready turns 200: all, none, or a comma list of names; "
+      "the others load on their first request",
+      [](C& c) -> std::string& { return c.preload_models; }));
+  s.push_back(string_setting("pinned_models",
+                             "Models never evicted or unloaded (comma list of names, or all)",
+                             [](C& c) -> std::string& { return c.pinned_models; }));
+  s.push_back(integer_setting(
+      "model_memory_budget",
+      "Bytes the loaded models share (weights + KV pool each); loading one more evicts the least "
+      "recently used idle unpinned model. 0: the GPU memory the engine takes (CUDA) or the "
+      "host's MemAvailable at start (CPU)",
+      [](C& c) -> uint64_t& { return c.model_memory_budget; }, 0, kInt64Max));
+  s.push_back(
+      seconds_setting("model_load_wait",
+                      "Seconds a request waits for its model to load before 503 with Retry-After",
+                      [](C& c) -> std::chrono::milliseconds& { return c.model_load_wait; }));
+}
+
 std::vector<ConfigSetting> make_settings() {
   using C = ServeConfig;
   std::vector<ConfigSetting> s;
-  s.push_back(string_setting("model", "Model directory (config.json, safetensors, tokenizer)",
-                             [](C& c) -> std::string& { return c.engine.model_path; }));
+  s.push_back(string_setting(
+      "model",
+      "Model directory (config.json, safetensors, tokenizer), or NAME=DIR; repeat the flag (or "
+      "separate with commas) to serve several models",
+      [](C& c) -> std::string& { return c.model_entries; }));
   s.push_back(string_setting("served_model_name", "Model name in the API (default: dir name)",
                              [](C& c) -> std::string& { return c.served_model_name; }));
   s.push_back(string_setting("host", "Address to listen on",
@@ -328,6 +354,7 @@ std::vector<ConfigSetting> make_settings() {
   add_auth_settings(s);
   add_breaker_settings(s);
   add_cache_settings(s);
+  add_model_settings(s);
   return s;
 }
 
@@ -390,6 +417,18 @@ ConfigLayer parse_config_yaml(std::string_view text, std::string_view origin) {
       fail(ErrorCode::kInvalidArgument,
            "config file " + std::string(origin) + ": unknown config key '" + key + "'");
     }
+    if (key == "model" && entry.second.IsSequence()) {  // a list of NAME=DIR or DIR entries
+      std::string joined;
+      for (const auto& item : entry.second) {
+        if (!item.IsScalar()) {
+          fail(ErrorCode::kInvalidArgument,
+               "config file " + std::string(origin) + ": 'model' items must be single values");
+        }
+        joined += (joined.empty() ? "" : ",") + item.Scalar();
+      }
+      layer.emplace_back(key, joined);
+      continue;
+    }
     if (!entry.second.IsScalar()) {
       fail(ErrorCode::kInvalidArgument,
            "config file " + std::string(origin) + ": '" + key + "' must be a single value");
@@ -423,11 +462,16 @@ ServeConfig resolve_serve_config(const ConfigLayer& file, const ConfigLayer& env
   apply_layer(config, file, "config file");
   apply_layer(config, env, "environment");
   apply_layer(config, flags, "command line");
-  if (config.engine.model_path.empty()) {
+  if (config.model_entries.empty()) {
     fail(ErrorCode::kInvalidArgument,
          "no model: set --model, AUTOGLM_MODEL or 'model' in the "
          "config file");
   }
+  config.models = models::parse_model_specs(config.model_entries, config.served_model_name);
+  config.engine.model_path = config.models.front().dir;
+  // Names are checked here, so that a typo fails at start-up (and in --check-config).
+  models::resolve_model_list("preload_models", config.preload_models, config.models);
+  models::resolve_model_list("pinned_models", config.pinned_models, config.models);
   auth_required(config.auth, config.http.host);  // rejects a bad mode, or on without credentials
   if (config.require_signed_models && config.trusted_keys.empty()) {
     fail(ErrorCode::kInvalidArgument,

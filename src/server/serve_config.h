@@ -20,6 +20,7 @@
 #include "server/cache/response_cache.h"
 #include "server/circuit_breaker.h"
 #include "server/http_server.h"
+#include "server/models/model_spec.h"
 
 namespace autoglm::server {
 
@@ -36,8 +37,17 @@ struct ConfigOrigin {
 
 struct ServeConfig {
   HttpServerOptions http;
-  EngineOptions engine;
+  EngineOptions engine;           // model_path: the first model's directory (check_config, signing)
   std::string served_model_name;  // empty: the model directory's name
+  // Model management (server/models/, docs/OPERATIONS.md "Model management"). `model` as given:
+  // comma-separated NAME=DIR or DIR entries; `models` the parsed list, set by
+  // resolve_serve_config (the first is the default model).
+  std::string model_entries;
+  std::vector<models::ModelSpec> models;
+  std::string preload_models = "all";  // "all", "none" or a comma list of names
+  std::string pinned_models;           // comma list of names never evicted; "all" too
+  uint64_t model_memory_budget = 0;    // bytes the loaded models share; 0: auto
+  std::chrono::milliseconds model_load_wait{120'000};  // a request's wait for a load
   // Per-caller rate-limit defaults (a key's own quota overrides them); 0: unlimited. Reloadable.
   int64_t rate_limit_rpm = 0;
   int64_t rate_limit_tpm = 0;
@@ -70,8 +80,9 @@ const std::vector<ConfigSetting>& serve_config_settings();
 std::string flag_name(std::string_view key);  // "max_num_seqs" -> "--max-num-seqs"
 std::string env_name(std::string_view key);   // "max_num_seqs" -> "AUTOGLM_MAX_NUM_SEQS"
 
-// A YAML mapping of setting keys to scalars. Throws Error(kInvalidArgument) for an unknown
-// key, a non-scalar value or malformed YAML, naming `origin` (the file path).
+// A YAML mapping of setting keys to scalars (`model` may be a list too: its items are joined
+// with commas). Throws Error(kInvalidArgument) for an unknown key, a non-scalar value or
+// malformed YAML, naming `origin` (the file path).
 ConfigLayer parse_config_yaml(std::string_view text, std::string_view origin);
 ConfigLayer read_config_file(const std::string& path);
 // Every AUTOGLM_<KEY> that `lookup` finds (normally getenv).

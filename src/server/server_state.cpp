@@ -8,6 +8,7 @@
 
 #include "server/error_response.h"
 #include "server/json_log.h"
+#include "server/models/model_registry.h"
 
 namespace autoglm::server {
 
@@ -58,9 +59,27 @@ std::string ServerState::failure() const {
   return failure_;
 }
 
-std::shared_ptr<Engine> ServerState::engine() const {
+ServerState::NamedEngines ServerState::engines(const std::string& fallback_name) const {
+  // Under the lock: set_models(nullptr) then waits for a watchdog tick that read the pointer.
   std::lock_guard lock(mutex_);
-  return engine_;
+  if (models_ != nullptr) return models_->loaded_engines();
+  if (engine_ == nullptr) return {};
+  return {{fallback_name, engine_}};
+}
+
+std::shared_ptr<Engine> ServerState::engine() const {
+  NamedEngines all = engines();
+  return all.empty() ? nullptr : all.front().second;
+}
+
+void ServerState::set_models(models::ModelRegistry* registry) {
+  std::lock_guard lock(mutex_);
+  models_ = registry;
+}
+
+models::ModelRegistry* ServerState::models() const {
+  std::lock_guard lock(mutex_);
+  return models_;
 }
 
 void ServerState::set_engine(std::shared_ptr<Engine> engine) {
@@ -90,12 +109,29 @@ std::optional<std::string> probe_failure(const StreamDelta& last) {
   return "it ended with " + std::string(finish_cause_name(*last.finish));
 }
 
+// The failure counters of every loaded engine as one: the breaker guards the server as a whole.
+// A sum that drops (an engine unloaded) makes the feed start over, as after a reload.
+EngineMetricsSnapshot combined_failures(const ServerState::NamedEngines& engines) {
+  EngineMetricsSnapshot combined;
+  for (const auto& [name, engine] : engines) {
+    const std::shared_ptr<const EngineMetricsSnapshot> metrics = engine->metrics();
+    combined.failed_steps += metrics->failed_steps;
+    combined.nonfinite_logits_requests += metrics->nonfinite_logits_requests;
+    combined.consecutive_failed_steps += metrics->consecutive_failed_steps;
+    if (!metrics->last_step_failure.empty())
+      combined.last_step_failure = metrics->last_step_failure;
+  }
+  return combined;
+}
+
 }  // namespace
 
 void ServerState::supervise_breaker() {
-  std::shared_ptr<Engine> engine = this->engine();
-  if (!engine) return;
-  failure_feed_.observe(*engine->metrics(), *breaker_);
+  const NamedEngines all = engines();
+  if (all.empty()) return;
+  failure_feed_.observe(combined_failures(all), *breaker_);
+  // The half-open probe runs on the first loaded engine.
+  const std::shared_ptr<Engine>& engine = all.front().second;
   const std::optional<uint64_t> ticket = breaker_->begin_probe();
   if (!ticket) return;
   // The probe reports on the engine thread; the weak pointer keeps a late answer harmless.
@@ -116,7 +152,7 @@ void ServerState::supervise_breaker() {
 
 EngineWatchdog::EngineWatchdog(ServerState& state, std::chrono::milliseconds stall_limit,
                                std::chrono::milliseconds interval)
-    : state_(state), monitor_(stall_limit), interval_(interval), thread_([this] { loop(); }) {}
+    : state_(state), stall_limit_(stall_limit), interval_(interval), thread_([this] { loop(); }) {}
 
 EngineWatchdog::~EngineWatchdog() {
   {
@@ -130,19 +166,31 @@ EngineWatchdog::~EngineWatchdog() {
 void EngineWatchdog::loop() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
-    std::shared_ptr<Engine> engine = state_.engine();
-    if (!engine) continue;  // loading: the process is alive, the engine not yet
-    auto metrics = engine->metrics();
-    uint64_t steps = metrics->prefill_step_seconds.count() + metrics->decode_step_seconds.count();
-    int64_t pending = int64_t{metrics->requests_running} + metrics->requests_waiting;
-    bool was_healthy = monitor_.healthy();
-    monitor_.observe(std::chrono::steady_clock::now(), engine->engine_thread_alive(), steps,
-                     pending);
-    if (was_healthy && !monitor_.healthy()) {
-      log_json(LogLevel::kError, "engine unhealthy", {{"reason", monitor_.reason()}});
-      state_.breaker().trip("watchdog: " + monitor_.reason());
+    const ServerState::NamedEngines engines = state_.engines();
+    if (engines.empty()) continue;  // loading: the process is alive, no engine yet
+    std::map<const Engine*, ProgressMonitor> monitors;
+    std::string reason;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [name, engine] : engines) {
+      auto previous = monitors_.find(engine.get());
+      ProgressMonitor monitor =
+          previous != monitors_.end() ? previous->second : ProgressMonitor(stall_limit_);
+      auto metrics = engine->metrics();
+      uint64_t steps = metrics->prefill_step_seconds.count() + metrics->decode_step_seconds.count();
+      int64_t pending = int64_t{metrics->requests_running} + metrics->requests_waiting;
+      monitor.observe(now, engine->engine_thread_alive(), steps, pending);
+      if (!monitor.healthy() && reason.empty()) {
+        reason = name.empty() ? monitor.reason() : "model '" + name + "': " + monitor.reason();
+      }
+      monitors.emplace(engine.get(), std::move(monitor));
     }
-    state_.set_health(monitor_.healthy(), monitor_.reason());
+    monitors_ = std::move(monitors);  // engines unloaded since the last tick are forgotten
+    if (healthy_ && !reason.empty()) {
+      log_json(LogLevel::kError, "engine unhealthy", {{"reason", reason}});
+      state_.breaker().trip("watchdog: " + reason);
+    }
+    healthy_ = reason.empty();
+    state_.set_health(healthy_, reason);
     state_.supervise_breaker();
   }
 }

@@ -8,12 +8,15 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "autoglm/engine.h"
 #include "security/audit_sink.h"
@@ -26,6 +29,9 @@ namespace autoglm::server {
 class QuotaGate;
 namespace cache {
 class ResponseCache;
+}
+namespace models {
+class ModelRegistry;
 }
 
 enum class ServerPhase { kLoading, kWarmingUp, kReady, kDraining, kFailed };
@@ -65,13 +71,22 @@ class ServerState {
   void set_quota_gate(std::shared_ptr<QuotaGate> gate) { quota_gate_ = std::move(gate); }
   QuotaGate* quota_gate() const { return quota_gate_.get(); }
 
-  std::shared_ptr<Engine> engine() const;
+  // The engines to supervise: every model loaded in the registry when one is set (serve with
+  // server/models/), else the one set_engine gave (tests), named by `fallback_name`.
+  using NamedEngines = std::vector<std::pair<std::string, std::shared_ptr<Engine>>>;
+  NamedEngines engines(const std::string& fallback_name = "") const;
+  std::shared_ptr<Engine> engine() const;  // the first of engines(); null: none loaded
   void set_engine(std::shared_ptr<Engine> engine);
+  // The model registry (not owned); set before the server accepts requests, cleared (null)
+  // before the registry is destroyed.
+  void set_models(models::ModelRegistry* registry);
+  models::ModelRegistry* models() const;
 
   // The audit log every producer writes to (auth, handlers, admin routes, model loads); null
   // when auditing is off. Set once at start-up, before the server accepts requests.
   void set_audit_sink(std::shared_ptr<security::AuditSink> sink) { audit_sink_ = std::move(sink); }
   security::AuditSink* audit_sink() const { return audit_sink_.get(); }
+  std::shared_ptr<security::AuditSink> shared_audit_sink() const { return audit_sink_; }
 
   // The response cache (server/cache/response_cache.h); null when off. Set once at start-up,
   // before the server accepts requests; /metrics renders its metrics.
@@ -107,6 +122,7 @@ class ServerState {
   std::atomic<bool> ready_{false};
   mutable std::mutex mutex_;
   std::shared_ptr<Engine> engine_;
+  models::ModelRegistry* models_ = nullptr;
   std::shared_ptr<QuotaGate> quota_gate_;
   std::string failure_;
   bool healthy_ = true;
@@ -118,7 +134,8 @@ class ServerState {
   EngineFailureFeed failure_feed_;
 };
 
-// A thread that checks the engine every `interval` and records the verdict in the state.
+// A thread that checks every loaded engine every `interval` and records the verdict in the
+// state: unhealthy when any engine's thread stopped or stalled with work pending.
 class EngineWatchdog {
  public:
   EngineWatchdog(ServerState& state, std::chrono::milliseconds stall_limit,
@@ -130,7 +147,9 @@ class EngineWatchdog {
  private:
   void loop();
   ServerState& state_;
-  ProgressMonitor monitor_;
+  std::chrono::milliseconds stall_limit_;
+  std::map<const Engine*, ProgressMonitor> monitors_;  // per engine, dropped once it unloads
+  bool healthy_ = true;
   std::chrono::milliseconds interval_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -73,7 +73,10 @@ TEST(ServeConfig, BadValuesNameTheKeyAndSource) {
 }
 
 TEST(ServeConfig, MalformedOrNestedYamlIsRejected) {
-  EXPECT_THROW(parse_config_yaml("model: [a, b]\n", "f"), Error);
+  // Only `model` takes a list (several models, server/models/); any other key must be a scalar.
+  EXPECT_THROW(parse_config_yaml("port: [a, b]\n", "f"), Error);
+  EXPECT_THROW(parse_config_yaml("model: {a: b}\n", "f"), Error);
+  EXPECT_EQ(parse_config_yaml("model: [a, b]\n", "f"), (ConfigLayer{{"model", "a,b"}}));
   EXPECT_THROW(parse_config_yaml("- model\n", "f"), Error);
   EXPECT_THROW(parse_config_yaml("model: {\n", "f"), Error);
   EXPECT_TRUE(parse_config_yaml("", "f").empty());

@@ -8,14 +8,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "core/error.h"
-#include "server/openai/openai_routes.h"
+#include "server/models/model_spec.h"
+#include "server/openai/model_routing.h"
 #include "server/serve.h"
 #include "server/serve_config.h"
 #include "server/server_state.h"
-#include "tokenizer/model_chat_template.h"
 
 namespace autoglm::cli {
 namespace {
@@ -23,39 +24,29 @@ namespace {
 struct ServeFlags {
   std::map<std::string, std::string> values;  // key -> value as typed
   std::map<std::string, CLI::Option*> options;
+  std::vector<std::string> model_entries;  // --model, repeatable
   std::string config_path;
   bool check_only = false;  // --check-config: validate, print a summary, exit
 };
 
-// What the OpenAI handlers reference; it outlives run_server(), and so every handler.
-struct ApiModel {
-  server::openai::ServedModel model;
-  std::optional<ModelChatTemplate> chat_template;
-};
-
-// Adds the OpenAI routes once the engine has loaded (run_server calls it).
-server::ApiRouteInstaller openai_installer(std::shared_ptr<ApiModel> api) {
-  return
-      [api](server::Router& router, const server::ServeConfig& config, server::ServerState& state) {
-        api->chat_template = find_model_chat_template(config.engine.model_path);
-        api->model.name = server::served_model_name(config);
-        api->model.engine = state.engine().get();
-        api->model.chat_template = api->chat_template ? &*api->chat_template : nullptr;
-        api->model.ready = state.ready_flag();
-        api->model.audit_sink = state.audit_sink();  // inference audit (docs/SECURITY.md)
-        api->model.audit_fail_closed =
-            config.audit_failure_policy == security::AuditFailurePolicy::kClosed;
-        api->model.quota = state.quota_gate();
-        api->model.response_cache = state.response_cache();  // null when the cache is off
-        server::openai::register_openai_routes(router, api->model);
-      };
+// Adds the OpenAI routes over the model registry (run_server calls it before the preloads).
+server::ApiRouteInstaller openai_installer() {
+  return [](server::Router& router, const server::ServeConfig& config, server::ServerState& state) {
+    server::openai::RoutingSettings settings;
+    settings.ready = state.ready_flag();
+    settings.audit_sink = state.audit_sink();  // inference audit (docs/SECURITY.md)
+    settings.audit_fail_closed =
+        config.audit_failure_policy == security::AuditFailurePolicy::kClosed;
+    settings.quota = state.quota_gate();
+    settings.load_wait = config.model_load_wait;
+    server::openai::register_openai_routes(router, *state.models(), std::move(settings));
+  };
 }
 
 // --check-config: what bin/autoglm-start runs before starting. The settings already resolved
 // (values checked); here the model directory must exist and hold config.json and weights.
-void check_config(const server::ServeConfig& config) {
+void check_model_dir(const std::string& model) {
   namespace fs = std::filesystem;
-  const std::string& model = config.engine.model_path;
   std::error_code error;  // unreadable paths are configuration errors too, not exceptions
   if (!fs::is_directory(model, error)) {
     fail(ErrorCode::kNotFound, "model directory '" + model + "' does not exist" +
@@ -75,8 +66,16 @@ void check_config(const server::ServeConfig& config) {
   if (!has_weights) {
     fail(ErrorCode::kNotFound, "model directory '" + model + "' has no .safetensors weights");
   }
-  std::printf("config OK: model %s, listening on %s:%u\n", model.c_str(), config.http.host.c_str(),
-              static_cast<unsigned>(config.http.port));
+}
+
+void check_config(const server::ServeConfig& config) {
+  std::string names;
+  for (const server::models::ModelSpec& spec : config.models) {
+    check_model_dir(spec.dir);
+    names += (names.empty() ? "" : ", ") + spec.name;
+  }
+  std::printf("config OK: model %s (%s), listening on %s:%u\n", config.engine.model_path.c_str(),
+              names.c_str(), config.http.host.c_str(), static_cast<unsigned>(config.http.port));
 }
 
 }  // namespace
@@ -101,6 +100,11 @@ void register_serve(CLI::App& app, int* exit_code) {
     std::string shown = setting.show(defaults);
     if (!shown.empty()) help += " [default: " + shown + "]";
     help += " (env " + server::env_name(setting.key) + ")";
+    if (setting.key == "model") {  // repeatable: --model a=DIR --model b=DIR
+      flags->options[setting.key] =
+          sub->add_option(server::flag_name(setting.key), flags->model_entries, help);
+      continue;
+    }
     flags->options[setting.key] =
         sub->add_option(server::flag_name(setting.key), flags->values[setting.key], help);
   }
@@ -115,7 +119,16 @@ void register_serve(CLI::App& app, int* exit_code) {
         server::config_from_env([](const char* name) { return std::getenv(name); });
     server::ConfigLayer flag_layer;
     for (const auto& [key, option] : flags->options) {
-      if (option->count() > 0) flag_layer.emplace_back(key, flags->values[key]);
+      if (option->count() == 0) continue;
+      if (key == "model") {
+        std::string joined;
+        for (const std::string& entry : flags->model_entries) {
+          joined += (joined.empty() ? "" : ",") + entry;
+        }
+        flag_layer.emplace_back(key, joined);
+        continue;
+      }
+      flag_layer.emplace_back(key, flags->values[key]);
     }
     server::ServeConfig config = server::resolve_serve_config(file_layer, env_layer, flag_layer);
     config.origin = {config_path, env_layer, flag_layer};  // for hot reload
@@ -123,7 +136,7 @@ void register_serve(CLI::App& app, int* exit_code) {
       check_config(config);
       return;
     }
-    *exit_code = server::run_server(config, openai_installer(std::make_shared<ApiModel>()));
+    *exit_code = server::run_server(config, openai_installer());
   });
 }
 
