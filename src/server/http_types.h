@@ -76,6 +76,31 @@ class Responder {
   virtual void annotate(std::string /*key*/, AnnotationValue /*value*/) {}
 };
 
+// A Responder that passes every call on to `inner`: the base of the decorators that change
+// only some calls (add headers, write an audit record, hold a model lease).
+class ForwardingResponder : public Responder {
+ public:
+  explicit ForwardingResponder(std::shared_ptr<Responder> inner) : inner_(std::move(inner)) {}
+  void respond(HttpResponse response) override { inner_->respond(std::move(response)); }
+  void start_stream(int status, HttpHeaders headers) override {
+    inner_->start_stream(status, std::move(headers));
+  }
+  bool send_event(std::string framed) override { return inner_->send_event(std::move(framed)); }
+  void end_stream() override { inner_->end_stream(); }
+  void on_disconnect(std::function<void()> on_gone) override {
+    inner_->on_disconnect(std::move(on_gone));
+  }
+  void annotate(std::string key, AnnotationValue value) override {
+    inner_->annotate(std::move(key), std::move(value));
+  }
+
+ protected:
+  Responder& inner() { return *inner_; }
+
+ private:
+  std::shared_ptr<Responder> inner_;
+};
+
 using Handler = std::function<void(const HttpRequest&, std::shared_ptr<Responder>)>;
 
 }  // namespace autoglm::server

@@ -12,30 +12,21 @@ namespace autoglm::server {
 namespace {
 
 // Adds the x-ratelimit-* headers to whatever the handler answers (whole or streamed).
-class HeaderAddingResponder : public Responder {
+class HeaderAddingResponder : public ForwardingResponder {
  public:
   HeaderAddingResponder(std::shared_ptr<Responder> inner, HttpHeaders headers)
-      : inner_(std::move(inner)), headers_(std::move(headers)) {}
+      : ForwardingResponder(std::move(inner)), headers_(std::move(headers)) {}
 
   void respond(HttpResponse response) override {
     response.headers.insert(response.headers.end(), headers_.begin(), headers_.end());
-    inner_->respond(std::move(response));
+    inner().respond(std::move(response));
   }
   void start_stream(int status, HttpHeaders headers) override {
     headers.insert(headers.end(), headers_.begin(), headers_.end());
-    inner_->start_stream(status, std::move(headers));
-  }
-  bool send_event(std::string framed) override { return inner_->send_event(std::move(framed)); }
-  void end_stream() override { inner_->end_stream(); }
-  void on_disconnect(std::function<void()> on_gone) override {
-    inner_->on_disconnect(std::move(on_gone));
-  }
-  void annotate(std::string key, AnnotationValue value) override {
-    inner_->annotate(std::move(key), std::move(value));
+    inner().start_stream(status, std::move(headers));
   }
 
  private:
-  std::shared_ptr<Responder> inner_;
   const HttpHeaders headers_;
 };
 

@@ -32,11 +32,11 @@ void log_lost_record(const security::AuditEvent& event) {
            {{"action", event.action}, {"trace_id", event.trace_id}});
 }
 
-class AuditingResponder : public Responder {
+class AuditingResponder : public ForwardingResponder {
  public:
   AuditingResponder(std::shared_ptr<Responder> inner, security::AuditSink& sink, bool fail_closed,
                     security::AuditEvent event)
-      : inner_(std::move(inner)),
+      : ForwardingResponder(std::move(inner)),
         sink_(sink),
         fail_closed_(fail_closed),
         event_(std::move(event)) {}
@@ -51,19 +51,19 @@ class AuditingResponder : public Responder {
 
   void respond(HttpResponse response) override {
     std::lock_guard lock(mutex_);
-    if (recorded_) return inner_->respond(std::move(response));  // ignored by the inner one
+    if (recorded_) return inner().respond(std::move(response));  // ignored by the inner one
     const bool ok = response.status < 400;
     if (!ok) event_.detail = "answered " + std::to_string(response.status);
     if (!write_locked(ok ? "ok" : "error", response.status) && fail_closed_) {
       response = error_response(audit_unavailable());
     }
-    inner_->respond(std::move(response));
+    inner().respond(std::move(response));
   }
 
   void start_stream(int status, HttpHeaders headers) override {
     std::lock_guard lock(mutex_);
     stream_status_ = status;
-    inner_->start_stream(status, std::move(headers));
+    inner().start_stream(status, std::move(headers));
   }
 
   bool send_event(std::string framed) override {
@@ -72,7 +72,7 @@ class AuditingResponder : public Responder {
       held_done_ = true;
       return true;
     }
-    return inner_->send_event(std::move(framed));
+    return inner().send_event(std::move(framed));
   }
 
   void end_stream() override {
@@ -81,15 +81,11 @@ class AuditingResponder : public Responder {
       const bool ok = finish_reason_ != "error";
       if (!ok) event_.detail = "error event";
       if (!write_locked(ok ? "ok" : "error", stream_status_) && fail_closed_) {
-        inner_->send_event(error_event(audit_unavailable()));
+        inner().send_event(error_event(audit_unavailable()));
       }
     }
-    if (held_done_) inner_->send_event(std::string(kDoneEvent));
-    inner_->end_stream();
-  }
-
-  void on_disconnect(std::function<void()> on_gone) override {
-    inner_->on_disconnect(std::move(on_gone));
+    if (held_done_) inner().send_event(std::string(kDoneEvent));
+    inner().end_stream();
   }
 
   void annotate(std::string key, AnnotationValue value) override {
@@ -102,7 +98,7 @@ class AuditingResponder : public Responder {
       if (key == "completion_tokens" && count != nullptr) event_.completion_tokens = *count;
       if (key == "finish_reason" && text != nullptr) finish_reason_ = *text;
     }
-    inner_->annotate(std::move(key), std::move(value));
+    inner().annotate(std::move(key), std::move(value));
   }
 
  private:
@@ -115,7 +111,6 @@ class AuditingResponder : public Responder {
     return false;
   }
 
-  std::shared_ptr<Responder> inner_;
   security::AuditSink& sink_;
   const bool fail_closed_;
   std::mutex mutex_;

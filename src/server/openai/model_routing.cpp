@@ -28,26 +28,13 @@ struct Routing {
 
 // Forwards to the exchange's Responder and keeps the model's lease and view alive until the
 // generation session lets go of it (the end of the exchange).
-class LeasedResponder : public Responder {
+class LeasedResponder : public ForwardingResponder {
  public:
   LeasedResponder(std::shared_ptr<Responder> inner, std::shared_ptr<models::ModelLease> lease,
                   std::shared_ptr<const ServedModel> view)
-      : inner_(std::move(inner)), lease_(std::move(lease)), view_(std::move(view)) {}
-  void respond(HttpResponse response) override { inner_->respond(std::move(response)); }
-  void start_stream(int status, HttpHeaders headers) override {
-    inner_->start_stream(status, std::move(headers));
-  }
-  bool send_event(std::string framed) override { return inner_->send_event(std::move(framed)); }
-  void end_stream() override { inner_->end_stream(); }
-  void on_disconnect(std::function<void()> on_gone) override {
-    inner_->on_disconnect(std::move(on_gone));
-  }
-  void annotate(std::string key, AnnotationValue value) override {
-    inner_->annotate(std::move(key), std::move(value));
-  }
+      : ForwardingResponder(std::move(inner)), lease_(std::move(lease)), view_(std::move(view)) {}
 
  private:
-  std::shared_ptr<Responder> inner_;
   std::shared_ptr<models::ModelLease> lease_;
   std::shared_ptr<const ServedModel> view_;
 };
