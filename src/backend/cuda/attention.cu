@@ -2,9 +2,9 @@
 // kernels are in attention_kernel.cuh). Routing: a batch whose sequences all decode one token
 // runs flash-decoding (keys split over several CTAs per sequence when there are too few
 // sequences to fill the GPU, then combine_splits_kernel); any batch with a longer query runs
-// the same tiled kernel with 64-row query tiles and one split. No allocation, no sync and no
-// host loop over tokens here: only launches on `stream`.
-// Thread ownership: called by the engine thread.
+// the same tiled kernel with 64-row query tiles and one split (attention_kernel.cuh). No
+// allocation, no sync and no host loop over tokens here: only launches on `stream`. Thread
+// ownership: called by the engine thread.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,9 +20,10 @@
 namespace autoglm::cuda {
 namespace {
 
-// Split-KV tuning: no split shorter than two key tiles (its partials would cost about as much
-// traffic as its keys), at most kMaxSplits per sequence.
-constexpr int kMinKeysPerSplit = 128;
+// Split-KV tuning: no split shorter than four key tiles (the CTA's four warps already share each
+// tile, and a split's partials and the combine launch cost about as much as a short split's
+// keys), at most kMaxSplits per sequence.
+constexpr int kMinKeysPerSplit = 256;
 constexpr int kMaxSplits = 64;
 constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
 

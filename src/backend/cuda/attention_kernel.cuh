@@ -1,10 +1,15 @@
-// The tiled paged-attention kernel behind paged_attention (attention.cu). One CTA owns a tile of
+// The tiled paged-attention kernel behind paged_attention (attention.cu), FlashAttention-2
+// style on the tensor cores' mma.sync (m16n8k16, fp32 accumulation). One CTA owns a tile of
 // "rows" = (query token, query head) pairs of one sequence that share one KV head (GQA packing:
 // row r is token r / group, head kv_head * group + r % group), and one slice of that sequence's
-// keys. It walks the slice in tiles of kKeyTile keys read through the block table, computes
-// scores and P*V on the tensor cores (WMMA, fp32 accumulation) and keeps an online softmax per
-// row in fp32. With one split it writes the normalised output; with several (decode,
-// flash-decoding) it writes unnormalised partials that combine_splits_kernel merges.
+// keys. Key tiles of kKeyTile keys are copied through the block table into shared memory with
+// cp.async, two or three tiles in flight, so the next tiles stream in while one is computed.
+// Each warp owns 16 or 32 rows and a share of each key tile: with 128 rows (prefill) every warp
+// scores all keys of the tile for its 32 rows; with 16 rows (decode: one token, up to 16 heads)
+// the four warps take a quarter of the tile each and merge their softmax states at the end.
+// Scores, probabilities and the output accumulator stay in registers; the online softmax runs on
+// exp2 in fp32. With one split the kernel writes the normalised output; with several
+// (flash-decoding) it writes unnormalised partials that combine_splits_kernel merges.
 // Thread ownership: device code, launched by the engine thread through attention.cu.
 #pragma once
 
@@ -16,13 +21,13 @@
 #endif
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <mma.h>
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/element_convert.cuh"
@@ -32,9 +37,9 @@ namespace autoglm::cuda::attn {
 
 constexpr int kThreads = 128;  // four warps per CTA
 constexpr int kWarps = kThreads / 32;
-constexpr int kKeyTile = 64;      // keys per pass over shared memory
-constexpr int kDecodeRows = 16;   // rows per CTA when every sequence decodes one token
-constexpr int kPrefillRows = 64;  // rows per CTA for prefill chunks and mixed batches
+constexpr int kKeyTile = 64;       // keys per shared-memory tile
+constexpr int kDecodeRows = 16;    // rows per CTA when every sequence decodes one token
+constexpr int kPrefillRows = 128;  // rows per CTA for prefill chunks and mixed batches
 
 struct KernelParams {
   AttentionBatch batch;  // device pointers and host-side scalars, as the caller gave them
@@ -57,180 +62,330 @@ constexpr size_t align128(size_t bytes) {
   return (bytes + 127) / 128 * 128;
 }
 
-// Shared-memory carve-up. Rows are padded by 16 bytes (8 halves / 4 floats) so that WMMA
-// loads and the row-wise softmax do not hit one bank; every region and every 16-row fragment
-// start stays 32-byte aligned as WMMA requires.
+// How a CTA's warps share the work: kRowGroups groups of 16 * kMt rows, each key tile cut into
+// kSlices slices, warp w taking row group w % kRowGroups and slice w / kRowGroups. Prefill
+// tiles (128 rows) give each warp 32 rows, so that every K/V fragment read from shared memory
+// feeds two mma row tiles; decode tiles (16 rows) give each warp a quarter of the keys.
+template <int ROWS>
+struct WarpSplit {
+  static constexpr int kRowGroups = ROWS >= 16 * kWarps ? kWarps : ROWS / 16;
+  static constexpr int kMt = ROWS / (16 * kRowGroups);  // 16-row mma tiles per warp
+  static constexpr int kSlices = kWarps / kRowGroups;
+  static constexpr int kSliceKeys = kKeyTile / kSlices;
+  static_assert(ROWS == 16 * kMt * kRowGroups && kWarps % kRowGroups == 0, "rows per warp");
+  static_assert(kSliceKeys % 16 == 0, "a slice is whole 16-key mma steps");
+};
+
+// Shared memory: Q rows, then kStages (K, V) tiles; rows padded by 16 bytes so that the eight
+// row addresses of an ldmatrix fall in different banks. After the key loop the tile region is
+// reused to merge the slices' softmax states (decode).
 template <typename T, int HD, int ROWS>
 struct Smem {
-  static constexpr int kQkv = HD + 8;      // T per row of Q, K and V
-  static constexpr int kS = kKeyTile + 4;  // floats per score row
-  static constexpr int kP = kKeyTile + 8;  // T per probability row
-  static constexpr int kO = HD + 4;        // floats per output-accumulator row
+  // Decode CTAs are few at small batch and latency-bound: three tiles in flight cover a short
+  // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM.
+  static constexpr int kStages = ROWS == kDecodeRows ? 3 : 2;
+  static constexpr int kLd = HD + 8;                          // elements per row of Q, K and V
+  static constexpr size_t tile = sizeof(T) * kKeyTile * kLd;  // one K or V tile
   static constexpr size_t q = 0;
-  static constexpr size_t k = align128(q + sizeof(T) * ROWS * kQkv);
-  static constexpr size_t v = align128(k + sizeof(T) * kKeyTile * kQkv);
-  static constexpr size_t s = align128(v + sizeof(T) * kKeyTile * kQkv);
-  static constexpr size_t p = align128(s + sizeof(float) * ROWS * kS);
-  static constexpr size_t o = align128(p + sizeof(T) * ROWS * kP);
-  static constexpr size_t pos = align128(o + sizeof(float) * ROWS * kO);
-  static constexpr size_t m = align128(pos + sizeof(int) * ROWS);
-  static constexpr size_t l = align128(m + sizeof(float) * ROWS);
-  static constexpr size_t bytes = align128(l + sizeof(float) * ROWS);
+  static constexpr size_t kv = align128(sizeof(T) * ROWS * kLd);
+  static constexpr size_t merge_o = kv;  // [kWarps][16][HD] floats
+  static constexpr size_t merge_ml = align128(merge_o + sizeof(float) * kWarps * 16 * HD);
+  static constexpr size_t tiles_end = kv + 2 * kStages * tile;
+  static constexpr size_t merge_end = merge_ml + sizeof(float2) * kWarps * 16;
+  static constexpr size_t bytes = align128(tiles_end > merge_end ? tiles_end : merge_end);
 };
 
-__device__ inline float warp_max(float x) {
-  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ inline float warp_sum(float x) {
-  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
+// ---- PTX wrappers ---------------------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// One key tile's K and V rows held in registers between the global load and the shared-memory
-// store, so that the next tile's loads are in flight while this tile's math runs.
-template <int HD>
-struct KvTileRegs {
-  static constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
-  static constexpr int kPerThread = kKeyTile * kChunks / kThreads;
-  static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
-  uint4 k[kPerThread];
-  uint4 v[kPerThread];
-};
+// 16 bytes global -> shared, asynchronously; src_bytes 0 fills the destination with zeros.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(src_bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 
-// Loads keys [tile0, tile0 + kKeyTile) of `seq` through the block table; keys at or past `kend`
-// become zeros so that no stale (possibly NaN) data meets a zero probability.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// d += a (16x16, row-major fragments) * b (16x8, column-major fragments), fp32 accumulators.
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two floats rounded to T and packed (lo at the lower address); the rounded values are returned
+// so that the softmax denominator sums exactly what the numerator multiplies.
+template <typename T>
+__device__ __forceinline__ uint32_t pack_rounded(float& lo, float& hi) {
+  const T a = from_f32<T>(lo);
+  const T b = from_f32<T>(hi);
+  lo = to_f32(a);
+  hi = to_f32(b);
+  return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&a)) |
+         (static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&b)) << 16);
+}
+
+// ---- tiles ------------------------------------------------------------------------------------
+
+// Starts the copy of keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s through the block
+// table; keys at or past `kend` become zeros so that no stale (possibly NaN) data meets a zero
+// probability.
 template <typename T, int HD>
-__device__ inline void fetch_kv_tile(const KernelParams& p, int kv_head, int seq, int tile0,
-                                     int kend, KvTileRegs<HD>& regs) {
-  using R = KvTileRegs<HD>;
+__device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head, int seq,
+                                              int tile0, int kend, T* k_s, T* v_s, int ld) {
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
+  constexpr int kPerThread = kKeyTile * kChunks / kThreads;
+  static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
   const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
   const int bs = p.batch.block_size;
   const int64_t row_elems = int64_t{p.num_kv_heads} * HD;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
+  const int chunk = threadIdx.x % kChunks;
 #pragma unroll
-  for (int j = 0; j < R::kPerThread; ++j) {
-    const int i = threadIdx.x + j * kThreads;
-    const int key = tile0 + i / R::kChunks;
-    regs.k[j] = make_uint4(0, 0, 0, 0);
-    regs.v[j] = regs.k[j];
+  for (int j = 0; j < kPerThread; ++j) {
+    const int local = (threadIdx.x + j * kThreads) / kChunks;
+    const int key = tile0 + local;
+    int64_t off = 0;
+    int bytes = 0;
     if (key < kend) {
-      const int64_t slot = int64_t{blocks[key / bs]} * bs + key % bs;
-      const int64_t off = slot * row_elems + int64_t{kv_head} * HD + (i % R::kChunks) * 8;
-      regs.k[j] = *reinterpret_cast<const uint4*>(kc + off);
-      regs.v[j] = *reinterpret_cast<const uint4*>(vc + off);
+      off = (int64_t{blocks[key / bs]} * bs + key % bs) * row_elems + int64_t{kv_head} * HD +
+            chunk * 8;
+      bytes = 16;
+    }
+    cp_async16(k_s + local * ld + chunk * 8, kc + off, bytes);
+    cp_async16(v_s + local * ld + chunk * 8, vc + off, bytes);
+  }
+}
+
+// Per-thread state of one warp's 16 * MT rows. Row slot h is mma row tile h / 2, and within it
+// row lane / 4 + 8 * (h % 2); for each 8-wide column tile the thread holds columns
+// 2 * (lane % 4) and + 1 (the mma accumulator layout).
+template <int HD, int MT>
+struct RowState {
+  float o[MT][HD / 8][4] = {};  // output accumulator, [row tile][column tile][c0..c3]
+  float m[2 * MT];
+  float l[2 * MT];    // this thread's share of the row sums (reduced at the end)
+  int limit[2 * MT];  // keys below limit are visible to the row
+};
+
+// Scores of the warp's rows (Q at q_s) against keys [key0, key0 + NKEYS) of the tile in k_s,
+// masked, turned into probabilities (online softmax), and accumulated into st.o against v_s.
+template <typename T, int HD, int NKEYS, int MT>
+__device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v_s, int ld,
+                                          int slice0, int key0, float scale_log2,
+                                          RowState<HD, MT>& st) {
+  constexpr int kNt = NKEYS / 8;
+  const int lane = threadIdx.x % 32;
+  float s[MT][kNt][4];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+#pragma unroll
+    for (int n = 0; n < kNt; ++n) s[m][n][0] = s[m][n][1] = s[m][n][2] = s[m][n][3] = 0.0f;
+  }
+  // S = Q K^T: K rows are keys, so a plain ldmatrix gives the column-major B fragment.
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    uint32_t qf[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const int r = m * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+      ldmatrix_x4(qf[m], q_s + r * ld + kk * 16 + (lane / 16) * 8);
+    }
+#pragma unroll
+    for (int n = 0; n < kNt; n += 2) {
+      uint32_t b[4];
+      const int key = slice0 + n * 8 + (lane % 8) + (lane / 16) * 8;
+      ldmatrix_x4(b, k_s + key * ld + kk * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma16816<T>(s[m][n], qf[m], b[0], b[1]);
+        mma16816<T>(s[m][n + 1], qf[m], b[2], b[3]);
+      }
+    }
+  }
+  // Mask, row maxima (the four lanes of a row exchange theirs), rescale.
+  float use[2 * MT];
+#pragma unroll
+  for (int h = 0; h < 2 * MT; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kNt; ++n) {
+#pragma unroll
+      for (int e = 2 * (h % 2); e < 2 * (h % 2) + 2; ++e) {
+        const int key = key0 + n * 8 + 2 * (lane % 4) + (e & 1);
+        float& v = s[h / 2][n][e];
+        v = key < st.limit[h] ? v * scale_log2 : -INFINITY;
+        mx = fmaxf(mx, v);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(st.m[h], mx);
+    use[h] = m_new == -INFINITY ? 0.0f : m_new;   // a row with nothing visible yet
+    const float alpha = exp2f(st.m[h] - use[h]);  // 0 while the old max is still -inf
+    st.m[h] = m_new;
+    st.l[h] *= alpha;
+#pragma unroll
+    for (int n = 0; n < HD / 8; ++n) {
+      st.o[h / 2][n][2 * (h % 2)] *= alpha;
+      st.o[h / 2][n][2 * (h % 2) + 1] *= alpha;
+    }
+  }
+  // P V, 16 keys per step: two score tiles make one A fragment; V rows are keys, so the
+  // transposing ldmatrix gives the column-major B fragment.
+#pragma unroll
+  for (int kk = 0; kk < kNt / 2; ++kk) {
+    uint32_t a[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float* t = s[m][2 * kk + half];
+        t[0] = exp2f(t[0] - use[2 * m]);
+        t[1] = exp2f(t[1] - use[2 * m]);
+        t[2] = exp2f(t[2] - use[2 * m + 1]);
+        t[3] = exp2f(t[3] - use[2 * m + 1]);
+        a[m][2 * half] = pack_rounded<T>(t[0], t[1]);
+        a[m][2 * half + 1] = pack_rounded<T>(t[2], t[3]);
+        st.l[2 * m] += t[0] + t[1];
+        st.l[2 * m + 1] += t[2] + t[3];
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < HD / 8; n += 2) {
+      uint32_t b[4];
+      const int key = slice0 + kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+      ldmatrix_x4_trans(b, v_s + key * ld + n * 8 + (lane / 16) * 8);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma16816<T>(st.o[m][n], a[m], b[0], b[1]);
+        mma16816<T>(st.o[m][n + 1], a[m], b[2], b[3]);
+      }
     }
   }
 }
 
+// One output element of a finished row: normalised output (one split) or the unnormalised
+// partial for combine_splits_kernel.
 template <typename T, int HD>
-__device__ inline void stash_kv_tile(const KvTileRegs<HD>& regs, T* k_s, T* v_s, int ld) {
-  using R = KvTileRegs<HD>;
-#pragma unroll
-  for (int j = 0; j < R::kPerThread; ++j) {
-    const int i = threadIdx.x + j * kThreads;
-    const int at = (i / R::kChunks) * ld + (i % R::kChunks) * 8;
-    *reinterpret_cast<uint4*>(k_s + at) = regs.k[j];
-    *reinterpret_cast<uint4*>(v_s + at) = regs.v[j];
+__device__ __forceinline__ void store_element(const KernelParams& p, int seq, int split,
+                                              int64_t token, int head, int d, float acc, float m,
+                                              float l) {
+  if (p.splits == 1) {
+    static_cast<T*>(p.out)[(token * p.num_heads + head) * HD + d] =
+        from_f32<T>(l > 0.0f ? acc / l : 0.0f);
+  } else {
+    const int64_t part = (int64_t{seq} * p.num_heads + head) * p.splits + split;
+    p.partial_acc[part * HD + d] = acc;
+    if (d == 0) p.partial_ml[part] = make_float2(m, l);
   }
 }
 
-// s_s[ROWS][kKeyTile] = q_s * k_s^T (unscaled), fp32.
-template <typename T, int HD, int ROWS>
-__device__ inline void tile_scores(const T* q_s, const T* k_s, float* s_s) {
-  using namespace nvcuda;
-  using L = Smem<T, HD, ROWS>;
-  constexpr int kKeyFrags = kKeyTile / 16;
-  const int warp = threadIdx.x / 32;
-  for (int f = warp; f < (ROWS / 16) * kKeyFrags; f += kWarps) {
-    const int rf = f / kKeyFrags;
-    const int kf = f % kKeyFrags;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    wmma::fill_fragment(acc, 0.0f);
+// Rows of one warp that saw every key of its range (one slice): straight from registers.
+template <typename T, int HD, int MT>
+__device__ __forceinline__ void store_warp_rows(const KernelParams& p, int seq, int split,
+                                                int first_token, int row_base, int nrows,
+                                                const RowState<HD, MT>& st) {
+  const int lane = threadIdx.x % 32;
 #pragma unroll
-    for (int d = 0; d < HD; d += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;  // K^T
-      wmma::load_matrix_sync(a, q_s + rf * 16 * L::kQkv + d, L::kQkv);
-      wmma::load_matrix_sync(b, k_s + kf * 16 * L::kQkv + d, L::kQkv);
-      wmma::mma_sync(acc, a, b, acc);
+  for (int h = 0; h < 2 * MT; ++h) {
+    const int row = row_base + (h / 2) * 16 + lane / 4 + 8 * (h % 2);
+    if (row >= nrows) continue;
+    const int64_t token = first_token + row / p.group;
+    const int head = (row % p.group) + (blockIdx.x * p.group);
+#pragma unroll
+    for (int n = 0; n < HD / 8; ++n) {
+      const int d = n * 8 + 2 * (lane % 4);
+      const float* o = st.o[h / 2][n] + 2 * (h % 2);
+      store_element<T, HD>(p, seq, split, token, head, d, o[0], st.m[h], st.l[h]);
+      store_element<T, HD>(p, seq, split, token, head, d + 1, o[1], st.m[h], st.l[h]);
     }
-    wmma::store_matrix_sync(s_s + rf * 16 * L::kS + kf * 16, acc, L::kS, wmma::mem_row_major);
   }
 }
 
-// Online-softmax step, one warp per row: masks keys past the row's causal limit, turns scores
-// into probabilities p_s (rounded to T, and the row sum taken over the rounded values so that
-// numerator and denominator agree), and rescales the row's accumulator by exp2(m_old - m_new).
+// Decode: the warps hold the same 16 rows over different key slices; their states meet in
+// shared memory and every thread merges a share of the elements.
 template <typename T, int HD, int ROWS>
-__device__ inline void tile_softmax(const float* s_s, T* p_s, float* o_s, const int* pos_s,
-                                    float* m_s, float* l_s, int tile0, int kend, float scale_log2) {
+__device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, int split,
+                                                int first_token, int row0, int nrows,
+                                                unsigned char* smem, const RowState<HD, 1>& st) {
   using L = Smem<T, HD, ROWS>;
+  float* mo = reinterpret_cast<float*>(smem + L::merge_o);
+  float2* ml = reinterpret_cast<float2*>(smem + L::merge_ml);
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  for (int r = warp; r < ROWS; r += kWarps) {
-    const int limit = min(pos_s[r] + 1, kend);  // keys below `limit` are visible to this row
-    float s[kKeyTile / 32];
-    float tile_max = -INFINITY;
+  __syncthreads();  // every warp is done reading the last K/V tile
 #pragma unroll
-    for (int i = 0; i < kKeyTile / 32; ++i) {
-      const int c = lane + 32 * i;
-      s[i] = tile0 + c < limit ? s_s[r * L::kS + c] * scale_log2 : -INFINITY;
-      tile_max = fmaxf(tile_max, s[i]);
-    }
-    tile_max = warp_max(tile_max);
-    const float m_old = m_s[r];
-    const float m_new = fmaxf(m_old, tile_max);
-    const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet
-    float sum = 0.0f;
+  for (int h = 0; h < 2; ++h) {
+    const int r = lane / 4 + 8 * h;
+    if (lane % 4 == 0) ml[warp * 16 + r] = make_float2(st.m[h], st.l[h]);
 #pragma unroll
-    for (int i = 0; i < kKeyTile / 32; ++i) {
-      const T prob = from_f32<T>(exp2f(s[i] - m_use));
-      p_s[r * L::kP + lane + 32 * i] = prob;
-      sum += to_f32(prob);
+    for (int n = 0; n < HD / 8; ++n) {
+      const int d = n * 8 + 2 * (lane % 4);
+      mo[(warp * 16 + r) * HD + d] = st.o[0][n][2 * h];
+      mo[(warp * 16 + r) * HD + d + 1] = st.o[0][n][2 * h + 1];
     }
-    sum = warp_sum(sum);  // also orders every lane's read of m_s[r] before lane 0 writes it
-    const float alpha = exp2f(m_old - m_use);  // 0 while m_old is still -inf
-    for (int d = lane; d < HD; d += 32) o_s[r * L::kO + d] *= alpha;
-    if (lane == 0) {
-      m_s[r] = m_new;
-      l_s[r] = l_s[r] * alpha + sum;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < 16 * HD; i += kThreads) {
+    const int r = i / HD;
+    const int d = i % HD;
+    const int row = row0 + r;
+    if (row >= nrows) break;  // rows only grow with i
+    float m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, ml[w * 16 + r].x);
+    const float m_use = m == -INFINITY ? 0.0f : m;
+    float acc = 0.0f;
+    float l = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      const float scale = exp2f(ml[w * 16 + r].x - m_use);
+      acc += scale * mo[(w * 16 + r) * HD + d];
+      l += scale * ml[w * 16 + r].y;
     }
+    const int64_t token = first_token + row / p.group;
+    const int head = blockIdx.x * p.group + row % p.group;
+    store_element<T, HD>(p, seq, split, token, head, d, acc, m, l);
   }
 }
 
-// o_s[ROWS][HD] += p_s[ROWS][kKeyTile] * v_s[kKeyTile][HD], fp32 accumulators kept in smem.
+// This CTA's Q rows into shared memory (zeros past the last row); plain loads, made visible to
+// the other warps by the caller's barrier.
 template <typename T, int HD, int ROWS>
-__device__ inline void tile_accumulate(const T* p_s, const T* v_s, float* o_s) {
-  using namespace nvcuda;
-  using L = Smem<T, HD, ROWS>;
-  constexpr int kOutFrags = HD / 16;
-  const int warp = threadIdx.x / 32;
-  for (int f = warp; f < (ROWS / 16) * kOutFrags; f += kWarps) {
-    const int rf = f / kOutFrags;
-    const int of = f % kOutFrags;
-    float* o_tile = o_s + rf * 16 * L::kO + of * 16;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    wmma::load_matrix_sync(acc, o_tile, L::kO, wmma::mem_row_major);
-#pragma unroll
-    for (int k = 0; k < kKeyTile; k += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-      wmma::load_matrix_sync(a, p_s + rf * 16 * L::kP + k, L::kP);
-      wmma::load_matrix_sync(b, v_s + k * L::kQkv + of * 16, L::kQkv);
-      wmma::mma_sync(acc, a, b, acc);
-    }
-    wmma::store_matrix_sync(o_tile, acc, L::kO, wmma::mem_row_major);
-  }
-}
-
-// Q rows of this tile into q_s (zeros past the last row), causal positions, softmax state.
-template <typename T, int HD, int ROWS>
-__device__ inline void load_rows(const KernelParams& p, int kv_head, int first_token, int qlen,
-                                 int ctx, int row0, int nrows, T* q_s, int* pos_s, float* m_s,
-                                 float* l_s, float* o_s) {
-  using L = Smem<T, HD, ROWS>;
+__device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, int first_token,
+                                            int row0, int nrows, T* q_s) {
   constexpr int kChunks = HD / 8;
   const T* q = static_cast<const T*>(p.q);
   for (int i = threadIdx.x; i < ROWS * kChunks; i += kThreads) {
@@ -242,64 +397,25 @@ __device__ inline void load_rows(const KernelParams& p, int kv_head, int first_t
       const int head = kv_head * p.group + row % p.group;
       chunk = reinterpret_cast<const uint4*>(q + (token * p.num_heads + head) * HD)[i % kChunks];
     }
-    *reinterpret_cast<uint4*>(q_s + r * L::kQkv + (i % kChunks) * 8) = chunk;
-  }
-  for (int r = threadIdx.x; r < ROWS; r += kThreads) {
-    const int row = row0 + r;
-    pos_s[r] = row < nrows ? ctx - qlen + row / p.group : -1;  // -1: padding row, sees nothing
-    m_s[r] = -INFINITY;
-    l_s[r] = 0.0f;
-  }
-  for (int i = threadIdx.x; i < ROWS * L::kO; i += kThreads) o_s[i] = 0.0f;
-}
-
-// Normalised output (one split) or unnormalised partials for combine_splits_kernel.
-template <typename T, int HD, int ROWS>
-__device__ inline void store_rows(const KernelParams& p, int kv_head, int seq, int split,
-                                  int first_token, int row0, int nrows, const float* o_s,
-                                  const float* m_s, const float* l_s) {
-  using L = Smem<T, HD, ROWS>;
-  T* out = static_cast<T*>(p.out);
-  for (int i = threadIdx.x; i < ROWS * HD; i += kThreads) {
-    const int r = i / HD;
-    const int d = i % HD;
-    const int row = row0 + r;
-    if (row >= nrows) break;  // rows only grow with i
-    const int64_t token = first_token + row / p.group;
-    const int head = kv_head * p.group + row % p.group;
-    const float acc = o_s[r * L::kO + d];
-    if (p.splits == 1) {
-      const float l = l_s[r];
-      out[(token * p.num_heads + head) * HD + d] = from_f32<T>(l > 0.0f ? acc / l : 0.0f);
-    } else {
-      const int64_t part = (int64_t{seq} * p.num_heads + head) * p.splits + split;
-      p.partial_acc[part * HD + d] = acc;
-      if (d == 0) p.partial_ml[part] = make_float2(m_s[r], l_s[r]);
-    }
+    *reinterpret_cast<uint4*>(q_s + r * Smem<T, HD, ROWS>::kLd + (i % kChunks) * 8) = chunk;
   }
 }
 
 // grid (num_kv_heads, n_seqs, row_tiles * splits), kThreads threads, Smem<...>::bytes dynamic.
 template <typename T, int HD, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
-  wait_for_previous_kernel();
-  static_assert(ROWS % 16 == 0 && HD % 16 == 0, "WMMA tiles are 16 x 16");
+  using W = WarpSplit<ROWS>;
   using L = Smem<T, HD, ROWS>;
+  wait_for_previous_kernel();
   extern __shared__ __align__(128) unsigned char smem[];
   T* q_s = reinterpret_cast<T*>(smem + L::q);
-  T* k_s = reinterpret_cast<T*>(smem + L::k);
-  T* v_s = reinterpret_cast<T*>(smem + L::v);
-  float* s_s = reinterpret_cast<float*>(smem + L::s);
-  T* p_s = reinterpret_cast<T*>(smem + L::p);
-  float* o_s = reinterpret_cast<float*>(smem + L::o);
-  int* pos_s = reinterpret_cast<int*>(smem + L::pos);
-  float* m_s = reinterpret_cast<float*>(smem + L::m);
-  float* l_s = reinterpret_cast<float*>(smem + L::l);
+  T* kv_s = reinterpret_cast<T*>(smem + L::kv);
 
   const int kv_head = blockIdx.x;
   const int seq = blockIdx.y;
-  const int row_tile = blockIdx.z % p.row_tiles;
-  const int split = blockIdx.z / p.row_tiles;
+  // The longest row tiles (the causal triangle's bottom) are scheduled first.
+  const int row_tile = p.row_tiles - 1 - static_cast<int>(blockIdx.z) % p.row_tiles;
+  const int split = static_cast<int>(blockIdx.z) / p.row_tiles;
   const int first_token = p.batch.seq_start[seq];
   const int qlen = p.batch.seq_start[seq + 1] - first_token;
   const int ctx = p.batch.context_len[seq];
@@ -311,23 +427,66 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const int kend = min(min(ctx, kbeg + p.split_len), last_pos + 1);
   if (kbeg >= kend) return;  // a split past this sequence's context: the combine skips it
 
-  load_rows<T, HD, ROWS>(p, kv_head, first_token, qlen, ctx, row0, nrows, q_s, pos_s, m_s, l_s,
-                         o_s);
-  KvTileRegs<HD> regs;
-  fetch_kv_tile<T, HD>(p, kv_head, seq, kbeg, kend, regs);
-  for (int tile0 = kbeg; tile0 < kend; tile0 += kKeyTile) {
-    stash_kv_tile<T, HD>(regs, k_s, v_s, L::kQkv);
-    __syncthreads();  // K/V (and on the first pass Q, O, row state) visible to all warps
-    if (tile0 + kKeyTile < kend)
-      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0 + kKeyTile, kend, regs);
-    tile_scores<T, HD, ROWS>(q_s, k_s, s_s);
-    __syncthreads();
-    tile_softmax<T, HD, ROWS>(s_s, p_s, o_s, pos_s, m_s, l_s, tile0, kend, p.scale_log2);
-    __syncthreads();
-    tile_accumulate<T, HD, ROWS>(p_s, v_s, o_s);
-    __syncthreads();  // before the next tile overwrites K/V/S/P and before the final store
+  // Start the first kStages - 1 K/V tiles (one commit group each, empty past the end), then
+  // bring this tile's Q rows (zeros past the last row) in.
+  constexpr int kTileElems = 2 * kKeyTile * L::kLd;  // K then V of one stage
+#pragma unroll
+  for (int i = 0; i < L::kStages - 1; ++i) {
+    const int tile0 = kbeg + i * kKeyTile;
+    T* k_s = kv_s + i * kTileElems;
+    if (tile0 < kend)
+      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd);
+    cp_async_commit();
   }
-  store_rows<T, HD, ROWS>(p, kv_head, seq, split, first_token, row0, nrows, o_s, m_s, l_s);
+  load_q_rows<T, HD, ROWS>(p, kv_head, first_token, row0, nrows, q_s);
+  __syncthreads();
+
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int group_row = (warp % W::kRowGroups) * 16 * W::kMt;  // the warp's first row
+  const int slice0 = (warp / W::kRowGroups) * W::kSliceKeys;
+  const bool has_rows = row0 + group_row < nrows;  // else the warp only helps copy tiles
+  RowState<HD, W::kMt> st;
+#pragma unroll
+  for (int h = 0; h < 2 * W::kMt; ++h) {
+    const int row = row0 + group_row + (h / 2) * 16 + lane / 4 + 8 * (h % 2);
+    st.m[h] = -INFINITY;
+    st.l[h] = 0.0f;
+    st.limit[h] = row < nrows ? min(ctx - qlen + row / p.group + 1, kend) : 0;
+  }
+
+  int stage = 0;
+  for (int tile0 = kbeg; tile0 < kend; tile0 += kKeyTile) {
+    // The tile kStages - 1 ahead streams in while this one is computed; its slot was freed by
+    // the previous iteration's closing barrier.
+    const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
+    if (ahead < kend) {
+      T* k_s = kv_s + ((stage + L::kStages - 1) % L::kStages) * kTileElems;
+      fetch_kv_tile<T, HD>(p, kv_head, seq, ahead, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd);
+    }
+    cp_async_commit();
+    cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
+    __syncthreads();                  // ... and for every thread
+    const T* k_s = kv_s + stage * kTileElems;
+    if (has_rows) {
+      warp_tile<T, HD, W::kSliceKeys, W::kMt>(q_s + group_row * L::kLd, k_s,
+                                              k_s + kKeyTile * L::kLd, L::kLd, slice0,
+                                              tile0 + slice0, p.scale_log2, st);
+    }
+    __syncthreads();  // every warp done with this stage before a later fetch overwrites it
+    stage = (stage + 1) % L::kStages;
+  }
+#pragma unroll
+  for (int h = 0; h < 2 * W::kMt; ++h) {  // the row sums over the four lanes of a row
+    st.l[h] += __shfl_xor_sync(0xffffffffu, st.l[h], 1);
+    st.l[h] += __shfl_xor_sync(0xffffffffu, st.l[h], 2);
+  }
+  if constexpr (W::kSlices == 1) {
+    store_warp_rows<T, HD, W::kMt>(p, seq, split, first_token, row0 + group_row, nrows, st);
+  } else {
+    static_assert(W::kRowGroups == 1, "slices merge one 16-row group");
+    merge_and_store<T, HD, ROWS>(p, seq, split, first_token, row0, nrows, smem, st);
+  }
 }
 
 // Merges the splits of decode rows: grid (n_seqs, num_heads), HD threads (one per element).

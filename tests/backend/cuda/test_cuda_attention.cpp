@@ -413,7 +413,8 @@ void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& 
     std::printf("%s batch %3d ctx %5d: %9.1f us  %7.1f GB/s  %5.1f%% of copy  (ws %zu B)\n", label,
                 n_seqs, ctx, ms * 1e3, gbs, 100.0 * gbs / ceiling_gbs, ws_bytes);
   } else {
-    const double pairs = static_cast<double>(query) * (query + 1) / 2;  // causal (query, key) pairs
+    // Causal (query, key) pairs of every sequence.
+    const double pairs = static_cast<double>(n_seqs) * query * (query + 1) / 2;
     const double flops = 4.0 * pairs * kHeads * kHeadDim;
     std::printf("%s %d x %d tokens: %9.1f us  %7.1f TFLOP/s\n", label, n_seqs, query, ms * 1e3,
                 flops / (ms * 1e-3) / 1e12);
