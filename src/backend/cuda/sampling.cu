@@ -373,6 +373,50 @@ __device__ void write_logprobs(SharedState& s, const RowContext& row, int32_t n,
   }
 }
 
+// This thread's best token (highest logit, then lowest id) and whether its logits are all
+// finite: the one pass a greedy row needs. After at most three logits up to a 16-byte boundary,
+// the row is read as float4s, kScanUnroll of them in flight per thread before any is used (a
+// 151,552-logit row is 37 float4 per thread: ~10 round trips instead of 148 dependent loads).
+// Each thread visits its tokens in increasing id order, so a strict `>` keeps the lowest id.
+constexpr int kScanUnroll = 4;
+
+__device__ __forceinline__ void consider(BestToken& best, bool& finite, float v, int32_t i) {
+  finite = finite && isfinite(v);
+  if (v > best.value || best.id == INT_MAX) best = {v, i};
+}
+
+__device__ BestToken scan_row(const RowContext& row, bool& finite) {
+  BestToken best{-INFINITY, INT_MAX};
+  const int32_t tid = static_cast<int32_t>(threadIdx.x);
+  const auto misalignment = static_cast<int32_t>(reinterpret_cast<uintptr_t>(row.logits) % 16);
+  const int32_t head = min(row.vocab, (16 - misalignment) % 16 / 4);  // logits are 4-aligned
+  if (tid < head) consider(best, finite, row.logits[tid], tid);
+  const int32_t quads = (row.vocab - head) / 4;
+  const float4* row4 = reinterpret_cast<const float4*>(row.logits + head);
+  for (int32_t base = tid; base < quads; base += kThreads * kScanUnroll) {
+    float4 q[kScanUnroll];
+#pragma unroll
+    for (int u = 0; u < kScanUnroll; ++u) {
+      const int32_t j = base + u * kThreads;
+      q[u] = j < quads ? row4[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < kScanUnroll; ++u) {
+      const int32_t j = base + u * kThreads;
+      if (j >= quads) break;
+      const int32_t i = head + 4 * j;
+      consider(best, finite, q[u].x, i);
+      consider(best, finite, q[u].y, i + 1);
+      consider(best, finite, q[u].z, i + 2);
+      consider(best, finite, q[u].w, i + 3);
+    }
+  }
+  for (int32_t i = head + 4 * quads + tid; i < row.vocab; i += kThreads) {
+    consider(best, finite, row.logits[i], i);
+  }
+  return best;
+}
+
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingParams* params,
                        const LogitAdjustment* adjustments, RowSample* out) {
@@ -406,13 +450,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
 
-  BestToken local{-INFINITY, INT_MAX};
   bool finite = true;
-  for (int32_t i = threadIdx.x; i < vocab; i += kThreads) {
-    const float v = row.logits[i];
-    finite = finite && isfinite(v);
-    if (v > local.value || local.id == INT_MAX) local = {v, i};
-  }
+  const BestToken local = scan_row(row, finite);
   const bool all_finite = __syncthreads_and(finite) != 0;
   BestToken best = block_best(s, local);
   if (best.id < 0 || best.id >= vocab) best.id = 0;
