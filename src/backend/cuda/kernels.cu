@@ -28,8 +28,8 @@ int grid_for(size_t n, int threads) {
   return static_cast<int>(blocks < 65535 * 8 ? blocks : 65535 * 8);
 }
 
-// W consecutive elements moved as one aligned access (W * sizeof(T) <= 16 bytes; a 32-byte
-// pack is two 16-byte accesses): nvcc emits vector loads and stores for an aligned struct.
+// W consecutive elements moved as aligned vector accesses: nvcc emits one ld/st.global.v2/v4
+// for a pack of up to 16 bytes, two 16-byte ones for a 32-byte pack (8 floats).
 template <typename T, int W>
 struct alignas(sizeof(T) * W < 16 ? sizeof(T) * W : 16) Pack {
   T v[W];
