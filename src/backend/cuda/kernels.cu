@@ -1,9 +1,13 @@
 // See kernels.h. Kernels are templates over the storage type (BF16 or FP16) with fp32 math; one
 // switch per launcher picks the instantiation, so this file instantiates each kernel twice.
-// Row kernels use one block per row and a block-wide sum; they favour clarity over the last
-// few percent of bandwidth (issue 7 tunes them).
+// Row kernels use one block per row and a block-wide sum. The norm, embedding and SwiGLU kernels
+// move whole vectors (up to 16 bytes) per access and issue all of a thread's loads before the
+// first use, so a batch-1 launch costs one memory round trip instead of one per element or per
+// pass, and a prefill launch streams near copy bandwidth; widths that do not divide the row
+// fall back to one element per access with the same code.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
@@ -14,36 +18,40 @@
 namespace autoglm::cuda {
 namespace {
 
-constexpr int kRowThreads = 256;
-
 __device__ __forceinline__ float warp_sum(float v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
 }
 
-// Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the result.
-__device__ float block_sum(float v) {
-  __shared__ float partial[32];
-  __shared__ float total;
-  v = warp_sum(v);
-  const int lane = threadIdx.x % 32;
-  const int warp = threadIdx.x / 32;
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float s = lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f;
-    s = warp_sum(s);
-    if (lane == 0) total = s;
-  }
-  __syncthreads();
-  const float result = total;
-  __syncthreads();  // `partial`/`total` may be reused by the next call
-  return result;
-}
-
 int grid_for(size_t n, int threads) {
   const size_t blocks = (n + threads - 1) / threads;
   return static_cast<int>(blocks < 65535 * 8 ? blocks : 65535 * 8);
+}
+
+// W consecutive elements moved as aligned vector accesses: nvcc emits one ld/st.global.v2/v4
+// for a pack of up to 16 bytes, two 16-byte ones for a 32-byte pack (8 floats).
+template <typename T, int W>
+struct alignas(sizeof(T) * W < 16 ? sizeof(T) * W : 16) Pack {
+  T v[W];
+};
+
+template <int W, typename T>
+__device__ __forceinline__ void load_f32(const T* p, float (&out)[W]) {
+  const Pack<T, W> pack = *reinterpret_cast<const Pack<T, W>*>(p);
+#pragma unroll
+  for (int k = 0; k < W; ++k) out[k] = to_f32(pack.v[k]);
+}
+
+template <int W, typename T>
+__device__ __forceinline__ void store_f32(T* p, const float (&in)[W]) {
+  Pack<T, W> pack;
+#pragma unroll
+  for (int k = 0; k < W; ++k) pack.v[k] = from_f32<T>(in[k]);
+  *reinterpret_cast<Pack<T, W>*>(p) = pack;
+}
+
+bool aligned_to(const void* p, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
 template <typename S, typename D>
@@ -72,74 +80,123 @@ void convert_from(const S* src, void* dst, DType dst_type, size_t n, cudaStream_
   }
 }
 
-template <typename T>
+// Block (token, chunk of kEmbedThreads * W elements); each thread copies W elements with one
+// load and one store, so a one-token gather is spread over several SMs and is one round trip
+// after the id (not a loop of dependent 2-byte loads in one block).
+constexpr int kEmbedThreads = 128;
+
+template <typename T, int W>
 __global__ void embedding_kernel(const int32_t* ids, const T* table, int64_t hidden, float* x) {
   wait_for_previous_kernel();
   const int64_t t = blockIdx.x;
-  const T* row = table + static_cast<int64_t>(ids[t]) * hidden;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) x[t * hidden + i] = to_f32(row[i]);
+  const int64_t i = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * W;
+  if (i >= hidden) return;  // hidden is a multiple of W
+  float v[W];
+  load_f32<W>(table + static_cast<int64_t>(ids[t]) * hidden + i, v);
+  store_f32<W>(x + t * hidden + i, v);
 }
 
-// One block per row, the row held in registers: it is read once and written once. At batch 1
-// there is a single block, so the kernel is bound by one SM's load latency, and reading the
-// fp32 residual four times (the looped form) cost ~23 us a launch on an H200 (ncu); with every
-// thread's loads issued together it is one round trip per pass over registers.
-constexpr int kNormThreads = 1024;
-constexpr int kNormPerThread = 16;  // rows up to 16,384 wide
+// Sum over the block (blockDim.x a multiple of 32, <= 1024) with one barrier: each warp posts
+// its sum in `partial`, then every warp adds all posts, in the same order, so every thread gets
+// the same bits. `partial` must serve this one reduction only (no barrier protects its reuse).
+__device__ __forceinline__ float block_sum_once(float v, float* partial) {
+  v = warp_sum(v);
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warp_sum(lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f);
+}
 
-template <typename T>
-__global__ void __launch_bounds__(kNormThreads)
-    residual_add_norm_kernel(float* x, const T* delta, const float* post_w, const float* norm_w,
-                             T* out, int64_t hidden, float eps) {
+// The row norms (residual_add_norm, gather_rms_norm): one block per row; thread j owns the N
+// vectors of W elements that start at elements (j + n * blockDim.x) * W. Every load of the
+// row (x, delta, and the weights when they fit in registers) is issued before the first
+// reduction, so a batch-1 launch waits for memory once; the two reductions take one barrier
+// each. With `rows`, block b reads row rows[b] of x (gather_rms_norm: no delta, x unchanged).
+// N * W elements per thread: 4 (N 1, W 4) keeps a 4,096-wide row on 1,024 threads for batch-1
+// latency; 16 (N 4) makes 256-thread blocks for many rows, eight blocks per SM in flight.
+constexpr int kNormMaxThreads = 1024;
+constexpr int kNormMaxPerThread = 16;   // rows up to 16,384 wide
+constexpr int32_t kNormManyRows = 256;  // from here on, rows favour throughput over latency
+
+template <typename T, int W, int N>
+__global__ void __launch_bounds__(kNormMaxThreads)
+    norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* post_w,
+                     const float* norm_w, T* out, int64_t hidden, float eps) {
+  // Weights in registers too while that stays within the 64 registers of 1,024 threads.
+  constexpr bool kPreloadWeights = N * W <= 8;
+  __shared__ float partial[2][32];
+  const int width = static_cast<int>(hidden);  // <= kNormMaxThreads * kNormMaxPerThread
   wait_for_previous_kernel();
-  float* xr = x + blockIdx.x * hidden;
+  const int64_t src_row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
+  float* xr = x + src_row * hidden;
   const T* dr = delta != nullptr ? delta + blockIdx.x * hidden : nullptr;
-  float v[kNormPerThread];
-  float ss = 0.0f;
+  const float* pw_row = dr != nullptr ? post_w : nullptr;
+  float xv[N][W], dv[N][W], pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
 #pragma unroll
-  for (int j = 0; j < kNormPerThread; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kNormThreads;
-    v[j] = (dr != nullptr && i < hidden) ? to_f32(dr[i]) : 0.0f;
-    ss += v[j] * v[j];
-  }
-  // GLM-4's post-sublayer norm of the delta, before it joins the residual.
-  const float post_scale =
-      (dr != nullptr && post_w != nullptr) ? rsqrtf(block_sum(ss) / hidden + eps) : 1.0f;
-  ss = 0.0f;
+  for (int n = 0; n < N; ++n) {
+    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
 #pragma unroll
-  for (int j = 0; j < kNormPerThread; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kNormThreads;
-    if (i < hidden) {
-      float xv = xr[i];
-      if (dr != nullptr) {
-        xv += post_w != nullptr ? post_w[i] * (v[j] * post_scale) : v[j];
-        xr[i] = xv;
-      }
-      v[j] = xv;
-      ss += xv * xv;
+    for (int k = 0; k < W; ++k) xv[n][k] = dv[n][k] = 0.0f;
+    if (i >= width) continue;  // width is a multiple of W
+    load_f32<W>(xr + i, xv[n]);
+    if (dr != nullptr) load_f32<W>(dr + i, dv[n]);
+    if constexpr (kPreloadWeights) {
+      if (pw_row != nullptr) load_f32<W>(pw_row + i, pw[n]);
+      if (norm_w != nullptr) load_f32<W>(norm_w + i, nw[n]);
     }
   }
+  float post_scale = 1.0f;
+  if (pw_row != nullptr) {  // GLM-4's post-sublayer norm of the delta, before it joins x
+    float ss = 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) ss += dv[n][k] * dv[n][k];
+    }
+    post_scale = rsqrtf(block_sum_once(ss, partial[0]) / static_cast<float>(hidden) + eps);
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+    if (i >= width) continue;
+    if (dr != nullptr) {
+      float w[W] = {};
+      if (pw_row != nullptr) {
+        if constexpr (kPreloadWeights) {
+#pragma unroll
+          for (int k = 0; k < W; ++k) w[k] = pw[n][k];
+        } else {
+          load_f32<W>(pw_row + i, w);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        xv[n][k] += pw_row != nullptr ? w[k] * (dv[n][k] * post_scale) : dv[n][k];
+      }
+      store_f32<W>(xr + i, xv[n]);
+    }
+#pragma unroll
+    for (int k = 0; k < W; ++k) ss += xv[n][k] * xv[n][k];
+  }
   if (norm_w == nullptr) return;
-  const float inv = rsqrtf(block_sum(ss) / hidden + eps);
+  const float inv = rsqrtf(block_sum_once(ss, partial[1]) / static_cast<float>(hidden) + eps);
   T* orow = out + blockIdx.x * hidden;
 #pragma unroll
-  for (int j = 0; j < kNormPerThread; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kNormThreads;
-    if (i < hidden) orow[i] = from_f32<T>(norm_w[i] * (v[j] * inv));
-  }
-}
-
-template <typename T>
-__global__ void gather_rms_norm_kernel(const float* x, const int32_t* rows, int64_t hidden,
-                                       const float* w, float eps, T* out) {
-  wait_for_previous_kernel();
-  const float* xr = x + static_cast<int64_t>(rows[blockIdx.x]) * hidden;
-  float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) ss += xr[i] * xr[i];
-  const float inv = rsqrtf(block_sum(ss) / static_cast<float>(hidden) + eps);
-  T* orow = out + blockIdx.x * hidden;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    orow[i] = from_f32<T>(w[i] * (xr[i] * inv));
+  for (int n = 0; n < N; ++n) {
+    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+    if (i >= width) continue;
+    float w[W];
+    if constexpr (kPreloadWeights) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) w[k] = nw[n][k];
+    } else {
+      load_f32<W>(norm_w + i, w);
+    }
+    float o[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) o[k] = w[k] * (xv[n][k] * inv);
+    store_f32<W>(orow + i, o);
   }
 }
 
@@ -203,17 +260,123 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   for (int d = lane; d < hd; d += 32) dst[d] = from_f32<T>(b[d]);
 }
 
-template <typename T>
-__global__ void silu_mul_kernel(const T* gate_up, int64_t n_tokens, int64_t inter, T* out) {
+// Block (chunk of kSiluThreads * W columns, token): each thread reads W gate and W up values
+// with two vector loads and writes W outputs with one store; no per-element division to find
+// the token.
+constexpr int kSiluThreads = 256;
+
+template <typename T, int W>
+__global__ void silu_mul_kernel(const T* gate_up, int32_t n_tokens, int64_t inter, T* out) {
   wait_for_previous_kernel();
-  const int64_t n = n_tokens * inter;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t t = idx / inter;
-    const int64_t i = idx - t * inter;
-    const float g = to_f32(gate_up[t * 2 * inter + i]);
-    const float u = to_f32(gate_up[t * 2 * inter + inter + i]);
-    out[idx] = from_f32<T>(g / (1.0f + __expf(-g)) * u);
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * W;
+  if (i >= inter) return;  // inter is a multiple of W
+  for (int64_t t = blockIdx.y; t < n_tokens; t += gridDim.y) {
+    const T* row = gate_up + t * 2 * inter;
+    float g[W], u[W], o[W];
+    load_f32<W>(row + i, g);
+    load_f32<W>(row + inter + i, u);
+#pragma unroll
+    for (int k = 0; k < W; ++k) o[k] = g[k] / (1.0f + __expf(-g[k])) * u[k];
+    store_f32<W>(out + t * inter + i, o);
+  }
+}
+
+template <typename T, int W>
+void launch_embedding(const int32_t* ids, int32_t n_tokens, const T* table, int64_t hidden,
+                      float* x, cudaStream_t stream) {
+  const int64_t chunks = (hidden / W + kEmbedThreads - 1) / kEmbedThreads;
+  launch_dependent("embedding_gather", embedding_kernel<T, W>,
+                   dim3(static_cast<unsigned>(n_tokens), static_cast<unsigned>(chunks)),
+                   kEmbedThreads, 0, stream, ids, table, hidden, x);
+}
+
+template <typename T>
+void embedding_of(const int32_t* ids, int32_t n_tokens, const T* table, int64_t hidden, float* x,
+                  cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  if (hidden % kVec == 0 && aligned_to(table, 16) && aligned_to(x, 16)) {
+    launch_embedding<T, kVec>(ids, n_tokens, table, hidden, x, stream);
+  } else {
+    launch_embedding<T, 1>(ids, n_tokens, table, hidden, x, stream);
+  }
+}
+
+struct NormRowsArgs {
+  float* x;
+  const int32_t* rows;
+  const void* delta;
+  const float* post_w;
+  const float* norm_w;
+  void* out;
+  int32_t n_rows;
+  int64_t hidden;
+  float eps;
+};
+
+template <typename T, int W, int N>
+void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
+  const int64_t threads = (a.hidden / W + N - 1) / N;
+  const int block = static_cast<int>((threads + 31) / 32 * 32);
+  launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
+                   static_cast<const T*>(a.delta), a.post_w, a.norm_w, static_cast<T*>(a.out),
+                   a.hidden, a.eps);
+}
+
+// Elements per thread: the fewest that fit the row in one block when there are few rows (more
+// threads, more loads in flight for the one SM that holds a row); 16 (W 4) or 8 (W 1) when
+// there are many (small blocks, many rows per SM). W 1 with N 16 (rows over 8,192 wide whose
+// width is not a multiple of 4) spills a few registers; no model seen so far has such rows.
+template <typename T, int W, int N0>
+void dispatch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
+  constexpr int kManyN = W == 4 ? 4 * N0 : 2 * N0;
+  const auto fits = [&](int n) {
+    return a.hidden <= static_cast<int64_t>(kNormMaxThreads) * n * W;
+  };
+  if (a.n_rows >= kNormManyRows && fits(kManyN)) {
+    launch_norm_rows<T, W, kManyN>(name, a, stream);
+  } else if (fits(N0)) {
+    launch_norm_rows<T, W, N0>(name, a, stream);
+  } else if (fits(2 * N0)) {
+    launch_norm_rows<T, W, 2 * N0>(name, a, stream);
+  } else {
+    launch_norm_rows<T, W, 4 * N0>(name, a, stream);
+  }
+}
+
+template <typename T>
+void norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
+  if (a.hidden > static_cast<int64_t>(kNormMaxThreads) * kNormMaxPerThread) {
+    fail(ErrorCode::kUnsupported, std::string("CUDA ") + name + ": hidden size " +
+                                      std::to_string(a.hidden) + " over " +
+                                      std::to_string(kNormMaxThreads * kNormMaxPerThread));
+  }
+  // Four elements per access: 16 bytes of fp32, 8 of the storage type.
+  const bool vector = a.hidden % 4 == 0 && aligned_to(a.x, 16) && aligned_to(a.delta, 8) &&
+                      aligned_to(a.post_w, 16) && aligned_to(a.norm_w, 16) && aligned_to(a.out, 8);
+  if (vector) {
+    dispatch_norm_rows<T, 4, 1>(name, a, stream);
+  } else {
+    dispatch_norm_rows<T, 1, 4>(name, a, stream);
+  }
+}
+
+template <typename T, int W>
+void launch_silu_mul(const T* gate_up, int32_t n_tokens, int64_t inter, T* out,
+                     cudaStream_t stream) {
+  const int64_t chunks = (inter / W + kSiluThreads - 1) / kSiluThreads;
+  const unsigned token_blocks = static_cast<unsigned>(n_tokens < 65535 ? n_tokens : 65535);
+  launch_dependent("silu_mul", silu_mul_kernel<T, W>,
+                   dim3(static_cast<unsigned>(chunks), token_blocks), kSiluThreads, 0, stream,
+                   gate_up, n_tokens, inter, out);
+}
+
+template <typename T>
+void silu_mul_of(const T* gate_up, int32_t n_tokens, int64_t inter, T* out, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  if (inter % kVec == 0 && aligned_to(gate_up, 16) && aligned_to(out, 16)) {
+    launch_silu_mul<T, kVec>(gate_up, n_tokens, inter, out, stream);
+  } else {
+    launch_silu_mul<T, 1>(gate_up, n_tokens, inter, out, stream);
   }
 }
 
@@ -241,13 +404,11 @@ void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t 
 
 void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, ActType type,
                       int64_t hidden, float* x, cudaStream_t stream) {
-  if (n_tokens == 0) return;
+  if (n_tokens == 0 || hidden == 0) return;
   if (type == ActType::kBF16) {
-    launch_dependent("embedding_gather", embedding_kernel<__nv_bfloat16>, n_tokens, kRowThreads, 0,
-                     stream, ids, static_cast<const __nv_bfloat16*>(table), hidden, x);
+    embedding_of(ids, n_tokens, static_cast<const __nv_bfloat16*>(table), hidden, x, stream);
   } else {
-    launch_dependent("embedding_gather", embedding_kernel<__half>, n_tokens, kRowThreads, 0, stream,
-                     ids, static_cast<const __half*>(table), hidden, x);
+    embedding_of(ids, n_tokens, static_cast<const __half*>(table), hidden, x, stream);
   }
   check_launch("embedding_gather");
 }
@@ -256,18 +417,11 @@ void residual_add_norm(float* x, const void* delta, const float* post_w, const f
                        void* out, int32_t n_rows, int64_t hidden, float eps, ActType type,
                        cudaStream_t stream) {
   if (n_rows == 0) return;
-  if (hidden > static_cast<int64_t>(kNormThreads) * kNormPerThread) {
-    fail(ErrorCode::kUnsupported, "CUDA residual_add_norm: hidden size " + std::to_string(hidden) +
-                                      " over " + std::to_string(kNormThreads * kNormPerThread));
-  }
+  const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps};
   if (type == ActType::kBF16) {
-    launch_dependent("residual_add_norm", residual_add_norm_kernel<__nv_bfloat16>, n_rows,
-                     kNormThreads, 0, stream, x, static_cast<const __nv_bfloat16*>(delta), post_w,
-                     norm_w, static_cast<__nv_bfloat16*>(out), hidden, eps);
+    norm_rows<__nv_bfloat16>("residual_add_norm", args, stream);
   } else {
-    launch_dependent("residual_add_norm", residual_add_norm_kernel<__half>, n_rows, kNormThreads, 0,
-                     stream, x, static_cast<const __half*>(delta), post_w, norm_w,
-                     static_cast<__half*>(out), hidden, eps);
+    norm_rows<__half>("residual_add_norm", args, stream);
   }
   check_launch("residual_add_norm");
 }
@@ -275,12 +429,13 @@ void residual_add_norm(float* x, const void* delta, const float* post_w, const f
 void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_t hidden,
                      const float* w, float eps, void* out, ActType type, cudaStream_t stream) {
   if (n_rows == 0) return;
+  // Without a delta the kernel only reads x.
+  const NormRowsArgs args{
+      const_cast<float*>(x), rows, nullptr, nullptr, w, out, n_rows, hidden, eps};
   if (type == ActType::kBF16) {
-    launch_dependent("gather_rms_norm", gather_rms_norm_kernel<__nv_bfloat16>, n_rows, kRowThreads,
-                     0, stream, x, rows, hidden, w, eps, static_cast<__nv_bfloat16*>(out));
+    norm_rows<__nv_bfloat16>("gather_rms_norm", args, stream);
   } else {
-    launch_dependent("gather_rms_norm", gather_rms_norm_kernel<__half>, n_rows, kRowThreads, 0,
-                     stream, x, rows, hidden, w, eps, static_cast<__half*>(out));
+    norm_rows<__half>("gather_rms_norm", args, stream);
   }
   check_launch("gather_rms_norm");
 }
@@ -315,17 +470,13 @@ void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
 
 void silu_mul(const void* gate_up, int32_t n_tokens, int64_t inter, void* out, ActType type,
               cudaStream_t stream) {
-  const size_t n = static_cast<size_t>(n_tokens) * static_cast<size_t>(inter);
-  if (n == 0) return;
-  const int grid = grid_for(n, 256);
+  if (n_tokens == 0 || inter == 0) return;
   if (type == ActType::kBF16) {
-    launch_dependent("silu_mul", silu_mul_kernel<__nv_bfloat16>, grid, 256, 0, stream,
-                     static_cast<const __nv_bfloat16*>(gate_up), n_tokens, inter,
-                     static_cast<__nv_bfloat16*>(out));
+    silu_mul_of(static_cast<const __nv_bfloat16*>(gate_up), n_tokens, inter,
+                static_cast<__nv_bfloat16*>(out), stream);
   } else {
-    launch_dependent("silu_mul", silu_mul_kernel<__half>, grid, 256, 0, stream,
-                     static_cast<const __half*>(gate_up), n_tokens, inter,
-                     static_cast<__half*>(out));
+    silu_mul_of(static_cast<const __half*>(gate_up), n_tokens, inter, static_cast<__half*>(out),
+                stream);
   }
   check_launch("silu_mul");
 }

@@ -6,7 +6,8 @@
 // are summed in 2^-40 fixed point (the top token weighs 1), so sums are exact in any order.
 // Every pass is coalesced: warp w reads its own contiguous segment of the row, 32 consecutive
 // tokens per step. Steps that need token-id order (the draw, the n-th tie) take per-warp
-// totals in one pass, then one warp walks the segment that holds the answer.
+// totals in one pass, then one warp walks the segment that holds the answer. The passes that
+// need no id order across threads (max/argmax, the logprobs) read float4s over the whole block.
 // Thread ownership: launched by the engine thread on the backend's stream.
 #include <cooperative_groups.h>
 #include <cooperative_groups/reduce.h>
@@ -75,6 +76,42 @@ struct RowContext {
   int32_t seg_begin, seg_end;  // this warp's segment
   int32_t lane, warp;
 };
+
+// Calls visit(logit, id) for each of this thread's tokens of the row, in increasing id order
+// (so a strict `>` over the visits keeps the lowest id). After at most three logits up to a
+// 16-byte boundary the row is read as float4s, kScanUnroll of them in flight per thread before
+// any is used: a 151,552-logit row is 37 float4 per thread, ~10 round trips instead of 148
+// dependent 4-byte loads (27 us for one greedy row on an H200 before).
+constexpr int kScanUnroll = 4;
+
+template <typename Visit>
+__device__ __forceinline__ void for_each_logit(const RowContext& row, Visit&& visit) {
+  const int32_t tid = static_cast<int32_t>(threadIdx.x);
+  const auto misalignment = static_cast<int32_t>(reinterpret_cast<uintptr_t>(row.logits) % 16);
+  const int32_t head = min(row.vocab, (16 - misalignment) % 16 / 4);  // logits are 4-aligned
+  if (tid < head) visit(row.logits[tid], tid);
+  const int32_t quads = (row.vocab - head) / 4;
+  const float4* row4 = reinterpret_cast<const float4*>(row.logits + head);
+  for (int32_t base = tid; base < quads; base += kThreads * kScanUnroll) {
+    float4 q[kScanUnroll];
+#pragma unroll
+    for (int u = 0; u < kScanUnroll; ++u) {
+      const int32_t j = base + u * kThreads;
+      q[u] = j < quads ? row4[j] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < kScanUnroll; ++u) {
+      const int32_t j = base + u * kThreads;
+      if (j >= quads) break;
+      const int32_t i = head + 4 * j;
+      visit(q[u].x, i);
+      visit(q[u].y, i + 1);
+      visit(q[u].z, i + 2);
+      visit(q[u].w, i + 3);
+    }
+  }
+  for (int32_t i = head + 4 * quads + tid; i < row.vocab; i += kThreads) visit(row.logits[i], i);
+}
 
 __device__ __forceinline__ float weight_of(const RowContext& row, float logit) {
   return expf((logit - row.max_logit) * row.inv_temperature);
@@ -347,10 +384,8 @@ __device__ BestToken block_best(SharedState& s, BestToken local) {
 __device__ void write_logprobs(SharedState& s, const RowContext& row, int32_t n, float max_logit,
                                RowSample& out) {
   double local = 0.0;
-  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
-    local +=
-        static_cast<double>(expf(row.logits[i] - max_logit));  // terms <= 1: float is exact enough
-  }
+  // Terms <= 1: float is exact enough.
+  for_each_logit(row, [&](float v, int32_t) { local += static_cast<double>(expf(v - max_logit)); });
   const double sum = cub::BlockReduce<double, kThreads>(s.scratch.double_sum).Sum(local);
   if (threadIdx.x == 0) s.double_value = static_cast<double>(max_logit) + log(sum);
   __syncthreads();
@@ -360,17 +395,27 @@ __device__ void write_logprobs(SharedState& s, const RowContext& row, int32_t n,
   BestToken previous{INFINITY, -1};
   for (int32_t j = 0; j < n; ++j) {
     BestToken candidate{-INFINITY, INT_MAX};
-    for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
-      const float v = row.logits[i];
+    for_each_logit(row, [&](float v, int32_t i) {
       const bool lighter = v < previous.value || (v == previous.value && i > previous.id);
       if (lighter && (v > candidate.value || candidate.id == INT_MAX)) candidate = {v, i};
-    }
+    });
     previous = block_best(s, candidate);
     if (previous.id == INT_MAX) break;
     out.top_ids[j] = previous.id;
     out.top_logprobs[j] = static_cast<float>(static_cast<double>(previous.value) - log_z);
     out.n_top = j + 1;
   }
+}
+
+// This thread's best token (highest logit, then lowest id) and whether its logits are all
+// finite: the one pass a greedy row needs.
+__device__ BestToken scan_row(const RowContext& row, bool& finite) {
+  BestToken best{-INFINITY, INT_MAX};
+  for_each_logit(row, [&](float v, int32_t i) {
+    finite = finite && isfinite(v);
+    if (v > best.value || best.id == INT_MAX) best = {v, i};
+  });
+  return best;
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -406,13 +451,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
 
-  BestToken local{-INFINITY, INT_MAX};
   bool finite = true;
-  for (int32_t i = threadIdx.x; i < vocab; i += kThreads) {
-    const float v = row.logits[i];
-    finite = finite && isfinite(v);
-    if (v > local.value || local.id == INT_MAX) local = {v, i};
-  }
+  const BestToken local = scan_row(row, finite);
   const bool all_finite = __syncthreads_and(finite) != 0;
   BestToken best = block_best(s, local);
   if (best.id < 0 || best.id >= vocab) best.id = 0;

@@ -8,6 +8,7 @@
 // Thread ownership: the test main thread only.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -207,6 +208,41 @@ TEST_F(CudaSampling, VariateSweepReproducesTheHostDistribution) {
     differ += got[r].token != sample_row(row, params[r], {}).token ? 1 : 0;
   }
   EXPECT_EQ(differ, 0);
+}
+
+// Greedy rows of GLM-4's vocabulary: 151,552 (every row 16-byte aligned: the float4 pass) and
+// 151,551 (rows start 0-3 floats past a boundary: the head and tail paths too), with the
+// maximum planted at the first, last, head and a middle position, and an exact tie whose lower
+// id must win.
+TEST_F(CudaSampling, GreedyRowsPickTheFirstMaximum) {
+  for (const int32_t vocab : {151552, 151551}) {
+    SCOPED_TRACE("vocab " + std::to_string(vocab));
+    const std::vector<std::vector<int32_t>> planted = {
+        {0}, {vocab - 1}, {1}, {2}, {77777}, {vocab - 3, 4}, {9000, 9001}, {130000, 5, 60000}};
+    const int32_t rows = static_cast<int32_t>(planted.size());
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> logits(static_cast<size_t>(rows) * vocab);
+    for (float& v : logits) v = normal(rng_);
+    for (int32_t r = 0; r < rows; ++r) {
+      for (int32_t id : planted[r]) logits[static_cast<size_t>(r) * vocab + id] = 100.0f;
+    }
+    const std::vector<RowSamplingParams> params(rows);
+    DeviceArray d_logits = upload(logits), d_params = upload(params);
+    DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(rows, sizeof(RowSample));
+    d_out.poison();
+    sample_rows(d_logits.as<float>(), rows, vocab, d_params.as<RowSamplingParams>(),
+                d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
+    test::sync();
+    const std::vector<RowSample> got = download<RowSample>(d_out, rows);
+    for (int32_t r = 0; r < rows; ++r) {
+      std::span<float> row(logits.data() + static_cast<size_t>(r) * vocab,
+                           static_cast<size_t>(vocab));
+      const int32_t lowest = *std::min_element(planted[r].begin(), planted[r].end());
+      EXPECT_EQ(got[r].token, lowest) << "row " << r;
+      EXPECT_EQ(got[r].token, sample_row(row, params[r], {}).token) << "row " << r;
+      EXPECT_EQ(got[r].flags, 0) << "row " << r;
+    }
+  }
 }
 
 TEST_F(CudaSampling, NonFiniteRowsAreFlagged) {
