@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -241,6 +242,8 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
   kp.row_tiles = p.row_tiles;
   kp.splits = p.splits;
   kp.split_len = p.split_len;
+  if ((batch.block_size & (batch.block_size - 1)) == 0)
+    kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
   if (type == ActType::kBF16) {
     launch_typed<__nv_bfloat16>(kp, batch, shape.head_dim, p.decode, stream);
   } else {

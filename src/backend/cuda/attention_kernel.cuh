@@ -55,7 +55,8 @@ struct KernelParams {
   float scale_log2 = 0.0f;  // scale * log2(e): the softmax runs on exp2
   int32_t row_tiles = 1;    // grid.z = row_tiles * splits
   int32_t splits = 1;
-  int32_t split_len = 0;  // keys per split, a multiple of kKeyTile
+  int32_t split_len = 0;     // keys per split, a multiple of kKeyTile
+  int32_t block_shift = -1;  // log2(block_size) when it is a power of two: no division per key
 };
 
 constexpr size_t align128(size_t bytes) {
@@ -88,10 +89,12 @@ struct Smem {
   static constexpr size_t tile = sizeof(T) * kKeyTile * kLd;  // one K or V tile
   static constexpr size_t q = 0;
   static constexpr size_t kv = align128(sizeof(T) * ROWS * kLd);
-  static constexpr size_t merge_o = kv;  // [kWarps][16][HD] floats
-  static constexpr size_t merge_ml = align128(merge_o + sizeof(float) * kWarps * 16 * HD);
+  static constexpr int kMergeLd = HD + 4;  // floats per merged row: float4-aligned, few conflicts
+  static constexpr size_t merge_o = kv;    // [kWarps][16][kMergeLd] floats
+  static constexpr size_t merge_ml = align128(merge_o + sizeof(float) * kWarps * 16 * kMergeLd);
+  static constexpr size_t merge_w = align128(merge_ml + sizeof(float2) * kWarps * 16);
+  static constexpr size_t merge_end = merge_w + sizeof(float) * (kWarps + 2) * 16;
   static constexpr size_t tiles_end = kv + 2 * kStages * tile;
-  static constexpr size_t merge_end = merge_ml + sizeof(float2) * kWarps * 16;
   static constexpr size_t bytes = align128(tiles_end > merge_end ? tiles_end : merge_end);
 };
 
@@ -174,6 +177,7 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
   const int chunk = threadIdx.x % kChunks;
+  const int64_t head_off = int64_t{kv_head} * HD + chunk * 8;
 #pragma unroll
   for (int j = 0; j < kPerThread; ++j) {
     const int local = (threadIdx.x + j * kThreads) / kChunks;
@@ -181,8 +185,9 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
     int64_t off = 0;
     int bytes = 0;
     if (key < kend) {
-      off = (int64_t{blocks[key / bs]} * bs + key % bs) * row_elems + int64_t{kv_head} * HD +
-            chunk * 8;
+      const int block = p.block_shift >= 0 ? key >> p.block_shift : key / bs;
+      const int in_block = key - block * bs;
+      off = (int64_t{blocks[block]} * bs + in_block) * row_elems + head_off;
       bytes = 16;
     }
     cp_async16(k_s + local * ld + chunk * 8, kc + off, bytes);
@@ -337,14 +342,17 @@ __device__ __forceinline__ void store_warp_rows(const KernelParams& p, int seq, 
 }
 
 // Decode: the warps hold the same 16 rows over different key slices; their states meet in
-// shared memory and every thread merges a share of the elements.
+// shared memory. 16 threads turn the four (max, sum) pairs of their row into weights, then each
+// thread merges 16 consecutive elements of one row with vector loads and stores them.
 template <typename T, int HD, int ROWS>
 __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, int split,
                                                 int first_token, int row0, int nrows,
                                                 unsigned char* smem, const RowState<HD, 1>& st) {
   using L = Smem<T, HD, ROWS>;
+  constexpr int kLdo = L::kMergeLd;
   float* mo = reinterpret_cast<float*>(smem + L::merge_o);
   float2* ml = reinterpret_cast<float2*>(smem + L::merge_ml);
+  float* weight = reinterpret_cast<float*>(smem + L::merge_w);  // [kWarps][16], then M, L rows
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   __syncthreads();  // every warp is done reading the last K/V tile
@@ -352,32 +360,74 @@ __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, 
   for (int h = 0; h < 2; ++h) {
     const int r = lane / 4 + 8 * h;
     if (lane % 4 == 0) ml[warp * 16 + r] = make_float2(st.m[h], st.l[h]);
+    float* dst = mo + (warp * 16 + r) * kLdo + 2 * (lane % 4);
 #pragma unroll
     for (int n = 0; n < HD / 8; ++n) {
-      const int d = n * 8 + 2 * (lane % 4);
-      mo[(warp * 16 + r) * HD + d] = st.o[0][n][2 * h];
-      mo[(warp * 16 + r) * HD + d + 1] = st.o[0][n][2 * h + 1];
+      *reinterpret_cast<float2*>(dst + n * 8) =
+          make_float2(st.o[0][n][2 * h], st.o[0][n][2 * h + 1]);
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < 16 * HD; i += kThreads) {
-    const int r = i / HD;
-    const int d = i % HD;
-    const int row = row0 + r;
-    if (row >= nrows) break;  // rows only grow with i
+  if (threadIdx.x < 16) {
+    const int r = threadIdx.x;
     float m = -INFINITY;
     for (int w = 0; w < kWarps; ++w) m = fmaxf(m, ml[w * 16 + r].x);
     const float m_use = m == -INFINITY ? 0.0f : m;
-    float acc = 0.0f;
     float l = 0.0f;
     for (int w = 0; w < kWarps; ++w) {
       const float scale = exp2f(ml[w * 16 + r].x - m_use);
-      acc += scale * mo[(w * 16 + r) * HD + d];
+      weight[w * 16 + r] = scale;
       l += scale * ml[w * 16 + r].y;
     }
-    const int64_t token = first_token + row / p.group;
-    const int head = blockIdx.x * p.group + row % p.group;
-    store_element<T, HD>(p, seq, split, token, head, d, acc, m, l);
+    weight[kWarps * 16 + r] = m;
+    weight[(kWarps + 1) * 16 + r] = l;
+  }
+  __syncthreads();
+  constexpr int kPerThread = 16;  // consecutive elements of one row
+  constexpr int kThreadsPerRow = HD / kPerThread;
+  static_assert(16 * kThreadsPerRow <= kThreads, "one pass covers the 16 rows");
+  const int r = threadIdx.x / kThreadsPerRow;
+  const int d0 = (threadIdx.x % kThreadsPerRow) * kPerThread;
+  const int row = row0 + r;
+  if (r >= 16 || row >= nrows) return;
+  float acc[kPerThread] = {};
+  for (int w = 0; w < kWarps; ++w) {
+    const float scale = weight[w * 16 + r];
+    const float4* src = reinterpret_cast<const float4*>(mo + (w * 16 + r) * kLdo + d0);
+#pragma unroll
+    for (int i = 0; i < kPerThread / 4; ++i) {
+      const float4 v = src[i];
+      acc[4 * i] += scale * v.x;
+      acc[4 * i + 1] += scale * v.y;
+      acc[4 * i + 2] += scale * v.z;
+      acc[4 * i + 3] += scale * v.w;
+    }
+  }
+  const float m = weight[kWarps * 16 + r];
+  const float l = weight[(kWarps + 1) * 16 + r];
+  const int64_t token = first_token + row / p.group;
+  const int head = blockIdx.x * p.group + row % p.group;
+  if (p.splits == 1) {
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    uint32_t packed[kPerThread / 2];
+#pragma unroll
+    for (int i = 0; i < kPerThread / 2; ++i) {
+      float lo = acc[2 * i] * inv;
+      float hi = acc[2 * i + 1] * inv;
+      packed[i] = pack_rounded<T>(lo, hi);
+    }
+    uint4* out =
+        reinterpret_cast<uint4*>(static_cast<T*>(p.out) + (token * p.num_heads + head) * HD + d0);
+    out[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    out[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+  } else {
+    const int64_t part = (int64_t{seq} * p.num_heads + head) * p.splits + split;
+    float4* dst = reinterpret_cast<float4*>(p.partial_acc + part * HD + d0);
+#pragma unroll
+    for (int i = 0; i < kPerThread / 4; ++i) {
+      dst[i] = make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+    }
+    if (d0 == 0) p.partial_ml[part] = make_float2(m, l);
   }
 }
 
