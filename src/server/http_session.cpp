@@ -39,6 +39,7 @@ class SessionResponder : public Responder {
   void annotate(std::string key, AnnotationValue value) override {
     exchange_->annotate(std::move(key), std::move(value));
   }
+  void defer(std::function<void()> work) override { session_->post_work(std::move(work)); }
 
  private:
   std::shared_ptr<HttpSession<Stream>> session_;

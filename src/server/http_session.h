@@ -58,6 +58,8 @@ class HttpSession : public SessionControl,
   bool queue_event(std::shared_ptr<Exchange> exchange, std::string framed);
   void post_end_stream(std::shared_ptr<Exchange> exchange);
   void post_on_disconnect(std::shared_ptr<Exchange> exchange, std::function<void()> on_gone);
+  // Runs `work` on this connection's strand (Responder::defer), after what is already posted.
+  void post_work(std::function<void()> work) { post(std::move(work)); }
 
  private:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;

@@ -74,6 +74,10 @@ class Responder {
   // Safe from any thread, before or after the answer. Never pass prompt or output text.
   // The default drops it: a Responder that writes no access log has nowhere to put it.
   virtual void annotate(std::string /*key*/, AnnotationValue /*value*/) {}
+  // Runs `work` later on the connection's own executor, in call order: the engine thread hands
+  // a generated delta over this way instead of formatting its JSON itself, which at hundreds of
+  // streams would idle the GPU between steps. The default runs it at once on the caller.
+  virtual void defer(std::function<void()> work) { work(); }
 };
 
 // A Responder that passes every call on to `inner`: the base of the decorators that change
@@ -93,6 +97,7 @@ class ForwardingResponder : public Responder {
   void annotate(std::string key, AnnotationValue value) override {
     inner_->annotate(std::move(key), std::move(value));
   }
+  void defer(std::function<void()> work) override { inner_->defer(std::move(work)); }
 
  protected:
   Responder& inner() { return *inner_; }

@@ -37,7 +37,7 @@ class GenerationSession : public std::enable_shared_from_this<GenerationSession>
   };
   enum class State { kSubmitting, kRunning, kDone };
 
-  void on_delta(size_t choice, StreamDelta delta);  // engine thread
+  void on_delta(size_t choice, StreamDelta delta);  // connection strand (Responder::defer)
   void on_gone();                                   // I/O thread
   void stream_delta_locked(Choice& c, const StreamDelta& delta);
   void finish_choice_locked(Choice& c, const StreamDelta& delta);
@@ -81,7 +81,11 @@ void GenerationSession::start(std::vector<ChoiceJob> jobs) {
     try {
       id = engine_.submit(std::move(jobs[i].request),
                           [self = shared_from_this(), i](StreamDelta delta) {
-                            self->on_delta(i, std::move(delta));
+                            // Formatting happens on the connection's strand, not here on the
+                            // engine thread (Responder::defer keeps the order).
+                            self->responder_->defer([self, i, delta = std::move(delta)]() mutable {
+                              self->on_delta(i, std::move(delta));
+                            });
                           });
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mutex_);

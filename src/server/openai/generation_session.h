@@ -4,10 +4,11 @@
 // disconnects (Responder::on_disconnect) or stops reading (send_event false) cancels every
 // request of the exchange; a submit that is rejected cancels the ones already queued and
 // answers the mapped error (engine_errors.h).
-// Thread ownership: start() runs on the handler's thread; deltas arrive on the engine thread;
-// disconnects on an I/O thread. One mutex serializes them; Responder calls are made under it
-// (they only post to the connection's executor) so events keep their order.
-// Owner: the "openai" thread.
+// Thread ownership: start() runs on the handler's thread; the engine thread hands each delta to
+// Responder::defer, which formats it on the connection's strand (an I/O thread), so the engine
+// goes on to its next step; disconnects arrive on an I/O thread. One mutex serializes them;
+// Responder calls are made under it (they only post to the connection's executor) so events keep
+// their order. Owner: the "openai" thread.
 #pragma once
 
 #include <cstdint>
@@ -43,11 +44,11 @@ struct SessionOptions {
   std::function<void(const UsageTotals&)> on_usage;
   // Response cache (response_cache_hook.h): called once when a one-choice exchange completes
   // (stop or length), streamed or not, with the whole answer. Called under the session's lock on
-  // the engine thread, so it must not block. May be empty.
+  // the connection's I/O thread, so it must not block. May be empty.
   std::function<void(const ChoiceResult&, const UsageTotals&)> on_result;
 };
 
-// Submits every job and answers through `responder` (now or from the engine thread).
+// Submits every job and answers through `responder` (now or from deferred delta work).
 void run_generation(Engine& engine, std::shared_ptr<Responder> responder, SessionOptions options,
                     std::vector<ChoiceJob> jobs);
 
