@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Sums an `ncu --csv --metrics gpu__time_duration.sum` kernel list per kernel name, in two
 phases: the first prefill of cuda_decode_bench (kernels up to the first lm_head-sized GEMM
-after the first attention) and the batch-1 decode steps (kernels after the last prefill). Used by
+after the first attention) and the decode steps (kernels after the last prefill). Used by
 scripts/profile_kernels.sh.
 
-    profile_summary.py NCU_CSV LAYERS
+    profile_summary.py NCU_CSV LAYERS [BATCH] [PREFILL_FORWARDS (default 5)]
 """
 import csv
 import re
@@ -48,6 +48,8 @@ def table(title, rows, per):
 def main():
     rows = load(sys.argv[1])
     layers = int(sys.argv[2])
+    batch = sys.argv[3] if len(sys.argv) > 3 else "1"
+    skip = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     if not rows:
         print("no kernels in the ncu output")
         return 1
@@ -57,11 +59,12 @@ def main():
         table("all kernels", rows, f"{layers} layers")
         return 0
     table("first prefill (one forward)", rows[starts[0]:starts[1]], f"{layers} layers")
-    # Decode steps: forwards after the 5th start (4 prefill runs + the decode prompt's prefill).
-    decode = starts[5:] if len(starts) > 6 else starts[-2:]
+    # Decode steps: the forwards after the prefills (by default 4 prefill runs + the decode
+    # prompt's prefill).
+    decode = starts[skip:] if len(starts) > skip + 1 else starts[-2:]
     steps = len(decode) - 1
     if steps >= 1:
-        table(f"batch-1 decode, {steps} steps", rows[decode[0]:decode[-1]],
+        table(f"batch-{batch} decode, {steps} steps", rows[decode[0]:decode[-1]],
               f"{layers} layers, {steps} steps")
     return 0
 
