@@ -1,10 +1,10 @@
-// Host launchers for the paged KV write and paged attention (interface in attention.h; the
-// kernels are in attention_kernel.cuh). Routing: a batch whose sequences all decode one token
-// runs flash-decoding (keys split over several CTAs per sequence when there are too few
-// sequences to fill the GPU, then combine_splits_kernel); any batch with a longer query runs
-// the same tiled kernel with 64-row query tiles and one split (attention_kernel.cuh). No
-// allocation, no sync and no host loop over tokens here: only launches on `stream`. Thread
-// ownership: called by the engine thread.
+// Host launchers for paged attention (interface in attention.h; the kernels are in
+// attention_kernel.cuh). Routing: a batch whose sequences all decode one token runs
+// flash-decoding (keys split over several CTAs per sequence when there are too few sequences to
+// fill the GPU, then combine_splits_kernel); any batch with a longer query runs the same tiled
+// kernel with 128-row query tiles and one split. No allocation, no sync and no host loop over
+// tokens here: only launches on `stream`.
+// Thread ownership: called by the engine thread.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -36,23 +36,20 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// `attention`: checks for paged_attention (head_dim, scale) beyond write_kv's; `sizing`: the
-// workspace query, which callers may make with a shape whose scale is not set yet.
-void validate(const AttentionBatch& b, const AttentionShape& s, bool attention,
-              bool sizing = false) {
+// `sizing`: the workspace query, which callers may make with a shape whose scale is not set yet.
+void validate(const AttentionBatch& b, const AttentionShape& s, bool sizing = false) {
   if (s.num_heads <= 0 || s.num_kv_heads <= 0 || s.num_heads % s.num_kv_heads != 0) {
     reject("num_heads " + std::to_string(s.num_heads) + " must be a positive multiple of " +
            "num_kv_heads " + std::to_string(s.num_kv_heads));
   }
-  if (attention && s.head_dim != 64 && s.head_dim != 128) {
+  if (s.head_dim != 64 && s.head_dim != 128) {
     throw Error(ErrorCode::kUnsupported, "paged attention: head_dim " + std::to_string(s.head_dim) +
                                              " is not supported by the CUDA kernels (64, 128)");
   }
-  if (s.head_dim <= 0) reject("head_dim must be positive");
-  if (attention && !sizing && !(s.scale > 0.0f)) reject("scale must be positive");
+  if (!sizing && !(s.scale > 0.0f)) reject("scale must be positive");
   if (b.block_size <= 0) reject("block_size must be positive");
   if (b.n_tokens < 0 || b.n_seqs < 0) reject("negative token or sequence count");
-  if (attention && b.n_tokens > 0 && (b.max_query_len <= 0 || b.max_context_len <= 0)) {
+  if (b.n_tokens > 0 && (b.max_query_len <= 0 || b.max_context_len <= 0)) {
     reject("max_query_len and max_context_len must be set (host-side maxima)");
   }
 }
@@ -138,58 +135,14 @@ void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int hea
   }
 }
 
-// One thread per 16-byte chunk (or per element when rows are not chunk-aligned).
-template <typename Chunk>
-__global__ void write_kv_kernel(const int32_t* __restrict__ slot_mapping, int64_t n_tokens,
-                                int64_t row_chunks, const Chunk* __restrict__ k,
-                                const Chunk* __restrict__ v, Chunk* __restrict__ k_cache,
-                                Chunk* __restrict__ v_cache) {
-  wait_for_previous_kernel();
-  const int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  if (i >= n_tokens * row_chunks) return;
-  const int64_t token = i / row_chunks;
-  const int32_t slot = slot_mapping[token];
-  if (slot < 0) return;  // padding token: no KV slot
-  const int64_t dst = int64_t{slot} * row_chunks + i % row_chunks;
-  k_cache[dst] = k[i];
-  v_cache[dst] = v[i];
-}
-
 }  // namespace
-
-void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
-              const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream) {
-  (void)type;  // both activation types are two bytes wide: the copy is type-blind
-  validate(batch, shape, /*attention=*/false);
-  if (batch.n_tokens == 0) return;
-  if (!k || !v || !kv.k || !kv.v || !batch.slot_mapping) reject("write_kv: null pointer");
-  const int64_t row_elems = int64_t{shape.num_kv_heads} * shape.head_dim;
-  const bool vector =
-      row_elems % 8 == 0 && aligned16(k) && aligned16(v) && aligned16(kv.k) && aligned16(kv.v);
-  const int64_t row_chunks = vector ? row_elems / 8 : row_elems;
-  const int64_t threads = batch.n_tokens * row_chunks;
-  constexpr int kBlock = 256;
-  const auto blocks = static_cast<unsigned>((threads + kBlock - 1) / kBlock);
-  if (vector) {
-    launch_dependent("write_kv_kernel", write_kv_kernel<uint4>, blocks, kBlock, 0, stream,
-                     batch.slot_mapping, batch.n_tokens, row_chunks, static_cast<const uint4*>(k),
-                     static_cast<const uint4*>(v), static_cast<uint4*>(kv.k),
-                     static_cast<uint4*>(kv.v));
-  } else {
-    launch_dependent("write_kv_kernel", write_kv_kernel<uint16_t>, blocks, kBlock, 0, stream,
-                     batch.slot_mapping, batch.n_tokens, row_chunks,
-                     static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
-                     static_cast<uint16_t*>(kv.k), static_cast<uint16_t*>(kv.v));
-  }
-  check_launch("write_kv_kernel");
-}
 
 // Not the exact need of this batch's split plan but a bound that grows only with n_seqs and
 // max_context_len (plan() keeps n_seqs * splits <= min(n_seqs * min(kMaxSplits, by_len),
 // 2 * SMs + n_seqs)), so a workspace sized once from the largest allowed batch (whatever its
 // max_query_len) covers every later step, decode steps with few sequences included.
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape) {
-  validate(batch, shape, /*attention=*/true, /*sizing=*/true);
+  validate(batch, shape, /*sizing=*/true);
   const int64_t n_seqs = batch.n_seqs;
   const int64_t by_len =
       (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
@@ -206,7 +159,7 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
                      PagedKvLayer kv, void* out, void* workspace, size_t workspace_bytes,
                      ActType type, cudaStream_t stream) {
-  validate(batch, shape, /*attention=*/true);
+  validate(batch, shape);
   if (batch.n_tokens == 0 || batch.n_seqs == 0) return;
   if (!q || !out || !kv.k || !kv.v || !batch.seq_start || !batch.context_len ||
       !batch.block_table) {

@@ -1,6 +1,6 @@
-// Paged attention on the GPU: writing a step's keys/values into the paged KV pool, and causal
-// attention of a ragged batch (prefill chunks and decode tokens of many sequences) over keys
-// that live partly in earlier steps' blocks (prefix-cache hits, chunked prefill). The layout
+// Paged attention on the GPU: causal attention of a ragged batch (prefill chunks and decode
+// tokens of many sequences) over keys that live partly in earlier steps' blocks (prefix-cache
+// hits, chunked prefill). The layout
 // and the batch description mirror the CPU backend (backend.h), so both compute the same thing.
 // Thread ownership: host launchers called by the engine thread; everything runs on `stream`.
 #pragma once
@@ -42,16 +42,13 @@ struct AttentionShape {
   float scale = 0.0f;        // usually 1 / sqrt(head_dim)
 };
 
-// Copies k, v [n_tokens][num_kv_heads * head_dim] into their slots.
-void write_kv(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
-              const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream);
-
 // Bytes of scratch paged_attention needs for this batch (split-KV partial results).
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape);
 
 // out[t][h * head_dim + d]: token t of sequence s (the j-th of its L tokens this step) sits at
 // key position context_len[s] - L + j and attends to keys [0, that position] of sequence s,
-// read through its block table (write_kv must have run first for this step's keys).
+// read through its block table (this step's keys must already be in their slots: qkv_norm_rope
+// writes them, kernels.h).
 // q and out are [n_tokens][num_heads * head_dim]; accumulation in fp32.
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
                      PagedKvLayer kv, void* out, void* workspace, size_t workspace_bytes,

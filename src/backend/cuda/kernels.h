@@ -70,10 +70,8 @@ void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,
 void silu_mul(const void* gate_up, int32_t n_tokens, int64_t inter, void* out, ActType type,
               cudaStream_t stream);
 
-// The same contracts as write_kv / paged_attention in attention.h, done plainly (one warp per
-// token and head, online softmax): used for head sizes the optimised kernels reject.
-void write_kv_plain(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
-                    const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream);
+// The same contract as paged_attention in attention.h, done plainly (one warp per token and
+// head, online softmax): used for head sizes the optimised kernels reject.
 void paged_attention_plain(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
                            PagedKvLayer kv, void* out, ActType type, cudaStream_t stream);
 

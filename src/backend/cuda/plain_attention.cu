@@ -1,5 +1,5 @@
-// See kernels.h: write_kv_plain and paged_attention_plain, the straightforward versions of the
-// attention.h contracts for head sizes the optimised kernels reject (the tiny test fixtures use
+// See kernels.h: paged_attention_plain, the straightforward version of the
+// attention.h contract for head sizes the optimised kernels reject (the tiny test fixtures use
 // head_dim 16 and 32). One warp per (token, head) walks the visible keys with an online
 // softmax; it is correct for any layout but is not meant to be fast.
 #include <cuda_bf16.h>
@@ -25,18 +25,6 @@ __device__ __forceinline__ void store_f32(__nv_bfloat16* p, float v) {
 }
 __device__ __forceinline__ void store_f32(__half* p, float v) {
   *p = __float2half_rn(v);
-}
-
-template <typename T>
-__global__ void write_kv_kernel(const int32_t* slot_mapping, int32_t kv_dim, const T* k, const T* v,
-                                T* k_cache, T* v_cache) {
-  const int64_t t = blockIdx.x;
-  const int64_t slot = slot_mapping[t];
-  if (slot < 0) return;  // padding token: no KV slot
-  for (int32_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
-    k_cache[slot * kv_dim + i] = k[t * kv_dim + i];
-    v_cache[slot * kv_dim + i] = v[t * kv_dim + i];
-  }
 }
 
 constexpr int kDimsPerLane = kMaxHeadDim / 32;
@@ -114,25 +102,6 @@ void check_shape(const AttentionShape& shape) {
 }
 
 }  // namespace
-
-void write_kv_plain(const AttentionBatch& batch, const AttentionShape& shape, const void* k,
-                    const void* v, PagedKvLayer kv, ActType type, cudaStream_t stream) {
-  check_shape(shape);
-  if (batch.n_tokens == 0) return;
-  const int32_t kv_dim = shape.num_kv_heads * shape.head_dim;
-  if (type == ActType::kBF16) {
-    using T = __nv_bfloat16;
-    write_kv_kernel<<<batch.n_tokens, 128, 0, stream>>>(
-        batch.slot_mapping, kv_dim, static_cast<const T*>(k), static_cast<const T*>(v),
-        static_cast<T*>(kv.k), static_cast<T*>(kv.v));
-  } else {
-    using T = __half;
-    write_kv_kernel<<<batch.n_tokens, 128, 0, stream>>>(
-        batch.slot_mapping, kv_dim, static_cast<const T*>(k), static_cast<const T*>(v),
-        static_cast<T*>(kv.k), static_cast<T*>(kv.v));
-  }
-  check_launch("write_kv_plain");
-}
 
 void paged_attention_plain(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
                            PagedKvLayer kv, void* out, ActType type, cudaStream_t stream) {

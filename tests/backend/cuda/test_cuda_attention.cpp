@@ -153,7 +153,8 @@ void run_case(const Case& c, uint32_t seed) {
   const int64_t row = int64_t{c.kv_heads} * c.head_dim;
   const int64_t pool_rows = int64_t{b.total_blocks} * c.block_size;
 
-  // Pool: NaN everywhere, then the cached keys; the host copy (`want`) also gets the new keys.
+  // Pool: NaN everywhere, then the cached keys and this step's keys at their slots (the forward
+  // writes them there with RoPE, qkv_norm_rope, before attention runs).
   std::vector<uint16_t> k_pool(pool_rows * row, kNaNBits), v_pool(k_pool);
   std::vector<uint16_t> k_new(n_tokens * row), v_new(k_new);
   std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
@@ -179,8 +180,7 @@ void run_case(const Case& c, uint32_t seed) {
   }
 
   DeviceBuffer d_seq_start(b.seq_start), d_ctx(b.context_len), d_table(b.block_table),
-      d_slots(b.slot_mapping), d_k_pool(k_pool), d_v_pool(v_pool), d_k_new(k_new), d_v_new(v_new),
-      d_q(q);
+      d_slots(b.slot_mapping), d_k_pool(k_want), d_v_pool(v_want), d_q(q);
   DeviceBuffer d_out(q.size() * sizeof(uint16_t));
   d_out.poison();
   AttentionBatch batch;
@@ -198,7 +198,6 @@ void run_case(const Case& c, uint32_t seed) {
                        1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   const PagedKvLayer kv{d_k_pool.data(), d_v_pool.data()};
 
-  write_kv(batch, shape, d_k_new.data(), d_v_new.data(), kv, c.type, nullptr);
   const size_t ws_bytes = paged_attention_workspace_bytes(batch, shape);
   DeviceBuffer d_ws(std::max<size_t>(ws_bytes, 16));
   d_ws.poison();
@@ -206,9 +205,9 @@ void run_case(const Case& c, uint32_t seed) {
                   ws_bytes, c.type, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << cudaGetErrorString(cudaGetLastError());
 
-  // The KV write: exactly the new rows in their slots, every other slot untouched.
-  EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want) << "K pool differs after write_kv";
-  EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want) << "V pool differs after write_kv";
+  // Attention only reads the pool.
+  EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want) << "K pool changed by attention";
+  EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want) << "V pool changed by attention";
 
   const double tol = c.type == ActType::kBF16 ? 1e-2 : 1e-3;
   const double err =
@@ -286,37 +285,6 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaAttention, ::testing::Values(ActType::kBF16,
                            return info.param == ActType::kBF16 ? "BF16" : "FP16";
                          });
 
-// Slot -1 marks a padding token that owns no KV slot; rows of 6 elements take the per-element
-// path (not 16-byte chunks). Every other slot must keep its bits.
-TEST(CudaAttentionWriteKv, SkipsPaddingSlotsAndHandlesShortRows) {
-  if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device: CUDA attention tests skipped";
-  for (const int head_dim : {3, 64}) {
-    SCOPED_TRACE(head_dim);
-    const int row = 2 * head_dim;  // two KV heads
-    const std::vector<int32_t> slots{5, -1, 2, 7};
-    std::vector<uint16_t> pool(8 * row, kNaNBits), k_new(slots.size() * row), v_new(k_new);
-    for (size_t i = 0; i < k_new.size(); ++i) {
-      k_new[i] = static_cast<uint16_t>(i + 1);
-      v_new[i] = static_cast<uint16_t>(40000 - i);
-    }
-    std::vector<uint16_t> k_want(pool), v_want(pool);
-    for (size_t t = 0; t < slots.size(); ++t) {
-      if (slots[t] < 0) continue;
-      std::copy_n(k_new.data() + t * row, row, k_want.data() + slots[t] * row);
-      std::copy_n(v_new.data() + t * row, row, v_want.data() + slots[t] * row);
-    }
-    DeviceBuffer d_slots(slots), d_k(k_new), d_v(v_new), d_k_pool(pool), d_v_pool(pool);
-    AttentionBatch batch;
-    batch.slot_mapping = d_slots.as<int32_t>();
-    batch.n_tokens = static_cast<int32_t>(slots.size());
-    write_kv(batch, {4, 2, head_dim, 0.0f}, d_k.data(), d_v.data(),
-             {d_k_pool.data(), d_v_pool.data()}, ActType::kF16, nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want);
-    EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want);
-  }
-}
-
 // Host-side validation runs before any device work, so it needs no GPU.
 TEST(CudaAttentionArgs, RejectsUnsupportedHeadDimAndBadShapes) {
   AttentionBatch batch;
@@ -338,13 +306,18 @@ TEST(CudaAttentionArgs, RejectsUnsupportedHeadDimAndBadShapes) {
                                ActType::kBF16, nullptr),
                Error);  // scale unset; the workspace query alone may leave it unset
   batch.block_size = 0;
-  EXPECT_THROW(write_kv(batch, {8, 2, 128, 0.1f}, nullptr, nullptr, {}, ActType::kF16, nullptr),
-               Error);
+  try {
+    paged_attention(batch, {8, 2, 128, 0.1f}, nullptr, {}, nullptr, nullptr, 0, ActType::kF16,
+                    nullptr);
+    ADD_FAILURE() << "block_size 0 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("block_size"), std::string::npos) << e.what();
+  }
 }
 
 // Benchmark (AUTOGLM_CUDA_BENCH=1): GLM-4-9B attention shape (32 heads, 2 KV heads, 128),
 // BF16, block size 16, shuffled blocks. Decode: KV bytes read per call over the time of one
-// call (write_kv excluded), beside a device-to-device copy measured in the same run. Prefill:
+// call, beside a device-to-device copy measured in the same run. Prefill:
 // one causal 4,096-token chunk, FLOP/s of QK^T and PV.
 namespace bench {
 
