@@ -39,8 +39,9 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
   int32_t* context_len = seq_start + rows + 1;
   int32_t* table = context_len + rows;
   const size_t total = static_cast<size_t>(table - host) + static_cast<size_t>(rows) * stride;
-  // Padding sequences: token 0 at position 0, no KV slot (qkv_norm_rope writes nothing for it), one key read from
-  // block 0 (the pool is zeroed at allocation, so the read is finite), a greedy sample dropped.
+  // Padding sequences: token 0 at position 0, no KV slot (qkv_norm_rope writes nothing for it), one
+  // key read from block 0 (the pool is zeroed at allocation, so the read is finite), a greedy
+  // sample dropped.
   std::fill(host, host + total, 0);
   for (int32_t s = 0; s < rows; ++s) {
     seq_start[s] = s;
