@@ -34,8 +34,11 @@ $(PYTHON): tests/requirements.txt
 
 venv: deps $(PYTHON)
 
+RELEASE_CONFIGURE = cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DAUTOGLM_PYTHON=$(CURDIR)/$(PYTHON) $(CUDA_FLAG)
+
 build: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_PYTHON=$(CURDIR)/$(PYTHON) $(CUDA_FLAG)
+	$(RELEASE_CONFIGURE)
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Sanitizer and fuzz builds keep line tables only (-g1): stack traces still name file:line, and
@@ -71,7 +74,11 @@ fuzz: deps
 	scripts/run_fuzz.sh $(FUZZ) $(FUZZ_SECS)
 
 # Release build: unit, golden, CLI and Python parity tests. Its ctest summary is the last line.
-unit-test: build venv
+# It compiles what ctest runs (every test binary and the CLI the Python tests drive), not the
+# benchmarks, which `make build` adds.
+unit-test: deps venv
+	$(RELEASE_CONFIGURE)
+	cmake --build $(BUILD) -j $(JOBS) --target unit_tests autoglm
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 
 CXX_SOURCES = find src include tools tests bench -name '*.cpp' -o -name '*.h' -o -name '*.inc' -o -name '*.cu' -o -name '*.cuh'

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   // Each sub-command registers itself here (see commands.h).
   autoglm::cli::register_inspect(app, &exit_code);
+#ifndef AUTOGLM_CLI_INSPECT_ONLY  // autoglm_inspect (tools/autoglm/CMakeLists.txt)
   autoglm::cli::register_tokenize(app, &exit_code);
   autoglm::cli::register_template(app, &exit_code);
   autoglm::cli::register_generate(app, &exit_code);
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   autoglm::cli::register_serve(app, &exit_code);
   autoglm::cli::register_audit(app, &exit_code);
   autoglm::cli::register_signing(app, &exit_code);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
