@@ -303,19 +303,40 @@ __device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v
   }
 }
 
-// One output element of a finished row: normalised output (one split) or the unnormalised
-// partial for combine_splits_kernel.
-template <typename T, int HD>
-__device__ __forceinline__ void store_element(const KernelParams& p, int seq, int split,
-                                              int64_t token, int head, int d, float acc, float m,
-                                              float l) {
+// Output elements [d0, d0 + N) of one finished row: the normalised output (one split), or the
+// unnormalised partial and the row's (max, sum) for combine_splits_kernel; vector stores.
+template <typename T, int HD, int N>
+__device__ __forceinline__ void store_run(const KernelParams& p, int seq, int split, int64_t token,
+                                          int head, int d0, const float (&acc)[N], float m,
+                                          float l) {
+  static_assert(N % 2 == 0, "pairs of elements");
   if (p.splits == 1) {
-    static_cast<T*>(p.out)[(token * p.num_heads + head) * HD + d] =
-        from_f32<T>(l > 0.0f ? acc / l : 0.0f);
+    uint32_t packed[N / 2];
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+      float lo = l > 0.0f ? acc[2 * i] / l : 0.0f;
+      float hi = l > 0.0f ? acc[2 * i + 1] / l : 0.0f;
+      packed[i] = pack_rounded<T>(lo, hi);
+    }
+    T* out = static_cast<T*>(p.out) + (token * p.num_heads + head) * HD + d0;
+    if constexpr (N % 8 == 0) {
+#pragma unroll
+      for (int i = 0; i < N / 8; ++i) {
+        reinterpret_cast<uint4*>(out)[i] =
+            make_uint4(packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < N / 2; ++i) reinterpret_cast<uint32_t*>(out)[i] = packed[i];
+    }
   } else {
     const int64_t part = (int64_t{seq} * p.num_heads + head) * p.splits + split;
-    p.partial_acc[part * HD + d] = acc;
-    if (d == 0) p.partial_ml[part] = make_float2(m, l);
+    float* dst = p.partial_acc + part * HD + d0;
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+      reinterpret_cast<float2*>(dst)[i] = make_float2(acc[2 * i], acc[2 * i + 1]);
+    }
+    if (d0 == 0) p.partial_ml[part] = make_float2(m, l);
   }
 }
 
@@ -334,9 +355,8 @@ __device__ __forceinline__ void store_warp_rows(const KernelParams& p, int seq, 
 #pragma unroll
     for (int n = 0; n < HD / 8; ++n) {
       const int d = n * 8 + 2 * (lane % 4);
-      const float* o = st.o[h / 2][n] + 2 * (h % 2);
-      store_element<T, HD>(p, seq, split, token, head, d, o[0], st.m[h], st.l[h]);
-      store_element<T, HD>(p, seq, split, token, head, d + 1, o[1], st.m[h], st.l[h]);
+      const float pair[2] = {st.o[h / 2][n][2 * (h % 2)], st.o[h / 2][n][2 * (h % 2) + 1]};
+      store_run<T, HD, 2>(p, seq, split, token, head, d, pair, st.m[h], st.l[h]);
     }
   }
 }
@@ -407,28 +427,7 @@ __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, 
   const float l = weight[(kWarps + 1) * 16 + r];
   const int64_t token = first_token + row / p.group;
   const int head = blockIdx.x * p.group + row % p.group;
-  if (p.splits == 1) {
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    uint32_t packed[kPerThread / 2];
-#pragma unroll
-    for (int i = 0; i < kPerThread / 2; ++i) {
-      float lo = acc[2 * i] * inv;
-      float hi = acc[2 * i + 1] * inv;
-      packed[i] = pack_rounded<T>(lo, hi);
-    }
-    uint4* out =
-        reinterpret_cast<uint4*>(static_cast<T*>(p.out) + (token * p.num_heads + head) * HD + d0);
-    out[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-    out[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
-  } else {
-    const int64_t part = (int64_t{seq} * p.num_heads + head) * p.splits + split;
-    float4* dst = reinterpret_cast<float4*>(p.partial_acc + part * HD + d0);
-#pragma unroll
-    for (int i = 0; i < kPerThread / 4; ++i) {
-      dst[i] = make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
-    }
-    if (d0 == 0) p.partial_ml[part] = make_float2(m, l);
-  }
+  store_run<T, HD, kPerThread>(p, seq, split, token, head, d0, acc, m, l);
 }
 
 // This CTA's Q rows into shared memory (zeros past the last row); plain loads, made visible to

@@ -94,6 +94,19 @@ std::vector<Case> cases() {
   return out;
 }
 
+// sample_rows over `rows` rows of `logits` with no logit adjustments, the samples downloaded.
+std::vector<RowSample> sample_on_device(const std::vector<float>& logits, int32_t rows,
+                                        int32_t vocab,
+                                        const std::vector<RowSamplingParams>& params) {
+  DeviceArray d_logits = upload(logits), d_params = upload(params);
+  DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(rows, sizeof(RowSample));
+  d_out.poison();
+  sample_rows(d_logits.as<float>(), rows, vocab, d_params.as<RowSamplingParams>(),
+              d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
+  test::sync();
+  return download<RowSample>(d_out, static_cast<size_t>(rows));
+}
+
 class CudaSampling : public ::testing::Test {
  protected:
   void SetUp() override { AUTOGLM_SKIP_WITHOUT_GPU(); }
@@ -195,13 +208,7 @@ TEST_F(CudaSampling, VariateSweepReproducesTheHostDistribution) {
     p.uniform = (r + 0.5) / kRows;
     params.push_back(p);
   }
-  DeviceArray d_logits = upload(logits), d_params = upload(params);
-  DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(kRows, sizeof(RowSample));
-  d_out.poison();
-  sample_rows(d_logits.as<float>(), kRows, vocab, d_params.as<RowSamplingParams>(),
-              d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
-  test::sync();
-  const std::vector<RowSample> got = download<RowSample>(d_out, kRows);
+  const std::vector<RowSample> got = sample_on_device(logits, kRows, vocab, params);
   int32_t differ = 0;
   for (int32_t r = 0; r < kRows; ++r) {
     std::vector<float> row = one;
@@ -227,13 +234,7 @@ TEST_F(CudaSampling, GreedyRowsPickTheFirstMaximum) {
       for (int32_t id : planted[r]) logits[static_cast<size_t>(r) * vocab + id] = 100.0f;
     }
     const std::vector<RowSamplingParams> params(rows);
-    DeviceArray d_logits = upload(logits), d_params = upload(params);
-    DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(rows, sizeof(RowSample));
-    d_out.poison();
-    sample_rows(d_logits.as<float>(), rows, vocab, d_params.as<RowSamplingParams>(),
-                d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
-    test::sync();
-    const std::vector<RowSample> got = download<RowSample>(d_out, rows);
+    const std::vector<RowSample> got = sample_on_device(logits, rows, vocab, params);
     for (int32_t r = 0; r < rows; ++r) {
       std::span<float> row(logits.data() + static_cast<size_t>(r) * vocab,
                            static_cast<size_t>(vocab));
@@ -253,13 +254,7 @@ TEST_F(CudaSampling, NonFiniteRowsAreFlagged) {
   std::vector<RowSamplingParams> params(3);
   params[1].temperature = 1.0f;
   params[2].temperature = 1.0f, params[2].top_p = 0.5f;
-  DeviceArray d_logits = upload(logits), d_params = upload(params);
-  DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(3, sizeof(RowSample));
-  d_out.poison();
-  sample_rows(d_logits.as<float>(), 3, vocab, d_params.as<RowSamplingParams>(),
-              d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
-  test::sync();
-  const std::vector<RowSample> got = download<RowSample>(d_out, 3);
+  const std::vector<RowSample> got = sample_on_device(logits, 3, vocab, params);
   EXPECT_EQ(got[0].flags, kRowNonFiniteLogits);
   EXPECT_EQ(got[1].flags, kRowNonFiniteLogits);
   EXPECT_EQ(got[2].flags, 0);
