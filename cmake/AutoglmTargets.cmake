@@ -5,6 +5,15 @@ target_compile_options(autoglm_options INTERFACE -Wall -Wextra -Werror)
 target_include_directories(autoglm_options INTERFACE ${PROJECT_SOURCE_DIR}/src
                                                      ${PROJECT_SOURCE_DIR}/include)
 
+# Unity builds (make sets CMAKE_UNITY_BUILD: each batch of a target's sources compiles as one
+# translation unit, so the heavy headers, CLI11's above all, are parsed and instantiated once per
+# batch rather than once per file) make gcc see a .cpp's anonymous-namespace types as if they came
+# from a header and warn that a class defined there uses them (-Wsubobject-linkage). That is only
+# true of headers; in a unity batch it is harmless.
+if(CMAKE_UNITY_BUILD AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  target_compile_options(autoglm_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Wno-subobject-linkage>)
+endif()
+
 if(AUTOGLM_SANITIZE)
   target_compile_options(autoglm_options INTERFACE -fsanitize=${AUTOGLM_SANITIZE}
                                                    -fno-omit-frame-pointer -fno-sanitize-recover=all)

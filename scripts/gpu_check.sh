@@ -38,7 +38,7 @@ LOGS=${OUT:-$WORK}/gpu_check_logs
 mkdir -p "$WORK" "$LOGS"
 BUILD=$REPO/build-gpu
 BIN=$REPO/build-gpu-bin
-BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_sampling test_cuda_gemv test_cuda_backend
+BINARIES=(test_cuda_kernels test_cuda_attention test_cuda_sampling test_cuda_gemv test_cuda_gemv_fused test_cuda_backend
   test_cuda_vs_cpu test_cuda_graphs cuda_greedy cuda_sampling_bench cuda_gemv_bench
   cuda_decode_bench)
 ROWS=()
@@ -186,6 +186,8 @@ timeout 300 "$BIN/test_cuda_kernels" >"$LOGS/test_cuda_kernels.log" 2>&1
 gtest_row "kernels vs CPU reference" "$LOGS/test_cuda_kernels.log" $?
 timeout 300 "$BIN/test_cuda_gemv" >"$LOGS/test_cuda_gemv.log" 2>&1
 gtest_row "decode GEMV vs host reference" "$LOGS/test_cuda_gemv.log" $?
+timeout 300 "$BIN/test_cuda_gemv_fused" >"$LOGS/test_cuda_gemv_fused.log" 2>&1
+gtest_row "fused GEMV vs unfused kernels" "$LOGS/test_cuda_gemv_fused.log" $?
 if timeout 200 "$BIN/cuda_gemv_bench" >"$LOGS/cuda_gemv_bench.log" 2>&1; then
   row "GEMV vs cuBLASLt (m 1)" INFO "$(awk '$1 == "[gemv]" && $7 == "1:" {
     printf "%s %s GB/s (x%s); ", $2, $11, $21}' "$LOGS/cuda_gemv_bench.log")"
@@ -244,6 +246,7 @@ if command -v compute-sanitizer >/dev/null; then
   mc memcheck_kernels.log "$BIN/test_cuda_kernels" '*/BF16'
   mc memcheck_sampling.log "$BIN/test_cuda_sampling" '*NonFinite*:*VariateSweep*'
   mc memcheck_gemv.log "$BIN/test_cuda_gemv" '*'
+  mc memcheck_gemv_fused.log "$BIN/test_cuda_gemv_fused" '*'
   mc memcheck_backend.log "$BIN/test_cuda_backend" '*LogitsMatchTransformers'
   mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128'
   mc memcheck_graphs.log "$BIN/test_cuda_graphs" '*'
@@ -251,7 +254,7 @@ if command -v compute-sanitizer >/dev/null; then
     tr '\n' ';')
   if echo "$rcs" | grep -qE ' (99|124|137)' ||
     grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | grep -qv ' 0 errors' ||
-    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 6 ]; then
+    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 7 ]; then
     row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
     row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"
@@ -359,6 +362,11 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
     >"$LOGS/cuda_decode_bench_nopdl.log" 2>&1
   row "decode step 9B, graphs, no PDL" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
     printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nopdl.log")"
+  # Batch 1 with the QKV+RoPE and gate_up+SwiGLU GEMVs unfused: what those fusions buy.
+  AUTOGLM_CUDA_FUSE=0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1 128 0 \
+    >"$LOGS/cuda_decode_bench_nofuse.log" 2>&1
+  row "decode step 9B, graphs, unfused" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
+    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nofuse.log")"
 else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 
@@ -120,6 +122,8 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   max_logits_rows_ =
       options_.max_logits_rows > 0 ? options_.max_logits_rows : options_.max_num_seqs;
   optimised_attention_ = config_.head_dim == 64 || config_.head_dim == 128;
+  const char* fuse = std::getenv("AUTOGLM_CUDA_FUSE");
+  fused_decode_ = fuse == nullptr || std::strcmp(fuse, "0") != 0;
   allocate_within_budget(model);
 }
 

@@ -145,6 +145,9 @@ class CudaBackend final : public Backend {
   int32_t max_blocks_per_seq_ = 0;
   int32_t max_logits_rows_ = 0;
   bool optimised_attention_ = false;  // attention.h kernels; else the plain fallback
+  // Batch-1 steps run the QKV GEMV with RoPE and the KV write in its epilogue, and the gate_up
+  // GEMV with SwiGLU in its (gemv.h); AUTOGLM_CUDA_FUSE=0 turns that off to measure it.
+  bool fused_decode_ = true;
   KvPoolShape pool_;
 
   Stream stream_;

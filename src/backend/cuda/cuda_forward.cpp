@@ -180,8 +180,6 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const int64_t hd = config_.head_dim;
   const int64_t q_dim = config_.num_attention_heads * hd;
   const int64_t kv_dim = config_.num_key_value_heads * hd;
-  project(buf_.h, L.qkv, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim, config_.hidden_size, act_,
-          false, s);
   QkvLayout layout;
   layout.num_heads = static_cast<int32_t>(config_.num_attention_heads);
   layout.num_kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
@@ -189,9 +187,18 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   layout.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
   layout.interleaved = config_.rope_style == RopeStyle::kInterleaved;
   // k and v go straight into this layer's KV pool rows (RoPE fused with the KV write).
-  qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
-                static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
-                KvDestination{kv_[layer].k, kv_[layer].v, db.attention.slot_mapping}, act_, s);
+  const KvDestination kv{kv_[layer].k, kv_[layer].v, db.attention.slot_mapping};
+  if (fused_decode_ && n <= kGemvRows && L.q_norm == nullptr && L.k_norm == nullptr &&
+      gemv_rope_qkv_supported(layout)) {
+    gemv_rope_qkv(buf_.h, L.qkv, L.qkv_bias, n, config_.hidden_size, layout, db.positions,
+                  buf_.rope_cos, buf_.rope_sin, buf_.q, kv, act_, s);
+  } else {
+    project(buf_.h, L.qkv, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim, config_.hidden_size, act_,
+            false, s);
+    qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
+                  static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
+                  kv, act_, s);
+  }
   const AttentionShape shape{layout.num_heads, layout.num_kv_heads, layout.head_dim,
                              1.0f / std::sqrt(static_cast<float>(hd))};
   if (optimised_attention_) {
@@ -213,9 +220,14 @@ void CudaBackend::mlp_layer(int32_t n, int layer) {
   const DeviceLayer& L = layers_[layer];
   const cudaStream_t s = stream_.get();
   const int64_t inter = config_.intermediate_size;
-  project(buf_.h, L.gate_up, L.gate_up_bias, buf_.gate_up, n, 2 * inter, config_.hidden_size, act_,
-          false, s);
-  silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
+  if (fused_decode_ && n <= kGemvRows) {
+    gemv_swiglu(buf_.h, L.gate_up, L.gate_up_bias, buf_.mlp, n, inter, config_.hidden_size, act_,
+                s);
+  } else {
+    project(buf_.h, L.gate_up, L.gate_up_bias, buf_.gate_up, n, 2 * inter, config_.hidden_size,
+            act_, false, s);
+    silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
+  }
   project(buf_.mlp, L.down, L.down_bias, buf_.delta, n, config_.hidden_size, inter, act_, false, s);
 }
 

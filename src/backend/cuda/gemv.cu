@@ -20,6 +20,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
+#include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
@@ -74,25 +75,65 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// What a block does with its finished sums (see gemv.h for the contracts).
+enum class Epilogue {
+  kStore,    // y[m][row] = sum + bias
+  kSwiGLU,   // rows j of the gate half and j of the up half pair up: y[m][j] = silu(g) * u
+  kRopeQkv,  // q, k, v of one token: rotate q and k pairs, write q and the KV pool rows
+};
+
 template <typename T, typename OutT>
 struct GemvArgs {
   const T* x;
   const T* w;
   const OutT* bias;  // nullptr: no bias
-  OutT* y;
-  int64_t n;
+  OutT* y;           // kStore, kSwiGLU
+  int64_t n;         // rows of W
   int64_t k;
   bool vectorised;  // k % 8 == 0 and x, w 16-byte aligned
+  // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
+  QkvLayout qkv;
+  const int32_t* positions;
+  const float* rope_cos;
+  const float* rope_sin;
+  T* q;
+  KvDestination kv;
 };
+
+// The W row that a block's r-th row slot reads. kStore: kRowsPerBlock consecutive rows. kSwiGLU:
+// outputs j and j + 1 of both halves, so each gate sum meets its up sum in the block. kRopeQkv:
+// consecutive rows for GLM's adjacent pairs; for NeoX halves, rows j, j + 1, j + rot / 2 and
+// j + 1 + rot / 2 of a head's rotary part (the rest of the head in runs of four).
+template <Epilogue E, typename Args>
+__device__ __forceinline__ int64_t weight_row(const Args& a, int64_t block, int r) {
+  if constexpr (E == Epilogue::kSwiGLU) {
+    const int64_t out = block * 2 + (r & 1);
+    return out < a.n / 2 ? out + (r >> 1) * (a.n / 2) : a.n;  // a.n: past the end
+  } else if constexpr (E == Epilogue::kRopeQkv) {
+    if (a.qkv.interleaved) return block * kRowsPerBlock + r;
+    const int64_t groups = a.qkv.head_dim / kRowsPerBlock;
+    const int64_t head = block / groups;
+    const int g = static_cast<int>(block % groups);
+    const int rot = a.qkv.rotary_dim;
+    const int d = g < rot / kRowsPerBlock ? 2 * g + (r & 1) + (r >> 1) * (rot / 2)
+                                          : rot + (g - rot / kRowsPerBlock) * kRowsPerBlock + r;
+    return head * a.qkv.head_dim + d;
+  } else {
+    return block * kRowsPerBlock + r;
+  }
+}
 
 template <int M>
 using Partials = float[M][kRowsPerBlock];  // [x row][owned W row]
 
-// The 16-byte path over chunks [0, chunks) of each row (chunks = k / 8).
-template <typename T, int M>
+// The 16-byte path over chunks [0, chunks) of each row (chunks = k / 8). W is constant, so the
+// first round of its loads (all of a block's rows at K <= 4096) is issued before waiting for the
+// kernel that writes x: under programmatic launch that overlaps the previous kernel's tail.
+template <typename T, int M, typename AfterWait>
 __device__ __forceinline__ void accumulate_vectorised(const T* x, const T* const* rows, int64_t k,
-                                                      Partials<M>& acc) {
+                                                      Partials<M>& acc, AfterWait after_wait) {
   const int64_t chunks = k / kChunkElems;
+  bool waited = false;
   for (int64_t base = threadIdx.x; base < chunks; base += kThreads * kChunksInFlight) {
     // Every load is issued, unconditionally, before any is used: a chunk past the end re-reads
     // the last one (valid memory, an L2 hit) and is skipped below. Unconditional volatile loads
@@ -103,6 +144,11 @@ __device__ __forceinline__ void accumulate_vectorised(const T* x, const T* const
       const int64_t c = base + u * kThreads < chunks ? base + u * kThreads : chunks - 1;
 #pragma unroll
       for (int r = 0; r < kRowsPerBlock; ++r) wv[u][r] = load_streaming(rows[r] + c * kChunkElems);
+    }
+    if (!waited) {
+      wait_for_previous_kernel();
+      after_wait();
+      waited = true;
     }
 #pragma unroll
     for (int u = 0; u < kChunksInFlight; ++u) {
@@ -123,6 +169,10 @@ __device__ __forceinline__ void accumulate_vectorised(const T* x, const T* const
       }
     }
   }
+  if (!waited) {  // no chunk in this thread
+    wait_for_previous_kernel();
+    after_wait();
+  }
 }
 
 // The element-wise path over [begin, k): K not a multiple of 8, or unaligned x/W.
@@ -142,27 +192,101 @@ __device__ __forceinline__ void accumulate_scalar(const T* x, const T* const* ro
   }
 }
 
-template <typename T, typename OutT, int M>
-__global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvArgs<T, OutT> a) {
-  wait_for_previous_kernel();
-  static_assert(M * kRowsPerBlock <= kThreads, "one thread per output in the final step");
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
+// kRopeQkv: what one output needs besides its sum, loaded while the block streams W (positions
+// and slots come from the step's batch upload, so only after the wait).
+struct RopeOperands {
+  bool rotate = false;  // q and k dims below rotary_dim
+  float cos = 1.0f, sin = 0.0f;
+  int32_t kv_row = 0;  // slots are int32
+};
+
+template <typename T, typename OutT>
+__device__ __forceinline__ RopeOperands load_rope_operands(const GemvArgs<T, OutT>& a, int m,
+                                                           int64_t row) {
+  const QkvLayout& lay = a.qkv;
+  const int64_t head = row / lay.head_dim;
+  const int d = static_cast<int>(row % lay.head_dim);
+  RopeOperands o;
+  if (head >= lay.num_heads) o.kv_row = a.kv.slots != nullptr ? a.kv.slots[m] : m;
+  o.rotate = head < lay.num_heads + lay.num_kv_heads && d < lay.rotary_dim;
+  if (o.rotate) {
+    const int half = lay.rotary_dim / 2;
+    const int j = lay.interleaved ? d / 2 : (d < half ? d : d - half);
+    const int64_t at = static_cast<int64_t>(a.positions[m]) * half + j;
+    o.cos = a.rope_cos[at];
+    o.sin = a.rope_sin[at];
+  }
+  return o;
+}
+
+// kRopeQkv, one finished row (value `v`, its pair partner's `other`): rotated, then written to
+// q or to the token's KV pool row, as qkv_norm_rope writes it.
+template <typename T, typename OutT>
+__device__ __forceinline__ void store_rope_qkv(const GemvArgs<T, OutT>& a, int m, int r,
+                                               int64_t row, float v, float other,
+                                               const RopeOperands& op) {
+  const QkvLayout& lay = a.qkv;
+  const int64_t head = row / lay.head_dim;
+  const int64_t q_dim = lay.num_heads * lay.head_dim;
+  const int64_t kv_dim = lay.num_kv_heads * lay.head_dim;
+  const bool first = lay.interleaved ? (r & 1) == 0 : r < 2;
+  const float out = op.rotate ? rotate_pair(v, other, op.cos, op.sin, first) : v;
+  if (head < lay.num_heads) {
+    a.q[m * q_dim + row] = from_f32<T>(out);
+    return;
+  }
+  if (op.kv_row < 0) return;  // a padding token: no KV slot
+  const bool is_k = head < lay.num_heads + lay.num_kv_heads;
+  T* dst = static_cast<T*>(is_k ? a.kv.k : a.kv.v);
+  dst[static_cast<int64_t>(op.kv_row) * kv_dim + row - q_dim - (is_k ? 0 : kv_dim)] =
+      from_f32<T>(out);
+}
+
+// Blocks per SM the register budget must allow: the loads in flight per SM, hence the bandwidth
+// of the short (qkv, o) projections, scale with it; 4 caps m = 1 at 64 registers (measured on
+// the H200: 80-91 registers, 3 blocks, cost the 9B batch-1 step 0.2 ms).
+constexpr int min_blocks_per_sm(int m) {
+  return m == 1 ? 4 : 2;
+}
+
+template <typename T, typename OutT, int M, Epilogue E>
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(GemvArgs<T, OutT> a) {
+  static_assert(M * kRowsPerBlock <= 32, "the epilogue is warp 0's: one lane per output sum");
+  const int64_t block = blockIdx.x;
   // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
   const T* rows[kRowsPerBlock];
 #pragma unroll
   for (int r = 0; r < kRowsPerBlock; ++r) {
-    rows[r] = a.w + (row0 + r < a.n ? row0 + r : a.n - 1) * a.k;
+    const int64_t row = weight_row<E>(a, block, r);
+    rows[r] = a.w + (row < a.n ? row : a.n - 1) * a.k;
   }
+  // Lane `slot` of warp 0 finishes sum (x row m, row slot r); its bias is constant, so it is
+  // loaded now rather than after the sweep.
+  const int slot = threadIdx.x;
+  const int m = slot / kRowsPerBlock;
+  const int r = slot % kRowsPerBlock;
+  const int64_t row = weight_row<E>(a, block, r);
+  const bool live = slot < M * kRowsPerBlock && row < a.n;
+  const float bias = live && a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
+  RopeOperands rope;
+  const auto after_wait = [&] {
+    if constexpr (E == Epilogue::kRopeQkv) {
+      if (live) rope = load_rope_operands(a, m, row);
+    }
+  };
   Partials<M> acc;
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
+  for (int i = 0; i < M; ++i) {
 #pragma unroll
-    for (int r = 0; r < kRowsPerBlock; ++r) acc[m][r] = 0.0f;
+    for (int j = 0; j < kRowsPerBlock; ++j) acc[i][j] = 0.0f;
   }
   int64_t scalar_begin = 0;
   if (a.vectorised) {
-    accumulate_vectorised<T, M>(a.x, rows, a.k, acc);
-    scalar_begin = a.k / kChunkElems * kChunkElems;  // == k today; kept general
+    accumulate_vectorised<T, M>(a.x, rows, a.k, acc, after_wait);  // waits for the previous kernel
+    scalar_begin = a.k / kChunkElems * kChunkElems;                // == k today; kept general
+  } else {
+    wait_for_previous_kernel();
+    after_wait();
   }
   accumulate_scalar<T, M>(a.x, rows, a.k, scalar_begin, acc);
 
@@ -170,83 +294,138 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(GemvArgs<T, OutT> a) 
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
+  for (int i = 0; i < M; ++i) {
 #pragma unroll
-    for (int r = 0; r < kRowsPerBlock; ++r) {
-      const float s = warp_sum(acc[m][r]);
-      if (lane == 0) partial[warp][m * kRowsPerBlock + r] = s;
+    for (int j = 0; j < kRowsPerBlock; ++j) {
+      const float s = warp_sum(acc[i][j]);
+      if (lane == 0) partial[warp][i * kRowsPerBlock + j] = s;
     }
   }
   __syncthreads();
-  const int slot = threadIdx.x;  // one output (x row m, W row row0 + r) per thread
-  if (slot >= M * kRowsPerBlock) return;
-  const int m = slot / kRowsPerBlock;
-  const int64_t row = row0 + slot % kRowsPerBlock;
-  if (row >= a.n) return;
-  float sum = 0.0f;
+  if (warp != 0) return;
+  float sum = bias;
+  if (live) {
 #pragma unroll
-  for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
-  if (a.bias != nullptr) sum += to_f32(a.bias[row]);
-  a.y[m * a.n + row] = from_f32<OutT>(sum);
+    for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
+  }
+  if constexpr (E == Epilogue::kStore) {
+    if (live) a.y[m * a.n + row] = from_f32<OutT>(sum);
+  } else {
+    // Pairs meet by shuffle (lanes r ^ 1 or r ^ 2 of the same x row), each rounded as the
+    // unfused kernels read it back from memory.
+    const float v = to_f32(from_f32<T>(sum));
+    const int partner_lane = E == Epilogue::kRopeQkv && a.qkv.interleaved ? 1 : 2;
+    const float other = __shfl_xor_sync(0xffffffffu, v, partner_lane);
+    if (!live) return;
+    if constexpr (E == Epilogue::kSwiGLU) {
+      if (r < 2) a.y[m * (a.n / 2) + row] = from_f32<OutT>(silu_times(v, other));
+    } else {
+      store_rope_qkv(a, m, r, row, v, other, rope);
+    }
+  }
 }
 
 // Picks the instantiation for m among M, M + 1, ..., kGemvMaxRows (the caller checked the range).
-template <typename T, typename OutT, int M = 1>
+template <typename T, typename OutT, Epilogue E, int M = 1>
 void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStream_t stream) {
   if (m == M) {
-    launch_dependent("gemv", gemv_kernel<T, OutT, M>, blocks, kThreads, 0, stream, a);
+    launch_dependent("gemv", gemv_kernel<T, OutT, M, E>, blocks, kThreads, 0, stream, a);
     return;
   }
-  if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, M + 1>(a, m, blocks, stream);
-}
-
-template <typename T, typename OutT>
-void launch_typed(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
-                  int64_t k, bool vectorised, unsigned blocks, cudaStream_t stream) {
-  const GemvArgs<T, OutT> a{static_cast<const T*>(x),
-                            static_cast<const T*>(w),
-                            static_cast<const OutT*>(bias),
-                            static_cast<OutT*>(y),
-                            n,
-                            k,
-                            vectorised};
-  launch_rows<T, OutT>(a, m, blocks, stream);
+  if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, E, M + 1>(a, m, blocks, stream);
 }
 
 bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-}  // namespace
-
-void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
-          ActType type, bool out_f32, cudaStream_t stream) {
+// The checks every entry point shares; returns the arguments without the epilogue's fields.
+template <typename T, typename OutT>
+GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void* y, int64_t m,
+                            int64_t n, int64_t k) {
   if (m < 0 || m > kGemvMaxRows || n < 0 || k < 0) {
     fail(ErrorCode::kInvalidArgument, "CUDA gemv: m " + std::to_string(m) + ", n " +
                                           std::to_string(n) + ", k " + std::to_string(k) +
                                           " (m must be 0.." + std::to_string(kGemvMaxRows) + ")");
   }
-  if (m == 0 || n == 0) return;
-  const int64_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  if (blocks > std::numeric_limits<int32_t>::max()) {
+  if ((n + kRowsPerBlock - 1) / kRowsPerBlock > std::numeric_limits<int32_t>::max()) {
     fail(ErrorCode::kUnsupported, "CUDA gemv: " + std::to_string(n) + " rows is too many");
   }
-  const bool vectorised = k % kChunkElems == 0 && aligned16(x) && aligned16(w);
-  const auto grid = static_cast<unsigned>(blocks);
-  if (type == ActType::kBF16) {
-    if (out_f32) {
-      launch_typed<__nv_bfloat16, float>(x, w, bias, y, m, n, k, vectorised, grid, stream);
-    } else {
-      launch_typed<__nv_bfloat16, __nv_bfloat16>(x, w, bias, y, m, n, k, vectorised, grid, stream);
-    }
-  } else {
-    if (out_f32) {
-      launch_typed<__half, float>(x, w, bias, y, m, n, k, vectorised, grid, stream);
-    } else {
-      launch_typed<__half, __half>(x, w, bias, y, m, n, k, vectorised, grid, stream);
-    }
-  }
+  GemvArgs<T, OutT> a{};
+  a.x = static_cast<const T*>(x);
+  a.w = static_cast<const T*>(w);
+  a.bias = static_cast<const OutT*>(bias);
+  a.y = static_cast<OutT*>(y);
+  a.n = n;
+  a.k = k;
+  a.vectorised = k % kChunkElems == 0 && aligned16(x) && aligned16(w);
+  return a;
+}
+
+template <typename T, typename OutT, Epilogue E>
+void launch(const GemvArgs<T, OutT>& a, int64_t m, int64_t blocks, cudaStream_t stream) {
+  if (m == 0 || blocks == 0) return;
+  launch_rows<T, OutT, E>(a, m, static_cast<unsigned>(blocks), stream);
   check_launch("gemv");
+}
+
+int64_t blocks_for(int64_t rows) {
+  return (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+}
+
+}  // namespace
+
+void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
+          ActType type, bool out_f32, cudaStream_t stream) {
+  const auto run = [&]<typename T, typename OutT>() {
+    launch<T, OutT, Epilogue::kStore>(base_args<T, OutT>(x, w, bias, y, m, n, k), m, blocks_for(n),
+                                      stream);
+  };
+  if (type == ActType::kBF16) {
+    out_f32 ? run.operator()<__nv_bfloat16, float>()
+            : run.operator()<__nv_bfloat16, __nv_bfloat16>();
+  } else {
+    out_f32 ? run.operator()<__half, float>() : run.operator()<__half, __half>();
+  }
+}
+
+void gemv_swiglu(const void* x, const void* w_gate_up, const void* bias, void* y, int64_t m,
+                 int64_t inter, int64_t k, ActType type, cudaStream_t stream) {
+  const auto run = [&]<typename T>() {
+    launch<T, T, Epilogue::kSwiGLU>(base_args<T, T>(x, w_gate_up, bias, y, m, 2 * inter, k), m,
+                                    (inter + 1) / 2, stream);
+  };
+  type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
+}
+
+bool gemv_rope_qkv_supported(const QkvLayout& layout) {
+  const int hd = layout.head_dim;
+  return hd > 0 && hd % kRowsPerBlock == 0 && layout.rotary_dim % kRowsPerBlock == 0 &&
+         layout.rotary_dim >= 0 && layout.rotary_dim <= hd;
+}
+
+void gemv_rope_qkv(const void* x, const void* w_qkv, const void* bias, int64_t m, int64_t k,
+                   const QkvLayout& layout, const int32_t* positions, const float* rope_cos,
+                   const float* rope_sin, void* q, KvDestination kv, ActType type,
+                   cudaStream_t stream) {
+  if (!gemv_rope_qkv_supported(layout)) {
+    fail(ErrorCode::kInvalidArgument,
+         "CUDA gemv_rope_qkv: head_dim " + std::to_string(layout.head_dim) + ", rotary_dim " +
+             std::to_string(layout.rotary_dim) + " (both must be multiples of 4)");
+  }
+  const int64_t n =
+      static_cast<int64_t>(layout.num_heads + 2 * layout.num_kv_heads) * layout.head_dim;
+  const auto run = [&]<typename T>() {
+    GemvArgs<T, T> a = base_args<T, T>(x, w_qkv, bias, nullptr, m, n, k);
+    a.qkv = layout;
+    a.positions = positions;
+    a.rope_cos = rope_cos;
+    a.rope_sin = rope_sin;
+    a.q = static_cast<T*>(q);
+    a.kv = kv;
+    launch<T, T, Epilogue::kRopeQkv>(a, m, blocks_for(n), stream);
+  };
+  type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
 }
 
 }  // namespace autoglm::cuda

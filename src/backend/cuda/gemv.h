@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "backend/cuda/attention.h"
+#include "backend/cuda/kernels.h"
 
 namespace autoglm::cuda {
 
@@ -22,5 +22,25 @@ inline constexpr int64_t kGemvMaxRows = 8;  // the largest m gemv() accepts
 // weights); anything else takes a correct but slow element-wise path.
 void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
           ActType type, bool out_f32, cudaStream_t stream);
+
+// Decode fusions: the same GEMV with the next element-wise kernel done in its epilogue, so a
+// batch-1 step launches (and waits on) one kernel fewer for each. Results are bit-identical to
+// the unfused pair (each sum is rounded to `type` before the element-wise step, as a store and a
+// reload would round it).
+//
+// gemv + silu_mul: w_gate_up is [2 * inter][k] (gate rows, then up rows, as HF fuses them), bias
+// [2 * inter] or nullptr; y [m][inter] = silu(gate) * up.
+void gemv_swiglu(const void* x, const void* w_gate_up, const void* bias, void* y, int64_t m,
+                 int64_t inter, int64_t k, ActType type, cudaStream_t stream);
+
+// gemv + qkv_norm_rope without q/k norms: w_qkv is [(heads + 2 * kv_heads) * head_dim][k]; row
+// m of x is the token at positions[m]; q [m][heads * head_dim] and k, v to `kv` as qkv_norm_rope
+// writes them. Needs head_dim and rotary_dim multiples of 4 (gemv_rope_qkv_supported), else
+// kInvalidArgument.
+bool gemv_rope_qkv_supported(const QkvLayout& layout);
+void gemv_rope_qkv(const void* x, const void* w_qkv, const void* bias, int64_t m, int64_t k,
+                   const QkvLayout& layout, const int32_t* positions, const float* rope_cos,
+                   const float* rope_sin, void* q, KvDestination kv, ActType type,
+                   cudaStream_t stream);
 
 }  // namespace autoglm::cuda

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
+#include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
@@ -251,8 +252,8 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
     const int i1 = lay.interleaved ? 2 * j + 1 : j + half;
     const float a = b[i0];
     const float c = b[i1];
-    b[i0] = a * cos_row[j] - c * sin_row[j];
-    b[i1] = c * cos_row[j] + a * sin_row[j];
+    b[i0] = rotate_pair(a, c, cos_row[j], sin_row[j], true);
+    b[i1] = rotate_pair(c, a, cos_row[j], sin_row[j], false);
   }
   __syncwarp();
   T* dst = is_q ? q + (static_cast<int64_t>(t) * lay.num_heads + h) * hd
@@ -276,7 +277,7 @@ __global__ void silu_mul_kernel(const T* gate_up, int32_t n_tokens, int64_t inte
     load_f32<W>(row + i, g);
     load_f32<W>(row + inter + i, u);
 #pragma unroll
-    for (int k = 0; k < W; ++k) o[k] = g[k] / (1.0f + __expf(-g[k])) * u[k];
+    for (int k = 0; k < W; ++k) o[k] = silu_times(g[k], u[k]);
     store_f32<W>(out + t * inter + i, o);
   }
 }

@@ -2,8 +2,9 @@
 // scheduled while the previous kernel on its stream is still draining, hiding the launch and
 // ramp-up gap between the ~10 small kernels of each layer (most of a batch-1 decode step's
 // overhead beyond the weight reads). Every kernel launched this way must call
-// wait_for_previous_kernel() before its first global memory access: that waits until the
-// previous kernel has completed and its writes are visible, so the data order is the stream's.
+// wait_for_previous_kernel() before it reads or writes memory that an earlier kernel may touch:
+// that waits until the previous kernel has completed and its writes are visible, so the data
+// order is the stream's. Only constant data (weights) may be read before it.
 // Thread ownership: launch_dependent runs on the launching (engine) thread.
 #pragma once
 
@@ -17,7 +18,9 @@
 
 namespace autoglm::cuda {
 
-// A no-op when the kernel was launched without the programmatic-serialization attribute.
+// No kernel triggers its dependents early (griddepcontrol.launch_dependents): measured on the
+// H200, letting the next kernel's blocks in while this one runs made the 9B batch-1 step 0.2 ms
+// slower (5.07 against 4.87 ms), its waiting blocks taking SM slots from the running kernel.
 __device__ __forceinline__ void wait_for_previous_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
