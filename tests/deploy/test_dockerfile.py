@@ -89,10 +89,13 @@ def test_build_stage_runs_the_ci_commands():
     build = " ".join(args for word, args in stages()[0] if word == "RUN")
     assert "scripts/install_deps.sh" in build
     makefile = (ROOT / "Makefile").read_text()
-    configure = re.search(r"cmake -S \. -B \$\(BUILD\) -G Ninja -DCMAKE_BUILD_TYPE=Release",
+    configure = re.search(r"CONFIGURE := cmake -S \. -G Ninja -DCMAKE_UNITY_BUILD=\$\(UNITY\)",
                           makefile)
-    assert configure, "the Makefile's build target changed: update deploy/Dockerfile"
-    assert "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_CUDA=ON" in build
+    release = re.search(r"RELEASE_CONFIGURE = \$\(CONFIGURE\) -B \$\(BUILD\) "
+                        r"-DCMAKE_BUILD_TYPE=Release", makefile)
+    assert configure and release, "the Makefile's build target changed: update deploy/Dockerfile"
+    assert ("cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_UNITY_BUILD=ON "
+            "-DAUTOGLM_CUDA=ON") in build
     assert "cmake --install build --prefix /opt/autoglm" in build
 
 
