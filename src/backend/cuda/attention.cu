@@ -32,10 +32,6 @@ constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
   throw Error(ErrorCode::kInvalidArgument, "paged attention: " + what);
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 // `sizing`: the workspace query, which callers may make with a shape whose scale is not set yet.
 void validate(const AttentionBatch& b, const AttentionShape& s, bool sizing = false) {
   if (s.num_heads <= 0 || s.num_kv_heads <= 0 || s.num_heads % s.num_kv_heads != 0) {
@@ -165,7 +161,8 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
       !batch.block_table) {
     reject("null pointer");
   }
-  if (!aligned16(q) || !aligned16(out) || !aligned16(kv.k) || !aligned16(kv.v)) {
+  if (!aligned_to(q, 16) || !aligned_to(out, 16) || !aligned_to(kv.k, 16) ||
+      !aligned_to(kv.v, 16)) {
     reject("q, out and the KV pool must be 16-byte aligned");
   }
   const Plan p = plan(batch, shape);

@@ -1,15 +1,22 @@
 // Error checking and owning handles for the CUDA runtime in host code: every runtime call's
 // status becomes an autoglm::Error naming the call site, and device/pinned allocations are
-// freed by RAII. Thread ownership: none (helpers); an object belongs to whoever holds it.
+// freed by RAII; plus the pointer-alignment test the kernel launchers pick vector paths by. Thread
+// ownership: none (helpers); an object belongs to whoever holds it.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
 namespace autoglm::cuda {
+
+// Whether `p` is a multiple of `bytes` (a launcher's test for its 8/16-byte vector path).
+inline bool aligned_to(const void* p, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
 
 // Throws autoglm::Error(kInternal) when `status` is not cudaSuccess; `what` names the call.
 void check_cuda(cudaError_t status, const char* what);

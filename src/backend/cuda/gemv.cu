@@ -335,10 +335,6 @@ void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStr
   if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, E, M + 1>(a, m, blocks, stream);
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 // The checks every entry point shares; returns the arguments without the epilogue's fields.
 template <typename T, typename OutT>
 GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void* y, int64_t m,
@@ -358,7 +354,7 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   a.y = static_cast<OutT*>(y);
   a.n = n;
   a.k = k;
-  a.vectorised = k % kChunkElems == 0 && aligned16(x) && aligned16(w);
+  a.vectorised = k % kChunkElems == 0 && aligned_to(x, 16) && aligned_to(w, 16);
   return a;
 }
 

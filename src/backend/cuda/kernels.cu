@@ -51,10 +51,6 @@ __device__ __forceinline__ void store_f32(T* p, const float (&in)[W]) {
   *reinterpret_cast<Pack<T, W>*>(p) = pack;
 }
 
-bool aligned_to(const void* p, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
-}
-
 template <typename S, typename D>
 __global__ void convert_kernel(const S* src, D* dst, size_t n) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
