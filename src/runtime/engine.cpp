@@ -78,8 +78,10 @@ EngineCore::EngineCore(std::unique_ptr<Backend> backend, EngineCoreConfig config
 
 void EngineCore::run() {
   while (true) {
-    // An idle engine sleeps until work arrives or a session is due to expire.
+    // An idle engine sleeps until work arrives or a session is due to expire. That wait is not
+    // host overhead: the next step's host gap starts after it.
     const bool idle = scheduler_.idle();
+    if (idle) last_step_end_.reset();
     RequestQueue::Work work = queue_.take(idle, idle ? sessions_.next_expiry() : std::nullopt);
     accept(work);
     // New work is visible to the watchdog before the step that may wedge on it: otherwise a
@@ -91,7 +93,6 @@ void EngineCore::run() {
       return;
     }
     if (scheduler_.idle()) {
-      last_step_end_.reset();  // the gap after an idle spell is not host overhead
       sessions_.expire(std::chrono::steady_clock::now());  // a step does it otherwise
     } else {
       try {

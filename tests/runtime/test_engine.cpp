@@ -5,6 +5,7 @@
 // Thread ownership: the test thread and the client threads it starts.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <map>
@@ -139,6 +140,21 @@ TEST(Engine, ReferencePromptsGiveTransformersGreedyIds) {
     EXPECT_EQ(out.usage.completion_tokens, 32);
     EXPECT_EQ(out.usage.prompt_tokens, static_cast<int32_t>(p.ids.size()));
   }
+}
+
+TEST(Engine, HostGapLeavesOutTheWaitForTheNextRequest) {
+  // The host gap is the device's idle time between steps that the engine's own work causes.
+  // It once ran from a request's last step to the next request's first, however long the
+  // engine had slept in between: a pause between two requests must not show up in it.
+  Engine engine(options(true, 256));
+  const std::vector<int32_t> prompt = reference_prompts()[0].ids;
+  engine.generate(greedy_request({prompt, 8}));
+  const uint64_t gaps_before = idle_metrics(engine)->host_gap_seconds.count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  engine.generate(greedy_request({prompt, 8}));
+  const EngineMetricsSnapshot& s = *idle_metrics(engine);
+  EXPECT_GT(s.host_gap_seconds.count(), gaps_before);
+  EXPECT_LT(s.host_gap_seconds.sum(), 0.2) << "the 400 ms pause was counted as host gap";
 }
 
 class ConcurrentEquivalence : public ::testing::TestWithParam<std::tuple<bool, int32_t>> {};
