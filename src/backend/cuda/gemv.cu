@@ -1,15 +1,16 @@
-// See gemv.h. Work split: a block of 256 threads owns kRowsPerBlock consecutive rows of W, and
-// its threads sweep K together in 16-byte chunks (8 elements), thread t taking chunks t,
-// t + 256, ... of every owned row, so that each warp load is 512 contiguous bytes of one row.
-// The chunk of x at the same position is loaded once per chunk and reused for all the owned rows,
-// which keeps x's traffic (from L1: it is small and every block reads all of it) at m / 4 of W's.
-// W is read with L1::no_allocate so that streaming it does not evict x. Each thread issues
-// kRowsPerBlock * kChunksInFlight 16-byte loads of W before it uses any of them. At the end,
-// every (x row, W row) partial sum is reduced over the warp by shuffles, then over the 8 warps in
-// shared memory, and one thread per output adds the bias and stores it.
-// The grid has one block per kRowsPerBlock rows: 1,024 blocks for a 4096-row matrix, ~7.8 per
-// SM of an H200's 132, so every SM has several blocks' loads in flight from the start and the
-// last wave is short (a block lives for about one or two memory round trips at K = 4096).
+// See gemv.h. Work split: a block of 256 threads owns kRowsPerBlock rows of W (consecutive, or
+// paired for the fused epilogues: weight_row), and its threads sweep K together in 16-byte chunks
+// (8 elements), thread t taking chunks t, t + 256, ... of every owned row, so that each warp load
+// is 512 contiguous bytes of one row. The chunk of x at the same position is loaded once per
+// chunk and reused for all the owned rows, which keeps x's traffic (from L1: it is small and every
+// block reads all of it) at m / 4 of W's. W is read with L1::no_allocate so that streaming it does
+// not evict x. Each thread issues kRowsPerBlock * kChunksInFlight 16-byte loads of W before it
+// uses any of them. At the end, every (x row, W row) partial sum is reduced over the warp by
+// shuffles, then over the 8 warps in shared memory, and warp 0 finishes the outputs, one lane
+// each: bias (loaded at the start), then a store, or the SwiGLU / RoPE epilogue with the pair
+// partner's lane. The grid has one block per kRowsPerBlock rows: 1,024 blocks for a 4096-row
+// matrix, ~2 waves of the 4 blocks per SM that 64 registers allow at m = 1 (a block lives for
+// about one or two memory round trips at K = 4096).
 // Thread ownership: see gemv.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -128,7 +129,7 @@ using Partials = float[M][kRowsPerBlock];  // [x row][owned W row]
 
 // The 16-byte path over chunks [0, chunks) of each row (chunks = k / 8). W is constant, so the
 // first round of its loads (all of a block's rows at K <= 4096) is issued before waiting for the
-// kernel that writes x: under programmatic launch that overlaps the previous kernel's tail.
+// kernel that writes x (measured neither to help nor to hurt, docs/PERFORMANCE.md).
 template <typename T, int M, typename AfterWait>
 __device__ __forceinline__ void accumulate_vectorised(const T* x, const T* const* rows, int64_t k,
                                                       Partials<M>& acc, AfterWait after_wait) {
