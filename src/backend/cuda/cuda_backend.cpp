@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/gemv.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_upload.h"
 #include "backend/rope.h"
@@ -122,9 +123,19 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   max_logits_rows_ =
       options_.max_logits_rows > 0 ? options_.max_logits_rows : options_.max_num_seqs;
   optimised_attention_ = config_.head_dim == 64 || config_.head_dim == 128;
+  qkv_layout_.num_heads = static_cast<int32_t>(config_.num_attention_heads);
+  qkv_layout_.num_kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
+  qkv_layout_.head_dim = static_cast<int32_t>(config_.head_dim);
+  qkv_layout_.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
+  qkv_layout_.interleaved = config_.rope_style == RopeStyle::kInterleaved;
+  allocate_within_budget(model);
   const char* fuse = std::getenv("AUTOGLM_CUDA_FUSE");
   fused_decode_ = fuse == nullptr || std::strcmp(fuse, "0") != 0;
-  allocate_within_budget(model);
+  // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
+  fused_qkv_rope_ = fused_decode_ && gemv_rope_qkv_supported(qkv_layout_) &&
+                    std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {
+                      return l.q_norm == nullptr && l.k_norm == nullptr;
+                    });
 }
 
 CudaBackend::~CudaBackend() {

@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_graphs.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/kernels.h"
 
 namespace autoglm::cuda {
 
@@ -145,9 +146,12 @@ class CudaBackend final : public Backend {
   int32_t max_blocks_per_seq_ = 0;
   int32_t max_logits_rows_ = 0;
   bool optimised_attention_ = false;  // attention.h kernels; else the plain fallback
-  // Batch-1 steps run the QKV GEMV with RoPE and the KV write in its epilogue, and the gate_up
-  // GEMV with SwiGLU in its (gemv.h); AUTOGLM_CUDA_FUSE=0 turns that off to measure it.
+  QkvLayout qkv_layout_;  // the model's q/k/v split and RoPE, for the kernels that apply it
+  // Batch-1 steps run the QKV GEMV with RoPE and the KV write in its epilogue (when the model
+  // allows: fused_qkv_rope_), and the gate_up GEMV with SwiGLU in its (gemv.h);
+  // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
+  bool fused_qkv_rope_ = true;
   KvPoolShape pool_;
 
   Stream stream_;

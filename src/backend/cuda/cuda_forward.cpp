@@ -180,16 +180,10 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const int64_t hd = config_.head_dim;
   const int64_t q_dim = config_.num_attention_heads * hd;
   const int64_t kv_dim = config_.num_key_value_heads * hd;
-  QkvLayout layout;
-  layout.num_heads = static_cast<int32_t>(config_.num_attention_heads);
-  layout.num_kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
-  layout.head_dim = static_cast<int32_t>(hd);
-  layout.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
-  layout.interleaved = config_.rope_style == RopeStyle::kInterleaved;
+  const QkvLayout& layout = qkv_layout_;
   // k and v go straight into this layer's KV pool rows (RoPE fused with the KV write).
   const KvDestination kv{kv_[layer].k, kv_[layer].v, db.attention.slot_mapping};
-  if (fused_decode_ && n <= kGemvRows && L.q_norm == nullptr && L.k_norm == nullptr &&
-      gemv_rope_qkv_supported(layout)) {
+  if (fused_qkv_rope_ && n <= kGemvRows) {
     gemv_rope_qkv(buf_.h, L.qkv, L.qkv_bias, n, config_.hidden_size, layout, db.positions,
                   buf_.rope_cos, buf_.rope_sin, buf_.q, kv, act_, s);
   } else {
