@@ -123,6 +123,13 @@ class CudaBackend final : public Backend {
   // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
   // of (rows, context) reads: the block table with the context bucket's row stride.
   DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
+  // What the kernel before a GEMV over `w` (`bytes` long) prefetches into L2 at a step of
+  // n_tokens: the first `budget` bytes it reads, from both halves of a SwiGLU GEMV's matrix
+  // (`halves`); nothing where the step runs GEMMs rather than GEMVs.
+  L2Prefetch next_weights(int32_t n_tokens, const void* w, int64_t bytes, int64_t budget,
+                          bool halves = false) const;
+  L2Prefetch next_qkv(int32_t n_tokens, size_t layer) const;  // or the lm_head after the last
+  int64_t weight_bytes() const;  // of one weight element (the activation type)
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
@@ -152,6 +159,12 @@ class CudaBackend final : public Backend {
   // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
   bool fused_qkv_rope_ = true;
+  // L2 prefetch budgets of GEMV-sized steps (l2_prefetch.h): the o_proj weights during
+  // attention, the first gate_up / qkv / lm_head weights during the RMSNorm before them;
+  // AUTOGLM_CUDA_L2_PREFETCH_MB="attention,norm" sets them (0,0 turns it off).
+  int64_t prefetch_attention_bytes_ = 0;
+  int64_t prefetch_norm_bytes_ = 0;
+  int32_t prefetch_ctas_ = 0;  // one per SM
   KvPoolShape pool_;
 
   Stream stream_;
