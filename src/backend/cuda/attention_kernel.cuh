@@ -463,10 +463,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const unsigned work_z = static_cast<unsigned>(p.row_tiles * p.splits);
   if (blockIdx.z >= work_z) {
     const int64_t plane = int64_t{gridDim.x} * gridDim.y;
-    const int64_t cta =
-        (blockIdx.z - work_z) * plane + int64_t{blockIdx.y} * gridDim.x + blockIdx.x;
-    prefetch_to_l2(p.prefetch, cta * kThreads + threadIdx.x,
-                   (gridDim.z - work_z) * plane * kThreads);
+    prefetch_to_l2(p.prefetch, (blockIdx.z - work_z) * plane + blockIdx.y * gridDim.x + blockIdx.x,
+                   (gridDim.z - work_z) * plane);
     return;
   }
   wait_for_previous_kernel();

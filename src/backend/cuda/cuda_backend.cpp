@@ -161,6 +161,9 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   int sms = 0;
   AUTOGLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_));
   prefetch_ctas_ = sms;
+  if (const char* c = std::getenv("AUTOGLM_CUDA_L2_PREFETCH_CTAS")) prefetch_ctas_ = std::atoi(c);
+  const char* mode = std::getenv("AUTOGLM_CUDA_L2_PREFETCH_MODE");
+  prefetch_lines_ = mode != nullptr && std::strcmp(mode, "lines") == 0;
 }
 
 CudaBackend::~CudaBackend() {

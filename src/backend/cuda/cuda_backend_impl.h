@@ -165,6 +165,7 @@ class CudaBackend final : public Backend {
   int64_t prefetch_attention_bytes_ = 0;
   int64_t prefetch_norm_bytes_ = 0;
   int32_t prefetch_ctas_ = 0;  // one per SM
+  bool prefetch_lines_ = false;
   KvPoolShape pool_;
 
   Stream stream_;

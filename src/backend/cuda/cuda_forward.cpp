@@ -183,6 +183,7 @@ L2Prefetch CudaBackend::next_weights(int32_t n_tokens, const void* w, int64_t by
     p.bytes[i] = take;
   }
   p.ctas = prefetch_ctas_;
+  p.lines = prefetch_lines_;
   return p.well_formed() ? p : L2Prefetch{};  // an odd-sized matrix: no prefetch, not an error
 }
 

@@ -123,8 +123,7 @@ __global__ void __launch_bounds__(kNormMaxThreads)
                      const float* norm_w, T* out, int64_t hidden, float eps, int32_t n_rows,
                      L2Prefetch prefetch) {
   if (static_cast<int32_t>(blockIdx.x) >= n_rows) {  // the extra CTAs of `prefetch`
-    prefetch_to_l2(prefetch, (blockIdx.x - n_rows) * int64_t{blockDim.x} + threadIdx.x,
-                   (gridDim.x - n_rows) * int64_t{blockDim.x});
+    prefetch_to_l2(prefetch, blockIdx.x - n_rows, gridDim.x - n_rows);
     return;
   }
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.

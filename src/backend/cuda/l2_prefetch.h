@@ -17,6 +17,7 @@ struct L2Prefetch {
   const void* begin[kRanges] = {};   // 16-byte aligned
   int64_t bytes[kRanges] = {};       // multiples of 16
   int32_t ctas = 0;                  // extra CTAs the launch adds to issue them (0: none)
+  bool lines = false;                // one prefetch per 128-byte line rather than bulk prefetches
 
   bool empty() const { return ctas == 0 || (bytes[0] <= 0 && bytes[1] <= 0); }
   // What the bulk prefetch requires; launchers reject anything else.
