@@ -97,13 +97,6 @@ size_t workspace_for(const Plan& p, int64_t n_seqs, const AttentionShape& s) {
   return static_cast<size_t>(parts) * (sizeof(float) * s.head_dim + sizeof(float2));
 }
 
-// z-slices of extra CTAs for kp.prefetch: at least prefetch.ctas of them.
-int prefetch_slices(const attn::KernelParams& kp, const AttentionBatch& b) {
-  if (kp.prefetch.empty()) return 0;
-  const int64_t plane = int64_t{kp.num_kv_heads} * b.n_seqs;
-  return static_cast<int>((kp.prefetch.ctas + plane - 1) / plane);
-}
-
 template <typename T, int HD, int ROWS>
 void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStream_t stream) {
   const auto kernel = attn::paged_attention_kernel<T, HD, ROWS>;
@@ -117,7 +110,7 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
                     " bytes of shared memory: " + cudaGetErrorString(opted_in));
   }
   const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(b.n_seqs),
-                  static_cast<unsigned>(kp.row_tiles * kp.splits + prefetch_slices(kp, b)));
+                  static_cast<unsigned>(kp.row_tiles * kp.splits));
   launch_dependent("paged_attention_kernel", kernel, grid, attn::kThreads, kSmem, stream, kp);
   if (kp.splits > 1) {
     const dim3 combine_grid(static_cast<unsigned>(b.n_seqs), static_cast<unsigned>(kp.num_heads));
@@ -161,7 +154,7 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
 
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
                      PagedKvLayer kv, void* out, void* workspace, size_t workspace_bytes,
-                     ActType type, cudaStream_t stream, const L2Prefetch& prefetch) {
+                     ActType type, cudaStream_t stream) {
   validate(batch, shape);
   if (batch.n_tokens == 0 || batch.n_seqs == 0) return;
   if (!q || !out || !kv.k || !kv.v || !batch.seq_start || !batch.context_len ||
@@ -172,14 +165,13 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
       !aligned_to(kv.v, 16)) {
     reject("q, out and the KV pool must be 16-byte aligned");
   }
-  if (!prefetch.well_formed()) reject("L2 prefetch ranges must be 16-byte aligned and sized");
   const Plan p = plan(batch, shape);
   const size_t needed = workspace_for(p, batch.n_seqs, shape);
   if (needed > 0 && (workspace == nullptr || workspace_bytes < needed)) {
     reject("workspace of " + std::to_string(workspace_bytes) + " bytes, " + std::to_string(needed) +
            " needed (paged_attention_workspace_bytes)");
   }
-  if (int64_t{p.row_tiles} * p.splits + prefetch.ctas > 65535 || batch.n_seqs > 65535) {
+  if (int64_t{p.row_tiles} * p.splits > 65535 || batch.n_seqs > 65535) {
     reject("query too long or too many sequences for one launch");
   }
 
@@ -200,7 +192,6 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
   kp.row_tiles = p.row_tiles;
   kp.splits = p.splits;
   kp.split_len = p.split_len;
-  kp.prefetch = prefetch;
   if ((batch.block_size & (batch.block_size - 1)) == 0)
     kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
   if (type == ActType::kBF16) {

@@ -10,8 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "backend/cuda/l2_prefetch.h"
-
 namespace autoglm::cuda {
 
 enum class ActType : uint8_t { kBF16, kF16 };  // activation and KV-cache element type
@@ -52,9 +50,8 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
 // read through its block table (this step's keys must already be in their slots: qkv_norm_rope
 // writes them, kernels.h).
 // q and out are [n_tokens][num_heads * head_dim]; accumulation in fp32.
-// `prefetch`: weights for L2, issued by extra CTAs (l2_prefetch.h); no effect on the result.
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
                      PagedKvLayer kv, void* out, void* workspace, size_t workspace_bytes,
-                     ActType type, cudaStream_t stream, const L2Prefetch& prefetch = {});
+                     ActType type, cudaStream_t stream);
 
 }  // namespace autoglm::cuda

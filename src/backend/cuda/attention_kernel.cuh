@@ -31,7 +31,6 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/element_convert.cuh"
-#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/pdl.cuh"
 
 namespace autoglm::cuda::attn {
@@ -58,9 +57,6 @@ struct KernelParams {
   int32_t splits = 1;
   int32_t split_len = 0;     // keys per split, a multiple of kKeyTile
   int32_t block_shift = -1;  // log2(block_size) when it is a power of two: no division per key
-  // The next GEMV's weights, issued by the CTAs past grid.z = row_tiles * splits (none when
-  // the launch adds no such CTAs).
-  L2Prefetch prefetch;
 };
 
 constexpr size_t align128(size_t bytes) {
@@ -454,19 +450,11 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
   }
 }
 
-// grid (num_kv_heads, n_seqs, row_tiles * splits + prefetching z-slices), kThreads threads,
-// Smem<...>::bytes dynamic.
+// grid (num_kv_heads, n_seqs, row_tiles * splits), kThreads threads, Smem<...>::bytes dynamic.
 template <typename T, int HD, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
   using W = WarpSplit<ROWS>;
   using L = Smem<T, HD, ROWS>;
-  const unsigned work_z = static_cast<unsigned>(p.row_tiles * p.splits);
-  if (blockIdx.z >= work_z) {
-    const int64_t plane = int64_t{gridDim.x} * gridDim.y;
-    prefetch_to_l2(p.prefetch, (blockIdx.z - work_z) * plane + blockIdx.y * gridDim.x + blockIdx.x,
-                   (gridDim.z - work_z) * plane);
-    return;
-  }
   wait_for_previous_kernel();
   extern __shared__ __align__(128) unsigned char smem[];
   T* q_s = reinterpret_cast<T*>(smem + L::q);

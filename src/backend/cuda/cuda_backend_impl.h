@@ -14,6 +14,7 @@
 #include "backend/cuda/decode_graphs.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/l2_prefetch.h"
 
 namespace autoglm::cuda {
 
@@ -123,13 +124,16 @@ class CudaBackend final : public Backend {
   // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
   // of (rows, context) reads: the block table with the context bucket's row stride.
   DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
-  // What the kernel before a GEMV over `w` (`bytes` long) prefetches into L2 at a step of
-  // n_tokens: the first `budget` bytes it reads, from both halves of a SwiGLU GEMV's matrix
-  // (`halves`); nothing where the step runs GEMMs rather than GEMVs.
-  L2Prefetch next_weights(int32_t n_tokens, const void* w, int64_t bytes, int64_t budget,
+  // The L2 prefetch (l2_prefetch.h) of the first `budget` bytes that the next GEMV reads of `w`
+  // (`elements` long), from both halves of a SwiGLU GEMV's matrix (`halves`); nothing where
+  // the step runs GEMMs rather than GEMVs.
+  L2Prefetch next_weights(int32_t n_tokens, const void* w, int64_t elements, int64_t budget,
                           bool halves = false) const;
   L2Prefetch next_qkv(int32_t n_tokens, size_t layer) const;  // or the lm_head after the last
-  int64_t weight_bytes() const;  // of one weight element (the activation type)
+  // Forks `prefetch` onto prefetch_stream_ after the work queued so far; join_prefetches()
+  // makes the step's stream wait for every fork (before a graph capture ends).
+  void prefetch_aside(const L2Prefetch& prefetch);
+  void join_prefetches();
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
@@ -166,9 +170,12 @@ class CudaBackend final : public Backend {
   int64_t prefetch_norm_bytes_ = 0;
   int32_t prefetch_ctas_ = 0;  // one per SM
   bool prefetch_lines_ = false;
+  bool prefetch_pending_ = false;
   KvPoolShape pool_;
 
   Stream stream_;
+  Stream prefetch_stream_;  // the L2 prefetches, off the step's critical path
+  Event prefetch_fork_, prefetch_join_;
   DeviceArena weights_, workspace_;
   DeviceBuffer kv_memory_;
   PinnedBuffer host_ints_, host_logits_, host_sampling_, host_samples_;

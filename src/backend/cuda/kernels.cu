@@ -8,13 +8,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
-#include <limits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -120,12 +118,7 @@ constexpr int32_t kNormManyRows = 256;  // from here on, rows favour throughput 
 template <typename T, int W, int N>
 __global__ void __launch_bounds__(kNormMaxThreads)
     norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* post_w,
-                     const float* norm_w, T* out, int64_t hidden, float eps, int32_t n_rows,
-                     L2Prefetch prefetch) {
-  if (static_cast<int32_t>(blockIdx.x) >= n_rows) {  // the extra CTAs of `prefetch`
-    prefetch_to_l2(prefetch, blockIdx.x - n_rows, gridDim.x - n_rows);
-    return;
-  }
+                     const float* norm_w, T* out, int64_t hidden, float eps) {
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.
   constexpr bool kPreloadWeights = N * W <= 8;
   __shared__ float partial[2][32];
@@ -315,17 +308,15 @@ struct NormRowsArgs {
   int32_t n_rows;
   int64_t hidden;
   float eps;
-  L2Prefetch prefetch;
 };
 
 template <typename T, int W, int N>
 void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
   const int64_t threads = (a.hidden / W + N - 1) / N;
   const int block = static_cast<int>((threads + 31) / 32 * 32);
-  const int32_t extra = a.prefetch.empty() ? 0 : a.prefetch.ctas;
-  launch_dependent(name, norm_rows_kernel<T, W, N>, static_cast<unsigned>(a.n_rows + extra), block,
-                   0, stream, a.x, a.rows, static_cast<const T*>(a.delta), a.post_w, a.norm_w,
-                   static_cast<T*>(a.out), a.hidden, a.eps, a.n_rows, a.prefetch);
+  launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
+                   static_cast<const T*>(a.delta), a.post_w, a.norm_w, static_cast<T*>(a.out),
+                   a.hidden, a.eps);
 }
 
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more
@@ -421,13 +412,9 @@ void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, A
 
 void residual_add_norm(float* x, const void* delta, const float* post_w, const float* norm_w,
                        void* out, int32_t n_rows, int64_t hidden, float eps, ActType type,
-                       cudaStream_t stream, const L2Prefetch& prefetch) {
+                       cudaStream_t stream) {
   if (n_rows == 0) return;
-  if (!prefetch.well_formed() ||
-      int64_t{n_rows} + prefetch.ctas > std::numeric_limits<int32_t>::max()) {
-    fail(ErrorCode::kInvalidArgument, "CUDA residual_add_norm: malformed L2 prefetch");
-  }
-  const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps, prefetch};
+  const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps};
   if (type == ActType::kBF16) {
     norm_rows<__nv_bfloat16>("residual_add_norm", args, stream);
   } else {
@@ -441,7 +428,7 @@ void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_
   if (n_rows == 0) return;
   // Without a delta the kernel only reads x.
   const NormRowsArgs args{
-      const_cast<float*>(x), rows, nullptr, nullptr, w, out, n_rows, hidden, eps, {}};
+      const_cast<float*>(x), rows, nullptr, nullptr, w, out, n_rows, hidden, eps};
   if (type == ActType::kBF16) {
     norm_rows<__nv_bfloat16>("gather_rms_norm", args, stream);
   } else {

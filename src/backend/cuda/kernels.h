@@ -32,10 +32,9 @@ void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, A
 //   if delta:  d = post_w ? rmsnorm(delta) * post_w : delta;  x += d
 //   if norm_w: out = rmsnorm(x) * norm_w   (out in `type`)
 // post_w and norm_w are fp32 [hidden] or nullptr.
-// `prefetch`: weights for L2, issued by extra CTAs (l2_prefetch.h); no effect on the result.
 void residual_add_norm(float* x, const void* delta, const float* post_w, const float* norm_w,
                        void* out, int32_t n_rows, int64_t hidden, float eps, ActType type,
-                       cudaStream_t stream, const L2Prefetch& prefetch = {});
+                       cudaStream_t stream);
 
 // out[r] = rmsnorm(x[rows[r]]) * w for r < n_rows (the final norm of the logits rows only).
 void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_t hidden,
