@@ -367,11 +367,6 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
     >"$LOGS/cuda_decode_bench_nofuse.log" 2>&1
   row "decode step 9B, graphs, unfused" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
     printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nofuse.log")"
-  # Batch 1 without the L2 prefetch of the next GEMV's weights: what that prefetch buys.
-  AUTOGLM_CUDA_L2_PREFETCH_MB=0,0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1 128 0 \
-    >"$LOGS/cuda_decode_bench_noprefetch.log" 2>&1
-  row "decode step 9B, no L2 prefetch" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
-    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_noprefetch.log")"
 else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi

@@ -5,12 +5,10 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <string>
-#include <utility>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/gemv.h"
@@ -107,23 +105,6 @@ void check_options(const CudaBackendOptions& o, const ModelConfig& c) {
   }
 }
 
-// MiB of weights prefetched into L2 during attention and during a norm (cuda_backend_impl.h):
-// AUTOGLM_CUDA_L2_PREFETCH_MB="attention,norm", for measuring; malformed values are an error.
-std::pair<int64_t, int64_t> l2_prefetch_budget_mb() {
-  const char* value = std::getenv("AUTOGLM_CUDA_L2_PREFETCH_MB");
-  if (value == nullptr) return {32, 16};
-  long long attention = -1, norm = -1;
-  char tail = 0;
-  if (std::sscanf(value, "%lld,%lld%c", &attention, &norm, &tail) != 2 || attention < 0 ||
-      norm < 0 || attention > 4096 || norm > 4096) {
-    fail(ErrorCode::kInvalidArgument,
-         std::string(
-             "AUTOGLM_CUDA_L2_PREFETCH_MB must be \"attention,norm\" in MiB (0..4096), got \"") +
-             value + "\"");
-  }
-  return {attention, norm};
-}
-
 }  // namespace
 
 CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& options)
@@ -155,15 +136,6 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
                     std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {
                       return l.q_norm == nullptr && l.k_norm == nullptr;
                     });
-  const auto [attention_mb, norm_mb] = l2_prefetch_budget_mb();
-  prefetch_attention_bytes_ = attention_mb << 20;
-  prefetch_norm_bytes_ = norm_mb << 20;
-  int sms = 0;
-  AUTOGLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_));
-  prefetch_ctas_ = sms;
-  if (const char* c = std::getenv("AUTOGLM_CUDA_L2_PREFETCH_CTAS")) prefetch_ctas_ = std::atoi(c);
-  const char* mode = std::getenv("AUTOGLM_CUDA_L2_PREFETCH_MODE");
-  prefetch_lines_ = mode != nullptr && std::strcmp(mode, "lines") == 0;
 }
 
 CudaBackend::~CudaBackend() {

@@ -14,7 +14,6 @@
 #include "backend/cuda/decode_graphs.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/l2_prefetch.h"
 
 namespace autoglm::cuda {
 
@@ -124,16 +123,6 @@ class CudaBackend final : public Backend {
   // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
   // of (rows, context) reads: the block table with the context bucket's row stride.
   DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
-  // The L2 prefetch (l2_prefetch.h) of the first `budget` bytes that the next GEMV reads of `w`
-  // (`elements` long), from both halves of a SwiGLU GEMV's matrix (`halves`); nothing where
-  // the step runs GEMMs rather than GEMVs.
-  L2Prefetch next_weights(int32_t n_tokens, const void* w, int64_t elements, int64_t budget,
-                          bool halves = false) const;
-  L2Prefetch next_qkv(int32_t n_tokens, size_t layer) const;  // or the lm_head after the last
-  // Forks `prefetch` onto prefetch_stream_ after the work queued so far; join_prefetches()
-  // makes the step's stream wait for every fork (before a graph capture ends).
-  void prefetch_aside(const L2Prefetch& prefetch);
-  void join_prefetches();
   void attention_layer(const DeviceBatch& db, int layer);
   void mlp_layer(int32_t n_tokens, int layer);
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
@@ -163,19 +152,9 @@ class CudaBackend final : public Backend {
   // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
   bool fused_qkv_rope_ = true;
-  // L2 prefetch budgets of GEMV-sized steps (l2_prefetch.h): the o_proj weights during
-  // attention, the first gate_up / qkv / lm_head weights during the RMSNorm before them;
-  // AUTOGLM_CUDA_L2_PREFETCH_MB="attention,norm" sets them (0,0 turns it off).
-  int64_t prefetch_attention_bytes_ = 0;
-  int64_t prefetch_norm_bytes_ = 0;
-  int32_t prefetch_ctas_ = 0;  // one per SM
-  bool prefetch_lines_ = false;
-  bool prefetch_pending_ = false;
   KvPoolShape pool_;
 
   Stream stream_;
-  Stream prefetch_stream_;  // the L2 prefetches, off the step's critical path
-  Event prefetch_fork_, prefetch_join_;
   DeviceArena weights_, workspace_;
   DeviceBuffer kv_memory_;
   PinnedBuffer host_ints_, host_logits_, host_sampling_, host_samples_;

@@ -12,7 +12,6 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/l2_prefetch.h"
 #include "backend/cuda/sampling.h"
 #include "core/error.h"
 
@@ -156,59 +155,13 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DeviceLayer& L = layers_[l];
     attention_layer(db, static_cast<int>(l));
-    prefetch_aside(next_weights(n, L.gate_up, 2 * config_.intermediate_size * hidden,
-                                prefetch_norm_bytes_, /*halves=*/fused_decode_));
     residual_add_norm(buf_.x, buf_.delta, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n,
                       hidden, eps, act_, s);
     mlp_layer(n, static_cast<int>(l));
-    prefetch_aside(next_qkv(n, l + 1));
     const float* next_norm = l + 1 < layers_.size() ? layers_[l + 1].input_norm : nullptr;
     residual_add_norm(buf_.x, buf_.delta, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_,
                       s);
   }
-  join_prefetches();
-}
-
-void CudaBackend::prefetch_aside(const L2Prefetch& prefetch) {
-  if (prefetch.empty()) return;
-  AUTOGLM_CUDA_CHECK(cudaEventRecord(prefetch_fork_.get(), stream_.get()));
-  AUTOGLM_CUDA_CHECK(cudaStreamWaitEvent(prefetch_stream_.get(), prefetch_fork_.get()));
-  l2_prefetch(prefetch, prefetch_stream_.get());
-  prefetch_pending_ = true;
-}
-
-void CudaBackend::join_prefetches() {
-  if (!prefetch_pending_) return;
-  AUTOGLM_CUDA_CHECK(cudaEventRecord(prefetch_join_.get(), prefetch_stream_.get()));
-  AUTOGLM_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), prefetch_join_.get()));
-  prefetch_pending_ = false;
-}
-
-L2Prefetch CudaBackend::next_weights(int32_t n_tokens, const void* w, int64_t elements,
-                                     int64_t budget, bool halves) const {
-  L2Prefetch p;
-  if (n_tokens > kGemvRows || w == nullptr || budget <= 0) return p;
-  const int64_t bytes = elements * static_cast<int64_t>(dtype_size(act_dtype_));
-  const int parts = halves ? 2 : 1;
-  const int64_t part = bytes / parts;
-  const int64_t take = std::min(part, budget / parts) / 16 * 16;
-  for (int i = 0; i < parts; ++i) {
-    p.begin[i] = static_cast<const char*>(w) + i * part;
-    p.bytes[i] = take;
-  }
-  p.ctas = prefetch_ctas_;
-  p.lines = prefetch_lines_;
-  return p.well_formed() ? p : L2Prefetch{};  // an odd-sized matrix: no prefetch, not an error
-}
-
-L2Prefetch CudaBackend::next_qkv(int32_t n_tokens, size_t layer) const {
-  const int64_t hidden = config_.hidden_size;
-  if (layer < layers_.size()) {
-    const int64_t rows =
-        (config_.num_attention_heads + 2 * config_.num_key_value_heads) * config_.head_dim;
-    return next_weights(n_tokens, layers_[layer].qkv, rows * hidden, prefetch_norm_bytes_);
-  }
-  return next_weights(n_tokens, lm_head_, config_.vocab_size * hidden, prefetch_norm_bytes_);
 }
 
 void CudaBackend::project(const void* x, const void* w, const void* bias, void* y, int64_t m,
@@ -240,7 +193,6 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
                   static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
                   kv, act_, s);
   }
-  prefetch_aside(next_weights(n, L.o, config_.hidden_size * q_dim, prefetch_attention_bytes_));
   const AttentionShape shape{layout.num_heads, layout.num_kv_heads, layout.head_dim,
                              1.0f / std::sqrt(static_cast<float>(hd))};
   if (optimised_attention_) {
