@@ -18,11 +18,13 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/norm_row.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -71,16 +73,23 @@ __device__ __forceinline__ uint4 load_cached(const void* p) {
   return __ldg(static_cast<const uint4*>(p));
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
 // What a block does with its finished sums (see gemv.h for the contracts).
 enum class Epilogue {
-  kStore,    // y[m][row] = sum + bias
-  kSwiGLU,   // rows j of the gate half and j of the up half pair up: y[m][j] = silu(g) * u
-  kRopeQkv,  // q, k, v of one token: rotate q and k pairs, write q and the KV pool rows
+  kStore,      // y[m][row] = sum + bias
+  kSwiGLU,     // rows j of the gate half and j of the up half pair up: y[m][j] = silu(g) * u
+  kRopeQkv,    // q, k, v of one token: rotate q and k pairs, write q and the KV pool rows
+  kStoreNorm,  // kStore of one row, then the last block to finish runs residual_add_norm on it
+};
+
+// AddNormRow (gemv.h) with the output typed.
+template <typename T>
+struct AddNorm {
+  float* x;
+  const float* post_w;
+  const float* norm_w;
+  T* out;
+  float eps;
+  unsigned* arrived;
 };
 
 template <typename T, typename OutT>
@@ -99,6 +108,8 @@ struct GemvArgs {
   const float* rope_sin;
   T* q;
   KvDestination kv;
+  // kStoreNorm: the row's residual_add_norm operands (gemv.h) and the arrival counter.
+  AddNorm<T> norm;
 };
 
 // The W row that a block's r-th row slot reads. kStore: kRowsPerBlock consecutive rows. kSwiGLU:
@@ -250,9 +261,32 @@ constexpr int min_blocks_per_sm(int m) {
   return m == 1 ? 4 : 2;
 }
 
-template <typename T, typename OutT, int M, Epilogue E>
+// kStoreNorm, after the block's outputs are stored: the block that arrives last (every other
+// block's row slice then stored and fenced) runs the row's residual_add_norm with all its
+// threads, reading the stored row through L2, and re-arms the counter for the next launch
+// (which is stream-ordered after this one). Vectors of 4: hidden % 4 == 0, at most
+// kThreads * kNormN * 4 wide.
+template <typename T, int kNormN>
+__device__ __forceinline__ void norm_in_last_block(const AddNorm<T>& nm, const T* row,
+                                                   int64_t hidden) {
+  __shared__ bool last;
+  __shared__ float partial[2][32];
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(nm.arrived, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  norm_row<T, 4, kNormN, /*kDeltaFromL2=*/true>(nm.x, row, nm.post_w, nm.norm_w, nm.out, hidden,
+                                                nm.eps, partial);
+  if (threadIdx.x == 0) *nm.arrived = 0u;
+}
+
+template <typename T, typename OutT, int M, Epilogue E, int kNormN = 0>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(GemvArgs<T, OutT> a) {
   static_assert(M * kRowsPerBlock <= 32, "the epilogue is warp 0's: one lane per output sum");
+  static_assert(E != Epilogue::kStoreNorm || (M == 1 && kNormN > 0 && std::is_same_v<T, OutT>),
+                "the fused norm finishes one row of the activation type");
   const int64_t block = blockIdx.x;
   // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
   const T* rows[kRowsPerBlock];
@@ -303,6 +337,16 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
     }
   }
   __syncthreads();
+  if constexpr (E == Epilogue::kStoreNorm) {
+    if (warp == 0 && live) {
+      float sum = bias;
+#pragma unroll
+      for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
+      a.y[row] = from_f32<OutT>(sum);
+    }
+    norm_in_last_block<T, kNormN>(a.norm, a.y, a.n);
+    return;
+  }
   if (warp != 0) return;
   float sum = bias;
   if (live) {
@@ -370,7 +414,45 @@ int64_t blocks_for(int64_t rows) {
   return (rows + kRowsPerBlock - 1) / kRowsPerBlock;
 }
 
+// The row widths the fused norm takes: vectors of 4 over the block, up to kMaxNormN each.
+constexpr int kMaxNormN = 8;
+
+template <typename T, int N = 1>
+void launch_store_norm(const GemvArgs<T, T>& a, cudaStream_t stream) {
+  if (a.n <= int64_t{kThreads} * N * 4) {
+    launch_dependent("gemv_add_norm", gemv_kernel<T, T, 1, Epilogue::kStoreNorm, N>,
+                     static_cast<unsigned>(blocks_for(a.n)), kThreads, 0, stream, a);
+    return;
+  }
+  if constexpr (N < kMaxNormN) launch_store_norm<T, 2 * N>(a, stream);
+}
+
 }  // namespace
+
+bool gemv_add_norm_supported(int64_t hidden) {
+  return hidden > 0 && hidden % 4 == 0 && hidden <= int64_t{kThreads} * kMaxNormN * 4;
+}
+
+void gemv_add_norm(const void* x, const void* w, const void* bias, void* y, int64_t n, int64_t k,
+                   const AddNormRow& norm, ActType type, cudaStream_t stream) {
+  if (!gemv_add_norm_supported(n) || norm.x == nullptr || norm.arrived == nullptr ||
+      !aligned_to(norm.x, 16) || !aligned_to(norm.post_w, 16) || !aligned_to(norm.norm_w, 16) ||
+      !aligned_to(norm.out, 8) || !aligned_to(y, 8) ||
+      (norm.norm_w != nullptr) != (norm.out != nullptr)) {
+    fail(ErrorCode::kInvalidArgument,
+         "CUDA gemv_add_norm: hidden " + std::to_string(n) + " (a multiple of 4 up to " +
+             std::to_string(kThreads * kMaxNormN * 4) +
+             "), x and the counter set, x and the weights 16-byte aligned, y and out 8-byte "
+             "aligned, out given exactly when norm_w is");
+  }
+  const auto run = [&]<typename T>() {
+    GemvArgs<T, T> a = base_args<T, T>(x, w, bias, y, 1, n, k);
+    a.norm = {norm.x, norm.post_w, norm.norm_w, static_cast<T*>(norm.out), norm.eps, norm.arrived};
+    launch_store_norm<T>(a, stream);
+    check_launch("gemv_add_norm");
+  };
+  type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
+}
 
 void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
           ActType type, bool out_f32, cudaStream_t stream) {

@@ -123,6 +123,54 @@ class CudaGemvFused : public ::testing::TestWithParam<ActType> {
     expect_same(got_v.read_act(type()), want_v.read_act(type()), what + ": v pool");
   }
 
+  // gemv_add_norm against gemv + residual_add_norm. The GEMV output must match bit for bit;
+  // the norm reduces in another order (a 256-thread block), so x and the normed row may differ
+  // in their last bit. `arrived` is shared by every call: a counter left non-zero would pick
+  // no last block (or the wrong one) and leave the poisoned output.
+  void check_add_norm(int64_t n, int64_t k, bool with_bias, bool post, bool norm,
+                      const DeviceArray& arrived) {
+    const std::string what = "n " + std::to_string(n) + " k " + std::to_string(k) +
+                             (with_bias ? " bias" : "") + (post ? " post" : "") +
+                             (norm ? " norm" : "");
+    const float eps = 1e-5f;
+    const DeviceArray x = random_act(k), w = random_act(n * k), bias = random_act(n);
+    const void* b = with_bias ? bias.get() : nullptr;
+    const std::vector<float> resid = test::random_vector(n, rng_, -2.0f, 2.0f);
+    const DeviceArray post_w = DeviceArray::of_f32(test::random_vector(n, rng_, 0.5f, 1.5f));
+    const DeviceArray norm_w = DeviceArray::of_f32(test::random_vector(n, rng_, 0.5f, 1.5f));
+    const float* pw = post ? post_w.as<float>() : nullptr;
+    const float* nw = norm ? norm_w.as<float>() : nullptr;
+
+    DeviceArray want_delta = poisoned(n, type()), want_h = poisoned(n, type());
+    DeviceArray want_x = DeviceArray::of_f32(resid);
+    gemv(x.get(), w.get(), b, want_delta.get(), 1, n, k, type(), false, nullptr);
+    residual_add_norm(want_x.as<float>(), want_delta.get(), pw, nw, want_h.get(), 1, n, eps, type(),
+                      nullptr);
+    DeviceArray got_delta = poisoned(n, type()), got_h = poisoned(n, type());
+    DeviceArray got_x = DeviceArray::of_f32(resid);
+    const AddNormRow row{got_x.as<float>(),     pw, nw, norm ? got_h.get() : nullptr, eps,
+                         arrived.as<unsigned>()};
+    gemv_add_norm(x.get(), w.get(), b, got_delta.get(), n, k, row, type(), nullptr);
+
+    expect_same(got_delta.read_act(type()), want_delta.read_act(type()), what + ": delta");
+    const std::vector<float> gx = got_x.read_f32(), wx = want_x.read_f32();
+    const std::vector<float> gh = got_h.read_act(type()), wh = want_h.read_act(type());
+    const float h_ulp = type() == ActType::kBF16 ? 1.0f / 128 : 1.0f / 1024;
+    int bad = 0;
+    for (int64_t i = 0; i < n && bad < 5; ++i) {
+      // Absolute floors for values that cancel to near zero.
+      if (!(std::fabs(gx[i] - wx[i]) <= 1e-6f * (1.0f + std::fabs(wx[i])))) {
+        ADD_FAILURE() << what << ": x[" << i << "] " << gx[i] << ", unfused " << wx[i];
+        ++bad;
+      }
+      if (norm && !(std::fabs(gh[i] - wh[i]) <= h_ulp * std::fabs(wh[i]) + 1e-5f)) {
+        ADD_FAILURE() << what << ": h[" << i << "] " << gh[i] << ", unfused " << wh[i];
+        ++bad;
+      }
+    }
+    if (!norm) expect_same(gh, wh, what + ": h (untouched)");
+  }
+
   std::mt19937 rng_{20261122};
 };
 
@@ -161,6 +209,21 @@ TEST_P(CudaGemvFused, RopeQkvMatchesGemvThenQkvRope) {
   check_rope(layout(32, 2, 128, 64, true), 1, 4096, true, 1);  // the GLM-4-9B shape
 }
 
+TEST_P(CudaGemvFused, AddNormMatchesGemvThenResidualAddNorm) {
+  const DeviceArray arrived = DeviceArray::of_i32({0});
+  // The 9B's o and down shapes; rows that fill 1, 2, 4 and 8 vectors per thread (and one that
+  // leaves the last vectors empty); k on the 16-byte and the element-wise paths; GLM's
+  // post-norms, Llama's plain add, and the last layer's add without a norm.
+  check_add_norm(4096, 4096, false, true, true, arrived);
+  check_add_norm(4096, 13696, false, true, true, arrived);
+  check_add_norm(4000, 264, true, true, true, arrived);
+  check_add_norm(6144, 264, false, false, true, arrived);
+  check_add_norm(512, 4099, true, true, false, arrived);
+  check_add_norm(1028, 264, false, false, false, arrived);
+  check_add_norm(12, 8, true, true, true, arrived);
+  EXPECT_EQ(std::vector<float>{0.0f}, arrived.read_f32()) << "the counter is left armed";
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, CudaGemvFused, ::testing::Values(ActType::kBF16, ActType::kF16),
                          [](const auto& info) { return std::string(test::act_name(info.param)); });
 
@@ -176,6 +239,34 @@ TEST(CudaGemvFusedArguments, RopeNeedsHeadAndRotarySizesInFours) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("head_dim 6"), std::string::npos) << e.what();
   }
+}
+
+TEST(CudaGemvFusedArguments, AddNormRefusesWhatItCannotFinish) {
+  EXPECT_TRUE(gemv_add_norm_supported(4096));
+  EXPECT_TRUE(gemv_add_norm_supported(8192));
+  EXPECT_FALSE(gemv_add_norm_supported(8196));
+  EXPECT_FALSE(gemv_add_norm_supported(4098));
+  // Fake, aligned pointers: every check runs before anything is launched.
+  auto* fake = reinterpret_cast<float*>(uintptr_t{1} << 20);
+  const AddNormRow good{fake, fake, fake, fake, 1e-5f, reinterpret_cast<unsigned*>(fake)};
+  const auto refused = [&](int64_t n, AddNormRow row, const char* what) {
+    try {
+      gemv_add_norm(fake, fake, nullptr, fake, n, 64, row, ActType::kBF16, nullptr);
+      ADD_FAILURE() << what << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << what;
+    }
+  };
+  refused(4098, good, "hidden 4098");
+  AddNormRow row = good;
+  row.arrived = nullptr;
+  refused(4096, row, "no counter");
+  row = good;
+  row.x = fake + 1;
+  refused(4096, row, "unaligned residual");
+  row = good;
+  row.out = nullptr;
+  refused(4096, row, "norm_w without out");
 }
 
 }  // namespace
