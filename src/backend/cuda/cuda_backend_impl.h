@@ -58,7 +58,7 @@ struct StepBuffers {
   float* logits = nullptr;     // [logits rows][vocab]
   int32_t* ints = nullptr;     // the packed batch arrays (see CudaBackend::upload_batch)
   void* attention_ws = nullptr;
-  unsigned* arrived = nullptr;  // gemv_add_norm's block counter (zero between launches)
+  void* add_norm_row = nullptr;  // gemv_add_norm's scratch row, all bytes 0xFF between launches
   size_t attention_ws_bytes = 0;
   void* gemm_ws = nullptr;
   RowSamplingParams* sample_params = nullptr;  // [max_batched_tokens]

@@ -171,9 +171,8 @@ void CudaBackend::project_add_norm(const void* in, const void* w, const void* bi
   const int64_t hidden = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   if (fused_add_norm_ && n == 1) {
-    const AddNormRow norm{buf_.x, post_w,      norm_w, norm_w != nullptr ? buf_.h : nullptr,
-                          eps,    buf_.arrived};
-    gemv_add_norm(in, w, bias, buf_.delta, hidden, k, norm, act_, s);
+    const AddNormRow norm{buf_.x, post_w, norm_w, norm_w != nullptr ? buf_.h : nullptr, eps};
+    gemv_add_norm(in, w, bias, buf_.add_norm_row, hidden, k, norm, act_, s);
     return;
   }
   project(in, w, bias, buf_.delta, n, hidden, k, act_, false, s);
