@@ -297,24 +297,37 @@ __device__ __forceinline__ void norm_in_last_block(const AddNorm<T>& nm, T* row,
   static_assert(sizeof(T) == 2, "vectors of four 16-bit elements");
   if (blockIdx.x != gridDim.x - 1) return;
   __shared__ float partial[2][32];
+  // x and the weights are loaded while the other blocks finish; the row comes from the poll.
+  RowOperands<4, kNormN, /*kPreloadWeights=*/true> ops;
+  load_row<T>(ops, nm.x, static_cast<const T*>(nullptr), nm.post_w, nm.norm_w, hidden);
+  uint2 got[kNormN] = {};
   const uint64_t start = global_ns();
   for (;;) {
     bool filled = true;
 #pragma unroll
     for (int n = 0; n < kNormN; ++n) {
-      const int64_t i = (threadIdx.x + int64_t{n} * kThreads) * 4;
-      if (i < hidden) filled &= !has_empty(__ldcv(reinterpret_cast<const uint2*>(row + i)));
+      const int i = row_vector<4>(n);
+      if (i < hidden) {
+        got[n] = __ldcv(reinterpret_cast<const uint2*>(row + i));
+        filled &= !has_empty(got[n]);
+      }
     }
     if (__syncthreads_and(filled)) break;
     if (global_ns() - start > kRowWaitLimitNs) __trap();
     __nanosleep(100);
   }
-  norm_row<T, 4, kNormN, /*kDeltaFromL2=*/true>(nm.x, row, nm.post_w, nm.norm_w, nm.out, hidden,
-                                                nm.eps, partial);
-  __syncthreads();  // every thread has read the row
 #pragma unroll
   for (int n = 0; n < kNormN; ++n) {
-    const int64_t i = (threadIdx.x + int64_t{n} * kThreads) * 4;
+    T v[4];
+    memcpy(v, &got[n], sizeof(v));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) ops.dv[n][k] = to_f32(v[k]);
+  }
+  finish_row<T>(ops, nm.x, /*has_delta=*/true, nm.post_w, nm.norm_w, nm.out, hidden, nm.eps,
+                partial);
+#pragma unroll
+  for (int n = 0; n < kNormN; ++n) {  // every element was read by its own thread, above
+    const int i = row_vector<4>(n);
     if (i < hidden) *reinterpret_cast<uint2*>(row + i) = make_uint2(~0u, ~0u);
   }
 }

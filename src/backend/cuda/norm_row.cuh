@@ -43,25 +43,6 @@ __device__ __forceinline__ void store_f32(T* p, const float (&in)[W]) {
   *reinterpret_cast<Pack<T, W>*>(p) = pack;
 }
 
-// load_f32 through L2 only (ld.global.cg): for data that other blocks of the running kernel
-// wrote, which this SM's L1 must not serve.
-template <int W, typename T>
-__device__ __forceinline__ void load_f32_l2(const T* p, float (&out)[W]) {
-  Pack<T, W> pack;
-  if constexpr (sizeof(pack) == 16) {
-    *reinterpret_cast<uint4*>(&pack) = __ldcg(reinterpret_cast<const uint4*>(p));
-  } else if constexpr (sizeof(pack) == 8) {
-    *reinterpret_cast<uint2*>(&pack) = __ldcg(reinterpret_cast<const uint2*>(p));
-  } else if constexpr (sizeof(pack) == 4) {
-    *reinterpret_cast<unsigned*>(&pack) = __ldcg(reinterpret_cast<const unsigned*>(p));
-  } else {
-    static_assert(sizeof(pack) == 2, "a pack is 2 to 16 bytes");
-    *reinterpret_cast<unsigned short*>(&pack) = __ldcg(reinterpret_cast<const unsigned short*>(p));
-  }
-#pragma unroll
-  for (int k = 0; k < W; ++k) out[k] = to_f32(pack.v[k]);
-}
-
 // Sum over the block (blockDim.x a multiple of 32, <= 1024) with one barrier: each warp posts
 // its sum in `partial`, then every warp adds all posts, in the same order, so every thread gets
 // the same bits. `partial` must serve this one reduction only (no barrier protects its reuse).
@@ -73,89 +54,111 @@ __device__ __forceinline__ float block_sum_once(float v, float* partial) {
   return warp_sum(lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f);
 }
 
-// One row of residual_add_norm (kernels.h): xr, dr (nullptr: no delta), the fp32 weights and
-// the output row; hidden <= blockDim.x * N * W and a multiple of W. kDeltaFromL2 reads the delta
-// with load_f32_l2. `partial` serves the two reductions.
-template <typename T, int W, int N, bool kDeltaFromL2 = false>
-__device__ __forceinline__ void norm_row(float* xr, const T* dr, const float* post_w,
-                                         const float* norm_w, T* orow, int64_t hidden, float eps,
-                                         float (&partial)[2][32]) {
-  // Weights in registers too while that stays within the 64 registers of 1,024 threads.
-  constexpr bool kPreloadWeights = N * W <= 8;
-  const int width = static_cast<int>(hidden);
-  const float* pw_row = dr != nullptr ? post_w : nullptr;
-  float xv[N][W], dv[N][W], pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
+// One row of residual_add_norm (kernels.h) in two phases, so that a caller can load the row's
+// operands early and supply the delta itself (gemv.cu): load_row brings x (and the delta, and
+// the fp32 weights when kPreloadWeights) into registers, finish_row does the arithmetic and the
+// stores. Vector n of W elements of a thread starts at element (thread + n * blockDim.x) * W;
+// hidden <= blockDim.x * N * W and a multiple of W. `partial` serves the two reductions.
+template <int W, int N, bool kPreloadWeights>
+struct RowOperands {
+  float xv[N][W], dv[N][W];
+  float pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
+};
+
+template <int W>
+__device__ __forceinline__ int row_vector(int n) {
+  return (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+}
+
+template <typename T, int W, int N, bool kPreloadWeights>
+__device__ __forceinline__ void load_row(RowOperands<W, N, kPreloadWeights>& r, const float* xr,
+                                         const T* dr, const float* post_w, const float* norm_w,
+                                         int64_t hidden) {
 #pragma unroll
   for (int n = 0; n < N; ++n) {
-    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+    const int i = row_vector<W>(n);
 #pragma unroll
-    for (int k = 0; k < W; ++k) xv[n][k] = dv[n][k] = 0.0f;
-    if (i >= width) continue;  // width is a multiple of W
-    load_f32<W>(xr + i, xv[n]);
-    if (dr != nullptr) {
-      if constexpr (kDeltaFromL2) {
-        load_f32_l2<W>(dr + i, dv[n]);
-      } else {
-        load_f32<W>(dr + i, dv[n]);
-      }
-    }
+    for (int k = 0; k < W; ++k) r.xv[n][k] = r.dv[n][k] = 0.0f;
+    if (i >= hidden) continue;  // hidden is a multiple of W
+    load_f32<W>(xr + i, r.xv[n]);
+    if (dr != nullptr) load_f32<W>(dr + i, r.dv[n]);
     if constexpr (kPreloadWeights) {
-      if (pw_row != nullptr) load_f32<W>(pw_row + i, pw[n]);
-      if (norm_w != nullptr) load_f32<W>(norm_w + i, nw[n]);
+      if (post_w != nullptr) load_f32<W>(post_w + i, r.pw[n]);
+      if (norm_w != nullptr) load_f32<W>(norm_w + i, r.nw[n]);
     }
   }
+}
+
+// post_w applies to the delta (GLM-4's post-sublayer norm), so only with one (has_delta).
+template <typename T, int W, int N, bool kPreloadWeights>
+__device__ __forceinline__ void finish_row(RowOperands<W, N, kPreloadWeights>& r, float* xr,
+                                           bool has_delta, const float* post_w, const float* norm_w,
+                                           T* orow, int64_t hidden, float eps,
+                                           float (&partial)[2][32]) {
+  const float* pw_row = has_delta ? post_w : nullptr;
   float post_scale = 1.0f;
-  if (pw_row != nullptr) {  // GLM-4's post-sublayer norm of the delta, before it joins x
+  if (pw_row != nullptr) {
     float ss = 0.0f;
 #pragma unroll
     for (int n = 0; n < N; ++n) {
 #pragma unroll
-      for (int k = 0; k < W; ++k) ss += dv[n][k] * dv[n][k];
+      for (int k = 0; k < W; ++k) ss += r.dv[n][k] * r.dv[n][k];
     }
     post_scale = rsqrtf(block_sum_once(ss, partial[0]) / static_cast<float>(hidden) + eps);
   }
   float ss = 0.0f;
 #pragma unroll
   for (int n = 0; n < N; ++n) {
-    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
-    if (i >= width) continue;
-    if (dr != nullptr) {
+    const int i = row_vector<W>(n);
+    if (i >= hidden) continue;
+    if (has_delta) {
       float w[W] = {};
       if (pw_row != nullptr) {
         if constexpr (kPreloadWeights) {
 #pragma unroll
-          for (int k = 0; k < W; ++k) w[k] = pw[n][k];
+          for (int k = 0; k < W; ++k) w[k] = r.pw[n][k];
         } else {
           load_f32<W>(pw_row + i, w);
         }
       }
 #pragma unroll
       for (int k = 0; k < W; ++k) {
-        xv[n][k] += pw_row != nullptr ? w[k] * (dv[n][k] * post_scale) : dv[n][k];
+        r.xv[n][k] += pw_row != nullptr ? w[k] * (r.dv[n][k] * post_scale) : r.dv[n][k];
       }
-      store_f32<W>(xr + i, xv[n]);
+      store_f32<W>(xr + i, r.xv[n]);
     }
 #pragma unroll
-    for (int k = 0; k < W; ++k) ss += xv[n][k] * xv[n][k];
+    for (int k = 0; k < W; ++k) ss += r.xv[n][k] * r.xv[n][k];
   }
   if (norm_w == nullptr) return;
   const float inv = rsqrtf(block_sum_once(ss, partial[1]) / static_cast<float>(hidden) + eps);
 #pragma unroll
   for (int n = 0; n < N; ++n) {
-    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
-    if (i >= width) continue;
+    const int i = row_vector<W>(n);
+    if (i >= hidden) continue;
     float w[W];
     if constexpr (kPreloadWeights) {
 #pragma unroll
-      for (int k = 0; k < W; ++k) w[k] = nw[n][k];
+      for (int k = 0; k < W; ++k) w[k] = r.nw[n][k];
     } else {
       load_f32<W>(norm_w + i, w);
     }
     float o[W];
 #pragma unroll
-    for (int k = 0; k < W; ++k) o[k] = w[k] * (xv[n][k] * inv);
+    for (int k = 0; k < W; ++k) o[k] = w[k] * (r.xv[n][k] * inv);
     store_f32<W>(orow + i, o);
   }
+}
+
+// Both phases: every load issued before the first reduction, so the row waits for memory once.
+// The weights go to registers too while that stays within the 64 registers of 1,024 threads.
+template <typename T, int W, int N>
+__device__ __forceinline__ void norm_row(float* xr, const T* dr, const float* post_w,
+                                         const float* norm_w, T* orow, int64_t hidden, float eps,
+                                         float (&partial)[2][32]) {
+  RowOperands<W, N, (N * W <= 8)> r;
+  load_row<T>(r, xr, dr, dr != nullptr ? post_w : nullptr, norm_w, hidden);
+  finish_row<T>(r, xr, dr != nullptr, post_w, norm_w, orow, hidden, eps, partial);
 }
 
 }  // namespace autoglm::cuda
