@@ -132,11 +132,6 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   const char* fuse = std::getenv("AUTOGLM_CUDA_FUSE");
   fused_decode_ = fuse == nullptr || std::strcmp(fuse, "0") != 0;
   // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
-  const char* add_norm = std::getenv("AUTOGLM_CUDA_FUSE_ADD_NORM");
-  fused_add_norm_ = fused_decode_ && gemv_add_norm_supported(config_.hidden_size) &&
-                    (add_norm == nullptr || std::strcmp(add_norm, "0") != 0);
-  AUTOGLM_CUDA_CHECK(
-      cudaMemset(buf_.add_norm_row, 0xff, config_.hidden_size * dtype_size(act_dtype_)));
   fused_qkv_rope_ = fused_decode_ && gemv_rope_qkv_supported(qkv_layout_) &&
                     std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {
                       return l.q_norm == nullptr && l.k_norm == nullptr;
@@ -255,7 +250,6 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
     buf_.attention_ws_bytes = paged_attention_workspace_bytes(worst, shape);
   }
   buf_.attention_ws = arena.take(buf_.attention_ws_bytes);
-  buf_.add_norm_row = arena.take(hidden * act);
   buf_.gemm_ws = arena.take(Gemm::kWorkspaceBytes);
   const size_t half = static_cast<size_t>(config_.rotary_dim / 2);
   buf_.rope_cos = arena.take_n<float>(static_cast<size_t>(max_context_) * half);

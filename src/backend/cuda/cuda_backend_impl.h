@@ -58,7 +58,6 @@ struct StepBuffers {
   float* logits = nullptr;     // [logits rows][vocab]
   int32_t* ints = nullptr;     // the packed batch arrays (see CudaBackend::upload_batch)
   void* attention_ws = nullptr;
-  void* add_norm_row = nullptr;  // gemv_add_norm's scratch row, all bytes 0xFF between launches
   size_t attention_ws_bytes = 0;
   void* gemm_ws = nullptr;
   RowSamplingParams* sample_params = nullptr;  // [max_batched_tokens]
@@ -125,10 +124,6 @@ class CudaBackend final : public Backend {
   // of (rows, context) reads: the block table with the context bucket's row stride.
   DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
   void attention_layer(const DeviceBatch& db, int layer);
-  // delta = in W^T (+ bias), then residual_add_norm(x, delta, post_w, norm_w) into h: at one
-  // row one GEMV whose last block runs the norm (gemv_add_norm), else project + the norm kernel.
-  void project_add_norm(const void* in, const void* w, const void* bias, int64_t k, int32_t n,
-                        const float* post_w, const float* norm_w);
   void mlp_layer(int32_t n_tokens, int layer);
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
   void project(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
@@ -153,12 +148,10 @@ class CudaBackend final : public Backend {
   bool optimised_attention_ = false;  // attention.h kernels; else the plain fallback
   QkvLayout qkv_layout_;  // the model's q/k/v split and RoPE, for the kernels that apply it
   // Batch-1 steps run the QKV GEMV with RoPE and the KV write in its epilogue (when the model
-  // allows: fused_qkv_rope_), the gate_up GEMV with SwiGLU in its, and the o and down GEMVs
-  // with the residual add + RMSNorm after them (fused_add_norm_; gemv.h);
-  // AUTOGLM_CUDA_FUSE=0 turns all off to measure them.
+  // allows: fused_qkv_rope_), and the gate_up GEMV with SwiGLU in its (gemv.h);
+  // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
   bool fused_qkv_rope_ = true;
-  bool fused_add_norm_ = true;  // the o and down GEMVs run the norm after them at one row
   KvPoolShape pool_;
 
   Stream stream_;

@@ -152,31 +152,16 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   embedding_gather(db.token_ids, n, embed_, act_, hidden, buf_.x, s);
   residual_add_norm(buf_.x, nullptr, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
                     s);
-  const int64_t q_dim = config_.num_attention_heads * config_.head_dim;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DeviceLayer& L = layers_[l];
     attention_layer(db, static_cast<int>(l));
-    project_add_norm(buf_.attn, L.o, L.o_bias, q_dim, n, L.post_self_attn_norm,
-                     L.post_attention_norm);
+    residual_add_norm(buf_.x, buf_.delta, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n,
+                      hidden, eps, act_, s);
     mlp_layer(n, static_cast<int>(l));
     const float* next_norm = l + 1 < layers_.size() ? layers_[l + 1].input_norm : nullptr;
-    project_add_norm(buf_.mlp, L.down, L.down_bias, config_.intermediate_size, n, L.post_mlp_norm,
-                     next_norm);
+    residual_add_norm(buf_.x, buf_.delta, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_,
+                      s);
   }
-}
-
-void CudaBackend::project_add_norm(const void* in, const void* w, const void* bias, int64_t k,
-                                   int32_t n, const float* post_w, const float* norm_w) {
-  const cudaStream_t s = stream_.get();
-  const int64_t hidden = config_.hidden_size;
-  const float eps = static_cast<float>(config_.rms_norm_eps);
-  if (fused_add_norm_ && n == 1) {
-    const AddNormRow norm{buf_.x, post_w, norm_w, norm_w != nullptr ? buf_.h : nullptr, eps};
-    gemv_add_norm(in, w, bias, buf_.add_norm_row, hidden, k, norm, act_, s);
-    return;
-  }
-  project(in, w, bias, buf_.delta, n, hidden, k, act_, false, s);
-  residual_add_norm(buf_.x, buf_.delta, post_w, norm_w, buf_.h, n, hidden, eps, act_, s);
 }
 
 void CudaBackend::project(const void* x, const void* w, const void* bias, void* y, int64_t m,
@@ -222,6 +207,7 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   } else {
     paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
   }
+  project(buf_.attn, L.o, L.o_bias, buf_.delta, n, config_.hidden_size, q_dim, act_, false, s);
 }
 
 void CudaBackend::mlp_layer(int32_t n, int layer) {
@@ -236,6 +222,7 @@ void CudaBackend::mlp_layer(int32_t n, int layer) {
             act_, false, s);
     silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
   }
+  project(buf_.mlp, L.down, L.down_bias, buf_.delta, n, config_.hidden_size, inter, act_, false, s);
 }
 
 void CudaBackend::logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows) {

@@ -18,13 +18,11 @@
 #include <cstdint>
 #include <limits>
 #include <string>
-#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/gemv.h"
-#include "backend/cuda/norm_row.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -73,22 +71,16 @@ __device__ __forceinline__ uint4 load_cached(const void* p) {
   return __ldg(static_cast<const uint4*>(p));
 }
 
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
 // What a block does with its finished sums (see gemv.h for the contracts).
 enum class Epilogue {
-  kStore,      // y[m][row] = sum + bias
-  kSwiGLU,     // rows j of the gate half and j of the up half pair up: y[m][j] = silu(g) * u
-  kRopeQkv,    // q, k, v of one token: rotate q and k pairs, write q and the KV pool rows
-  kStoreNorm,  // kStore of one row, then the last block to finish runs residual_add_norm on it
-};
-
-// AddNormRow (gemv.h) with the output typed.
-template <typename T>
-struct AddNorm {
-  float* x;
-  const float* post_w;
-  const float* norm_w;
-  T* out;
-  float eps;
+  kStore,    // y[m][row] = sum + bias
+  kSwiGLU,   // rows j of the gate half and j of the up half pair up: y[m][j] = silu(g) * u
+  kRopeQkv,  // q, k, v of one token: rotate q and k pairs, write q and the KV pool rows
 };
 
 template <typename T, typename OutT>
@@ -107,8 +99,6 @@ struct GemvArgs {
   const float* rope_sin;
   T* q;
   KvDestination kv;
-  // kStoreNorm: the row's residual_add_norm operands (gemv.h) and the arrival counter.
-  AddNorm<T> norm;
 };
 
 // The W row that a block's r-th row slot reads. kStore: kRowsPerBlock consecutive rows. kSwiGLU:
@@ -260,83 +250,9 @@ constexpr int min_blocks_per_sm(int m) {
   return m == 1 ? 4 : 2;
 }
 
-// kStoreNorm. The row goes to a scratch buffer whose elements all hold kEmptyBits between
-// launches; the last block of the grid (scheduled last, so it waits least) stores its own slice,
-// then polls the row through L2 until no element is empty, runs the row's residual_add_norm
-// with all its threads and empties the row again for the next launch (stream-ordered after this
-// one). The other blocks neither fence nor count arrivals: each element is written once and read
-// only once it shows, so plain stores suffice, and a block's lifetime (hence the GEMV's rate) is
-// unchanged (a fence + counter in every block cost 0.34 ms a 9B step). Vectors of 4: hidden %
-// 4 == 0, at most kThreads * kNormN * 4 wide.
-constexpr uint16_t kEmptyBits = 0xffffu;  // a NaN that from_f32 never produces (it gives 0x7fff)
-constexpr uint64_t kRowWaitLimitNs = 60'000'000'000ull;  // a lost store traps, never hangs
-
-template <typename T>
-__device__ __forceinline__ T never_empty(T v) {
-  uint16_t bits;
-  memcpy(&bits, &v, sizeof(bits));
-  if (bits != kEmptyBits) return v;
-  bits = 0x7fffu;
-  memcpy(&v, &bits, sizeof(bits));
-  return v;
-}
-
-__device__ __forceinline__ bool has_empty(uint2 v) {
-  return (v.x & 0xffffu) == kEmptyBits || (v.x >> 16) == kEmptyBits ||
-         (v.y & 0xffffu) == kEmptyBits || (v.y >> 16) == kEmptyBits;
-}
-
-__device__ __forceinline__ uint64_t global_ns() {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
-template <typename T, int kNormN>
-__device__ __forceinline__ void norm_in_last_block(const AddNorm<T>& nm, T* row, int64_t hidden) {
-  static_assert(sizeof(T) == 2, "vectors of four 16-bit elements");
-  if (blockIdx.x != gridDim.x - 1) return;
-  __shared__ float partial[2][32];
-  // x and the weights are loaded while the other blocks finish; the row comes from the poll.
-  RowOperands<4, kNormN, /*kPreloadWeights=*/true> ops;
-  load_row<T>(ops, nm.x, static_cast<const T*>(nullptr), nm.post_w, nm.norm_w, hidden);
-  uint2 got[kNormN] = {};
-  const uint64_t start = global_ns();
-  for (;;) {
-    bool filled = true;
-#pragma unroll
-    for (int n = 0; n < kNormN; ++n) {
-      const int i = row_vector<4>(n);
-      if (i < hidden) {
-        got[n] = __ldcv(reinterpret_cast<const uint2*>(row + i));
-        filled &= !has_empty(got[n]);
-      }
-    }
-    if (__syncthreads_and(filled)) break;
-    if (global_ns() - start > kRowWaitLimitNs) __trap();
-    __nanosleep(100);
-  }
-#pragma unroll
-  for (int n = 0; n < kNormN; ++n) {
-    T v[4];
-    memcpy(v, &got[n], sizeof(v));
-#pragma unroll
-    for (int k = 0; k < 4; ++k) ops.dv[n][k] = to_f32(v[k]);
-  }
-  finish_row<T>(ops, nm.x, /*has_delta=*/true, nm.post_w, nm.norm_w, nm.out, hidden, nm.eps,
-                partial);
-#pragma unroll
-  for (int n = 0; n < kNormN; ++n) {  // every element was read by its own thread, above
-    const int i = row_vector<4>(n);
-    if (i < hidden) *reinterpret_cast<uint2*>(row + i) = make_uint2(~0u, ~0u);
-  }
-}
-
-template <typename T, typename OutT, int M, Epilogue E, int kNormN = 0>
+template <typename T, typename OutT, int M, Epilogue E>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(GemvArgs<T, OutT> a) {
   static_assert(M * kRowsPerBlock <= 32, "the epilogue is warp 0's: one lane per output sum");
-  static_assert(E != Epilogue::kStoreNorm || (M == 1 && kNormN > 0 && std::is_same_v<T, OutT>),
-                "the fused norm finishes one row of the activation type");
   const int64_t block = blockIdx.x;
   // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
   const T* rows[kRowsPerBlock];
@@ -387,16 +303,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
     }
   }
   __syncthreads();
-  if constexpr (E == Epilogue::kStoreNorm) {
-    if (warp == 0 && live) {
-      float sum = bias;
-#pragma unroll
-      for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
-      a.y[row] = never_empty(from_f32<OutT>(sum));
-    }
-    norm_in_last_block<T, kNormN>(a.norm, a.y, a.n);
-    return;
-  }
   if (warp != 0) return;
   float sum = bias;
   if (live) {
@@ -464,45 +370,7 @@ int64_t blocks_for(int64_t rows) {
   return (rows + kRowsPerBlock - 1) / kRowsPerBlock;
 }
 
-// The row widths the fused norm takes: vectors of 4 over the block, up to kMaxNormN each.
-constexpr int kMaxNormN = 8;
-
-template <typename T, int N = 1>
-void launch_store_norm(const GemvArgs<T, T>& a, cudaStream_t stream) {
-  if (a.n <= int64_t{kThreads} * N * 4) {
-    launch_dependent("gemv_add_norm", gemv_kernel<T, T, 1, Epilogue::kStoreNorm, N>,
-                     static_cast<unsigned>(blocks_for(a.n)), kThreads, 0, stream, a);
-    return;
-  }
-  if constexpr (N < kMaxNormN) launch_store_norm<T, 2 * N>(a, stream);
-}
-
 }  // namespace
-
-bool gemv_add_norm_supported(int64_t hidden) {
-  return hidden > 0 && hidden % 4 == 0 && hidden <= int64_t{kThreads} * kMaxNormN * 4;
-}
-
-void gemv_add_norm(const void* x, const void* w, const void* bias, void* row, int64_t n, int64_t k,
-                   const AddNormRow& norm, ActType type, cudaStream_t stream) {
-  if (!gemv_add_norm_supported(n) || norm.x == nullptr || row == nullptr ||
-      !aligned_to(norm.x, 16) || !aligned_to(norm.post_w, 16) || !aligned_to(norm.norm_w, 16) ||
-      !aligned_to(norm.out, 8) || !aligned_to(row, 8) ||
-      (norm.norm_w != nullptr) != (norm.out != nullptr)) {
-    fail(ErrorCode::kInvalidArgument,
-         "CUDA gemv_add_norm: hidden " + std::to_string(n) + " (a multiple of 4 up to " +
-             std::to_string(kThreads * kMaxNormN * 4) +
-             "), x and the row set, x and the weights 16-byte aligned, the row and out 8-byte "
-             "aligned, out given exactly when norm_w is");
-  }
-  const auto run = [&]<typename T>() {
-    GemvArgs<T, T> a = base_args<T, T>(x, w, bias, row, 1, n, k);
-    a.norm = {norm.x, norm.post_w, norm.norm_w, static_cast<T*>(norm.out), norm.eps};
-    launch_store_norm<T>(a, stream);
-    check_launch("gemv_add_norm");
-  };
-  type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
-}
 
 void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
           ActType type, bool out_f32, cudaStream_t stream) {

@@ -43,24 +43,4 @@ void gemv_rope_qkv(const void* x, const void* w_qkv, const void* bias, int64_t m
                    const float* rope_sin, void* q, KvDestination kv, ActType type,
                    cudaStream_t stream);
 
-// gemv of one row (m = 1) + residual_add_norm of its output: the row x W^T (+ bias) goes to
-// `row`, then the grid's last block runs residual_add_norm(norm.x, row, norm.post_w,
-// norm.norm_w, norm.out) over it (kernels.h; the same arithmetic with a 256-thread block's
-// reduction order, so x and out may differ from the separate kernel's in the last bit). `row`
-// is scratch [n] in `type` whose bytes must all be 0xFF before the first launch (each launch
-// leaves them so: its last block waits for every element to change from that); launches that
-// share one must be ordered on one stream. Needs n a multiple of 4 up to 8,192
-// (gemv_add_norm_supported), x and the fp32 weights 16-byte aligned, `row` and out 8-byte
-// aligned; else kInvalidArgument.
-struct AddNormRow {
-  float* x = nullptr;  // the fp32 residual row [n], updated in place
-  const float* post_w = nullptr;
-  const float* norm_w = nullptr;
-  void* out = nullptr;  // [n] in `type`; nullptr exactly when norm_w is
-  float eps = 0.0f;
-};
-bool gemv_add_norm_supported(int64_t hidden);
-void gemv_add_norm(const void* x, const void* w, const void* bias, void* row, int64_t n, int64_t k,
-                   const AddNormRow& norm, ActType type, cudaStream_t stream);
-
 }  // namespace autoglm::cuda

@@ -13,16 +13,42 @@
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/norm_row.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
 namespace autoglm::cuda {
 namespace {
 
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
 int grid_for(size_t n, int threads) {
   const size_t blocks = (n + threads - 1) / threads;
   return static_cast<int>(blocks < 65535 * 8 ? blocks : 65535 * 8);
+}
+
+// W consecutive elements moved as aligned vector accesses: nvcc emits one ld/st.global.v2/v4
+// for a pack of up to 16 bytes, two 16-byte ones for a 32-byte pack (8 floats).
+template <typename T, int W>
+struct alignas(sizeof(T) * W < 16 ? sizeof(T) * W : 16) Pack {
+  T v[W];
+};
+
+template <int W, typename T>
+__device__ __forceinline__ void load_f32(const T* p, float (&out)[W]) {
+  const Pack<T, W> pack = *reinterpret_cast<const Pack<T, W>*>(p);
+#pragma unroll
+  for (int k = 0; k < W; ++k) out[k] = to_f32(pack.v[k]);
+}
+
+template <int W, typename T>
+__device__ __forceinline__ void store_f32(T* p, const float (&in)[W]) {
+  Pack<T, W> pack;
+#pragma unroll
+  for (int k = 0; k < W; ++k) pack.v[k] = from_f32<T>(in[k]);
+  *reinterpret_cast<Pack<T, W>*>(p) = pack;
 }
 
 template <typename S, typename D>
@@ -67,9 +93,22 @@ __global__ void embedding_kernel(const int32_t* ids, const T* table, int64_t hid
   store_f32<W>(x + t * hidden + i, v);
 }
 
-// The row norms (residual_add_norm, gather_rms_norm): one block per row, done by norm_row
-// (norm_row.cuh; a batch-1 launch waits for memory once). With `rows`, block b reads row
-// rows[b] of x (gather_rms_norm: no delta, x unchanged).
+// Sum over the block (blockDim.x a multiple of 32, <= 1024) with one barrier: each warp posts
+// its sum in `partial`, then every warp adds all posts, in the same order, so every thread gets
+// the same bits. `partial` must serve this one reduction only (no barrier protects its reuse).
+__device__ __forceinline__ float block_sum_once(float v, float* partial) {
+  v = warp_sum(v);
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warp_sum(lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f);
+}
+
+// The row norms (residual_add_norm, gather_rms_norm): one block per row; thread j owns the N
+// vectors of W elements that start at elements (j + n * blockDim.x) * W. Every load of the
+// row (x, delta, and the weights when they fit in registers) is issued before the first
+// reduction, so a batch-1 launch waits for memory once; the two reductions take one barrier
+// each. With `rows`, block b reads row rows[b] of x (gather_rms_norm: no delta, x unchanged).
 // N * W elements per thread: 4 (N 1, W 4) keeps a 4,096-wide row on 1,024 threads for batch-1
 // latency; 16 (N 4) makes 256-thread blocks for many rows, eight blocks per SM in flight.
 constexpr int kNormMaxThreads = 1024;
@@ -80,11 +119,82 @@ template <typename T, int W, int N>
 __global__ void __launch_bounds__(kNormMaxThreads)
     norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* post_w,
                      const float* norm_w, T* out, int64_t hidden, float eps) {
+  // Weights in registers too while that stays within the 64 registers of 1,024 threads.
+  constexpr bool kPreloadWeights = N * W <= 8;
   __shared__ float partial[2][32];
+  const int width = static_cast<int>(hidden);  // <= kNormMaxThreads * kNormMaxPerThread
   wait_for_previous_kernel();
   const int64_t src_row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
-  norm_row<T, W, N>(x + src_row * hidden, delta != nullptr ? delta + blockIdx.x * hidden : nullptr,
-                    post_w, norm_w, out + blockIdx.x * hidden, hidden, eps, partial);
+  float* xr = x + src_row * hidden;
+  const T* dr = delta != nullptr ? delta + blockIdx.x * hidden : nullptr;
+  const float* pw_row = dr != nullptr ? post_w : nullptr;
+  float xv[N][W], dv[N][W], pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+#pragma unroll
+    for (int k = 0; k < W; ++k) xv[n][k] = dv[n][k] = 0.0f;
+    if (i >= width) continue;  // width is a multiple of W
+    load_f32<W>(xr + i, xv[n]);
+    if (dr != nullptr) load_f32<W>(dr + i, dv[n]);
+    if constexpr (kPreloadWeights) {
+      if (pw_row != nullptr) load_f32<W>(pw_row + i, pw[n]);
+      if (norm_w != nullptr) load_f32<W>(norm_w + i, nw[n]);
+    }
+  }
+  float post_scale = 1.0f;
+  if (pw_row != nullptr) {  // GLM-4's post-sublayer norm of the delta, before it joins x
+    float ss = 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) ss += dv[n][k] * dv[n][k];
+    }
+    post_scale = rsqrtf(block_sum_once(ss, partial[0]) / static_cast<float>(hidden) + eps);
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+    if (i >= width) continue;
+    if (dr != nullptr) {
+      float w[W] = {};
+      if (pw_row != nullptr) {
+        if constexpr (kPreloadWeights) {
+#pragma unroll
+          for (int k = 0; k < W; ++k) w[k] = pw[n][k];
+        } else {
+          load_f32<W>(pw_row + i, w);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        xv[n][k] += pw_row != nullptr ? w[k] * (dv[n][k] * post_scale) : dv[n][k];
+      }
+      store_f32<W>(xr + i, xv[n]);
+    }
+#pragma unroll
+    for (int k = 0; k < W; ++k) ss += xv[n][k] * xv[n][k];
+  }
+  if (norm_w == nullptr) return;
+  const float inv = rsqrtf(block_sum_once(ss, partial[1]) / static_cast<float>(hidden) + eps);
+  T* orow = out + blockIdx.x * hidden;
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+    if (i >= width) continue;
+    float w[W];
+    if constexpr (kPreloadWeights) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) w[k] = nw[n][k];
+    } else {
+      load_f32<W>(norm_w + i, w);
+    }
+    float o[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) o[k] = w[k] * (xv[n][k] * inv);
+    store_f32<W>(orow + i, o);
+  }
 }
 
 constexpr int kQkvWarps = 4;

@@ -1,12 +1,12 @@
 // The decode GEMV's fused epilogues (backend/cuda/gemv.h) against the unfused kernels they
 // replace, which have their own host references (test_cuda_gemv, test_cuda_kernels):
 // gemv_swiglu against gemv + silu_mul, and gemv_rope_qkv against gemv + qkv_norm_rope, element
-// for element and bit for bit (gemv_add_norm against gemv + residual_add_norm to the last bit), on
-// GLM's interleaved partial rotary, NeoX full and partial rotary, odd intermediate sizes, biases,
-// several rows, the 16-byte and element-wise paths, and a padding token (slot -1) whose KV pool
-// rows must stay untouched. Outputs and pools are poisoned with NaN first and compared whole, so a
-// stray or missing write fails too. Skipped, with a message, when no GPU is present (the argument
-// checks run anyway). Thread ownership: the test main thread only.
+// for element and bit for bit, on GLM's interleaved partial rotary, NeoX full and partial
+// rotary, odd intermediate sizes, biases, several rows, the 16-byte and element-wise paths, and a
+// padding token (slot -1) whose KV pool rows must stay untouched. Outputs and pools are poisoned
+// with NaN first and compared whole, so a stray or missing write fails too.
+// Skipped, with a message, when no GPU is present (the argument checks run anyway).
+// Thread ownership: the test main thread only.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -123,51 +123,6 @@ class CudaGemvFused : public ::testing::TestWithParam<ActType> {
     expect_same(got_v.read_act(type()), want_v.read_act(type()), what + ": v pool");
   }
 
-  // gemv_add_norm against gemv + residual_add_norm. The norm reduces in another order (a
-  // 256-thread block), so x and the normed row may differ in their last bit. `row` is shared by
-  // every call: one left filled would hand the next call's norm stale values at once.
-  void check_add_norm(int64_t n, int64_t k, bool with_bias, bool post, bool norm,
-                      const DeviceArray& row) {
-    const std::string what = "n " + std::to_string(n) + " k " + std::to_string(k) +
-                             (with_bias ? " bias" : "") + (post ? " post" : "") +
-                             (norm ? " norm" : "");
-    const float eps = 1e-5f;
-    const DeviceArray x = random_act(k), w = random_act(n * k), bias = random_act(n);
-    const void* b = with_bias ? bias.get() : nullptr;
-    const std::vector<float> resid = test::random_vector(n, rng_, -2.0f, 2.0f);
-    const DeviceArray post_w = DeviceArray::of_f32(test::random_vector(n, rng_, 0.5f, 1.5f));
-    const DeviceArray norm_w = DeviceArray::of_f32(test::random_vector(n, rng_, 0.5f, 1.5f));
-    const float* pw = post ? post_w.as<float>() : nullptr;
-    const float* nw = norm ? norm_w.as<float>() : nullptr;
-
-    DeviceArray delta = poisoned(n, type()), want_h = poisoned(n, type());
-    DeviceArray want_x = DeviceArray::of_f32(resid);
-    gemv(x.get(), w.get(), b, delta.get(), 1, n, k, type(), false, nullptr);
-    residual_add_norm(want_x.as<float>(), delta.get(), pw, nw, want_h.get(), 1, n, eps, type(),
-                      nullptr);
-    DeviceArray got_h = poisoned(n, type());
-    DeviceArray got_x = DeviceArray::of_f32(resid);
-    const AddNormRow add_norm{got_x.as<float>(), pw, nw, norm ? got_h.get() : nullptr, eps};
-    gemv_add_norm(x.get(), w.get(), b, row.get(), n, k, add_norm, type(), nullptr);
-
-    const std::vector<float> gx = got_x.read_f32(), wx = want_x.read_f32();
-    const std::vector<float> gh = got_h.read_act(type()), wh = want_h.read_act(type());
-    const float h_ulp = type() == ActType::kBF16 ? 1.0f / 128 : 1.0f / 1024;
-    int bad = 0;
-    for (int64_t i = 0; i < n && bad < 5; ++i) {
-      // Absolute floors for values that cancel to near zero.
-      if (!(std::fabs(gx[i] - wx[i]) <= 1e-6f * (1.0f + std::fabs(wx[i])))) {
-        ADD_FAILURE() << what << ": x[" << i << "] " << gx[i] << ", unfused " << wx[i];
-        ++bad;
-      }
-      if (norm && !(std::fabs(gh[i] - wh[i]) <= h_ulp * std::fabs(wh[i]) + 1e-5f)) {
-        ADD_FAILURE() << what << ": h[" << i << "] " << gh[i] << ", unfused " << wh[i];
-        ++bad;
-      }
-    }
-    if (!norm) expect_same(gh, wh, what + ": h (untouched)");
-  }
-
   std::mt19937 rng_{20261122};
 };
 
@@ -206,23 +161,6 @@ TEST_P(CudaGemvFused, RopeQkvMatchesGemvThenQkvRope) {
   check_rope(layout(32, 2, 128, 64, true), 1, 4096, true, 1);  // the GLM-4-9B shape
 }
 
-TEST_P(CudaGemvFused, AddNormMatchesGemvThenResidualAddNorm) {
-  const DeviceArray row = poisoned(8192, type());  // every byte 0xFF, as the contract asks
-  // The 9B's o and down shapes; rows that fill 1, 2, 4 and 8 vectors per thread (and one that
-  // leaves the last vectors empty); k on the 16-byte and the element-wise paths; GLM's
-  // post-norms, Llama's plain add, and the last layer's add without a norm; each shape twice.
-  for (int round = 0; round < 2; ++round) {
-    check_add_norm(4096, 4096, false, true, true, row);
-    check_add_norm(4096, 13696, false, true, true, row);
-    check_add_norm(4000, 264, true, true, true, row);
-    check_add_norm(6144, 264, false, false, true, row);
-    check_add_norm(512, 4099, true, true, false, row);
-    check_add_norm(1028, 264, false, false, false, row);
-    check_add_norm(12, 8, true, true, true, row);
-  }
-  for (const float v : row.read_act(type())) ASSERT_TRUE(std::isnan(v)) << "the row is left filled";
-}
-
 INSTANTIATE_TEST_SUITE_P(Types, CudaGemvFused, ::testing::Values(ActType::kBF16, ActType::kF16),
                          [](const auto& info) { return std::string(test::act_name(info.param)); });
 
@@ -238,33 +176,6 @@ TEST(CudaGemvFusedArguments, RopeNeedsHeadAndRotarySizesInFours) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("head_dim 6"), std::string::npos) << e.what();
   }
-}
-
-TEST(CudaGemvFusedArguments, AddNormRefusesWhatItCannotFinish) {
-  EXPECT_TRUE(gemv_add_norm_supported(4096));
-  EXPECT_TRUE(gemv_add_norm_supported(8192));
-  EXPECT_FALSE(gemv_add_norm_supported(8196));
-  EXPECT_FALSE(gemv_add_norm_supported(4098));
-  // Fake, aligned pointers: every check runs before anything is launched.
-  auto* fake = reinterpret_cast<float*>(uintptr_t{1} << 20);
-  const AddNormRow good{fake, fake, fake, fake, 1e-5f};
-  const auto refused = [&](int64_t n, AddNormRow row, const char* what, void* scratch = nullptr) {
-    try {
-      gemv_add_norm(fake, fake, nullptr, scratch != nullptr ? scratch : fake, n, 64, row,
-                    ActType::kBF16, nullptr);
-      ADD_FAILURE() << what << " accepted";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << what;
-    }
-  };
-  refused(4098, good, "hidden 4098");
-  refused(4096, good, "unaligned row", reinterpret_cast<char*>(fake) + 2);
-  AddNormRow row = good;
-  row.x = fake + 1;
-  refused(4096, row, "unaligned residual");
-  row = good;
-  row.out = nullptr;
-  refused(4096, row, "norm_w without out");
 }
 
 }  // namespace
