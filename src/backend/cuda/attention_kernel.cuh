@@ -162,51 +162,34 @@ __device__ __forceinline__ uint32_t pack_rounded(float& lo, float& hi) {
 
 // ---- tiles ------------------------------------------------------------------------------------
 
-// The KV pool rows of this thread's keys of tile [tile0, tile0 + kKeyTile) of `seq`, read
-// through the block table; -1 for keys at or past `kend`.
-template <int HD>
-struct TileRows {
-  static constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
-  static constexpr int kPerThread = kKeyTile * kChunks / kThreads;
+// Starts the copy of keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s through the block
+// table; keys at or past `kend` become zeros so that no stale (possibly NaN) data meets a zero
+// probability.
+template <typename T, int HD>
+__device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head, int seq,
+                                              int tile0, int kend, T* k_s, T* v_s, int ld) {
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
+  constexpr int kPerThread = kKeyTile * kChunks / kThreads;
   static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
-  int64_t row[kPerThread];
-};
-
-template <int HD>
-__device__ __forceinline__ TileRows<HD> tile_rows(const KernelParams& p, int seq, int tile0,
-                                                  int kend) {
-  using R = TileRows<HD>;
   const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
   const int bs = p.batch.block_size;
-  TileRows<HD> t;
-#pragma unroll
-  for (int j = 0; j < R::kPerThread; ++j) {
-    const int key = tile0 + (threadIdx.x + j * kThreads) / R::kChunks;
-    t.row[j] = -1;
-    if (key < kend) {
-      const int block = p.block_shift >= 0 ? key >> p.block_shift : key / bs;
-      t.row[j] = int64_t{blocks[block]} * bs + (key - block * bs);
-    }
-  }
-  return t;
-}
-
-// Starts the copy of the tile's keys (rows from tile_rows) into k_s / v_s; keys past the end
-// become zeros so that no stale (possibly NaN) data meets a zero probability.
-template <typename T, int HD>
-__device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head,
-                                              const TileRows<HD>& t, T* k_s, T* v_s, int ld) {
-  using R = TileRows<HD>;
   const int64_t row_elems = int64_t{p.num_kv_heads} * HD;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  const int chunk = threadIdx.x % R::kChunks;
+  const int chunk = threadIdx.x % kChunks;
   const int64_t head_off = int64_t{kv_head} * HD + chunk * 8;
 #pragma unroll
-  for (int j = 0; j < R::kPerThread; ++j) {
-    const int local = (threadIdx.x + j * kThreads) / R::kChunks;
-    const int64_t off = t.row[j] >= 0 ? t.row[j] * row_elems + head_off : 0;
-    const int bytes = t.row[j] >= 0 ? 16 : 0;
+  for (int j = 0; j < kPerThread; ++j) {
+    const int local = (threadIdx.x + j * kThreads) / kChunks;
+    const int key = tile0 + local;
+    int64_t off = 0;
+    int bytes = 0;
+    if (key < kend) {
+      const int block = p.block_shift >= 0 ? key >> p.block_shift : key / bs;
+      const int in_block = key - block * bs;
+      off = (int64_t{blocks[block]} * bs + in_block) * row_elems + head_off;
+      bytes = 16;
+    }
     cp_async16(k_s + local * ld + chunk * 8, kc + off, bytes);
     cp_async16(v_s + local * ld + chunk * 8, vc + off, bytes);
   }
@@ -472,6 +455,7 @@ template <typename T, int HD, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
   using W = WarpSplit<ROWS>;
   using L = Smem<T, HD, ROWS>;
+  wait_for_previous_kernel();
   extern __shared__ __align__(128) unsigned char smem[];
   T* q_s = reinterpret_cast<T*>(smem + L::q);
   T* kv_s = reinterpret_cast<T*>(smem + L::kv);
@@ -486,32 +470,21 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const int ctx = p.batch.context_len[seq];
   const int nrows = qlen * p.group;
   const int row0 = row_tile * ROWS;
+  if (row0 >= nrows) return;  // this sequence has fewer query rows than the longest one
   const int last_pos = ctx - qlen + (min(nrows, row0 + ROWS) - 1) / p.group;
   const int kbeg = split * p.split_len;
   const int kend = min(min(ctx, kbeg + p.split_len), last_pos + 1);
-  // A CTA with nothing to do still waits before it exits, so that this kernel never completes
-  // ahead of the one before it (the next kernel's wait covers both).
-  if (row0 >= nrows || kbeg >= kend) {  // fewer query rows than the longest sequence's, or a
-    wait_for_previous_kernel();         // split past this context (the combine skips it)
-    return;
-  }
-  // The batch arrays (seq_start, context_len, the block table) come from the step's host upload,
-  // which precedes every kernel of the step: they are read before the wait, overlapping the
-  // previous kernel's drain. The KV pool holds this step's keys and q is the QKV kernel's: after.
-  TileRows<HD> first[L::kStages - 1];
-#pragma unroll
-  for (int i = 0; i < L::kStages - 1; ++i)
-    first[i] = tile_rows<HD>(p, seq, kbeg + i * kKeyTile, kend);
-  wait_for_previous_kernel();
+  if (kbeg >= kend) return;  // a split past this sequence's context: the combine skips it
 
   // Start the first kStages - 1 K/V tiles (one commit group each, empty past the end), then
   // bring this tile's Q rows (zeros past the last row) in.
   constexpr int kTileElems = 2 * kKeyTile * L::kLd;  // K then V of one stage
 #pragma unroll
   for (int i = 0; i < L::kStages - 1; ++i) {
+    const int tile0 = kbeg + i * kKeyTile;
     T* k_s = kv_s + i * kTileElems;
-    if (kbeg + i * kKeyTile < kend)
-      fetch_kv_tile<T, HD>(p, kv_head, first[i], k_s, k_s + kKeyTile * L::kLd, L::kLd);
+    if (tile0 < kend)
+      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd);
     cp_async_commit();
   }
   load_q_rows<T, HD, ROWS>(p, kv_head, first_token, row0, nrows, q_s);
@@ -538,8 +511,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
     const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
     if (ahead < kend) {
       T* k_s = kv_s + ((stage + L::kStages - 1) % L::kStages) * kTileElems;
-      fetch_kv_tile<T, HD>(p, kv_head, tile_rows<HD>(p, seq, ahead, kend), k_s,
-                           k_s + kKeyTile * L::kLd, L::kLd);
+      fetch_kv_tile<T, HD>(p, kv_head, seq, ahead, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd);
     }
     cp_async_commit();
     cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
@@ -569,15 +541,13 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
 // Merges the splits of decode rows: grid (n_seqs, num_heads), HD threads (one per element).
 template <typename T, int HD>
 __global__ void __launch_bounds__(HD) combine_splits_kernel(const KernelParams p) {
+  wait_for_previous_kernel();
   const int seq = blockIdx.x;
   const int head = blockIdx.y;
   const int d = threadIdx.x;
-  // The batch arrays before the wait, as in paged_attention_kernel; the partials after.
   const int token = p.batch.seq_start[seq];
-  const bool decodes = p.batch.seq_start[seq + 1] - token == 1;  // the route: one token a sequence
+  if (p.batch.seq_start[seq + 1] - token != 1) return;  // decode route: one token a sequence
   const int ctx = p.batch.context_len[seq];
-  wait_for_previous_kernel();
-  if (!decodes) return;
   const int used = min(p.splits, (ctx + p.split_len - 1) / p.split_len);
   const int64_t base = (int64_t{seq} * p.num_heads + head) * p.splits;
   float m = -INFINITY;

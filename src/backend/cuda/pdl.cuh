@@ -4,10 +4,7 @@
 // overhead beyond the weight reads). Every kernel launched this way must call
 // wait_for_previous_kernel() before it reads or writes memory that an earlier kernel may touch:
 // that waits until the previous kernel has completed and its writes are visible, so the data
-// order is the stream's. Only data no kernel of the step writes may be read before it: weights,
-// and the step's batch arrays, whose host upload precedes the step's first kernel (a copy ahead
-// of a kernel is a full dependency). A block that exits early still waits first, so that a
-// kernel never completes ahead of the one before it.
+// order is the stream's. Only constant data (weights) may be read before it.
 // Thread ownership: launch_dependent runs on the launching (engine) thread.
 #pragma once
 
