@@ -16,6 +16,8 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -91,7 +93,8 @@ struct GemvArgs {
   OutT* y;           // kStore, kSwiGLU
   int64_t n;         // rows of W
   int64_t k;
-  bool vectorised;  // k % 8 == 0 and x, w 16-byte aligned
+  bool vectorised;    // k % 8 == 0 and x, w 16-byte aligned
+  bool late_trigger;  // allow_next_kernel() once the sweep is done (AUTOGLM_CUDA_LATE_TRIGGER)
   // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
   QkvLayout qkv;
   const int32_t* positions;
@@ -290,6 +293,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
     after_wait();
   }
   accumulate_scalar<T, M>(a.x, rows, a.k, scalar_begin, acc);
+  if (a.late_trigger) allow_next_kernel();  // every load of this block has been used
 
   __shared__ float partial[kWarps][M * kRowsPerBlock];
   const int lane = threadIdx.x % 32;
@@ -336,6 +340,14 @@ void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStr
   if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, E, M + 1>(a, m, blocks, stream);
 }
 
+bool late_trigger_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("AUTOGLM_CUDA_LATE_TRIGGER");
+    return value != nullptr && std::strcmp(value, "1") == 0;
+  }();
+  return enabled;
+}
+
 // The checks every entry point shares; returns the arguments without the epilogue's fields.
 template <typename T, typename OutT>
 GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void* y, int64_t m,
@@ -356,6 +368,7 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   a.n = n;
   a.k = k;
   a.vectorised = k % kChunkElems == 0 && aligned_to(x, 16) && aligned_to(w, 16);
+  a.late_trigger = late_trigger_enabled();
   return a;
 }
 

@@ -27,6 +27,16 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
+// Lets the next kernel on the stream be scheduled once every block of this one has called it
+// (or exited): the next kernel still waits for this one's completion before touching memory.
+// Called late, when a block has issued all its loads, the next kernel's blocks only take the
+// slots this kernel's exiting blocks free (unlike the rejected early trigger above).
+__device__ __forceinline__ void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
 inline bool programmatic_launch_enabled() {
   static const bool enabled = [] {
