@@ -55,8 +55,9 @@ struct KernelParams {
   float scale_log2 = 0.0f;  // scale * log2(e): the softmax runs on exp2
   int32_t row_tiles = 1;    // grid.z = row_tiles * splits
   int32_t splits = 1;
-  int32_t split_len = 0;     // keys per split, a multiple of kKeyTile
-  int32_t block_shift = -1;  // log2(block_size) when it is a power of two: no division per key
+  int32_t split_len = 0;      // keys per split, a multiple of kKeyTile
+  int32_t block_shift = -1;   // log2(block_size) when it is a power of two: no division per key
+  bool late_trigger = false;  // allow_next_kernel() after the key loop (pdl.cuh)
 };
 
 constexpr size_t align128(size_t bytes) {
@@ -525,6 +526,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
     __syncthreads();  // every warp done with this stage before a later fetch overwrites it
     stage = (stage + 1) % L::kStages;
   }
+  if (p.late_trigger) allow_next_kernel();  // every K/V load of this block has been used
 #pragma unroll
   for (int h = 0; h < 2 * W::kMt; ++h) {  // the row sums over the four lanes of a row
     st.l[h] += __shfl_xor_sync(0xffffffffu, st.l[h], 1);
@@ -560,6 +562,7 @@ __global__ void __launch_bounds__(HD) combine_splits_kernel(const KernelParams p
     acc += w * p.partial_acc[(base + i) * HD + d];
     l += w * ml.y;
   }
+  if (p.late_trigger) allow_next_kernel();
   T* out = static_cast<T*>(p.out);
   out[(int64_t{token} * p.num_heads + head) * HD + d] = from_f32<T>(l > 0.0f ? acc / l : 0.0f);
 }

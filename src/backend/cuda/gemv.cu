@@ -16,8 +16,6 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <string>
 
@@ -94,7 +92,7 @@ struct GemvArgs {
   int64_t n;         // rows of W
   int64_t k;
   bool vectorised;    // k % 8 == 0 and x, w 16-byte aligned
-  bool late_trigger;  // allow_next_kernel() once the sweep is done (AUTOGLM_CUDA_LATE_TRIGGER)
+  bool late_trigger;  // allow_next_kernel() once the sweep is done (late_trigger_level)
   // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
   QkvLayout qkv;
   const int32_t* positions;
@@ -340,14 +338,6 @@ void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStr
   if constexpr (M < kGemvMaxRows) launch_rows<T, OutT, E, M + 1>(a, m, blocks, stream);
 }
 
-bool late_trigger_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("AUTOGLM_CUDA_LATE_TRIGGER");
-    return value != nullptr && std::strcmp(value, "1") == 0;
-  }();
-  return enabled;
-}
-
 // The checks every entry point shares; returns the arguments without the epilogue's fields.
 template <typename T, typename OutT>
 GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void* y, int64_t m,
@@ -368,7 +358,7 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   a.n = n;
   a.k = k;
   a.vectorised = k % kChunkElems == 0 && aligned_to(x, 16) && aligned_to(w, 16);
-  a.late_trigger = late_trigger_enabled();
+  a.late_trigger = late_trigger_level() >= 1;
   return a;
 }
 

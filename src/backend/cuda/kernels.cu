@@ -118,7 +118,7 @@ constexpr int32_t kNormManyRows = 256;  // from here on, rows favour throughput 
 template <typename T, int W, int N>
 __global__ void __launch_bounds__(kNormMaxThreads)
     norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* post_w,
-                     const float* norm_w, T* out, int64_t hidden, float eps) {
+                     const float* norm_w, T* out, int64_t hidden, float eps, bool late_trigger) {
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.
   constexpr bool kPreloadWeights = N * W <= 8;
   __shared__ float partial[2][32];
@@ -142,6 +142,7 @@ __global__ void __launch_bounds__(kNormMaxThreads)
       if (norm_w != nullptr) load_f32<W>(norm_w + i, nw[n]);
     }
   }
+  if (late_trigger) allow_next_kernel();  // this block's loads are issued
   float post_scale = 1.0f;
   if (pw_row != nullptr) {  // GLM-4's post-sublayer norm of the delta, before it joins x
     float ss = 0.0f;
@@ -316,7 +317,7 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
   const int block = static_cast<int>((threads + 31) / 32 * 32);
   launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
                    static_cast<const T*>(a.delta), a.post_w, a.norm_w, static_cast<T*>(a.out),
-                   a.hidden, a.eps);
+                   a.hidden, a.eps, late_trigger_level() >= 2);
 }
 
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more

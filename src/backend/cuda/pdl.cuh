@@ -37,6 +37,16 @@ __device__ __forceinline__ void allow_next_kernel() {
 #endif
 }
 
+// Which kernels call allow_next_kernel(): 0 none, 1 the GEMVs, 2 also the norms and attention
+// (AUTOGLM_CUDA_LATE_TRIGGER, default 1; read once).
+inline int late_trigger_level() {
+  static const int level = [] {
+    const char* value = std::getenv("AUTOGLM_CUDA_LATE_TRIGGER");
+    return value == nullptr ? 1 : std::atoi(value);
+  }();
+  return level;
+}
+
 // AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
 inline bool programmatic_launch_enabled() {
   static const bool enabled = [] {
