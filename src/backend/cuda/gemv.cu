@@ -91,8 +91,9 @@ struct GemvArgs {
   OutT* y;           // kStore, kSwiGLU
   int64_t n;         // rows of W
   int64_t k;
-  bool vectorised;    // k % 8 == 0 and x, w 16-byte aligned
-  bool late_trigger;  // allow_next_kernel() once the sweep is done (late_trigger_level)
+  bool vectorised;          // k % 8 == 0 and x, w 16-byte aligned
+  bool late_trigger;        // allow_next_kernel() once the sweep is done (late_trigger_level)
+  bool trigger_after_wait;  // ... or already once the first loads are issued (level 3)
   // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
   QkvLayout qkv;
   const int32_t* positions;
@@ -272,6 +273,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
   const float bias = live && a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
   RopeOperands rope;
   const auto after_wait = [&] {
+    if (a.trigger_after_wait) allow_next_kernel();  // the first loads are in flight
     if constexpr (E == Epilogue::kRopeQkv) {
       if (live) rope = load_rope_operands(a, m, row);
     }
@@ -291,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
     after_wait();
   }
   accumulate_scalar<T, M>(a.x, rows, a.k, scalar_begin, acc);
-  if (a.late_trigger) allow_next_kernel();  // every load of this block has been used
+  if (a.late_trigger && !a.trigger_after_wait) allow_next_kernel();  // every load was used
 
   __shared__ float partial[kWarps][M * kRowsPerBlock];
   const int lane = threadIdx.x % 32;
@@ -359,6 +361,7 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   a.k = k;
   a.vectorised = k % kChunkElems == 0 && aligned_to(x, 16) && aligned_to(w, 16);
   a.late_trigger = late_trigger_level() >= 1;
+  a.trigger_after_wait = late_trigger_level() >= 3;
   return a;
 }
 

@@ -37,12 +37,13 @@ __device__ __forceinline__ void allow_next_kernel() {
 #endif
 }
 
-// Which kernels call allow_next_kernel(): 0 none, 1 the GEMVs, 2 also the norms and attention
-// (AUTOGLM_CUDA_LATE_TRIGGER, default 1; read once).
+// Which kernels call allow_next_kernel(): 0 none, 1 the GEMVs, 2 also the norms and attention,
+// 3 as 2 with the GEMVs calling it once their first loads are issued (AUTOGLM_CUDA_LATE_TRIGGER,
+// default 2; read once).
 inline int late_trigger_level() {
   static const int level = [] {
     const char* value = std::getenv("AUTOGLM_CUDA_LATE_TRIGGER");
-    return value == nullptr ? 1 : std::atoi(value);
+    return value == nullptr ? 2 : std::atoi(value);
   }();
   return level;
 }
