@@ -367,6 +367,11 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
     >"$LOGS/cuda_decode_bench_nofuse.log" 2>&1
   row "decode step 9B, graphs, unfused" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
     printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nofuse.log")"
+  # Batch 1 and 64 without the late trigger of the next kernel (pdl.cuh): what it buys.
+  AUTOGLM_CUDA_LATE_TRIGGER=0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1,64 128 0 \
+    >"$LOGS/cuda_decode_bench_notrigger.log" 2>&1
+  row "decode step 9B, no late trigger" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
+    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_notrigger.log")"
 else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi

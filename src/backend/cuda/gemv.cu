@@ -10,7 +10,9 @@
 // each: bias (loaded at the start), then a store, or the SwiGLU / RoPE epilogue with the pair
 // partner's lane. The grid has one block per kRowsPerBlock rows: 1,024 blocks for a 4096-row
 // matrix, ~2 waves of the 4 blocks per SM that 64 registers allow at m = 1 (a block lives for
-// about one or two memory round trips at K = 4096).
+// about one or two memory round trips at K = 4096). Once a block has used its last loads it lets
+// the next kernel launch (allow_next_kernel, pdl.cuh), so the next kernel's blocks fill this
+// one's slots as it drains.
 // Thread ownership: see gemv.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -91,9 +93,8 @@ struct GemvArgs {
   OutT* y;           // kStore, kSwiGLU
   int64_t n;         // rows of W
   int64_t k;
-  bool vectorised;          // k % 8 == 0 and x, w 16-byte aligned
-  bool late_trigger;        // allow_next_kernel() once the sweep is done (late_trigger_level)
-  bool trigger_after_wait;  // ... or already once the first loads are issued (level 3)
+  bool vectorised;    // k % 8 == 0 and x, w 16-byte aligned
+  bool late_trigger;  // allow_next_kernel() once the sweep is done (pdl.cuh)
   // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
   QkvLayout qkv;
   const int32_t* positions;
@@ -273,7 +274,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
   const float bias = live && a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
   RopeOperands rope;
   const auto after_wait = [&] {
-    if (a.trigger_after_wait) allow_next_kernel();  // the first loads are in flight
     if constexpr (E == Epilogue::kRopeQkv) {
       if (live) rope = load_rope_operands(a, m, row);
     }
@@ -293,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
     after_wait();
   }
   accumulate_scalar<T, M>(a.x, rows, a.k, scalar_begin, acc);
-  if (a.late_trigger && !a.trigger_after_wait) allow_next_kernel();  // every load was used
+  if (a.late_trigger) allow_next_kernel();  // every load of this block has been used
 
   __shared__ float partial[kWarps][M * kRowsPerBlock];
   const int lane = threadIdx.x % 32;
@@ -360,8 +360,7 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   a.n = n;
   a.k = k;
   a.vectorised = k % kChunkElems == 0 && aligned_to(x, 16) && aligned_to(w, 16);
-  a.late_trigger = late_trigger_level() >= 1;
-  a.trigger_after_wait = late_trigger_level() >= 3;
+  a.late_trigger = late_trigger_enabled();
   return a;
 }
 
