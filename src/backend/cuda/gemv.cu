@@ -360,7 +360,7 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   a.n = n;
   a.k = k;
   a.vectorised = k % kChunkElems == 0 && aligned_to(x, 16) && aligned_to(w, 16);
-  a.late_trigger = late_trigger_enabled();
+  a.late_trigger = late_trigger_at(m);
   return a;
 }
 

@@ -317,7 +317,7 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
   const int block = static_cast<int>((threads + 31) / 32 * 32);
   launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
                    static_cast<const T*>(a.delta), a.post_w, a.norm_w, static_cast<T*>(a.out),
-                   a.hidden, a.eps, a.n_rows == 1 && late_trigger_enabled());
+                   a.hidden, a.eps, late_trigger_at(a.n_rows));
 }
 
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more

@@ -10,6 +10,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -39,13 +40,14 @@ __device__ __forceinline__ void allow_next_kernel() {
 #endif
 }
 
-// AUTOGLM_CUDA_LATE_TRIGGER=0 leaves allow_next_kernel() uncalled (for measuring); read once.
-inline bool late_trigger_enabled() {
+// Whether a launch over `tokens` rows calls allow_next_kernel(): at one token only, and not
+// with AUTOGLM_CUDA_LATE_TRIGGER=0 (for measuring; read once).
+inline bool late_trigger_at(int64_t tokens) {
   static const bool enabled = [] {
     const char* value = std::getenv("AUTOGLM_CUDA_LATE_TRIGGER");
     return value == nullptr || std::strcmp(value, "0") != 0;
   }();
-  return enabled;
+  return tokens == 1 && enabled;
 }
 
 // AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
