@@ -22,10 +22,11 @@
 namespace autoglm::cuda {
 namespace {
 
-// Split-KV tuning: no split shorter than two key tiles (its partials and the combine cost about
-// as much as a shorter split's keys; on an H200, 64, 128 and 256 gave the same batch-1 step at
-// 163 keys and 128 was 3% faster than 256 at 1,035), at most kMaxSplits per sequence.
-constexpr int kMinKeysPerSplit = 128;
+// Split-KV tuning: no split shorter than one key tile, at most kMaxSplits per sequence. Once a
+// split's block-table reads stopped being one dependent round trip per key, one-tile splits beat
+// two-tile ones (H200, 9B batch-1 step: 4.749 against 4.794 ms at 163 keys, 4.845 against 4.886
+// at 1,035; batch 8 5.743 against 5.792; batch 64 and 256 unchanged).
+constexpr int kMinKeysPerSplit = 64;
 constexpr int kMaxSplits = 64;
 constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
 

@@ -163,6 +163,11 @@ __device__ __forceinline__ uint32_t pack_rounded(float& lo, float& hi) {
 
 // ---- tiles ------------------------------------------------------------------------------------
 
+// The block-table index of a key (a shift when the block size is a power of two).
+__device__ __forceinline__ int table_block(const KernelParams& p, int key) {
+  return p.block_shift >= 0 ? key >> p.block_shift : key / p.batch.block_size;
+}
+
 // Starts the copy of keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s through the block
 // table; keys at or past `kend` become zeros so that no stale (possibly NaN) data meets a zero
 // probability.
@@ -173,12 +178,20 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
   constexpr int kPerThread = kKeyTile * kChunks / kThreads;
   static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
   const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
-  const int bs = p.batch.block_size;
   const int64_t row_elems = int64_t{p.num_kv_heads} * HD;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
   const int chunk = threadIdx.x % kChunks;
   const int64_t head_off = int64_t{kv_head} * HD + chunk * 8;
+  // Every block-table entry first, then the copies: the copies' asm (a memory clobber) would
+  // otherwise hold each entry's load back until the previous copy was issued, one dependent
+  // round trip per key (clock64 on an H100: ~4,400 cycles for a batch-1 CTA's two tiles).
+  int32_t entry[kPerThread];
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int key = tile0 + (threadIdx.x + j * kThreads) / kChunks;
+    entry[j] = key < kend ? blocks[table_block(p, key)] : 0;
+  }
 #pragma unroll
   for (int j = 0; j < kPerThread; ++j) {
     const int local = (threadIdx.x + j * kThreads) / kChunks;
@@ -186,9 +199,8 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
     int64_t off = 0;
     int bytes = 0;
     if (key < kend) {
-      const int block = p.block_shift >= 0 ? key >> p.block_shift : key / bs;
-      const int in_block = key - block * bs;
-      off = (int64_t{blocks[block]} * bs + in_block) * row_elems + head_off;
+      const int in_block = key - table_block(p, key) * p.batch.block_size;
+      off = (int64_t{entry[j]} * p.batch.block_size + in_block) * row_elems + head_off;
       bytes = 16;
     }
     cp_async16(k_s + local * ld + chunk * 8, kc + off, bytes);
@@ -437,17 +449,33 @@ template <typename T, int HD, int ROWS>
 __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, int first_token,
                                             int row0, int nrows, T* q_s) {
   constexpr int kChunks = HD / 8;
+  constexpr int kPerThread = ROWS * kChunks / kThreads;
+  static_assert(ROWS * kChunks % kThreads == 0, "Q rows must split evenly over threads");
+  // Loads issued in groups before their stores: the stores go through generic pointers, which
+  // the compiler may not move a later load above (one round trip per chunk otherwise).
+  constexpr int kGroup = kPerThread < 4 ? kPerThread : 4;
   const T* q = static_cast<const T*>(p.q);
-  for (int i = threadIdx.x; i < ROWS * kChunks; i += kThreads) {
-    const int r = i / kChunks;
-    const int row = row0 + r;
-    uint4 chunk = make_uint4(0, 0, 0, 0);
-    if (row < nrows) {
-      const int64_t token = first_token + row / p.group;
-      const int head = kv_head * p.group + row % p.group;
-      chunk = reinterpret_cast<const uint4*>(q + (token * p.num_heads + head) * HD)[i % kChunks];
+#pragma unroll
+  for (int g = 0; g < kPerThread; g += kGroup) {
+    uint4 chunk[kGroup];
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) {
+      const int i = threadIdx.x + (g + u) * kThreads;
+      const int row = row0 + i / kChunks;
+      chunk[u] = make_uint4(0, 0, 0, 0);
+      if (row < nrows) {
+        const int64_t token = first_token + row / p.group;
+        const int head = kv_head * p.group + row % p.group;
+        chunk[u] =
+            reinterpret_cast<const uint4*>(q + (token * p.num_heads + head) * HD)[i % kChunks];
+      }
     }
-    *reinterpret_cast<uint4*>(q_s + r * Smem<T, HD, ROWS>::kLd + (i % kChunks) * 8) = chunk;
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) {
+      const int i = threadIdx.x + (g + u) * kThreads;
+      *reinterpret_cast<uint4*>(q_s + (i / kChunks) * Smem<T, HD, ROWS>::kLd + (i % kChunks) * 8) =
+          chunk[u];
+    }
   }
 }
 
