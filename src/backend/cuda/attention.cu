@@ -195,6 +195,7 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
   kp.splits = p.splits;
   kp.split_len = p.split_len;
   kp.late_trigger = late_trigger_at(batch.n_tokens);
+  kp.kv_before_wait = p.decode && kv_before_wait_at(batch.n_tokens);
   if ((batch.block_size & (batch.block_size - 1)) == 0)
     kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
   if (type == ActType::kBF16) {

@@ -58,6 +58,9 @@ struct KernelParams {
   int32_t split_len = 0;      // keys per split, a multiple of kKeyTile
   int32_t block_shift = -1;   // log2(block_size) when it is a power of two: no division per key
   bool late_trigger = false;  // allow_next_kernel() after the key loop (pdl.cuh)
+  // One-token decode: the batch arrays and the keys older than the step are read before
+  // waiting for the QKV kernel (see the kernel).
+  bool kv_before_wait = false;
 };
 
 constexpr size_t align128(size_t bytes) {
@@ -170,10 +173,12 @@ __device__ __forceinline__ int table_block(const KernelParams& p, int key) {
 
 // Starts the copy of keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s through the block
 // table; keys at or past `kend` become zeros so that no stale (possibly NaN) data meets a zero
-// probability.
+// probability. Keys in [defer_from, kend) are left alone: the step's own keys, which a copy
+// issued before the wait must not read (fill_deferred_keys copies them after it).
 template <typename T, int HD>
 __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head, int seq,
-                                              int tile0, int kend, T* k_s, T* v_s, int ld) {
+                                              int tile0, int kend, T* k_s, T* v_s, int ld,
+                                              int defer_from = INT32_MAX) {
   constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
   constexpr int kPerThread = kKeyTile * kChunks / kThreads;
   static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
@@ -199,12 +204,40 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
     int64_t off = 0;
     int bytes = 0;
     if (key < kend) {
+      if (key >= defer_from) continue;
       const int in_block = key - table_block(p, key) * p.batch.block_size;
       off = (int64_t{entry[j]} * p.batch.block_size + in_block) * row_elems + head_off;
       bytes = 16;
     }
     cp_async16(k_s + local * ld + chunk * 8, kc + off, bytes);
     cp_async16(v_s + local * ld + chunk * 8, vc + off, bytes);
+  }
+}
+
+// The keys in [from, kend) of the tile at tile0 that fetch_kv_tile deferred, copied with plain
+// loads once the kernel that wrote them has completed (the caller's barrier publishes them).
+template <typename T, int HD>
+__device__ __forceinline__ void fill_deferred_keys(const KernelParams& p, int kv_head, int seq,
+                                                   int tile0, int from, int kend, T* k_s, T* v_s,
+                                                   int ld) {
+  constexpr int kChunks = HD / 8;
+  const int first = max(tile0, from);
+  const int last = min(tile0 + kKeyTile, kend);
+  const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
+  const int64_t row_elems = int64_t{p.num_kv_heads} * HD;
+  for (int i = threadIdx.x; i < (last - first) * kChunks; i += kThreads) {
+    const int key = first + i / kChunks;
+    const int chunk = i % kChunks;
+    const int block = table_block(p, key);
+    const int64_t off =
+        (int64_t{blocks[block]} * p.batch.block_size + key - block * p.batch.block_size) *
+            row_elems +
+        int64_t{kv_head} * HD + chunk * 8;
+    const int at = (key - tile0) * ld + chunk * 8;
+    *reinterpret_cast<uint4*>(k_s + at) =
+        *reinterpret_cast<const uint4*>(static_cast<const T*>(p.k_cache) + off);
+    *reinterpret_cast<uint4*>(v_s + at) =
+        *reinterpret_cast<const uint4*>(static_cast<const T*>(p.v_cache) + off);
   }
 }
 
@@ -484,7 +517,10 @@ template <typename T, int HD, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
   using W = WarpSplit<ROWS>;
   using L = Smem<T, HD, ROWS>;
-  wait_for_previous_kernel();
+  // kv_before_wait: the batch arrays come from the host upload before the step and every key
+  // but the step's own from earlier steps, so they are read while the QKV kernel drains.
+  const bool early = ROWS == kDecodeRows && p.kv_before_wait;
+  if (!early) wait_for_previous_kernel();
   extern __shared__ __align__(128) unsigned char smem[];
   T* q_s = reinterpret_cast<T*>(smem + L::q);
   T* kv_s = reinterpret_cast<T*>(smem + L::kv);
@@ -499,11 +535,18 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const int ctx = p.batch.context_len[seq];
   const int nrows = qlen * p.group;
   const int row0 = row_tile * ROWS;
-  if (row0 >= nrows) return;  // this sequence has fewer query rows than the longest one
+  if (row0 >= nrows) {  // this sequence has fewer query rows than the longest one
+    if (early) wait_for_previous_kernel();  // the kernel's completion implies its predecessor's
+    return;
+  }
   const int last_pos = ctx - qlen + (min(nrows, row0 + ROWS) - 1) / p.group;
   const int kbeg = split * p.split_len;
   const int kend = min(min(ctx, kbeg + p.split_len), last_pos + 1);
-  if (kbeg >= kend) return;  // a split past this sequence's context: the combine skips it
+  if (kbeg >= kend) {  // a split past this sequence's context: the combine skips it
+    if (early) wait_for_previous_kernel();
+    return;
+  }
+  const int defer_from = early ? ctx - qlen : INT32_MAX;  // the keys this step writes
 
   // Start the first kStages - 1 K/V tiles (one commit group each, empty past the end), then
   // bring this tile's Q rows (zeros past the last row) in.
@@ -513,8 +556,21 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
     const int tile0 = kbeg + i * kKeyTile;
     T* k_s = kv_s + i * kTileElems;
     if (tile0 < kend)
-      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd);
+      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd,
+                           defer_from);
     cp_async_commit();
+  }
+  if (early) {
+    wait_for_previous_kernel();
+#pragma unroll
+    for (int i = 0; i < L::kStages - 1; ++i) {
+      const int tile0 = kbeg + i * kKeyTile;
+      T* k_s = kv_s + i * kTileElems;
+      if (tile0 < kend && tile0 + kKeyTile > defer_from) {
+        fill_deferred_keys<T, HD>(p, kv_head, seq, tile0, defer_from, kend, k_s,
+                                  k_s + kKeyTile * L::kLd, L::kLd);
+      }
+    }
   }
   load_q_rows<T, HD, ROWS>(p, kv_head, first_token, row0, nrows, q_s);
   __syncthreads();

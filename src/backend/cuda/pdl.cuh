@@ -50,6 +50,17 @@ inline bool late_trigger_at(int64_t tokens) {
   return tokens == 1 && enabled;
 }
 
+// Whether a one-token decode step's attention reads the batch arrays and the keys older than
+// the step before waiting for the QKV kernel (attention_kernel.cuh); not with
+// AUTOGLM_CUDA_KV_EARLY=0 (for measuring; read once).
+inline bool kv_before_wait_at(int64_t tokens) {
+  static const bool enabled = [] {
+    const char* value = std::getenv("AUTOGLM_CUDA_KV_EARLY");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return late_trigger_at(tokens) && enabled;
+}
+
 // AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
 inline bool programmatic_launch_enabled() {
   static const bool enabled = [] {
