@@ -360,22 +360,21 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
       bw ? sprintf(" (%.0f%%)", $13 / (bw * 10)) : "") } END { print line }' \
       "$LOGS/cuda_decode_bench.log")"
   done
-  # The same graphs-on steps with every kernel launched plainly (no programmatic dependent
-  # launch): what PDL buys.
-  AUTOGLM_CUDA_PDL=0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1,64 128 0 \
-    >"$LOGS/cuda_decode_bench_nopdl.log" 2>&1
-  row "decode step 9B, graphs, no PDL" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
-    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nopdl.log")"
-  # Batch 1 with the QKV+RoPE and gate_up+SwiGLU GEMVs unfused: what those fusions buy.
-  AUTOGLM_CUDA_FUSE=0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1 128 0 \
-    >"$LOGS/cuda_decode_bench_nofuse.log" 2>&1
-  row "decode step 9B, graphs, unfused" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
-    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_nofuse.log")"
-  # Batch 1 and 64 without the late trigger of the next kernel (pdl.cuh): what it buys.
-  AUTOGLM_CUDA_LATE_TRIGGER=0 timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 1,64 128 0 \
-    >"$LOGS/cuda_decode_bench_notrigger.log" 2>&1
-  row "decode step 9B, no late trigger" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
-    printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_notrigger.log")"
+  # The graphs-on step with one measuring knob set: what that mechanism buys.
+  knob_row() {  # knob_row CHECK LOG BATCHES VAR=VALUE
+    env "$4" timeout 200 "$BIN/cuda_decode_bench" "$MODEL" "$3" 128 0 >"$LOGS/$2" 2>&1
+    row "$1" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
+      printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/$2")"
+  }
+  # Every kernel launched plainly (no programmatic dependent launch).
+  knob_row "decode step 9B, graphs, no PDL" cuda_decode_bench_nopdl.log 1,64 AUTOGLM_CUDA_PDL=0
+  # The QKV+RoPE and gate_up+SwiGLU GEMVs unfused.
+  knob_row "decode step 9B, graphs, unfused" cuda_decode_bench_nofuse.log 1 AUTOGLM_CUDA_FUSE=0
+  # No late trigger of the next kernel (pdl.cuh).
+  knob_row "decode step 9B, no late trigger" cuda_decode_bench_notrigger.log 1,64 \
+    AUTOGLM_CUDA_LATE_TRIGGER=0
+  # One-token attention waiting for the QKV GEMV before it reads the batch arrays and older keys.
+  knob_row "decode step 9B, no early K/V" cuda_decode_bench_nokvearly.log 1 AUTOGLM_CUDA_KV_EARLY=0
 else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi
