@@ -40,13 +40,16 @@ __device__ __forceinline__ void allow_next_kernel() {
 #endif
 }
 
+// A measuring switch: on unless the environment variable `name` is "0".
+inline bool switch_on(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr || std::strcmp(value, "0") != 0;
+}
+
 // Whether a launch over `tokens` rows calls allow_next_kernel(): at one token only, and not
 // with AUTOGLM_CUDA_LATE_TRIGGER=0 (for measuring; read once).
 inline bool late_trigger_at(int64_t tokens) {
-  static const bool enabled = [] {
-    const char* value = std::getenv("AUTOGLM_CUDA_LATE_TRIGGER");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
+  static const bool enabled = switch_on("AUTOGLM_CUDA_LATE_TRIGGER");
   return tokens == 1 && enabled;
 }
 
@@ -54,19 +57,13 @@ inline bool late_trigger_at(int64_t tokens) {
 // the step before waiting for the QKV kernel (attention_kernel.cuh); not with
 // AUTOGLM_CUDA_KV_EARLY=0 (for measuring; read once).
 inline bool kv_before_wait_at(int64_t tokens) {
-  static const bool enabled = [] {
-    const char* value = std::getenv("AUTOGLM_CUDA_KV_EARLY");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
+  static const bool enabled = switch_on("AUTOGLM_CUDA_KV_EARLY");
   return late_trigger_at(tokens) && enabled;
 }
 
 // AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
 inline bool programmatic_launch_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("AUTOGLM_CUDA_PDL");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
+  static const bool enabled = switch_on("AUTOGLM_CUDA_PDL");
   return enabled;
 }
 
