@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .devdebs
-grep -qx '/.devdebs/' .git/info/exclude 2>/dev/null || echo '/.devdebs/' >>.git/info/exclude
+exclude="$(git rev-parse --git-dir)/info/exclude"
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.devdebs/' "$exclude" 2>/dev/null || echo '/.devdebs/' >>"$exclude"
 cd .devdebs
 apt-get download libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 \
   libutf8proc-dev libutf8proc2 libssl-dev libgtest-dev libgmock-dev libbenchmark-dev \

@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/sampling.h"
 #include "backend/cuda/weight_upload.h"
 #include "backend/rope.h"
 #include "core/error.h"
@@ -234,6 +235,8 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   buf_.sample_params = arena.take_n<RowSamplingParams>(sample_rows);
   buf_.adjustments = arena.take_n<LogitAdjustment>(kMaxDeviceAdjustments);
   buf_.samples = arena.take_n<RowSample>(sample_rows);
+  buf_.sample_scan =
+      arena.take(sample_scan_bytes(max_logits_rows_, static_cast<int32_t>(config_.vocab_size)));
   buf_.attention_ws_bytes = 0;
   if (optimised_attention_) {
     // The largest step allowed: every limit at once.

@@ -63,6 +63,7 @@ struct StepBuffers {
   RowSamplingParams* sample_params = nullptr;  // [max_batched_tokens]
   LogitAdjustment* adjustments = nullptr;      // [kMaxDeviceAdjustments]
   RowSample* samples = nullptr;                // [max_batched_tokens]
+  void* sample_scan = nullptr;                 // sample_rows' pre-scan, max_logits_rows rows
   float* rope_cos = nullptr;                   // [max_context][rotary_dim / 2]
   float* rope_sin = nullptr;
 };

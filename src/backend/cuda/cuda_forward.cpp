@@ -266,7 +266,7 @@ void CudaBackend::encode_sampling(const DeviceBatch& db, int64_t rows_total) {
     const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, rows_total - r0));
     logits_pass(db, r0, rows);
     sample_rows(buf_.logits, rows, vocab, buf_.sample_params + r0, buf_.adjustments,
-                buf_.samples + r0, s);
+                buf_.samples + r0, buf_.sample_scan, s);
   }
 }
 

@@ -1,5 +1,8 @@
-// See sampling.h. One 1024-thread block per logits row, in passes over the row (which stays in
-// L2): adjust, max/argmax, then for sampled rows an exact top-k and top-p selection by radix
+// See sampling.h. First a pre-scan, many 256-thread blocks per logits row, each over one chunk
+// of 4,096 logits: it applies the row's adjustments that fall in its chunk and writes the
+// chunk's best token and whether its logits are finite. Then one 1024-thread block per row, in
+// passes over the row (which stays in L2): the best token of the chunk bests (all a greedy row
+// needs), then for sampled rows an exact top-k and top-p selection by radix
 // select over the order-preserving bit pattern of the logits (four 8-bit digit passes), min-p,
 // and the draw. No sort: the selected set is "every token above a threshold key, plus the
 // lowest-id ties at the key", exactly the set row_sampler.cpp's sorted prefix keeps. Masses
@@ -16,10 +19,12 @@
 
 #include <climits>
 #include <cstdint>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/sampling.h"
+#include "core/error.h"
 
 namespace autoglm::cuda {
 namespace {
@@ -81,8 +86,8 @@ struct RowContext {
 // (so a strict `>` over the visits keeps the lowest id). After at most three logits up to a
 // 16-byte boundary the row is read as float4s, kScanUnroll of them in flight per thread before
 // any is used: a 151,552-logit row is 37 float4 per thread, ~10 round trips instead of 148
-// dependent 4-byte loads. Measured on an H200 it barely moved a greedy row (27 -> 23 us): one
-// block streaming 0.6 MB is bound by what one SM can pull; a row split over blocks is the fix.
+// dependent 4-byte loads. (One block streaming 0.6 MB is bound by what one SM can pull, so the
+// max/argmax pass, the one every row takes, is split over blocks: the pre-scan.)
 constexpr int kScanUnroll = 4;
 
 template <typename Visit>
@@ -408,20 +413,72 @@ __device__ void write_logprobs(SharedState& s, const RowContext& row, int32_t n,
   }
 }
 
-// This thread's best token (highest logit, then lowest id) and whether its logits are all
-// finite: the one pass a greedy row needs.
-__device__ BestToken scan_row(const RowContext& row, bool& finite) {
+// The pre-scan: block (c, r) owns logits [c * kScanChunk, (c + 1) * kScanChunk) of row r.
+constexpr int kScanThreads = 256;
+constexpr int kScanPerThread = 16;  // loads in flight per thread, all issued before any is used
+constexpr int32_t kScanChunk = kScanThreads * kScanPerThread;
+
+struct ChunkBest {
+  BestToken best;  // highest logit, then lowest id; id INT_MAX for an empty chunk
+  int32_t finite;  // every logit of the chunk finite
+};
+
+__host__ __device__ int32_t scan_chunks(int32_t vocab) {
+  return (vocab + kScanChunk - 1) / kScanChunk;
+}
+
+__global__ void __launch_bounds__(kScanThreads)
+    adjust_and_scan_kernel(float* logits, int32_t vocab, const RowSamplingParams* params,
+                           const LogitAdjustment* adjustments, ChunkBest* chunk_best) {
+  wait_for_previous_kernel();
+  const int32_t begin = static_cast<int32_t>(blockIdx.x) * kScanChunk;
+  const int32_t end = min(vocab, begin + kScanChunk);
+  float* row = logits + static_cast<size_t>(blockIdx.y) * static_cast<size_t>(vocab);
+  const RowSamplingParams p = params[blockIdx.y];
+  const bool repetition = p.repetition_penalty != 1.0f;
+  for (int32_t e = p.adjust_begin + threadIdx.x; e < p.adjust_end; e += kScanThreads) {
+    const LogitAdjustment a = adjustments[e];
+    if (a.token < begin || a.token >= end) continue;  // another chunk's, or out of the vocab
+    // Explicit roundings: no fused multiply-add, so the result equals the host reference's.
+    float v = __fadd_rn(row[a.token], a.bias);
+    if (repetition && a.seen != 0) {
+      v = v > 0.0f ? __fdiv_rn(v, p.repetition_penalty) : __fmul_rn(v, p.repetition_penalty);
+    }
+    if (a.generated > 0) {
+      v = __fsub_rn(v, __fadd_rn(__fmul_rn(static_cast<float>(a.generated), p.frequency_penalty),
+                                 p.presence_penalty));
+    }
+    row[a.token] = v;
+  }
+  __syncthreads();
+  float v[kScanPerThread];
+#pragma unroll
+  for (int u = 0; u < kScanPerThread; ++u) {
+    const int32_t i = begin + static_cast<int32_t>(threadIdx.x) + u * kScanThreads;
+    v[u] = i < end ? row[i] : 0.0f;
+  }
+  // In increasing id order, so a strict `>` keeps the lowest id.
   BestToken best{-INFINITY, INT_MAX};
-  for_each_logit(row, [&](float v, int32_t i) {
-    finite = finite && isfinite(v);
-    if (v > best.value || best.id == INT_MAX) best = {v, i};
-  });
-  return best;
+  bool finite = true;
+#pragma unroll
+  for (int u = 0; u < kScanPerThread; ++u) {
+    const int32_t i = begin + static_cast<int32_t>(threadIdx.x) + u * kScanThreads;
+    if (i >= end) break;
+    finite = finite && isfinite(v[u]);
+    if (v[u] > best.value || best.id == INT_MAX) best = {v[u], i};
+  }
+  __shared__ cub::BlockReduce<BestToken, kScanThreads>::TempStorage scratch;
+  const bool all_finite = __syncthreads_and(finite) != 0;
+  best = cub::BlockReduce<BestToken, kScanThreads>(scratch).Reduce(best, HeavierOp());
+  if (threadIdx.x == 0) {
+    chunk_best[static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x] = {best,
+                                                                            all_finite ? 1 : 0};
+  }
 }
 
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingParams* params,
-                       const LogitAdjustment* adjustments, RowSample* out) {
+                       const ChunkBest* chunk_best, RowSample* out) {
   wait_for_previous_kernel();
   __shared__ SharedState s;
   extern __shared__ Fixed lane_histogram[];  // [256 digits][32 lanes], kLaneHistogramBytes
@@ -435,25 +492,15 @@ __global__ void __launch_bounds__(kThreads)
   row.seg_begin = min(vocab, row.warp * row.segment);
   row.seg_end = min(vocab, row.seg_begin + row.segment);
 
-  const bool repetition = p.repetition_penalty != 1.0f;
-  for (int32_t e = p.adjust_begin + threadIdx.x; e < p.adjust_end; e += kThreads) {
-    const LogitAdjustment a = adjustments[e];
-    if (a.token < 0 || a.token >= vocab) continue;
-    // Explicit roundings: no fused multiply-add, so the result equals the host reference's.
-    float v = __fadd_rn(row.logits[a.token], a.bias);
-    if (repetition && a.seen != 0) {
-      v = v > 0.0f ? __fdiv_rn(v, p.repetition_penalty) : __fmul_rn(v, p.repetition_penalty);
-    }
-    if (a.generated > 0) {
-      v = __fsub_rn(v, __fadd_rn(__fmul_rn(static_cast<float>(a.generated), p.frequency_penalty),
-                                 p.presence_penalty));
-    }
-    row.logits[a.token] = v;
-  }
-  __syncthreads();
-
+  // The row's logits were adjusted by the pre-scan; its chunk bests give the max and argmax.
+  const int32_t chunks = scan_chunks(vocab);
+  BestToken local{-INFINITY, INT_MAX};
   bool finite = true;
-  const BestToken local = scan_row(row, finite);
+  for (int32_t c = threadIdx.x; c < chunks; c += kThreads) {
+    const ChunkBest b = chunk_best[static_cast<size_t>(blockIdx.x) * chunks + c];
+    local = HeavierOp()(local, b.best);
+    finite = finite && b.finite != 0;
+  }
   const bool all_finite = __syncthreads_and(finite) != 0;
   BestToken best = block_best(s, local);
   if (best.id < 0 || best.id >= vocab) best.id = 0;
@@ -475,14 +522,30 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
+size_t sample_scan_bytes(int32_t rows, int32_t vocab) {
+  return rows <= 0 || vocab <= 0 ? 0
+                                 : static_cast<size_t>(rows) *
+                                       static_cast<size_t>(scan_chunks(vocab)) * sizeof(ChunkBest);
+}
+
 void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingParams* params,
-                 const LogitAdjustment* adjustments, RowSample* out, cudaStream_t stream) {
+                 const LogitAdjustment* adjustments, RowSample* out, void* scan,
+                 cudaStream_t stream) {
   if (rows <= 0) return;
+  if (vocab <= 0 || rows > 65535) {  // grid.y of the pre-scan
+    fail(ErrorCode::kInvalidArgument,
+         "CUDA sample_rows: " + std::to_string(rows) + " rows of vocab " + std::to_string(vocab));
+  }
+  ChunkBest* chunk_best = static_cast<ChunkBest*>(scan);
+  launch_dependent("sample_rows", adjust_and_scan_kernel,
+                   dim3(static_cast<unsigned>(scan_chunks(vocab)), static_cast<unsigned>(rows)),
+                   kScanThreads, 0, stream, logits, vocab, params, adjustments, chunk_best);
+  check_launch("sample_rows");
   // Over the 48 KB default: opt in once per process (and device; cheap when repeated).
   AUTOGLM_CUDA_CHECK(cudaFuncSetAttribute(
       sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kLaneHistogramBytes));
   launch_dependent("sample_rows", sample_rows_kernel, rows, kThreads, kLaneHistogramBytes, stream,
-                   logits, vocab, params, adjustments, out);
+                   logits, vocab, params, chunk_best, out);
   check_launch("sample_rows");
 }
 

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backend/row_sampling.h"
@@ -13,8 +14,12 @@ namespace autoglm::cuda {
 
 // For each of `rows` rows of `logits` [rows][vocab] (fp32, adjusted in place): applies the
 // row's adjustments, then selects its token exactly as sample_row() defines, writing out[row].
-// params, adjustments and out are device pointers. One thread block per row.
+// params, adjustments, out and scan (sample_scan_bytes(rows, vocab) of scratch) are device
+// pointers. Many blocks per row adjust it and find its best token, then one block per row
+// selects.
+size_t sample_scan_bytes(int32_t rows, int32_t vocab);
 void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingParams* params,
-                 const LogitAdjustment* adjustments, RowSample* out, cudaStream_t stream);
+                 const LogitAdjustment* adjustments, RowSample* out, void* scan,
+                 cudaStream_t stream);
 
 }  // namespace autoglm::cuda

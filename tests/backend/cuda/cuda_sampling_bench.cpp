@@ -53,6 +53,7 @@ int main() {
   autoglm::cuda::DeviceBuffer params(kMaxRows * sizeof(RowSamplingParams), "params");
   autoglm::cuda::DeviceBuffer adjust(sizeof(LogitAdjustment), "adjustments");
   autoglm::cuda::DeviceBuffer out(kMaxRows * sizeof(RowSample), "out");
+  autoglm::cuda::DeviceBuffer scan(autoglm::cuda::sample_scan_bytes(kMaxRows, kVocab), "scan");
   autoglm::cuda::PinnedBuffer pinned(host.size() * sizeof(float), "host logits");
   struct Mode {
     const char* name;
@@ -81,7 +82,7 @@ int main() {
         autoglm::cuda::sample_rows(static_cast<float*>(logits.get()), rows, kVocab,
                                    static_cast<RowSamplingParams*>(params.get()),
                                    static_cast<LogitAdjustment*>(adjust.get()),
-                                   static_cast<RowSample*>(out.get()), nullptr);
+                                   static_cast<RowSample*>(out.get()), scan.get(), nullptr);
       });
       std::printf(
           "[sampling] rows %3d vocab %d mode %-32s %8.1f us  (D2H of the logits: %8.1f us)\n", rows,

@@ -100,9 +100,10 @@ std::vector<RowSample> sample_on_device(const std::vector<float>& logits, int32_
                                         const std::vector<RowSamplingParams>& params) {
   DeviceArray d_logits = upload(logits), d_params = upload(params);
   DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(rows, sizeof(RowSample));
+  DeviceArray d_scan(sample_scan_bytes(rows, vocab), 1);
   d_out.poison();
   sample_rows(d_logits.as<float>(), rows, vocab, d_params.as<RowSamplingParams>(),
-              d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
+              d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), d_scan.get(), nullptr);
   test::sync();
   return download<RowSample>(d_out, static_cast<size_t>(rows));
 }
@@ -156,9 +157,10 @@ TEST_F(CudaSampling, MatchesTheHostReference) {
     DeviceArray d_params = upload(params);
     DeviceArray d_adjust = upload(adjustments);
     DeviceArray d_out(static_cast<size_t>(rows), sizeof(RowSample));
+    DeviceArray d_scan(sample_scan_bytes(rows, vocab), 1);
     d_out.poison();
     sample_rows(d_logits.as<float>(), rows, vocab, d_params.as<RowSamplingParams>(),
-                d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), nullptr);
+                d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), d_scan.get(), nullptr);
     test::sync();
     const std::vector<RowSample> got = download<RowSample>(d_out, static_cast<size_t>(rows));
     const std::vector<float> adjusted = download<float>(d_logits, logits.size());
