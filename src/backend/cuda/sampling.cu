@@ -532,15 +532,21 @@ void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingPa
                  const LogitAdjustment* adjustments, RowSample* out, void* scan,
                  cudaStream_t stream) {
   if (rows <= 0) return;
-  if (vocab <= 0 || rows > 65535) {  // grid.y of the pre-scan
-    fail(ErrorCode::kInvalidArgument,
-         "CUDA sample_rows: " + std::to_string(rows) + " rows of vocab " + std::to_string(vocab));
+  if (vocab <= 0) {
+    fail(ErrorCode::kInvalidArgument, "CUDA sample_rows: vocab " + std::to_string(vocab));
   }
   ChunkBest* chunk_best = static_cast<ChunkBest*>(scan);
-  launch_dependent("sample_rows", adjust_and_scan_kernel,
-                   dim3(static_cast<unsigned>(scan_chunks(vocab)), static_cast<unsigned>(rows)),
-                   kScanThreads, 0, stream, logits, vocab, params, adjustments, chunk_best);
-  check_launch("sample_rows");
+  const int32_t chunks = scan_chunks(vocab);
+  constexpr int32_t kMaxGridY = 65535;  // rows per pre-scan launch
+  for (int32_t r0 = 0; r0 < rows; r0 += kMaxGridY) {
+    const int32_t n = rows - r0 < kMaxGridY ? rows - r0 : kMaxGridY;
+    launch_dependent("sample_rows", adjust_and_scan_kernel,
+                     dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)), kScanThreads, 0,
+                     stream, logits + static_cast<size_t>(r0) * static_cast<size_t>(vocab), vocab,
+                     params + r0, adjustments,
+                     chunk_best + static_cast<size_t>(r0) * static_cast<size_t>(chunks));
+    check_launch("sample_rows");
+  }
   // Over the 48 KB default: opt in once per process (and device; cheap when repeated).
   AUTOGLM_CUDA_CHECK(cudaFuncSetAttribute(
       sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kLaneHistogramBytes));
