@@ -364,13 +364,7 @@ __device__ __forceinline__ void store_run(const KernelParams& p, int seq, int sp
       packed[i] = pack_rounded<T>(lo, hi);
     }
     T* out = static_cast<T*>(p.out) + (token * p.num_heads + head) * HD + d0;
-    if constexpr (N % 8 == 0) {
-#pragma unroll
-      for (int i = 0; i < N / 8; ++i) {
-        reinterpret_cast<uint4*>(out)[i] =
-            make_uint4(packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]);
-      }
-    } else if constexpr (N % 4 == 0) {
+    if constexpr (N % 4 == 0) {
 #pragma unroll
       for (int i = 0; i < N / 4; ++i) {
         reinterpret_cast<uint2*>(out)[i] = make_uint2(packed[2 * i], packed[2 * i + 1]);
