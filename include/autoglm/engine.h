@@ -33,6 +33,10 @@ struct EngineOptions {
   double memory_fraction = 0.0;    // GPU: share of total device memory for weights, workspace
                                    // and KV together, taken once (0: 0.90)
   bool cuda_graphs = true;         // GPU: replay decode steps from CUDA graphs
+  // Schedule and submit step N + 1 while the backend runs step N (its sampled tokens are fed
+  // back on the device), so the device does not wait for the host between steps. Steps whose
+  // sampling reads the token history (repetition, presence, frequency penalties) still wait.
+  bool overlap_scheduling = true;
   uint64_t kv_cache_bytes = 256ull << 20;  // CPU KV budget (ignored when num_kv_blocks > 0)
   int32_t num_kv_blocks = 0;               // > 0: exactly this many blocks (tests, benchmarks)
   int32_t kv_block_size = 16;              // tokens per KV block

@@ -82,9 +82,13 @@ struct EngineMetricsSnapshot {
   Histogram decode_step_seconds{time_to_first_token_buckets_seconds()};
   Histogram iteration_tokens{iteration_tokens_buckets()};  // tokens computed per step
   Histogram batch_size{build_1_2_5_buckets(1000)};         // sequences per step
-  // Host time between two consecutive backend steps while requests are pending: scheduling,
-  // sampling bookkeeping, detokenising and streaming. The device idles through it.
+  // Host time between the end of one backend step and the call that submits the next while
+  // requests are pending: scheduling, sampling bookkeeping, detokenising and streaming. Without
+  // overlapped scheduling the device idles through it; with it, the next step is already queued.
   Histogram host_gap_seconds{host_gap_buckets_seconds()};
+  // What the device itself sat idle between two consecutive steps, timed on the device (the
+  // CUDA backend; empty on the CPU): the gap overlapped scheduling exists to close.
+  Histogram device_idle_gap_seconds{host_gap_buckets_seconds()};
 };
 
 }  // namespace autoglm

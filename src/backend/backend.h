@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -48,6 +50,15 @@ struct ForwardBatchArrays {
   }
 };
 
+// Overlapped scheduling queues step N + 1 before step N's samples reach the host, so a token id
+// of a batch given to submit_sample() may name a sample of the step submitted just before it:
+// previous_sample_token(r) stands for that step's choice in logits row r. Any other id must be
+// a vocabulary id.
+constexpr int32_t previous_sample_token(int32_t row) {
+  return -1 - row;
+}
+inline constexpr size_t kMaxStepsInFlight = 2;  // submitted and not yet collected
+
 struct KvPoolShape {
   int32_t num_blocks = 0;
   int32_t block_size = 16;  // tokens per block
@@ -63,11 +74,32 @@ class Backend {
   // there; a GPU backend overrides it so that only the RowSamples leave the device.
   virtual void forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
                               std::span<RowSample> out);
+  // forward_sample in two halves, so that the host can prepare the next step while the device
+  // runs this one: submit_sample() queues the step and returns; collect_sample() waits for the
+  // oldest queued step and copies out its samples. At most kMaxStepsInFlight steps are queued;
+  // the batch's token ids may use previous_sample_token(). forward() and forward_sample() must
+  // not be called while steps are queued. The default runs forward_sample() inside submit.
+  virtual void submit_sample(const ForwardBatch& batch, const SampleBatch& sampling);
+  virtual void collect_sample(std::span<RowSample> out);
+  // How long the device sat idle between the last collected step and the one before it
+  // (seconds), where the backend can time its device; else nullopt.
+  virtual std::optional<double> last_idle_gap() const { return std::nullopt; }
   virtual KvPoolShape kv_pool() const = 0;
   virtual int32_t vocab_size() const = 0;
 
  private:
   std::vector<float> host_logits_;  // forward_sample's default: the step's logits rows
+  // submit_sample's default: the queued steps' samples, and the latest step's chosen tokens.
+  std::deque<std::vector<RowSample>> queued_;
+  std::vector<int32_t> previous_tokens_;
+  std::vector<int32_t> resolved_ids_;
 };
+
+// The token ids of `batch` with every previous_sample_token() replaced from `previous` (the
+// chosen tokens of the step submitted before it): throws kInternal for a row it does not have.
+// A row whose sample is not a vocabulary id (a non-finite row) reads as token 0: its request
+// ends, and the step only needs a valid id to run.
+void resolve_previous_samples(std::span<const int32_t> ids, std::span<const int32_t> previous,
+                              int32_t vocab_size, std::vector<int32_t>& resolved);
 
 }  // namespace autoglm

@@ -42,7 +42,10 @@ void check_forward_batch(const ForwardBatch& b, const BatchLimits& l) {
   const int32_t n = b.n_tokens();
   const int64_t slots = static_cast<int64_t>(l.pool.num_blocks) * l.pool.block_size;
   for (int32_t t = 0; t < n; ++t) {
-    if (b.token_ids[t] < 0 || b.token_ids[t] >= l.vocab_size) bad("token id");
+    const int32_t id = b.token_ids[t];
+    if (id < previous_sample_token(l.previous_sample_rows - 1) || id >= l.vocab_size) {
+      bad("token id");
+    }
     if (b.slot_mapping[t] < 0 || b.slot_mapping[t] >= slots) bad("slot");
     if (b.positions[t] < 0) bad("position");
   }

@@ -23,6 +23,8 @@ struct BatchLimits {
   // Each sequence's j-th of L new tokens sits exactly at context_len - L + j (backends that
   // derive key positions from context_len need it); otherwise only 0 <= position < context_len.
   bool exact_positions = false;
+  // Token ids may also be previous_sample_token(r) for r below this (backend.h).
+  int32_t previous_sample_rows = 0;
 };
 
 // Throws Error(kInternal) naming the backend and what is malformed.

@@ -80,7 +80,7 @@ void EngineCore::run() {
   while (true) {
     // An idle engine sleeps until work arrives or a session is due to expire. That wait is not
     // host overhead: the next step's host gap starts after it.
-    const bool idle = scheduler_.idle();
+    const bool idle = scheduler_.idle() && !in_flight_;
     if (idle) last_step_end_.reset();
     RequestQueue::Work work = queue_.take(idle, idle ? sessions_.next_expiry() : std::nullopt);
     accept(work);
@@ -88,11 +88,12 @@ void EngineCore::run() {
     // step stuck right after an idle spell shows nothing pending and liveness never fails.
     if (!work.submissions.empty()) publish_metrics();
     if (work.stopping) {
+      drain_in_flight();
       end_all(FinishCause::kCancelled, "");
       publish_metrics();
       return;
     }
-    if (scheduler_.idle()) {
+    if (scheduler_.idle() && !in_flight_) {
       sessions_.expire(std::chrono::steady_clock::now());  // a step does it otherwise
     } else {
       try {
@@ -102,6 +103,7 @@ void EngineCore::run() {
         // mid-step (the scheduler, sampling) is a bug that leaves the step's state unknown, so
         // every live request ends with the error; the engine keeps serving new ones.
         metrics_.note_step_failure(e.what());
+        drain_in_flight();
         end_all(FinishCause::kError, e.what());
       }
     }
@@ -124,34 +126,109 @@ void EngineCore::accept(RequestQueue::Work& work) {
 }
 
 void EngineCore::run_step() {
+  if (in_flight_ && !may_schedule_ahead()) collect_in_flight();
   const auto start = std::chrono::steady_clock::now();
-  const StepPlan plan = scheduler_.schedule(start);
+  StepPlan plan = scheduler_.schedule(start);
   for (const SequenceEnded& e : plan.ended) end_request(e.id, finish_cause(e.end), {});
   note_started(plan);
   if (plan.empty()) {
-    std::this_thread::yield();  // nothing fits this instant (only while blocks are freed)
+    if (in_flight_) {
+      collect_in_flight();
+    } else {
+      std::this_thread::yield();  // nothing fits this instant (only while blocks are freed)
+    }
     return;
   }
-  if (!forward_sample(plan)) return;
+  if (const std::optional<std::string> failure = submit(plan)) {
+    // The step in flight still delivers its tokens before this one's requests end.
+    if (in_flight_) collect_in_flight();
+    end_step_requests(plan, *failure);
+    check_invariants();
+    return;
+  }
+  // The step just submitted may read the samples of the one in flight: if that one failed,
+  // so does this one.
+  if (in_flight_ && !collect_in_flight()) {
+    discard_step(plan);
+    end_step_requests(plan, "the step before it failed");
+    check_invariants();
+    return;
+  }
+  for (const SequenceEnded& e : scheduler_.advance(plan)) ended_ahead_.insert(e.id);
+  in_flight_ = std::move(plan);
+  if (!config_.overlap_scheduling) collect_in_flight();
+}
+
+bool EngineCore::may_schedule_ahead() const {
+  for (const SequenceId id : in_flight_->logits_owner) {
+    const auto it = live_.find(id);
+    if (it == live_.end()) continue;
+    const SamplingParams& p = it->second.pending.sampler->params();
+    if (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool EngineCore::collect_in_flight() {
+  const StepPlan plan = std::move(*in_flight_);
+  in_flight_.reset();
+  samples_.assign(plan.logits_rows.size(), RowSample{});
+  try {
+    backend_->collect_sample(samples_);
+  } catch (const std::exception& e) {
+    last_step_end_.reset();
+    for (const SequenceId id : plan.logits_owner) ended_ahead_.erase(id);
+    metrics_.note_step_failure(e.what());
+    end_step_requests(plan, e.what());
+    check_invariants();
+    return false;
+  }
+  const SteadyTime now = std::chrono::steady_clock::now();
+  last_step_end_ = now;
+  if (const std::optional<double> gap = backend_->last_idle_gap()) {
+    metrics_.observe_device_idle_gap(*gap);
+  }
   std::vector<StreamDelta> deltas;
   std::vector<SequenceId> nonfinite;
   const StepOutput output = take_samples(plan, deltas, nonfinite);
-  end_nonfinite_requests(nonfinite);  // before update(), which then skips them
-  std::vector<SequenceEnded> ended = scheduler_.update(plan, output);
-  std::unordered_map<SequenceId, FinishCause> ends;
-  for (const SequenceEnded& e : ended) ends[e.id] = finish_cause(e.end);
+  end_nonfinite_requests(nonfinite);  // before resolve(), which then skips them
+  scheduler_.resolve(plan, output);   // ends what the rows end: the same causes as below
   for (size_t r = 0; r < deltas.size(); ++r) {
     const SequenceId id = plan.logits_owner[r];
-    const auto end = ends.find(id);
-    if (end != ends.end()) {
-      end_request(id, end->second, std::move(deltas[r]));
+    // advance() ended a sequence at max_tokens; its stop rules see the same count.
+    const bool ended_ahead = ended_ahead_.erase(id) > 0;
+    if (!live_.contains(id)) continue;  // ended while the step ran
+    SequenceEnd end = output.rows[r].end;
+    if (end == SequenceEnd::kNone && ended_ahead) end = SequenceEnd::kLength;
+    if (end != SequenceEnd::kNone) {
+      end_request(id, finish_cause(end), std::move(deltas[r]));
     } else if (!deltas[r].token_ids.empty()) {
       live_.at(id).pending.channel->push(std::move(deltas[r]));
     }
   }
   check_invariants();
-  record_step(plan,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  record_step(plan);
+  last_collect_ = now;
+  return true;
+}
+
+void EngineCore::discard_step(const StepPlan& plan) {
+  samples_.assign(plan.logits_rows.size(), RowSample{});
+  try {
+    backend_->collect_sample(samples_);
+  } catch (const std::exception&) {
+    // The step failed or its samples are unwanted: its requests end with the caller's cause.
+  }
+  for (const SequenceId id : plan.logits_owner) ended_ahead_.erase(id);
+}
+
+void EngineCore::drain_in_flight() {
+  if (!in_flight_) return;
+  const StepPlan plan = std::move(*in_flight_);
+  in_flight_.reset();
+  discard_step(plan);
 }
 
 // Non-finite logits (a numerical fault: overflow, bad weights, a kernel bug) fail only the
@@ -165,7 +242,8 @@ void EngineCore::end_nonfinite_requests(const std::vector<SequenceId>& ids) {
   metrics_.note_step_failure(error);
   metrics_.add_nonfinite_logits_requests(ids.size());
   for (SequenceId id : ids) {
-    if (scheduler_.cancel(id)) end_request(id, FinishCause::kError, {}, error);
+    scheduler_.cancel(id);  // false when advance() already ended it at max_tokens
+    end_request(id, FinishCause::kError, {}, error);
   }
 }
 
@@ -175,7 +253,10 @@ void EngineCore::end_nonfinite_requests(const std::vector<SequenceId>& ids) {
 void EngineCore::end_step_requests(const StepPlan& plan, const std::string& what) {
   const std::string error = "the backend failed a step: " + what;
   for (const ScheduledChunk& chunk : plan.chunks) {
-    if (scheduler_.cancel(chunk.id)) end_request(chunk.id, FinishCause::kError, {}, error);
+    // Also a sequence the scheduler already ended for length (advance()) whose last token was
+    // in this step: its request is still live.
+    scheduler_.cancel(chunk.id);
+    end_request(chunk.id, FinishCause::kError, {}, error);
   }
 }
 
@@ -203,26 +284,22 @@ void EngineCore::note_started(const StepPlan& plan) {
   }
 }
 
-bool EngineCore::forward_sample(const StepPlan& plan) {
+std::optional<std::string> EngineCore::submit(const StepPlan& plan) {
   sample_rows_.clear();
   adjustments_.clear();
   for (const SequenceId id : plan.logits_owner) {
     sample_rows_.push_back(live_.at(id).pending.sampler->prepare(adjustments_));
   }
-  samples_.assign(sample_rows_.size(), RowSample{});
   const auto call = std::chrono::steady_clock::now();
   if (last_step_end_) metrics_.observe_host_gap(seconds_between(*last_step_end_, call));
   try {
-    backend_->forward_sample(plan.batch(), SampleBatch{sample_rows_, adjustments_}, samples_);
-    last_step_end_ = std::chrono::steady_clock::now();
+    backend_->submit_sample(plan.batch(), SampleBatch{sample_rows_, adjustments_});
   } catch (const std::exception& e) {
     last_step_end_.reset();
     metrics_.note_step_failure(e.what());
-    end_step_requests(plan, e.what());
-    check_invariants();
-    return false;
+    return std::string(e.what());
   }
-  return true;
+  return std::nullopt;
 }
 
 StepOutput EngineCore::take_samples(const StepPlan& plan, std::vector<StreamDelta>& deltas,
@@ -230,9 +307,15 @@ StepOutput EngineCore::take_samples(const StepPlan& plan, std::vector<StreamDelt
   StepOutput output;
   for (size_t r = 0; r < plan.logits_owner.size(); ++r) {
     const SequenceId id = plan.logits_owner[r];
-    LiveRequest& live = live_.at(id);
     StreamDelta delta;
     SampledRow out{samples_[r].token, SequenceEnd::kNone};
+    const auto it = live_.find(id);
+    if (it == live_.end()) {  // ended while the step ran: nothing to record or stream
+      output.rows.push_back(out);
+      deltas.push_back(std::move(delta));
+      continue;
+    }
+    LiveRequest& live = it->second;
     // NaN or infinite logits (the backend flags the row): the model output is broken for this
     // request, which ends with an error instead of a meaningless token; the others carry on.
     if ((samples_[r].flags & kRowNonFiniteLogits) != 0) {
@@ -300,7 +383,10 @@ void EngineCore::note_token(LiveRequest& live) {
   metrics_.add_generation_tokens(1);
 }
 
-void EngineCore::record_step(const StepPlan& plan, double seconds) {
+void EngineCore::record_step(const StepPlan& plan) {
+  // With a step in flight behind it, a step's time starts when the previous one was collected.
+  const SteadyTime began = last_collect_ && *last_collect_ > plan.time ? *last_collect_ : plan.time;
+  const double seconds = seconds_between(began, std::chrono::steady_clock::now());
   metrics_.observe_step(seconds, plan.num_prefill_tokens > 0,
                         static_cast<int32_t>(plan.chunks.size()),
                         static_cast<int32_t>(plan.token_ids.size()));
@@ -311,7 +397,9 @@ void EngineCore::record_step(const StepPlan& plan, double seconds) {
 }
 
 void EngineCore::publish_metrics() {
-  metrics_.set_queue_lengths(scheduler_.num_running(), scheduler_.num_waiting());
+  // A request whose sequence advance() ended still runs until its last token is collected.
+  metrics_.set_queue_lengths(scheduler_.num_running() + static_cast<int32_t>(ended_ahead_.size()),
+                             scheduler_.num_waiting());
   metrics_.set_kv_cache(kv_.stats());
   const SessionStats sessions = sessions_.stats();
   metrics_.set_sessions(sessions.active, sessions.pinned_blocks);
@@ -473,6 +561,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   core.sessions.max_pinned_blocks =
       options.session_max_blocks > 0 ? options.session_max_blocks : shape.num_blocks / 4;
   core.check_invariants = options.check_invariants;
+  core.overlap_scheduling = options.overlap_scheduling;
   im.core = std::make_unique<EngineCore>(std::move(backend), core, *im.queue);
   im.options = std::move(options);
   im.alive = true;

@@ -48,6 +48,9 @@ class EngineMetrics {
   // One engine step: its duration, whether it ran any prefill, and its batch.
   void observe_step(double seconds, bool had_prefill, int32_t sequences, int32_t tokens);
   void observe_host_gap(double seconds) { working_.host_gap_seconds.observe(seconds); }
+  void observe_device_idle_gap(double seconds) {
+    working_.device_idle_gap_seconds.observe(seconds);
+  }
   const EngineMetricsSnapshot& working() const { return working_; }
 
   // Engine thread: makes the current state visible to readers (one copy, one pointer swap).

@@ -15,6 +15,14 @@ bool by_service_order(const Sequence* a, const Sequence* b) {
   return served_before(*a, *b);
 }
 
+void check_output_rows(const StepPlan& plan, const StepOutput& output) {
+  if (output.rows.size() != plan.logits_rows.size()) {
+    fail(ErrorCode::kInternal, "scheduler: step output has " + std::to_string(output.rows.size()) +
+                                   " rows for " + std::to_string(plan.logits_rows.size()) +
+                                   " logits rows");
+  }
+}
+
 }  // namespace
 
 Scheduler::Scheduler(SchedulerConfig config, KvCacheManager& kv, SessionCache* sessions)
@@ -266,36 +274,70 @@ void Scheduler::finish(Sequence& seq, SequenceEnd end, SteadyTime now) {
   sequences_.erase(seq.id());  // destroys seq
 }
 
-std::vector<SequenceEnded> Scheduler::update(const StepPlan& plan, const StepOutput& output) {
-  if (output.rows.size() != plan.logits_rows.size()) {
-    fail(ErrorCode::kInternal, "scheduler: step output has " + std::to_string(output.rows.size()) +
-                                   " rows for " + std::to_string(plan.logits_rows.size()) +
-                                   " logits rows");
-  }
+std::vector<SequenceEnded> Scheduler::advance(const StepPlan& plan) {
   std::vector<SequenceEnded> ended;
-  size_t row = 0;
+  int32_t row = 0;
   for (const ScheduledChunk& chunk : plan.chunks) {
-    const SampledRow* sampled = chunk.wants_logits ? &output.rows[row++] : nullptr;
+    const int32_t logits_row = chunk.wants_logits ? row++ : -1;
     const auto it = sequences_.find(chunk.id);
-    if (it == sequences_.end()) continue;  // cancelled since the plan was made
+    if (it == sequences_.end()) continue;  // ended since the plan was made
     Sequence& seq = *it->second;
-    if (seq.num_computed != chunk.start) {
+    if (seq.num_computed != chunk.start ||
+        (logits_row >= 0 && seq.total_tokens() != chunk.start + chunk.count)) {
       fail(ErrorCode::kInternal, "scheduler: plan does not match sequence " +
                                      std::to_string(chunk.id) + " (stale plan?)");
     }
     seq.num_computed += chunk.count;
     commit_full_blocks(seq);
-    if (!sampled) continue;
-    seq.tokens.push_back(sampled->token);
-    SequenceEnd end = sampled->end;
-    if (end == SequenceEnd::kNone && seq.generated() >= seq.request.max_tokens) {
-      end = SequenceEnd::kLength;
-    }
-    if (end != SequenceEnd::kNone) {
-      ended.push_back({chunk.id, end});
-      finish(seq, end, plan.time);
+    if (logits_row < 0) continue;
+    seq.tokens.push_back(previous_sample_token(logits_row));
+    if (seq.generated() >= seq.request.max_tokens) {
+      ended.push_back({chunk.id, SequenceEnd::kLength});
+      finish(seq, SequenceEnd::kLength, plan.time);
     }
   }
+  return ended;
+}
+
+std::vector<SequenceEnded> Scheduler::resolve(const StepPlan& plan, const StepOutput& output) {
+  check_output_rows(plan, output);
+  std::vector<SequenceEnded> ended;
+  int32_t row = 0;
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    if (!chunk.wants_logits) continue;
+    const SampledRow& sampled = output.rows[static_cast<size_t>(row)];
+    const int32_t placeholder = previous_sample_token(row++);
+    const auto it = sequences_.find(chunk.id);
+    if (it == sequences_.end()) continue;  // ended since the plan was made
+    Sequence& seq = *it->second;
+    const size_t at = static_cast<size_t>(chunk.start + chunk.count);
+    if (at >= seq.tokens.size() || seq.tokens[at] != placeholder) {
+      fail(ErrorCode::kInternal, "scheduler: sequence " + std::to_string(chunk.id) +
+                                     " has no placeholder for its sampled token");
+    }
+    seq.tokens[at] = sampled.token;
+    if (sampled.end != SequenceEnd::kNone) {
+      ended.push_back({chunk.id, sampled.end});
+      finish(seq, sampled.end, plan.time);
+    }
+  }
+  return ended;
+}
+
+std::vector<SequenceEnded> Scheduler::update(const StepPlan& plan, const StepOutput& output) {
+  check_output_rows(plan, output);
+  std::vector<SequenceEnded> ended = advance(plan);
+  // A row that ends by its own rule (a stop token) reports that, even when advance() has
+  // already ended its sequence for length.
+  for (SequenceEnded& e : ended) {
+    for (size_t r = 0; r < plan.logits_owner.size() && r < output.rows.size(); ++r) {
+      if (plan.logits_owner[r] == e.id && output.rows[r].end != SequenceEnd::kNone) {
+        e.end = output.rows[r].end;
+      }
+    }
+  }
+  std::vector<SequenceEnded> resolved = resolve(plan, output);
+  ended.insert(ended.end(), resolved.begin(), resolved.end());
   return ended;
 }
 

@@ -6,11 +6,11 @@
 // sequence its next block, the sequence served last is preempted: its blocks are released and
 // it goes back to waiting, to be recomputed from prompt + generated tokens. A waiting head of a
 // higher priority class that lacks a seat or blocks preempts running sequences of lower
-// classes the same way (priority preemption). update() applies
-// the sampled tokens, commits newly full blocks to the prefix cache and frees finished
-// sequences. Admission limits (queue size, lengths, deadlines) are checked before add(), by
-// AdmissionControl (request_queue.h).
-// Thread ownership: the engine thread only; no locks.
+// classes the same way (priority preemption). advance() and resolve() (or update(), both)
+// apply a step: its tokens computed, newly full blocks committed to the prefix cache, the
+// sampled tokens appended and finished sequences freed. Admission limits (queue size, lengths,
+// deadlines) are checked before add(), by AdmissionControl (request_queue.h). Thread ownership: the
+// engine thread only; no locks.
 #pragma once
 
 #include <cstdint>
@@ -86,6 +86,17 @@ class Scheduler {
   bool cancel(SequenceId id);
 
   StepPlan schedule(SteadyTime now);
+  // A step's results arrive in two halves, so that the next step can be scheduled while this
+  // one runs (overlapped scheduling). advance(), once the step is submitted: its tokens count as
+  // computed (newly full blocks are committed to the prefix cache), each sampling sequence gets
+  // previous_sample_token(its logits row) as its newest token, which the next schedule() may
+  // feed to the backend as it is, and a sequence that reached max_tokens ends (kLength).
+  // resolve(), once the samples are on the host (before the next advance()): each placeholder
+  // becomes the chosen token, and the rows whose `end` is set end their sequences. Sequences
+  // cancelled or ended in between are skipped. Returns the sequences each ended.
+  std::vector<SequenceEnded> advance(const StepPlan& plan);
+  std::vector<SequenceEnded> resolve(const StepPlan& plan, const StepOutput& output);
+  // Both at once, for a step collected before the next one is scheduled.
   std::vector<SequenceEnded> update(const StepPlan& plan, const StepOutput& output);
 
   const Sequence* find(SequenceId id) const;

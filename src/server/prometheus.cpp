@@ -109,9 +109,12 @@ void render_engine(MetricWriter& w, const EngineMetricsSnapshot& m) {
               m.decode_step_seconds);
   w.histogram("autoglm:batch_size", "Sequences per engine step.", m.batch_size);
   w.histogram("autoglm:engine_host_gap_seconds",
-              "Host time between consecutive engine steps while requests are pending (the "
-              "device idles through it).",
+              "Host time from the end of one engine step to the submission of the next while "
+              "requests are pending.",
               m.host_gap_seconds);
+  w.histogram("autoglm:device_idle_gap_seconds",
+              "Device time idle between consecutive engine steps, timed on the GPU.",
+              m.device_idle_gap_seconds);
 }
 
 }  // namespace

@@ -115,6 +115,10 @@ void add_gpu_settings(std::vector<ConfigSetting>& s) {
                            "Replay decode steps from CUDA graphs (one per batch and context "
                            "bucket, captured on first use)",
                            [](C& c) -> bool& { return c.engine.cuda_graphs; }));
+  s.push_back(bool_setting("overlap_scheduling",
+                           "Schedule and submit the next step while the device runs this one "
+                           "(steps with penalties wait for their samples)",
+                           [](C& c) -> bool& { return c.engine.overlap_scheduling; }));
 }
 
 std::vector<ConfigSetting> make_settings();

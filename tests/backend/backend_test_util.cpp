@@ -81,6 +81,42 @@ std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) 
   return logits;
 }
 
+std::vector<std::vector<int32_t>> greedy_steps(Backend& backend,
+                                               const std::vector<std::vector<int32_t>>& prompts,
+                                               int steps, bool pipelined) {
+  const int32_t bs = backend.kv_pool().block_size;
+  std::vector<SeqStep> seqs;
+  int32_t next_block = 0;
+  for (const std::vector<int32_t>& p : prompts) {
+    const int32_t tokens = static_cast<int32_t>(p.size()) + steps;
+    seqs.push_back({p, 0, contiguous_blocks(tokens, bs, next_block)});
+    next_block += static_cast<int32_t>(seqs.back().blocks.size());
+  }
+  const std::vector<RowSamplingParams> params(prompts.size());  // greedy
+  std::vector<RowSample> samples(prompts.size());
+  std::vector<std::vector<int32_t>> out(prompts.size());
+  const auto submit = [&] {
+    ForwardBatchArrays b = make_batch(backend, seqs);
+    b.logits_rows.clear();  // the newest token of each sequence only
+    for (size_t s = 0; s < seqs.size(); ++s) b.logits_rows.push_back(b.seq_start[s + 1] - 1);
+    backend.submit_sample(b.view(), SampleBatch{params, {}});
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      seqs[s].first_pos += static_cast<int32_t>(seqs[s].ids.size());
+      seqs[s].ids = {previous_sample_token(static_cast<int32_t>(s))};
+    }
+  };
+  const auto collect = [&] {
+    backend.collect_sample(samples);
+    for (size_t s = 0; s < seqs.size(); ++s) out[s].push_back(samples[s].token);
+  };
+  for (int step = 0; step < steps; ++step) {
+    submit();
+    if (!pipelined || step > 0) collect();
+  }
+  if (pipelined && steps > 0) collect();
+  return out;
+}
+
 std::vector<int32_t> contiguous_blocks(int32_t tokens, int32_t block_size, int32_t base) {
   std::vector<int32_t> out((tokens + block_size - 1) / block_size);
   std::iota(out.begin(), out.end(), base);

@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend_test_util.h"
+#include "core/error.h"
 
 namespace autoglm {
 namespace {
@@ -86,6 +87,52 @@ TEST_F(CpuReference, GreedyContinuationIsIdentical) {
       EXPECT_EQ(got[0], p.greedy);
     }
   }
+}
+
+// Overlapped scheduling's backend contract: each step's tokens are the previous step's samples,
+// named by row, and the step is queued before that one is collected.
+TEST_F(CpuReference, PipelinedStepsFeedBackTheirSamples) {
+  for (const auto& dir : dirs_) {
+    test::ReferenceModel m = test::load_reference_model(dir);
+    SCOPED_TRACE(m.name);
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& p : m.prompts) prompts.push_back(p.ids);
+    CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+    const auto got = test::greedy_steps(be, prompts, 12, /*pipelined=*/true);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const std::vector<int32_t>& truth = m.prompts[i].greedy;
+      EXPECT_EQ(got[i], std::vector<int32_t>(truth.begin(), truth.begin() + 12)) << i;
+    }
+  }
+}
+
+TEST(BackendSteps, QueueMisuseAndUnknownSampleRowsAreInternalErrors) {
+  const auto dirs = test::reference_model_dirs();
+  if (dirs.empty()) GTEST_SKIP() << "no fixture models";
+  test::ReferenceModel m = test::load_reference_model(dirs.front());
+  CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
+  std::vector<RowSample> one(1);
+  EXPECT_THROW(be.collect_sample(one), Error);  // nothing queued
+  const std::vector<RowSamplingParams> params(1);
+  test::SeqStep seq{{previous_sample_token(0)}, 0, test::contiguous_blocks(8, kBlockSize, 0)};
+  const ForwardBatchArrays first = test::make_batch(be, {seq});
+  EXPECT_THROW(be.submit_sample(first.view(), SampleBatch{params, {}}), Error);  // no step before
+  seq.ids = {m.prompts[0].ids[0]};
+  const ForwardBatchArrays prompt = test::make_batch(be, {seq});
+  be.submit_sample(prompt.view(), SampleBatch{params, {}});
+  seq.first_pos = 1;
+  seq.ids = {previous_sample_token(1)};  // that step had one row
+  const ForwardBatchArrays bad_row = test::make_batch(be, {seq});
+  EXPECT_THROW(be.submit_sample(bad_row.view(), SampleBatch{params, {}}), Error);
+  seq.ids = {previous_sample_token(0)};
+  const ForwardBatchArrays next = test::make_batch(be, {seq});
+  be.submit_sample(next.view(), SampleBatch{params, {}});
+  EXPECT_THROW(be.submit_sample(next.view(), SampleBatch{params, {}}), Error);  // two queued
+  be.collect_sample(one);
+  std::vector<RowSample> two(2);
+  EXPECT_THROW(be.collect_sample(two), Error);  // the wrong row count: the step stays queued
+  be.collect_sample(one);
+  EXPECT_THROW(be.collect_sample(one), Error);
 }
 
 TEST_F(CpuReference, ChunkedPrefillEqualsWholePrefill) {

@@ -157,6 +157,74 @@ TEST(Engine, HostGapLeavesOutTheWaitForTheNextRequest) {
   EXPECT_LT(s.host_gap_seconds.sum(), 0.2) << "the 400 ms pause was counted as host gap";
 }
 
+// Overlapped scheduling feeds each step's samples back to the next step inside the backend;
+// every request must get exactly what it gets when each step is collected before the next is
+// scheduled: greedy and seeded sampling, penalties (steps that wait for their samples), logit
+// bias, logprobs, stop tokens and stop strings, 24 requests from 6 client threads at once.
+TEST(Engine, OverlappedSchedulingChangesNoOutput) {
+  const std::vector<RefPrompt> refs = reference_prompts();
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 24; ++i) {
+    const RefPrompt& ref = refs[static_cast<size_t>(i) % refs.size()];
+    GenerationRequest r = greedy_request({ref.ids, 4 + (i * 3) % 17});
+    switch (i % 6) {
+      case 1:
+        r.sampling.temperature = 0.9f;
+        r.sampling.top_p = 0.9f;
+        r.sampling.seed = 100 + static_cast<uint64_t>(i);
+        break;
+      case 2:
+        r.sampling.temperature = 0.7f;
+        r.sampling.presence_penalty = 0.5f;
+        r.sampling.frequency_penalty = 0.3f;
+        r.sampling.seed = static_cast<uint64_t>(i);
+        break;
+      case 3:
+        r.sampling.logprobs = true;
+        r.sampling.top_logprobs = 3;
+        r.sampling.logit_bias = {{ref.greedy[1], -5.0f}};
+        break;
+      case 4:
+        r.stop.stop_token_ids = {ref.greedy[2]};  // ends at its third token
+        break;
+      case 5:
+        r.sampling.repetition_penalty = 1.3f;
+        break;
+      default:
+        break;
+    }
+    requests.push_back(std::move(r));
+  }
+  const auto run = [&](bool overlap) {
+    EngineOptions o = options(true, 96);
+    o.overlap_scheduling = overlap;
+    Engine engine(o);
+    std::vector<GenerationOutput> outs(requests.size());
+    std::vector<std::thread> clients;
+    for (size_t c = 0; c < 6; ++c) {
+      clients.emplace_back([&, c] {
+        for (size_t j = c; j < requests.size(); j += 6) outs[j] = engine.generate(requests[j]);
+      });
+    }
+    for (std::thread& t : clients) t.join();
+    EXPECT_EQ(idle_metrics(engine)->kv_blocks_used, 0);
+    return outs;
+  };
+  const std::vector<GenerationOutput> collected = run(false);
+  const std::vector<GenerationOutput> overlapped = run(true);
+  for (size_t j = 0; j < requests.size(); ++j) {
+    EXPECT_EQ(overlapped[j].token_ids, collected[j].token_ids) << "request " << j;
+    EXPECT_EQ(overlapped[j].finish, collected[j].finish) << "request " << j;
+    EXPECT_EQ(overlapped[j].usage.completion_tokens, collected[j].usage.completion_tokens);
+    ASSERT_EQ(overlapped[j].logprobs.size(), collected[j].logprobs.size()) << "request " << j;
+    for (size_t t = 0; t < overlapped[j].logprobs.size(); ++t) {
+      EXPECT_EQ(overlapped[j].logprobs[t].chosen.logprob, collected[j].logprobs[t].chosen.logprob);
+    }
+  }
+  EXPECT_EQ(collected[4].finish, FinishCause::kStop);
+  EXPECT_EQ(collected[4].token_ids.size(), 3u);
+}
+
 class ConcurrentEquivalence : public ::testing::TestWithParam<std::tuple<bool, int32_t>> {};
 
 TEST_P(ConcurrentEquivalence, SixtyFourRequestsMatchTheirSoloOutputs) {

@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "runtime/kv_cache.h"
 #include "runtime/scheduler.h"
 
@@ -52,17 +54,72 @@ struct Harness {
   // One step: schedule, answer every logits row with the fake model, update.
   StepPlan step(SteadyTime when = SteadyTime{}) {
     StepPlan plan = scheduler.schedule(when);
-    StepOutput out;
-    for (size_t r = 0; r < plan.logits_owner.size(); ++r) {
-      const Sequence* seq = scheduler.find(plan.logits_owner[r]);
-      const int32_t token = fake_next_token(seq->id(), seq->total_tokens());
-      out.rows.push_back({token, SequenceEnd::kNone});
-      outputs[seq->id()].push_back(token);
-    }
+    const StepOutput out = answer(plan);
     for (const SequenceEnded& e : plan.ended) ends[e.id] = e.end;
     for (const SequenceEnded& e : scheduler.update(plan, out)) ends[e.id] = e.end;
     kv.check_invariants(scheduler.live_block_tables());
     return plan;
+  }
+
+  // The fake model's token for every logits row: a function of the sequence and the length
+  // its chunk ends at.
+  StepOutput answer(const StepPlan& plan) {
+    StepOutput out;
+    for (const ScheduledChunk& c : plan.chunks) {
+      if (!c.wants_logits) continue;
+      const int32_t token = fake_next_token(c.id, c.start + c.count);
+      out.rows.push_back({token, SequenceEnd::kNone});
+      outputs[c.id].push_back(token);
+    }
+    return out;
+  }
+
+  // Runs to idle as the engine does with overlapped scheduling: step N + 1 is scheduled (and
+  // answered) before step N's samples are resolved. Checks that every fed-back token is the
+  // placeholder of its sequence's row in the step before, and that no placeholder is ever
+  // counted as computed (it would reach the prefix cache). Returns the placeholders fed.
+  int run_overlapped() {
+    std::optional<std::pair<StepPlan, StepOutput>> in_flight;
+    int fed_back = 0, steps = 0;
+    while ((!scheduler.idle() || in_flight) && ++steps < 10000) {
+      StepPlan plan = scheduler.schedule(SteadyTime{});
+      for (const SequenceEnded& e : plan.ended) ends[e.id] = e.end;
+      for (size_t c = 0; c < plan.chunks.size(); ++c) {
+        for (int32_t t = plan.seq_start[c]; t < plan.seq_start[c + 1]; ++t) {
+          if (plan.token_ids[static_cast<size_t>(t)] >= 0) continue;
+          ++fed_back;
+          EXPECT_TRUE(in_flight.has_value());
+          if (!in_flight) continue;
+          const std::vector<SequenceId>& owners = in_flight->first.logits_owner;
+          const auto row = std::find(owners.begin(), owners.end(), plan.chunks[c].id);
+          EXPECT_NE(row, owners.end()) << "a placeholder without a row in the step in flight";
+          if (row == owners.end()) continue;
+          EXPECT_EQ(plan.token_ids[static_cast<size_t>(t)],
+                    previous_sample_token(static_cast<int32_t>(row - owners.begin())));
+        }
+      }
+      const StepOutput out = answer(plan);
+      if (in_flight) {
+        for (const SequenceEnded& e : scheduler.resolve(in_flight->first, in_flight->second)) {
+          ends[e.id] = e.end;
+        }
+      }
+      for (const SequenceEnded& e : scheduler.advance(plan)) ends[e.id] = e.end;
+      for (const SequenceId id : scheduler.live_ids()) {
+        const Sequence& seq = *scheduler.find(id);
+        for (int32_t i = 0; i < seq.num_computed; ++i) {
+          EXPECT_GE(seq.tokens[static_cast<size_t>(i)], 0) << "placeholder computed, seq " << id;
+        }
+      }
+      kv.check_invariants(scheduler.live_block_tables());
+      if (plan.empty()) {
+        in_flight.reset();
+      } else {
+        in_flight.emplace(std::move(plan), out);
+      }
+    }
+    EXPECT_LT(steps, 10000) << "no progress";
+    return fed_back;
   }
 
   KvCacheManager kv;
@@ -385,6 +442,55 @@ TEST(Scheduler, RandomWorkloadKeepsBudgetsAndOutputs) {
       EXPECT_GT(h.kv.stats().prefix_hits, 0u);
     }
   }
+}
+
+TEST(Scheduler, OverlappedStepsFeedBackPlaceholdersAndGiveTheSameOutputs) {
+  // The random workload, and a pool small enough to preempt sequences whose sample is still in
+  // flight (their placeholder must be resolved before they are recomputed).
+  for (const bool prefix : {true, false}) {
+    for (const int32_t blocks : {24, 8}) {
+      Harness h(blocks, 4, {.max_num_seqs = 6, .max_batched_tokens = 16}, prefix);
+      std::mt19937 rng(7);
+      std::map<SequenceId, std::pair<int32_t, int32_t>> shape;
+      for (SequenceId id = 1; id <= 40; ++id) {
+        const int32_t len = 1 + static_cast<int32_t>(rng() % (blocks == 8 ? 12 : 30));
+        const int32_t max_tokens = 1 + static_cast<int32_t>(rng() % (blocks == 8 ? 12 : 20));
+        h.scheduler.add(request(id, prompt_of(len, static_cast<int32_t>(id % 3)), max_tokens));
+        shape[id] = {len, max_tokens};
+      }
+      EXPECT_GT(h.run_overlapped(), 0);
+      for (const auto& [id, s] : shape) {
+        EXPECT_EQ(h.outputs[id], expected_output(id, s.first, s.second)) << id;
+        EXPECT_EQ(h.ends[id], SequenceEnd::kLength) << id;
+      }
+      EXPECT_EQ(h.kv.stats().used_blocks, 0);
+      if (blocks == 8) {
+        EXPECT_GT(h.scheduler.total_preemptions(), 0u);
+      }
+    }
+  }
+}
+
+TEST(Scheduler, AdvanceEndsAtMaxTokensBeforeTheTokenIsKnown) {
+  Harness h(16, 4, {.max_num_seqs = 4, .max_batched_tokens = 64});
+  h.add(1, 5, 1);
+  h.add(2, 5, 3);
+  const StepPlan first = h.scheduler.schedule(SteadyTime{});
+  const StepOutput out = h.answer(first);
+  const std::vector<SequenceEnded> ended = h.scheduler.advance(first);
+  ASSERT_EQ(ended.size(), 1u);  // sequence 1 is done whatever its token turns out to be
+  EXPECT_EQ(ended[0].id, 1);
+  EXPECT_EQ(ended[0].end, SequenceEnd::kLength);
+  EXPECT_EQ(h.scheduler.find(1), nullptr);
+  EXPECT_EQ(h.scheduler.find(2)->tokens.back(), previous_sample_token(1));
+  const StepPlan second = h.scheduler.schedule(SteadyTime{});  // feeds sequence 2's placeholder
+  ASSERT_EQ(second.token_ids.size(), 1u);
+  EXPECT_EQ(second.token_ids[0], previous_sample_token(1));
+  EXPECT_TRUE(h.scheduler.resolve(first, out).empty());  // sequence 1 is skipped
+  EXPECT_EQ(h.scheduler.find(2)->tokens.back(), out.rows[1].token);
+  EXPECT_THROW(h.scheduler.resolve(first, out), Error);  // nothing left to resolve
+  h.scheduler.advance(second);
+  h.kv.check_invariants(h.scheduler.live_block_tables());
 }
 
 }  // namespace

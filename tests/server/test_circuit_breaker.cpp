@@ -229,6 +229,9 @@ EngineOptions faulty_engine(std::string fault) {
   o.kv_block_size = 4;
   o.check_invariants = true;
   o.fault_injection = std::move(fault);
+  // The faults count backend steps: one step per request step, not one submitted ahead for a
+  // request that the first fault has already ended (tests/runtime covers faults with overlap).
+  o.overlap_scheduling = false;
   return o;
 }
 
