@@ -359,6 +359,10 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
       $3 == g { line = line sprintf("b%s %s ms %s tok/s %s GB/s%s; ", $5, $9, $11, $13,
       bw ? sprintf(" (%.0f%%)", $13 / (bw * 10)) : "") } END { print line }' \
       "$LOGS/cuda_decode_bench.log")"
+    # Each step submitted before the previous one is collected (overlapped scheduling).
+    row "decode step 9B, graphs $g, pipelined" INFO "$(awk -v g="$g" '$1 == "[pipelined]" &&
+      $3 == g { line = line sprintf("b%s %s ms %s tok/s; ", $5, $9, $11) } END { print line }' \
+      "$LOGS/cuda_decode_bench.log")"
   done
   # The graphs-on step with one measuring knob set: what that mechanism buys.
   knob_row() {  # knob_row CHECK LOG BATCHES VAR=VALUE
@@ -381,8 +385,9 @@ fi
 # ---- serving benchmark on the 9B shape: autoglm bench serve against autoglm serve --device cuda
 # BENCH_CONCURRENCY (default "1 8 64"; "none" skips it), BENCH_INPUT/BENCH_OUTPUT tokens (256/128),
 # BENCH_PROMPTS_PER_CLIENT (4, at least 16 prompts), BENCH_MAX_BATCHED (serve's
-# --max-batched-tokens, 4096). With matplotlib, a plot of throughput and ITL against
-# concurrency goes to $LOGS/bench_serve_9b.png.
+# --max-batched-tokens, 4096), BENCH_SERVE_FLAGS (more serve flags, e.g. "--overlap-scheduling
+# false"). With matplotlib, a plot of throughput and ITL against concurrency goes to
+# $LOGS/bench_serve_9b.png.
 if [ -x "$BIN/autoglm" ] && [ "${BENCH_CONCURRENCY:-1 8 64}" != none ]; then
   # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled
   # id streams as text.
@@ -392,7 +397,7 @@ if [ -x "$BIN/autoglm" ] && [ "${BENCH_CONCURRENCY:-1 8 64}" != none ]; then
   OUT_LEN=${BENCH_OUTPUT:-128}
   "$BIN/autoglm" serve --model "$MODEL" --device cuda --port 18080 --max-num-seqs 256 \
     --max-batched-tokens "${BENCH_MAX_BATCHED:-4096}" \
-    --max-context-length $((IN_LEN + OUT_LEN + 64)) >"$LOGS/serve_9b.log" 2>&1 &
+    --max-context-length $((IN_LEN + OUT_LEN + 64)) ${BENCH_SERVE_FLAGS:-} >"$LOGS/serve_9b.log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 120); do
     curl -sf http://127.0.0.1:18080/ready >/dev/null 2>&1 && break
@@ -409,7 +414,7 @@ if [ -x "$BIN/autoglm" ] && [ "${BENCH_CONCURRENCY:-1 8 64}" != none ]; then
       >"$LOGS/bench_serve_c$c.log" 2>&1
     curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_after_c$c.txt"
     BENCH_JSONS+=("$LOGS/bench_serve_c$c.json")
-    # The engine's host gap (device idle between steps) over this run, from /metrics.
+    # The engine's host gap and the device's idle gap between steps over this run, from /metrics.
     gap=$(python3 - "$LOGS/metrics_before_c$c.txt" "$LOGS/metrics_after_c$c.txt" <<'PYEOF'
 import re, sys
 def read(path):
@@ -420,16 +425,23 @@ def read(path):
     return {k: one(k) for k in ("autoglm:engine_host_gap_seconds_sum",
         "autoglm:engine_host_gap_seconds_count", "autoglm:decode_step_seconds_sum",
         "autoglm:decode_step_seconds_count", "autoglm:prefill_step_seconds_sum",
-        "autoglm:prefill_step_seconds_count")}
+        "autoglm:prefill_step_seconds_count", "autoglm:device_idle_gap_seconds_sum",
+        "autoglm:device_idle_gap_seconds_count")}
 a, b = read(sys.argv[1]), read(sys.argv[2])
 d = {k: b[k] - a[k] for k in a}
 n = d["autoglm:engine_host_gap_seconds_count"]
 steps = d["autoglm:decode_step_seconds_count"] + d["autoglm:prefill_step_seconds_count"]
 busy = d["autoglm:decode_step_seconds_sum"] + d["autoglm:prefill_step_seconds_sum"]
+parts = []
 if n and steps:
-    print(f"host gap {1e3 * d['autoglm:engine_host_gap_seconds_sum'] / n:.3f} ms mean over {n:.0f} "
+    parts.append(f"host gap {1e3 * d['autoglm:engine_host_gap_seconds_sum'] / n:.3f} ms mean over {n:.0f} "
           f"steps; mean step {1e3 * busy / steps:.2f} ms ({d['autoglm:decode_step_seconds_count']:.0f} "
           f"decode-only)")
+idle = d["autoglm:device_idle_gap_seconds_count"]
+if idle:
+    parts.append(f"device idle {1e3 * d['autoglm:device_idle_gap_seconds_sum'] / idle:.3f} ms "
+                 f"mean over {idle:.0f} gaps")
+print("; ".join(parts))
 PYEOF
     )
     row "bench serve 9B, concurrency $c" INFO "$(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \

@@ -83,7 +83,8 @@ std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs) 
 
 std::vector<std::vector<int32_t>> greedy_steps(Backend& backend,
                                                const std::vector<std::vector<int32_t>>& prompts,
-                                               int steps, bool pipelined) {
+                                               int steps, StepFeed feed) {
+  const bool pipelined = feed == StepFeed::kSampleRowsPipelined;
   const int32_t bs = backend.kv_pool().block_size;
   std::vector<SeqStep> seqs;
   int32_t next_block = 0;
@@ -107,7 +108,10 @@ std::vector<std::vector<int32_t>> greedy_steps(Backend& backend,
   };
   const auto collect = [&] {
     backend.collect_sample(samples);
-    for (size_t s = 0; s < seqs.size(); ++s) out[s].push_back(samples[s].token);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      out[s].push_back(samples[s].token);
+      if (feed == StepFeed::kHostTokens) seqs[s].ids = {samples[s].token};
+    }
   };
   for (int step = 0; step < steps; ++step) {
     submit();

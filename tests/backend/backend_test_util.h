@@ -43,13 +43,18 @@ ForwardBatchArrays make_batch(const Backend& backend, const std::vector<SeqStep>
 // Runs one ragged batch; returns the logits of every token, [n_tokens, vocab].
 std::vector<float> run_step(Backend& backend, const std::vector<SeqStep>& seqs);
 
+// How greedy_steps feeds each step's tokens to the next step.
+enum class StepFeed {
+  kHostTokens,          // the collected ids, each step collected before the next
+  kSampleRows,          // previous_sample_token(row), each step collected before the next
+  kSampleRowsPipelined  // previous_sample_token(row), submitted before the previous is collected
+};
+
 // Greedy-decodes `steps` tokens for every prompt, all in one batch per step, through
-// submit_sample / collect_sample, each step's tokens given as previous_sample_token(row) of the
-// step before. Pipelined: every step is submitted before the one before it is collected (as
-// overlapped scheduling runs); else each is collected at once. KV blocks from 0 up.
+// submit_sample / collect_sample (overlapped scheduling's backend contract). KV blocks from 0.
 std::vector<std::vector<int32_t>> greedy_steps(Backend& backend,
                                                const std::vector<std::vector<int32_t>>& prompts,
-                                               int steps, bool pipelined);
+                                               int steps, StepFeed feed);
 
 // Block ids for `tokens` tokens: contiguous from `base`, or scattered over the pool.
 std::vector<int32_t> contiguous_blocks(int32_t tokens, int32_t block_size, int32_t base);

@@ -98,7 +98,7 @@ TEST_F(CpuReference, PipelinedStepsFeedBackTheirSamples) {
     std::vector<std::vector<int32_t>> prompts;
     for (const auto& p : m.prompts) prompts.push_back(p.ids);
     CpuBackend be(*m.model, KvPoolShape{kPoolBlocks, kBlockSize});
-    const auto got = test::greedy_steps(be, prompts, 12, /*pipelined=*/true);
+    const auto got = test::greedy_steps(be, prompts, 12, test::StepFeed::kSampleRowsPipelined);
     for (size_t i = 0; i < prompts.size(); ++i) {
       const std::vector<int32_t>& truth = m.prompts[i].greedy;
       EXPECT_EQ(got[i], std::vector<int32_t>(truth.begin(), truth.begin() + 12)) << i;

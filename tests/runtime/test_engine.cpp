@@ -217,8 +217,11 @@ TEST(Engine, OverlappedSchedulingChangesNoOutput) {
     EXPECT_EQ(overlapped[j].finish, collected[j].finish) << "request " << j;
     EXPECT_EQ(overlapped[j].usage.completion_tokens, collected[j].usage.completion_tokens);
     ASSERT_EQ(overlapped[j].logprobs.size(), collected[j].logprobs.size()) << "request " << j;
+    // The steps' batches differ with the timing, and a row's last bits with its batch.
     for (size_t t = 0; t < overlapped[j].logprobs.size(); ++t) {
-      EXPECT_EQ(overlapped[j].logprobs[t].chosen.logprob, collected[j].logprobs[t].chosen.logprob);
+      EXPECT_EQ(overlapped[j].logprobs[t].chosen.id, collected[j].logprobs[t].chosen.id);
+      EXPECT_NEAR(overlapped[j].logprobs[t].chosen.logprob, collected[j].logprobs[t].chosen.logprob,
+                  1e-4);
     }
   }
   EXPECT_EQ(collected[4].finish, FinishCause::kStop);

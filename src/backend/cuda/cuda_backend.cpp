@@ -321,15 +321,17 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
     char* base = static_cast<char*>(kv_memory_.get()) + 2 * static_cast<size_t>(l) * side;
     kv_.push_back(PagedKvLayer{base, base + side});
   }
-  host_ints_ = PinnedBuffer(ints_capacity() * sizeof(int32_t), "batch arrays");
   host_logits_ = PinnedBuffer(static_cast<size_t>(max_logits_rows_) *
                                   static_cast<size_t>(config_.vocab_size) * sizeof(float),
                               "logits");
   const size_t sample_rows = static_cast<size_t>(options_.max_batched_tokens);
-  host_sampling_ = PinnedBuffer(
-      sample_rows * sizeof(RowSamplingParams) + kMaxDeviceAdjustments * sizeof(LogitAdjustment),
-      "sampling parameters");
-  host_samples_ = PinnedBuffer(sample_rows * sizeof(RowSample), "sampled tokens");
+  for (StepSlot& slot : slots_) {
+    slot.ints = PinnedBuffer(ints_capacity() * sizeof(int32_t), "batch arrays");
+    slot.sampling = PinnedBuffer(
+        sample_rows * sizeof(RowSamplingParams) + kMaxDeviceAdjustments * sizeof(LogitAdjustment),
+        "sampling parameters");
+    slot.samples = PinnedBuffer(sample_rows * sizeof(RowSample), "sampled tokens");
+  }
 }
 
 void CudaBackend::upload_rope_table() {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "backend/backend.h"
@@ -85,13 +86,37 @@ class CudaBackend final : public Backend {
 
   void forward(const ForwardBatch& batch, std::span<float> logits) override;
   // Samples on the device: only the RowSamples come back (one D2H copy, one sync per step).
+  // submit_sample() then collect_sample().
   void forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
                       std::span<RowSample> out) override;
+  // cuda_steps.cpp: a queued step only enqueues work (uploads, kernels or a graph, the samples'
+  // download) between two events on the stream; previous_sample_token() ids are read from the
+  // device's sample buffer by the embedding kernel. collect_sample() waits on the step's event.
+  void submit_sample(const ForwardBatch& batch, const SampleBatch& sampling) override;
+  void collect_sample(std::span<RowSample> out) override;
+  // From the events: the previous collected step's end to the last collected step's start.
+  std::optional<double> last_idle_gap() const override { return idle_gap_; }
   KvPoolShape kv_pool() const override { return pool_; }
   int32_t vocab_size() const override { return static_cast<int32_t>(config_.vocab_size); }
   size_t decode_graph_count() const { return graphs_.size(); }  // captured so far
 
  private:
+  // The host side of one queued step: pinned upload and download buffers (the host may fill
+  // the next step's while the device still copies this one's) and the events around it.
+  struct StepSlot {
+    PinnedBuffer ints, sampling, samples;
+    Event start{true}, end{true};
+    size_t rows = 0;     // samples it brings back
+    bool timed = false;  // collected whole: its events may be timed against the next step's
+  };
+  // Enough for kMaxStepsInFlight queued steps and the last collected one, whose end event the
+  // idle gap of the next collected step is timed from.
+  static constexpr size_t kSlots = kMaxStepsInFlight + 1;
+  StepSlot& current_slot() { return slots_[submitted_ % kSlots]; }
+  // Too many logit adjustments for the device buffer: forward() and sampling on the host.
+  void sample_on_host(const ForwardBatch& batch, const SampleBatch& sampling, int32_t previous_rows,
+                      StepSlot& slot);
+
   // Device-side view of a step's batch arrays (inside buf_.ints).
   struct DeviceBatch {
     AttentionBatch attention;
@@ -106,7 +131,8 @@ class CudaBackend final : public Backend {
   size_t kv_bytes_per_block() const;
   void allocate_within_budget(const LoadedModel& model);
   void upload_rope_table();
-  void check_batch(const ForwardBatch& batch) const;
+  // previous_rows: how many of the previous step's samples its token ids may name.
+  void check_batch(const ForwardBatch& batch, int32_t previous_rows = 0) const;
   // Runs `step` with the device selected; after a failure, drains the stream (queued work may
   // still read the pinned buffers) and rethrows.
   template <typename Step>
@@ -119,8 +145,7 @@ class CudaBackend final : public Backend {
   // CUDA-graph decode (cuda_decode.cpp): the padded row count a pure decode step runs at under
   // a graph, or 0 when the step must run eagerly.
   int32_t graph_rows(const ForwardBatch& batch) const;
-  void decode_with_graph(const ForwardBatch& batch, const SampleBatch& sampling, int32_t rows,
-                         std::span<RowSample> out);
+  void decode_with_graph(const ForwardBatch& batch, const SampleBatch& sampling, int32_t rows);
   // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
   // of (rows, context) reads: the block table with the context bucket's row stride.
   DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
@@ -132,11 +157,8 @@ class CudaBackend final : public Backend {
   // The final norm and lm_head for logits rows [r0, r0 + rows) into buf_.logits.
   void logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows);
   void copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);
-  void sample_logits(const DeviceBatch& db, int64_t n_out, std::span<RowSample> out);
   // Final norm, lm_head and the sampler over `rows` rows (graph-capturable).
   void encode_sampling(const DeviceBatch& db, int64_t rows);
-  // Brings the first n_out samples back: the step's one synchronisation.
-  void finish_samples(int64_t n_out, std::span<RowSample> out);
 
   ModelConfig config_;
   CudaBackendOptions options_;
@@ -158,7 +180,11 @@ class CudaBackend final : public Backend {
   Stream stream_;
   DeviceArena weights_, workspace_;
   DeviceBuffer kv_memory_;
-  PinnedBuffer host_ints_, host_logits_, host_sampling_, host_samples_;
+  PinnedBuffer host_logits_;
+  StepSlot slots_[kSlots];
+  uint64_t submitted_ = 0, collected_ = 0;  // steps; slot of step i: slots_[i % kSlots]
+  int32_t device_sample_rows_ = 0;          // rows of buf_.samples the last submitted step wrote
+  std::optional<double> idle_gap_;
   std::unique_ptr<Gemm> gemm_;
 
   void* embed_ = nullptr;
@@ -169,5 +195,19 @@ class CudaBackend final : public Backend {
   StepBuffers buf_;
   DecodeGraphs graphs_;  // destroyed before the buffers its graphs point into
 };
+
+template <typename Step>
+void CudaBackend::guarded(const Step& step) {
+  // The engine thread may not be the one that built the backend: select the device here too.
+  AUTOGLM_CUDA_CHECK(cudaSetDevice(device_));
+  try {
+    step();
+  } catch (...) {
+    // Work queued before the failure may still read the pinned batch buffer; let it drain so
+    // that the next step can rewrite it. (After a device fault this returns the same error.)
+    cudaStreamSynchronize(stream_.get());
+    throw;
+  }
+}
 
 }  // namespace autoglm::cuda

@@ -75,8 +75,9 @@ Stream::~Stream() {
   if (s_ != nullptr) cudaStreamDestroy(s_);
 }
 
-Event::Event() {
-  AUTOGLM_CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming));
+Event::Event(bool timing) {
+  AUTOGLM_CUDA_CHECK(
+      cudaEventCreateWithFlags(&e_, timing ? cudaEventDefault : cudaEventDisableTiming));
 }
 Event::~Event() {
   if (e_ != nullptr) cudaEventDestroy(e_);

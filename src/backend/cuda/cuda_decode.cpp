@@ -1,8 +1,8 @@
 // See cuda_backend_impl.h and decode_graphs.h: pure decode steps (one token per sequence, one
 // logits row per sequence) replayed from CUDA graphs. The step's arrays are padded to the batch
 // bucket and laid out at the offsets the bucket's graph was captured with; one H2D copy of them
-// and of the sampling parameters goes before the graph launch, one D2H copy of the samples and
-// the step's one sync after it, as in the eager path.
+// and of the sampling parameters goes before the graph launch, and the samples' D2H copy after
+// it (cuda_steps.cpp), as in the eager path.
 // Thread ownership: the engine thread, like every CudaBackend method.
 #include <algorithm>
 #include <cstring>
@@ -30,7 +30,7 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
   const int32_t n = b.n_seqs();
   const int32_t stride = (context + pool_.block_size - 1) / pool_.block_size;
   const int32_t copied = std::min(stride, b.max_blocks_per_seq);
-  int32_t* host = static_cast<int32_t*>(host_ints_.get());
+  int32_t* host = static_cast<int32_t*>(current_slot().ints.get());
   int32_t* token_ids = host;
   int32_t* positions = host + rows;
   int32_t* logits_rows = host + 2 * static_cast<size_t>(rows);
@@ -81,7 +81,7 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
 }
 
 void CudaBackend::decode_with_graph(const ForwardBatch& batch, const SampleBatch& sampling,
-                                    int32_t rows, std::span<RowSample> out) {
+                                    int32_t rows) {
   const int32_t longest = *std::max_element(batch.context_len.begin(), batch.context_len.end());
   const int32_t context = decode_context_bucket(longest, max_context_);
   upload_sampling(sampling, rows);
@@ -90,7 +90,6 @@ void CudaBackend::decode_with_graph(const ForwardBatch& batch, const SampleBatch
     encode_layers(db);
     encode_sampling(db, rows);
   });
-  finish_samples(batch.n_seqs(), out);
 }
 
 }  // namespace autoglm::cuda

@@ -2,7 +2,7 @@
 // of a packed pinned buffer; every layer then runs as a fixed sequence of launches over the
 // whole ragged batch (no host loop over tokens); the logits rows come back in one D2H copy,
 // which is the step's only synchronisation. forward_sample() samples on the device instead and
-// brings back only the chosen ids (and requested logprobs), again with one sync per step.
+// brings back only the chosen ids (and requested logprobs), as a queued step (cuda_steps.cpp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,7 +17,7 @@
 
 namespace autoglm::cuda {
 
-void CudaBackend::check_batch(const ForwardBatch& b) const {
+void CudaBackend::check_batch(const ForwardBatch& b, int32_t previous_rows) const {
   // Attention derives each token's key position from context_len while RoPE uses
   // positions[], so they must agree exactly.
   BatchLimits limits;
@@ -30,11 +30,12 @@ void CudaBackend::check_batch(const ForwardBatch& b) const {
   limits.max_context = max_context_;
   limits.max_logits_rows = options_.max_batched_tokens;
   limits.exact_positions = true;
+  limits.previous_sample_rows = previous_rows;
   check_forward_batch(b, limits);
 }
 
 CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b) {
-  int32_t* host = static_cast<int32_t*>(host_ints_.get());
+  int32_t* host = static_cast<int32_t*>(current_slot().ints.get());
   size_t at = 0;
   const auto put = [&](std::span<const int32_t> a) {
     std::memcpy(host + at, a.data(), a.size() * sizeof(int32_t));
@@ -64,20 +65,6 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
   return d;
 }
 
-template <typename Step>
-void CudaBackend::guarded(const Step& step) {
-  // The engine thread may not be the one that built the backend: select the device here too.
-  AUTOGLM_CUDA_CHECK(cudaSetDevice(device_));
-  try {
-    step();
-  } catch (...) {
-    // Work queued before the failure may still read the pinned batch buffer; let it drain so
-    // that the next step can rewrite it. (After a device fault this returns the same error.)
-    cudaStreamSynchronize(stream_.get());
-    throw;
-  }
-}
-
 void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
   guarded([&] {
     const int64_t n_out = static_cast<int64_t>(batch.logits_rows.size());
@@ -91,26 +78,8 @@ void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
 
 void CudaBackend::forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
                                  std::span<RowSample> out) {
-  if (sampling.adjustments.size() > kMaxDeviceAdjustments) {
-    Backend::forward_sample(batch, sampling, out);  // rare: more than the device buffer holds
-    return;
-  }
-  guarded([&] {
-    const size_t n_out = batch.logits_rows.size();
-    if (sampling.rows.size() != n_out || out.size() != n_out) {
-      fail(ErrorCode::kInternal, "cuda backend: " + std::to_string(n_out) + " logits rows but " +
-                                     std::to_string(sampling.rows.size()) + " sampling rows and " +
-                                     std::to_string(out.size()) + " outputs");
-    }
-    check_batch(batch);  // bounds the rows by max_batched_tokens before they are copied
-    if (const int32_t rows = graph_rows(batch); rows > 0) {
-      decode_with_graph(batch, sampling, rows, out);  // cuda_decode.cpp
-      return;
-    }
-    upload_sampling(sampling, static_cast<int32_t>(n_out));
-    const DeviceBatch db = run_layers(batch);
-    sample_logits(db, static_cast<int64_t>(n_out), out);
-  });
+  submit_sample(batch, sampling);
+  collect_sample(out);
 }
 
 void CudaBackend::upload_sampling(const SampleBatch& sampling, int32_t rows) {
@@ -120,7 +89,7 @@ void CudaBackend::upload_sampling(const SampleBatch& sampling, int32_t rows) {
       fail(ErrorCode::kInternal, "cuda backend: a sampling row's adjustments are out of range");
     }
   }
-  char* host = static_cast<char*>(host_sampling_.get());
+  char* host = static_cast<char*>(current_slot().sampling.get());
   // Rows past the batch's (a padded decode step) sample greedily and are never read back.
   const size_t params_bytes = static_cast<size_t>(rows) * sizeof(RowSamplingParams);
   const size_t adjust_bytes = sampling.adjustments.size() * sizeof(LogitAdjustment);
@@ -149,7 +118,10 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   const cudaStream_t s = stream_.get();
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const int64_t hidden = config_.hidden_size;
-  embedding_gather(db.token_ids, n, embed_, act_, hidden, buf_.x, s);
+  // Fed-back ids (previous_sample_token) read the previous step's samples from buf_.samples,
+  // which this step's sampler overwrites only after the embedding.
+  embedding_gather(db.token_ids, buf_.samples, config_.vocab_size, n, embed_, act_, hidden, buf_.x,
+                   s);
   residual_add_norm(buf_.x, nullptr, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
                     s);
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -252,11 +224,6 @@ void CudaBackend::copy_logits(const DeviceBatch& db, int64_t n_out, std::span<fl
   if (n_out == 0) AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
-void CudaBackend::sample_logits(const DeviceBatch& db, int64_t n_out, std::span<RowSample> out) {
-  encode_sampling(db, n_out);
-  finish_samples(n_out, out);
-}
-
 void CudaBackend::encode_sampling(const DeviceBatch& db, int64_t rows_total) {
   const cudaStream_t s = stream_.get();
   const int32_t vocab = static_cast<int32_t>(config_.vocab_size);
@@ -268,17 +235,6 @@ void CudaBackend::encode_sampling(const DeviceBatch& db, int64_t rows_total) {
     sample_rows(buf_.logits, rows, vocab, buf_.sample_params + r0, buf_.adjustments,
                 buf_.samples + r0, buf_.sample_scan, s);
   }
-}
-
-void CudaBackend::finish_samples(int64_t n_out, std::span<RowSample> out) {
-  const cudaStream_t s = stream_.get();
-  const size_t bytes = static_cast<size_t>(n_out) * sizeof(RowSample);
-  if (bytes > 0) {
-    AUTOGLM_CUDA_CHECK(
-        cudaMemcpyAsync(host_samples_.get(), buf_.samples, bytes, cudaMemcpyDeviceToHost, s));
-  }
-  AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(s));  // the step's one synchronisation
-  if (bytes > 0) std::memcpy(out.data(), host_samples_.get(), bytes);
 }
 
 }  // namespace autoglm::cuda

@@ -83,13 +83,17 @@ void convert_from(const S* src, void* dst, DType dst_type, size_t n, cudaStream_
 constexpr int kEmbedThreads = 128;
 
 template <typename T, int W>
-__global__ void embedding_kernel(const int32_t* ids, const T* table, int64_t hidden, float* x) {
+__global__ void embedding_kernel(const int32_t* ids, const RowSample* previous, int64_t vocab,
+                                 const T* table, int64_t hidden, float* x) {
   wait_for_previous_kernel();
   const int64_t t = blockIdx.x;
   const int64_t i = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * W;
   if (i >= hidden) return;  // hidden is a multiple of W
+  int64_t id = ids[t];
+  if (id < 0) id = previous[-1 - id].token;
+  if (id < 0 || id >= vocab) id = 0;
   float v[W];
-  load_f32<W>(table + static_cast<int64_t>(ids[t]) * hidden + i, v);
+  load_f32<W>(table + id * hidden + i, v);
   store_f32<W>(x + t * hidden + i, v);
 }
 
@@ -279,23 +283,30 @@ __global__ void silu_mul_kernel(const T* gate_up, int32_t n_tokens, int64_t inte
   }
 }
 
+struct EmbeddingArgs {
+  const int32_t* ids;
+  const RowSample* previous;
+  int64_t vocab;
+  int32_t n_tokens;
+  int64_t hidden;
+  float* x;
+};
+
 template <typename T, int W>
-void launch_embedding(const int32_t* ids, int32_t n_tokens, const T* table, int64_t hidden,
-                      float* x, cudaStream_t stream) {
-  const int64_t chunks = (hidden / W + kEmbedThreads - 1) / kEmbedThreads;
+void launch_embedding(const EmbeddingArgs& a, const T* table, cudaStream_t stream) {
+  const int64_t chunks = (a.hidden / W + kEmbedThreads - 1) / kEmbedThreads;
   launch_dependent("embedding_gather", embedding_kernel<T, W>,
-                   dim3(static_cast<unsigned>(n_tokens), static_cast<unsigned>(chunks)),
-                   kEmbedThreads, 0, stream, ids, table, hidden, x);
+                   dim3(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(chunks)),
+                   kEmbedThreads, 0, stream, a.ids, a.previous, a.vocab, table, a.hidden, a.x);
 }
 
 template <typename T>
-void embedding_of(const int32_t* ids, int32_t n_tokens, const T* table, int64_t hidden, float* x,
-                  cudaStream_t stream) {
+void embedding_of(const EmbeddingArgs& a, const T* table, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  if (hidden % kVec == 0 && aligned_to(table, 16) && aligned_to(x, 16)) {
-    launch_embedding<T, kVec>(ids, n_tokens, table, hidden, x, stream);
+  if (a.hidden % kVec == 0 && aligned_to(table, 16) && aligned_to(a.x, 16)) {
+    launch_embedding<T, kVec>(a, table, stream);
   } else {
-    launch_embedding<T, 1>(ids, n_tokens, table, hidden, x, stream);
+    launch_embedding<T, 1>(a, table, stream);
   }
 }
 
@@ -400,13 +411,15 @@ void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t 
   check_launch("convert");
 }
 
-void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, ActType type,
-                      int64_t hidden, float* x, cudaStream_t stream) {
+void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t vocab,
+                      int32_t n_tokens, const void* table, ActType type, int64_t hidden, float* x,
+                      cudaStream_t stream) {
   if (n_tokens == 0 || hidden == 0) return;
+  const EmbeddingArgs a{ids, previous, vocab, n_tokens, hidden, x};
   if (type == ActType::kBF16) {
-    embedding_of(ids, n_tokens, static_cast<const __nv_bfloat16*>(table), hidden, x, stream);
+    embedding_of(a, static_cast<const __nv_bfloat16*>(table), stream);
   } else {
-    embedding_of(ids, n_tokens, static_cast<const __half*>(table), hidden, x, stream);
+    embedding_of(a, static_cast<const __half*>(table), stream);
   }
   check_launch("embedding_gather");
 }

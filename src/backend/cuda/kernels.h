@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "backend/cuda/attention.h"
+#include "backend/row_sampling.h"
 #include "core/dtype.h"
 
 namespace autoglm::cuda {
@@ -24,9 +25,13 @@ inline constexpr int32_t kMaxHeadDim = 256;  // qkv_norm_rope and the fallback a
 void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t count,
              cudaStream_t stream);
 
-// x[t][:] = float(table[ids[t]][:]) for t < n_tokens; table [vocab][hidden] in `type`.
-void embedding_gather(const int32_t* ids, int32_t n_tokens, const void* table, ActType type,
-                      int64_t hidden, float* x, cudaStream_t stream);
+// x[t][:] = float(table[ids[t]][:]) for t < n_tokens; table [vocab][hidden] in `type`. An id
+// previous_sample_token(r) (< 0) reads previous[r].token instead (overlapped scheduling feeds
+// the previous step's samples back on the device); a token outside [0, vocab) reads row 0
+// (a non-finite row's sample, whose request ends: the step only needs a valid row).
+void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t vocab,
+                      int32_t n_tokens, const void* table, ActType type, int64_t hidden, float* x,
+                      cudaStream_t stream);
 
 // For each of n_rows rows of the fp32 residual stream x [n_rows][hidden]:
 //   if delta:  d = post_w ? rmsnorm(delta) * post_w : delta;  x += d

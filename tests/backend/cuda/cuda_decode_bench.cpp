@@ -7,6 +7,9 @@
 // and first one prefill of PREFILL_TOKENS (default 4096) in one step, with its matmul and
 // attention FLOPs:
 //   [prefill] tokens 4096 ms 210.3 tflop 82.1 tflop_s 390
+// Then the same decode steps pipelined as overlapped scheduling runs them (each step submitted
+// before the previous one is collected, its tokens named as that step's sample rows):
+//   [pipelined] graphs on batch 8 ctx 192 step_ms 5.93 tok_s 1349
 // Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
 //   cuda_decode_bench MODEL_DIR [BATCHES (comma-separated, default 1,8,64,256)] [PROMPT_LEN]
 //                     [PREFILL_TOKENS]
@@ -98,10 +101,31 @@ void prefill(autoglm::Backend& be, std::vector<Seq>& seqs, int32_t prompt_len,
   }
 }
 
+// kTimedSteps decode steps, each submitted before the previous one is collected and fed its
+// samples on the device (previous_sample_token); returns the mean wall time per step.
+double pipelined_steps(autoglm::Backend& be, std::vector<Seq>& seqs, std::vector<int32_t>& next,
+                       int32_t blocks_per_seq,
+                       const std::vector<autoglm::RowSamplingParams>& params,
+                       std::vector<autoglm::RowSample>& out) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int step = 0; step < kTimedSteps; ++step) {
+    const ForwardBatchArrays b = decode_batch(seqs, next, blocks_per_seq);
+    be.submit_sample(b.view(), autoglm::SampleBatch{params, {}});
+    if (step > 0) be.collect_sample(out);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      next[s] = autoglm::previous_sample_token(static_cast<int32_t>(s));
+      seqs[s].len += 1;
+    }
+  }
+  be.collect_sample(out);
+  for (size_t s = 0; s < seqs.size(); ++s) next[s] = out[s].token;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kTimedSteps;
+}
+
 void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32_t>& batches,
          int32_t prompt_len) {
   const int32_t max_batch = *std::max_element(batches.begin(), batches.end());
-  const int32_t max_len = prompt_len + kWarmSteps + kTimedSteps + 1;
+  const int32_t max_len = prompt_len + kWarmSteps + 2 * kTimedSteps + 1;
   const int32_t blocks_per_seq = (max_len + kBlockSize - 1) / kBlockSize;
   autoglm::CudaBackendOptions o;
   o.block_size = kBlockSize;
@@ -147,6 +171,11 @@ void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32
         "%.4g\n",
         graphs ? "on" : "off", batch, seqs.front().len, step_s * 1e3, batch / step_s,
         bytes / step_s / 1e9, bytes);
+    std::fflush(stdout);
+    const double pipelined_s = pipelined_steps(*be, seqs, next, blocks_per_seq, params, out);
+    std::printf("[pipelined] graphs %s batch %d ctx %d step_ms %.3f tok_s %.0f\n",
+                graphs ? "on" : "off", batch, seqs.front().len, pipelined_s * 1e3,
+                batch / pipelined_s);
     std::fflush(stdout);
   }
 }

@@ -93,6 +93,32 @@ void prefill(Backend& be, const std::vector<int32_t>& prompt, const std::vector<
 
 using CudaGraphDecode = cuda::test::FixtureModelsTest;
 
+// Overlapped scheduling on the GPU: a step names the previous step's samples by row, and the
+// embedding kernel reads them from the device, with the step queued before the previous one
+// is collected. Greedy tokens must equal those of steps fed the collected ids from the host,
+// with graphs on (buckets 1 and 4 or 8) and off.
+TEST_F(CudaGraphDecode, StepsFedTheirPreviousSamplesOnTheDeviceMatchHostFedSteps) {
+  using autoglm::test::StepFeed;
+  for (const auto& dir : dirs_) {
+    autoglm::test::ReferenceModel m = autoglm::test::load_reference_model(dir);
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& p : m.prompts) prompts.push_back(p.ids);
+    for (const bool graphs : {true, false}) {
+      for (const size_t batch : {size_t{1}, prompts.size()}) {
+        SCOPED_TRACE(m.name + (graphs ? " graphs" : " eager") + " batch " + std::to_string(batch));
+        const std::vector<std::vector<int32_t>> some(prompts.begin(),
+                                                     prompts.begin() + static_cast<long>(batch));
+        auto host_fed = make_cuda_backend(*m.model, graph_test_options(graphs));
+        const auto want = autoglm::test::greedy_steps(*host_fed, some, 12, StepFeed::kHostTokens);
+        for (const StepFeed feed : {StepFeed::kSampleRows, StepFeed::kSampleRowsPipelined}) {
+          auto be = make_cuda_backend(*m.model, graph_test_options(graphs));
+          EXPECT_EQ(autoglm::test::greedy_steps(*be, some, 12, feed), want);
+        }
+      }
+    }
+  }
+}
+
 // Both backends decode the same teacher-forced tokens (the eager run's), so a near-tie that
 // tips differently cannot make the rest of the comparison diverge.
 TEST_F(CudaGraphDecode, MatchesEagerDecodeInEveryBucket) {

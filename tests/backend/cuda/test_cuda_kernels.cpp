@@ -13,7 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
@@ -49,10 +51,37 @@ TEST_P(CudaKernels, ConvertRoundsLikeTheHost) {
 }
 
 // Widths that are a multiple of 8 take the 16-byte path (4,096: several blocks per token),
-// the others one element per access.
+// the others one element per access. Ids below zero name the previous step's samples: tokens
+// 30, -1 (a non-finite row's: row 0 is read) and 36.
 TEST_P(CudaKernels, EmbeddingGatherCopiesRows) {
   const int64_t vocab = 37;
-  const std::vector<int32_t> many = {0, 36, 5, 5, 17, 1, 30, 2, 9, 11, 36, 0, 4};
+  const std::vector<int32_t> many = {0,
+                                     36,
+                                     5,
+                                     5,
+                                     17,
+                                     1,
+                                     30,
+                                     2,
+                                     9,
+                                     11,
+                                     36,
+                                     0,
+                                     4,
+                                     previous_sample_token(0),
+                                     previous_sample_token(1),
+                                     previous_sample_token(2)};
+  std::vector<RowSample> samples(3);
+  samples[0].token = 30;
+  samples[1].token = -1;
+  samples[2].token = 36;
+  const auto token_of = [&](int32_t id) {
+    const int32_t token = id >= 0 ? id : samples[static_cast<size_t>(-1 - id)].token;
+    return token >= 0 && token < vocab ? token : 0;
+  };
+  DeviceArray d_samples(samples.size(), sizeof(RowSample));
+  AUTOGLM_CUDA_CHECK(cudaMemcpy(d_samples.get(), samples.data(), samples.size() * sizeof(RowSample),
+                                cudaMemcpyHostToDevice));
   for (const auto& [hidden, ids] : {std::pair<int64_t, std::vector<int32_t>>{129, many},
                                     {256, many},
                                     {4096, {36}},
@@ -63,10 +92,14 @@ TEST_P(CudaKernels, EmbeddingGatherCopiesRows) {
     DeviceArray d_ids = DeviceArray::of_i32(ids);
     DeviceArray x(ids.size() * hidden, 4);
     x.poison();
-    embedding_gather(d_ids.as<int32_t>(), static_cast<int32_t>(ids.size()), d_table.get(), type(),
-                     hidden, x.as<float>(), nullptr);
+    embedding_gather(d_ids.as<int32_t>(), d_samples.as<RowSample>(), vocab,
+                     static_cast<int32_t>(ids.size()), d_table.get(), type(), hidden, x.as<float>(),
+                     nullptr);
     std::vector<float> want;
-    for (int32_t id : ids) want.insert(want.end(), &table[id * hidden], &table[(id + 1) * hidden]);
+    for (int32_t id : ids) {
+      const int64_t row = token_of(id);
+      want.insert(want.end(), &table[row * hidden], &table[(row + 1) * hidden]);
+    }
     EXPECT_EQ(x.read_f32(), want);
   }
 }
