@@ -186,10 +186,11 @@ bool EngineCore::collect_in_flight() {
     return false;
   }
   const SteadyTime now = std::chrono::steady_clock::now();
+  // The device's gap before this step counts only when the engine was busy all along: not
+  // the wait for a request after an idle spell (last_step_end_ is reset then).
+  const std::optional<double> gap = backend_->last_idle_gap();
+  if (gap && last_step_end_) metrics_.observe_device_idle_gap(*gap);
   last_step_end_ = now;
-  if (const std::optional<double> gap = backend_->last_idle_gap()) {
-    metrics_.observe_device_idle_gap(*gap);
-  }
   std::vector<StreamDelta> deltas;
   std::vector<SequenceId> nonfinite;
   const StepOutput output = take_samples(plan, deltas, nonfinite);
