@@ -296,7 +296,6 @@ std::optional<std::string> EngineCore::submit(const StepPlan& plan) {
   try {
     backend_->submit_sample(plan.batch(), SampleBatch{sample_rows_, adjustments_});
   } catch (const std::exception& e) {
-    last_step_end_.reset();
     metrics_.note_step_failure(e.what());
     return std::string(e.what());
   }

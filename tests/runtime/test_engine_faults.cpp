@@ -5,6 +5,7 @@
 // Thread ownership: the test thread, and the engine thread it starts around EngineCore::run().
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -34,6 +35,9 @@ class FaultyBackend : public Backend {
   }
   KvPoolShape kv_pool() const override { return inner_.kv_pool(); }
   int32_t vocab_size() const override { return inner_.vocab_size(); }
+  // As a device-timing backend would: every step reports the same idle gap before it.
+  std::optional<double> last_idle_gap() const override { return kReportedGap; }
+  static constexpr double kReportedGap = 0.0005;
 
   std::vector<int32_t> failed_batch_sizes_;  // read after the engine thread joined
 
@@ -144,6 +148,23 @@ TEST(EngineFaults, AFailingStepEndsOnlyItsRequestsAndTheEngineServesOn) {
   std::shared_ptr<const EngineMetricsSnapshot> s = h.core->metrics();
   while (s->requests_running + s->requests_waiting > 0) s = h.core->metrics();
   EXPECT_EQ(s->kv_blocks_used, 0);
+}
+
+// The device idle gap the backend reports is observed for every step but the first after an
+// idle spell (whose gap is the wait for a request, not the engine's), and after a failure.
+TEST(EngineFaults, DeviceIdleGapLeavesOutIdleSpellsAndFailures) {
+  Harness h({15});
+  for (SequenceId id = 1; id <= 2; ++id) {  // 6 steps each, one after the other
+    auto stream = h.submit(id, prompt_of(9, static_cast<int32_t>(id)), 6);
+    EXPECT_EQ(drain(*stream).finish, FinishCause::kLength);
+  }
+  auto failing = h.submit(3, prompt_of(9, 3), 6);  // step 15 overall: its third step fails
+  EXPECT_EQ(drain(*failing).finish, FinishCause::kError);
+  std::shared_ptr<const EngineMetricsSnapshot> s = h.core->metrics();
+  while (s->requests_running + s->requests_waiting > 0) s = h.core->metrics();
+  // 5 + 5, then request 3's second step (its first followed an idle spell, its third failed).
+  EXPECT_EQ(s->device_idle_gap_seconds.count(), 11u);
+  EXPECT_NEAR(s->device_idle_gap_seconds.sum(), 11 * FaultyBackend::kReportedGap, 1e-12);
 }
 
 TEST(EngineFaults, RequestsOutsideTheFailingStepAreUntouched) {
