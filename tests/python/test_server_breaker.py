@@ -71,8 +71,11 @@ def test_backend_errors_open_the_breaker_and_a_good_probe_closes_it():
 
 
 def test_nan_logits_fail_the_request_and_count_toward_the_breaker():
+    # The fault counts backend steps: without overlapped scheduling each request's first step is
+    # one of them, rather than one submitted ahead for a request the first fault already ended.
     with ServerProcess("--inject-fault", "nan:2", "--breaker-failure-threshold", "2",
-                       "--breaker-cooldown", "60", "--warmup", "false") as server:
+                       "--breaker-cooldown", "60", "--warmup", "false",
+                       "--overlap-scheduling", "false") as server:
         server.wait_ready()
         for _ in range(2):
             response = complete(server)
