@@ -85,7 +85,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   void forward(const ForwardBatch& batch, std::span<float> logits) override;
-  // Samples on the device: only the RowSamples come back (one D2H copy, one sync per step).
+  // Samples on the device: only the RowSamples come back (one D2H copy per step).
   // submit_sample() then collect_sample().
   void forward_sample(const ForwardBatch& batch, const SampleBatch& sampling,
                       std::span<RowSample> out) override;
