@@ -18,6 +18,7 @@
 #include "backend/fault_injection.h"
 #endif
 #include "runtime/kv_block_pool.h"
+#include "runtime/logits_processing.h"
 #include "tokenizer/tokenizer.h"
 
 namespace autoglm {
@@ -163,10 +164,7 @@ bool EngineCore::may_schedule_ahead() const {
   for (const SequenceId id : in_flight_->logits_owner) {
     const auto it = live_.find(id);
     if (it == live_.end()) continue;
-    const SamplingParams& p = it->second.pending.sampler->params();
-    if (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
-      return false;
-    }
+    if (reads_token_history(it->second.pending.sampler->params())) return false;
   }
   return true;
 }

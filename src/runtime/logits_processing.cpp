@@ -11,12 +11,14 @@ void TokenHistory::add_generated(int32_t id) {
   ++seen_[id].generated;
 }
 
+bool reads_token_history(const SamplingParams& p) {
+  return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+}
+
 void append_logit_adjustments(const SamplingParams& p, const TokenHistory& history,
                               std::vector<LogitAdjustment>& out) {
-  const bool penalties =
-      p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
   const size_t first = out.size();
-  if (penalties) {
+  if (reads_token_history(p)) {
     for (const auto& [id, seen] : history.seen()) out.push_back({id, 0.0f, seen.generated, 1});
   }
   if (p.logit_bias.empty()) return;

@@ -37,6 +37,10 @@ class TokenHistory {
   std::unordered_map<int32_t, Seen> seen_;
 };
 
+// Whether a step's adjustments depend on the token history: a repetition, presence or frequency
+// penalty is on (overlapped scheduling must then wait for the previous step's token).
+bool reads_token_history(const SamplingParams& params);
+
 // This request's adjustments for one step, one entry per token (row_sampling.h): its
 // logit_bias, and its history when a penalty is on. Appends to `out`.
 void append_logit_adjustments(const SamplingParams& params, const TokenHistory& history,
