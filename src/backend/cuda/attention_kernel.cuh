@@ -170,6 +170,11 @@ __device__ __forceinline__ int table_block(const KernelParams& p, int key) {
   return p.block_shift >= 0 ? key >> p.block_shift : key / p.batch.block_size;
 }
 
+// The K/V pool row of `key`, given the block-table entry of its block.
+__device__ __forceinline__ int64_t kv_pool_row(const KernelParams& p, int32_t entry, int key) {
+  return int64_t{entry} * p.batch.block_size + key - table_block(p, key) * p.batch.block_size;
+}
+
 // Starts the copy of keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s through the block
 // table; keys at or past `kend` become zeros so that no stale (possibly NaN) data meets a zero
 // probability. Keys in [defer_from, kend) are left alone: the step's own keys, which a copy
@@ -204,8 +209,7 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
     int bytes = 0;
     if (key < kend) {
       if (key >= defer_from) continue;
-      const int in_block = key - table_block(p, key) * p.batch.block_size;
-      off = (int64_t{entry[j]} * p.batch.block_size + in_block) * row_elems + head_off;
+      off = kv_pool_row(p, entry[j], key) * row_elems + head_off;
       bytes = 16;
     }
     cp_async16(k_s + local * ld + chunk * 8, kc + off, bytes);
@@ -227,11 +231,8 @@ __device__ __forceinline__ void fill_deferred_keys(const KernelParams& p, int kv
   for (int i = threadIdx.x; i < (last - first) * kChunks; i += kThreads) {
     const int key = first + i / kChunks;
     const int chunk = i % kChunks;
-    const int block = table_block(p, key);
-    const int64_t off =
-        (int64_t{blocks[block]} * p.batch.block_size + key - block * p.batch.block_size) *
-            row_elems +
-        int64_t{kv_head} * HD + chunk * 8;
+    const int64_t off = kv_pool_row(p, blocks[table_block(p, key)], key) * row_elems +
+                        int64_t{kv_head} * HD + chunk * 8;
     const int at = (key - tile0) * ld + chunk * 8;
     *reinterpret_cast<uint4*>(k_s + at) =
         *reinterpret_cast<const uint4*>(static_cast<const T*>(p.k_cache) + off);

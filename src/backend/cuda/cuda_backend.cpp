@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <initializer_list>
 #include <string>
 
@@ -130,8 +128,7 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   qkv_layout_.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
   qkv_layout_.interleaved = config_.rope_style == RopeStyle::kInterleaved;
   allocate_within_budget(model);
-  const char* fuse = std::getenv("AUTOGLM_CUDA_FUSE");
-  fused_decode_ = fuse == nullptr || std::strcmp(fuse, "0") != 0;
+  fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE");
   // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
   fused_qkv_rope_ = fused_decode_ && gemv_rope_qkv_supported(qkv_layout_) &&
                     std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {

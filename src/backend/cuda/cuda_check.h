@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -16,6 +18,12 @@ namespace autoglm::cuda {
 // Whether `p` is a multiple of `bytes` (a launcher's test for its 8/16-byte vector path).
 inline bool aligned_to(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+// A measuring switch: on unless the environment variable `name` is "0".
+inline bool switch_on(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr || std::strcmp(value, "0") != 0;
 }
 
 // Throws autoglm::Error(kInternal) when `status` is not cudaSuccess; `what` names the call.

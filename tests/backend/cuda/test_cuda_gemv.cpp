@@ -187,11 +187,13 @@ TEST_P(CudaGemv, MatchesTheHostReferenceOnAwkwardShapes) {
 }
 
 TEST_P(CudaGemv, LongRowsAndManyBlocks) {
-  // K = 16,384 (the longest row the brief names: 4 sweeps of 2,048 elements per row) and a
-  // 9B-shaped qkv projection with its bias; then 10,001 rows of K = 64 (2,501 blocks, the last
-  // holding one row).
+  // K = 16,384 (the longest row the brief names: 4 sweeps of 2,048 elements per row), the 9B's
+  // down projection's 13,696 (a last sweep that most threads sit out) and a 9B-shaped qkv
+  // projection with its bias; then 10,001 rows of K = 64 (2,501 blocks, the last holding one
+  // row).
   for (const int64_t m : {1, 8}) {
     check(Shape{m, 37, 16384}, false, false);
+    check(Shape{m, 301, 13696}, false, true);
     check(Shape{m, 4608, 4096}, false, true);
     check(Shape{m, 10001, 64}, true, true);
   }

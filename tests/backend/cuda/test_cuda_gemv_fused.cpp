@@ -158,7 +158,9 @@ TEST_P(CudaGemvFused, RopeQkvMatchesGemvThenQkvRope) {
     check_rope(lay, 3, 4099, false, 1);  // token 1 is padding
     check_rope(lay, 8, 264, true, 8);
   }
-  check_rope(layout(32, 2, 128, 64, true), 1, 4096, true, 1);  // the GLM-4-9B shape
+  check_rope(layout(32, 2, 128, 64, true), 1, 4096, true, 1);   // the GLM-4-9B shape
+  check_rope(layout(32, 2, 128, 64, true), 1, 4096, false, 0);  // ... a padding token
+  check_rope(layout(4, 2, 128, 32, false), 1, 13696, true, 1);  // NeoX, long rows
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaGemvFused, ::testing::Values(ActType::kBF16, ActType::kF16),
