@@ -387,35 +387,36 @@ fi
 # BENCH_PROMPTS_PER_CLIENT (4, at least 16 prompts), BENCH_MAX_BATCHED (serve's
 # --max-batched-tokens, 4096), BENCH_SERVE_FLAGS (more serve flags, e.g. "--overlap-scheduling
 # false"). With matplotlib, a plot of throughput and ITL against concurrency goes to
-# $LOGS/bench_serve_9b.png.
-if [ -x "$BIN/autoglm" ] && [ "${BENCH_CONCURRENCY:-1 8 64}" != none ]; then
-  # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled
-  # id streams as text.
-  [ -f "$MODEL/tokenizer.json" ] || python3 "$REPO/scripts/make_full_vocab_tokenizer.py" \
-    "$MODEL" >"$LOGS/tokenizer.log" 2>&1
-  IN_LEN=${BENCH_INPUT:-256}
-  OUT_LEN=${BENCH_OUTPUT:-128}
+# $LOGS/bench_serve_9b.png. BENCH_TARGET=1 then also runs issue 7's serving command as written
+# (256 clients, --num-prompts left at its default of 1,000, other prompts than the sweep's) on a
+# fresh server, so that neither the sweep's prefix-cache entries nor a short run's ramp and tail
+# set the figure.
+start_server() {  # start_server LOG
   "$BIN/autoglm" serve --model "$MODEL" --device cuda --port 18080 --max-num-seqs 256 \
     --max-batched-tokens "${BENCH_MAX_BATCHED:-4096}" \
-    --max-context-length $((IN_LEN + OUT_LEN + 64)) ${BENCH_SERVE_FLAGS:-} >"$LOGS/serve_9b.log" 2>&1 &
+    --max-context-length $((IN_LEN + OUT_LEN + 64)) ${BENCH_SERVE_FLAGS:-} >"$1" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 120); do
     curl -sf http://127.0.0.1:18080/ready >/dev/null 2>&1 && break
     sleep 1
   done
-  BENCH_JSONS=()
-  for c in ${BENCH_CONCURRENCY:-1 8 64}; do
-    n=$((c * ${BENCH_PROMPTS_PER_CLIENT:-4}))
-    [ $n -lt 16 ] && [ "$OUT_LEN" -le 256 ] && n=16
-    curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_before_c$c.txt"
-    timeout 580 "$BIN/autoglm" bench serve --base-url http://127.0.0.1:18080 \
-      --vocab-size 151552 --input-len "$IN_LEN" --output-len "$OUT_LEN" --num-prompts "$n" \
-      --max-concurrency "$c" --ignore-eos --seed 1 --json "$LOGS/bench_serve_c$c.json" \
-      >"$LOGS/bench_serve_c$c.log" 2>&1
-    curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_after_c$c.txt"
-    BENCH_JSONS+=("$LOGS/bench_serve_c$c.json")
-    # The engine's host gap and the device's idle gap between steps over this run, from /metrics.
-    gap=$(python3 - "$LOGS/metrics_before_c$c.txt" "$LOGS/metrics_after_c$c.txt" <<'PYEOF'
+}
+stop_server() {
+  kill -TERM $SERVE_PID 2>/dev/null
+  wait $SERVE_PID 2>/dev/null
+}
+# bench_run CHECK NAME BENCH_ARGS...: one bench serve run, its row with the engine's host gap and
+# the device's idle gap over the run (from /metrics); the JSON goes to $LOGS/bench_serve_NAME.json.
+bench_run() {
+  local check=$1 name=$2
+  shift 2
+  curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_before_$name.txt"
+  timeout 580 "$BIN/autoglm" bench serve --base-url http://127.0.0.1:18080 \
+    --vocab-size 151552 --input-len "$IN_LEN" --output-len "$OUT_LEN" --ignore-eos "$@" \
+    --json "$LOGS/bench_serve_$name.json" >"$LOGS/bench_serve_$name.log" 2>&1
+  curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_after_$name.txt"
+  local gap
+  gap=$(python3 - "$LOGS/metrics_before_$name.txt" "$LOGS/metrics_after_$name.txt" <<'PYEOF'
 import re, sys
 def read(path):
     text = open(path).read()
@@ -443,21 +444,44 @@ if idle:
                  f"mean over {idle:.0f} gaps")
 print("; ".join(parts))
 PYEOF
-    )
-    row "bench serve 9B, concurrency $c" INFO "$(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \
-print('in %d out %d: output %.0f tok/s; ITL p50 %.1f p99 %.1f ms; TTFT p50 %.0f p99 %.0f ms; failed %s' % ( \
-r['parameters']['input_len'], r['parameters']['output_len'], \
+  )
+  row "$check" INFO "$(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \
+print('in %d out %d, %d prompts: output %.0f tok/s; ITL p50 %.1f p99 %.1f ms; TTFT p50 %.0f p99 %.0f ms; failed %s' % ( \
+r['parameters']['input_len'], r['parameters']['output_len'], r['parameters']['num_prompts'], \
 r['output_throughput'], r['itl']['p50_ms'], r['itl']['p99_ms'], r['ttft']['p50_ms'], \
-r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_c$c.json" 2>&1 | tail -1); $gap"
+r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_$name.json" 2>&1 | tail -1); $gap"
+}
+if [ -x "$BIN/autoglm" ] && { [ "${BENCH_CONCURRENCY:-1 8 64}" != none ] || [ "${BENCH_TARGET:-0}" = 1 ]; }; then
+  # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled
+  # id streams as text.
+  [ -f "$MODEL/tokenizer.json" ] || python3 "$REPO/scripts/make_full_vocab_tokenizer.py" \
+    "$MODEL" >"$LOGS/tokenizer.log" 2>&1
+  IN_LEN=${BENCH_INPUT:-256}
+  OUT_LEN=${BENCH_OUTPUT:-128}
+  BENCH_JSONS=()
+  [ "${BENCH_CONCURRENCY:-1 8 64}" != none ] && start_server "$LOGS/serve_9b.log"
+  for c in ${BENCH_CONCURRENCY:-1 8 64}; do
+    [ "$c" = none ] && break
+    n=$((c * ${BENCH_PROMPTS_PER_CLIENT:-4}))
+    [ $n -lt 16 ] && [ "$OUT_LEN" -le 256 ] && n=16
+    # A seed per run: the same seed would make a run's first prompts those of the run before,
+    # which would find them in the prefix cache.
+    bench_run "bench serve 9B, concurrency $c" "c$c" --num-prompts "$n" --max-concurrency "$c" \
+      --seed "$c"
+    BENCH_JSONS+=("$LOGS/bench_serve_c$c.json")
   done
-  kill -TERM $SERVE_PID 2>/dev/null
-  wait $SERVE_PID 2>/dev/null
-  if python3 -c 'import matplotlib' 2>/dev/null; then
+  [ "${BENCH_CONCURRENCY:-1 8 64}" != none ] && stop_server
+  if [ ${#BENCH_JSONS[@]} -gt 0 ] && python3 -c 'import matplotlib' 2>/dev/null; then
     python3 "$REPO/scripts/plot_bench_serve.py" "$LOGS/bench_serve_9b.png" \
       "autoglm serve, GLM-4-9B shape (random BF16), $(echo "$GPU" | cut -d, -f1), in $IN_LEN / out $OUT_LEN" \
       "${BENCH_JSONS[@]}" >"$LOGS/plot.log" 2>&1 &&
       row "bench serve plot" INFO "$LOGS/bench_serve_9b.png" ||
       row "bench serve plot" FAIL "$(tail -1 "$LOGS/plot.log")"
+  fi
+  if [ "${BENCH_TARGET:-0}" = 1 ]; then
+    start_server "$LOGS/serve_9b_target.log"
+    bench_run "bench serve 9B, issue 7 run" target --max-concurrency 256 --seed 2
+    stop_server
   fi
 fi
 summary

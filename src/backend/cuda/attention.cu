@@ -111,7 +111,8 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
                 std::string("paged attention: cannot reserve ") + std::to_string(kSmem) +
                     " bytes of shared memory: " + cudaGetErrorString(opted_in));
   }
-  const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(b.n_seqs),
+  const int32_t seqs = kp.seq_list != nullptr ? b.n_prefill_seqs : b.n_seqs;
+  const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(seqs),
                   static_cast<unsigned>(kp.row_tiles * kp.splits));
   launch_dependent("paged_attention_kernel", kernel, grid, attn::kThreads, kSmem, stream, kp);
   if (kp.splits > 1) {
@@ -167,41 +168,68 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
       !aligned_to(kv.v, 16)) {
     reject("q, out and the KV pool must be 16-byte aligned");
   }
+  if (batch.n_prefill_seqs < 0 || batch.n_prefill_seqs > batch.n_seqs) {
+    reject("n_prefill_seqs " + std::to_string(batch.n_prefill_seqs) + " of " +
+           std::to_string(batch.n_seqs) + " sequences");
+  }
+  // A mixed step with its prefill sequences listed: two launches, the decode kernel over the
+  // one-token sequences (their own split plan) and the prefill kernel over the listed ones.
+  const bool split_mixed = batch.prefill_seqs != nullptr && batch.max_query_len > 1 &&
+                           batch.n_prefill_seqs > 0 && batch.n_prefill_seqs < batch.n_seqs;
+  AttentionBatch decode_part = batch;
+  decode_part.max_query_len = 1;
   const Plan p = plan(batch, shape);
-  const size_t needed = workspace_for(p, batch.n_seqs, shape);
+  const Plan dp = split_mixed ? plan(decode_part, shape) : p;
+  const size_t needed = workspace_for(dp, batch.n_seqs, shape);
   if (needed > 0 && (workspace == nullptr || workspace_bytes < needed)) {
     reject("workspace of " + std::to_string(workspace_bytes) + " bytes, " + std::to_string(needed) +
            " needed (paged_attention_workspace_bytes)");
   }
-  if (int64_t{p.row_tiles} * p.splits > 65535 || batch.n_seqs > 65535) {
-    reject("query too long or too many sequences for one launch");
+  for (const Plan* each : {&p, &dp}) {
+    if (int64_t{each->row_tiles} * each->splits > 65535 || batch.n_seqs > 65535) {
+      reject("query too long or too many sequences for one launch");
+    }
   }
 
-  attn::KernelParams kp;
-  kp.batch = batch;
-  kp.q = q;
-  kp.k_cache = kv.k;
-  kp.v_cache = kv.v;
-  kp.out = out;
-  const int64_t parts = int64_t{batch.n_seqs} * shape.num_heads * p.splits;
-  kp.partial_acc = needed > 0 ? static_cast<float*>(workspace) : nullptr;
-  kp.partial_ml =
-      needed > 0 ? reinterpret_cast<float2*>(kp.partial_acc + parts * shape.head_dim) : nullptr;
-  kp.num_heads = shape.num_heads;
-  kp.num_kv_heads = shape.num_kv_heads;
-  kp.group = shape.num_heads / shape.num_kv_heads;
-  kp.scale_log2 = shape.scale * static_cast<float>(M_LOG2E);
-  kp.row_tiles = p.row_tiles;
-  kp.splits = p.splits;
-  kp.split_len = p.split_len;
-  kp.late_trigger = late_trigger_at(batch.n_tokens);
-  kp.kv_before_wait = p.decode && kv_before_wait_at(batch.n_tokens);
-  if ((batch.block_size & (batch.block_size - 1)) == 0)
-    kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
-  if (type == ActType::kBF16) {
-    launch_typed<__nv_bfloat16>(kp, batch, shape.head_dim, p.decode, stream);
+  const auto params = [&](const Plan& plan_of_launch) {
+    attn::KernelParams kp;
+    kp.batch = batch;
+    kp.q = q;
+    kp.k_cache = kv.k;
+    kp.v_cache = kv.v;
+    kp.out = out;
+    if (plan_of_launch.splits > 1) {
+      const int64_t parts = int64_t{batch.n_seqs} * shape.num_heads * plan_of_launch.splits;
+      kp.partial_acc = static_cast<float*>(workspace);
+      kp.partial_ml = reinterpret_cast<float2*>(kp.partial_acc + parts * shape.head_dim);
+    }
+    kp.num_heads = shape.num_heads;
+    kp.num_kv_heads = shape.num_kv_heads;
+    kp.group = shape.num_heads / shape.num_kv_heads;
+    kp.scale_log2 = shape.scale * static_cast<float>(M_LOG2E);
+    kp.row_tiles = plan_of_launch.row_tiles;
+    kp.splits = plan_of_launch.splits;
+    kp.split_len = plan_of_launch.split_len;
+    kp.late_trigger = late_trigger_at(batch.n_tokens);
+    kp.kv_before_wait = plan_of_launch.decode && kv_before_wait_at(batch.n_tokens);
+    if ((batch.block_size & (batch.block_size - 1)) == 0)
+      kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
+    return kp;
+  };
+  const auto launch = [&](const attn::KernelParams& kp, bool decode) {
+    if (type == ActType::kBF16) {
+      launch_typed<__nv_bfloat16>(kp, batch, shape.head_dim, decode, stream);
+    } else {
+      launch_typed<__half>(kp, batch, shape.head_dim, decode, stream);
+    }
+  };
+  if (split_mixed) {
+    launch(params(dp), /*decode=*/true);
+    attn::KernelParams prefill = params(p);
+    prefill.seq_list = batch.prefill_seqs;
+    launch(prefill, /*decode=*/false);
   } else {
-    launch_typed<__half>(kp, batch, shape.head_dim, p.decode, stream);
+    launch(params(p), p.decode);
   }
 }
 

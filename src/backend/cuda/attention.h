@@ -33,6 +33,13 @@ struct AttentionBatch {
   int32_t max_query_len = 0;    // host-side max over sequences of this step's tokens
   int32_t max_context_len = 0;  // host-side max of context_len
   int32_t block_size = 16;
+  // A mixed step (decode tokens and prefill chunks): the indices of the sequences with more than
+  // one token this step, ascending, and how many there are. With it, the one-token sequences run
+  // through the decode kernel and only these through the prefill kernel, whose 128-row tiles
+  // would otherwise hold one decode token's 16 rows each and whose grid would span every
+  // sequence times the longest chunk's row tiles. nullptr: one kernel for the whole batch.
+  const int32_t* prefill_seqs = nullptr;
+  int32_t n_prefill_seqs = 0;
 };
 
 struct AttentionShape {

@@ -47,8 +47,9 @@ struct KernelParams {
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
   void* out = nullptr;
-  float* partial_acc = nullptr;  // [n_seqs * num_heads * splits][head_dim] when splits > 1
-  float2* partial_ml = nullptr;  // [n_seqs * num_heads * splits] (max in log2 units, sum)
+  float* partial_acc = nullptr;       // [n_seqs * num_heads * splits][head_dim] when splits > 1
+  float2* partial_ml = nullptr;       // [n_seqs * num_heads * splits] (max in log2 units, sum)
+  const int32_t* seq_list = nullptr;  // grid.y indexes it (batch.prefill_seqs), else the batch
   int32_t num_heads = 0;
   int32_t num_kv_heads = 0;
   int32_t group = 0;        // num_heads / num_kv_heads
@@ -516,7 +517,9 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
   }
 }
 
-// grid (num_kv_heads, n_seqs, row_tiles * splits), kThreads threads, Smem<...>::bytes dynamic.
+// grid (num_kv_heads, n_seqs or the seq_list's length, row_tiles * splits), kThreads threads,
+// Smem<...>::bytes dynamic. The decode instantiation skips sequences with more than one token (a
+// mixed step's prefill chunks, which the prefill instantiation takes through seq_list).
 template <typename T, int HD, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
   using W = WarpSplit<ROWS>;
@@ -530,7 +533,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   T* kv_s = reinterpret_cast<T*>(smem + L::kv);
 
   const int kv_head = blockIdx.x;
-  const int seq = blockIdx.y;
+  const int seq = p.seq_list != nullptr ? p.seq_list[blockIdx.y] : static_cast<int>(blockIdx.y);
   // The longest row tiles (the causal triangle's bottom) are scheduled first.
   const int row_tile = p.row_tiles - 1 - static_cast<int>(blockIdx.z) % p.row_tiles;
   const int split = static_cast<int>(blockIdx.z) / p.row_tiles;
@@ -539,7 +542,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const int ctx = p.batch.context_len[seq];
   const int nrows = qlen * p.group;
   const int row0 = row_tile * ROWS;
-  if (row0 >= nrows) {  // this sequence has fewer query rows than the longest one
+  // Fewer query rows than the longest sequence, or a prefill chunk in a decode launch.
+  if (row0 >= nrows || (ROWS == kDecodeRows && qlen > 1)) {
     if (early) wait_for_previous_kernel();  // the kernel's completion implies its predecessor's
     return;
   }

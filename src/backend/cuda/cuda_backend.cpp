@@ -150,7 +150,9 @@ size_t CudaBackend::kv_bytes_per_block() const {
 size_t CudaBackend::ints_capacity() const {
   const size_t t = static_cast<size_t>(options_.max_batched_tokens);
   const size_t s = static_cast<size_t>(options_.max_num_seqs);
-  return 4 * t + 2 * s + 1 + s * static_cast<size_t>(max_blocks_per_seq_);
+  // token ids, positions, logits rows, slots; seq_start, context_len, the mixed step's prefill
+  // list; the block table.
+  return 4 * t + 3 * s + 1 + s * static_cast<size_t>(max_blocks_per_seq_);
 }
 
 std::vector<UploadJob> CudaBackend::layout_weights(const LoadedModel& model, DeviceArena& arena) {

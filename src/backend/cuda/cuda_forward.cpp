@@ -56,9 +56,21 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
   a.n_tokens = b.n_tokens();
   a.n_seqs = b.n_seqs();
   a.block_size = pool_.block_size;
+  // The sequences with more than one token, listed in place: a mixed step's prefill chunks.
+  int32_t* prefill = host + at;
   for (int32_t s = 0; s < b.n_seqs(); ++s) {
-    a.max_query_len = std::max(a.max_query_len, b.seq_start[s + 1] - b.seq_start[s]);
+    const int32_t tokens = b.seq_start[s + 1] - b.seq_start[s];
+    a.max_query_len = std::max(a.max_query_len, tokens);
     a.max_context_len = std::max(a.max_context_len, b.context_len[s]);
+    if (tokens > 1) prefill[a.n_prefill_seqs++] = s;
+  }
+  // AUTOGLM_CUDA_SPLIT_MIXED=0 runs mixed steps in one prefill launch (for measuring).
+  static const bool split_mixed = switch_on("AUTOGLM_CUDA_SPLIT_MIXED");
+  if (split_mixed && a.n_prefill_seqs > 0 && a.n_prefill_seqs < a.n_seqs) {
+    a.prefill_seqs = buf_.ints + at;
+    at += static_cast<size_t>(a.n_prefill_seqs);
+  } else {
+    a.n_prefill_seqs = 0;  // one kind of sequence: one launch
   }
   AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.ints, host, at * sizeof(int32_t), cudaMemcpyHostToDevice,
                                      stream_.get()));

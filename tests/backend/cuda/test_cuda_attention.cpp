@@ -44,13 +44,19 @@ struct Case {
   int block_size = 16;
   std::vector<SeqSpec> seqs;
   float q_range = 2.0f;  // larger: sharper softmax
+  // Hand paged_attention the list of sequences with more than one token (AttentionBatch::
+  // prefill_seqs), as the backend does for a mixed step: decode and prefill kernels separately.
+  bool list_prefill = false;
+  // Leave the last of them out of the list: its rows must stay unwritten (NaN), which shows that
+  // the listed launch runs the prefill kernel over the list only.
+  bool drop_last_listed = false;
 };
 
 constexpr uint16_t kNaNBits = 0xFFFF;  // NaN in both bf16 and fp16
 
 // The test's batch, built on the host exactly as a scheduler would.
 struct HostBatch {
-  std::vector<int32_t> seq_start{0}, context_len, block_table, slot_mapping;
+  std::vector<int32_t> seq_start{0}, context_len, block_table, slot_mapping, prefill_seqs;
   int max_blocks = 0, total_blocks = 0, max_query = 0, max_context = 0;
 };
 
@@ -65,6 +71,7 @@ HostBatch make_batch(const Case& c, std::mt19937& rng) {
     b.max_blocks = std::max(b.max_blocks, blocks_of.back());
     b.max_query = std::max(b.max_query, s.query);
     b.max_context = std::max(b.max_context, ctx);
+    if (s.query > 1) b.prefill_seqs.push_back(static_cast<int32_t>(b.context_len.size() - 1));
   }
   // Non-contiguous blocks: a shuffled pool with one spare block (all NaN) that also fills the
   // unused tail of every block-table row, so reading past a sequence's blocks shows up.
@@ -142,6 +149,11 @@ double check_outputs(const Case& c, const HostBatch& b, const std::vector<float>
       }
     }
   }
+  if (c.drop_last_listed) {
+    EXPECT_EQ(non_finite, int64_t{c.seqs.back().query} * c.heads * hd)
+        << "the unlisted prefill sequence's rows (and only those) stay NaN";
+    return worst;  // that sequence's rows count as infinite; the caller checks no further
+  }
   EXPECT_EQ(non_finite, 0) << "non-finite attention outputs";
   return non_finite > 0 ? INFINITY : worst;
 }
@@ -180,7 +192,8 @@ void run_case(const Case& c, uint32_t seed) {
   }
 
   DeviceBuffer d_seq_start(b.seq_start), d_ctx(b.context_len), d_table(b.block_table),
-      d_slots(b.slot_mapping), d_k_pool(k_want), d_v_pool(v_want), d_q(q);
+      d_slots(b.slot_mapping), d_k_pool(k_want), d_v_pool(v_want), d_q(q),
+      d_prefill(b.prefill_seqs.empty() ? std::vector<int32_t>{0} : b.prefill_seqs);
   DeviceBuffer d_out(q.size() * sizeof(uint16_t));
   d_out.poison();
   AttentionBatch batch;
@@ -194,6 +207,11 @@ void run_case(const Case& c, uint32_t seed) {
   batch.max_query_len = b.max_query;
   batch.max_context_len = b.max_context;
   batch.block_size = c.block_size;
+  if (c.list_prefill) {
+    batch.prefill_seqs = d_prefill.as<int32_t>();
+    batch.n_prefill_seqs =
+        static_cast<int32_t>(b.prefill_seqs.size()) - (c.drop_last_listed ? 1 : 0);
+  }
   AttentionShape shape{c.heads, c.kv_heads, c.head_dim,
                        1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   const PagedKvLayer kv{d_k_pool.data(), d_v_pool.data()};
@@ -210,6 +228,11 @@ void run_case(const Case& c, uint32_t seed) {
   EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want) << "V pool changed by attention";
 
   const double tol = c.type == ActType::kBF16 ? 1e-2 : 1e-3;
+  if (c.drop_last_listed) {
+    check_outputs(c, b, test::to_floats(q, c.type), test::to_floats(k_want, c.type),
+                  test::to_floats(v_want, c.type), d_out.download<uint16_t>());
+    return;
+  }
   const double err =
       check_outputs(c, b, test::to_floats(q, c.type), test::to_floats(k_want, c.type),
                     test::to_floats(v_want, c.type), d_out.download<uint16_t>());
@@ -272,12 +295,35 @@ TEST_P(CudaAttention, ChunkedPrefillOverCachedKeys) {
 }
 
 TEST_P(CudaAttention, MixedDecodeAndPrefill) {
-  run({.heads = 32, .kv_heads = 2, .seqs = {{99, 1}, {0, 300}, {17, 64}, {1000, 1}, {15, 7}}});
-  run({.heads = 8,
-       .kv_heads = 4,
-       .head_dim = 64,
-       .block_size = 8,
-       .seqs = {{0, 1}, {1023, 1}, {3, 65}, {16, 16}}});
+  // In one prefill launch, and split between the decode and prefill kernels (decode tokens
+  // before, between and after the chunks; splits over long decode contexts).
+  for (const bool list_prefill : {false, true}) {
+    SCOPED_TRACE(list_prefill ? "prefill sequences listed" : "one launch");
+    run({.heads = 32,
+         .kv_heads = 2,
+         .seqs = {{99, 1}, {0, 300}, {17, 64}, {1000, 1}, {15, 7}},
+         .list_prefill = list_prefill});
+    run({.heads = 8,
+         .kv_heads = 4,
+         .head_dim = 64,
+         .block_size = 8,
+         .seqs = {{0, 1}, {1023, 1}, {3, 65}, {16, 16}},
+         .list_prefill = list_prefill});
+    run({.heads = 32, .kv_heads = 2, .seqs = {{0, 70}, {4999, 1}}, .list_prefill = list_prefill});
+  }
+  // A serving step's shape: many decode tokens over long contexts and one prefill chunk.
+  std::vector<SeqSpec> serving;
+  for (int i = 0; i < 40; ++i) serving.push_back({1200 + 37 * i, 1});
+  serving.push_back({300, 200});
+  run({.heads = 32, .kv_heads = 2, .seqs = serving, .list_prefill = true});
+}
+
+TEST_P(CudaAttention, AListedMixedStepComputesOnlyWhatItLists) {
+  run({.heads = 4,
+       .kv_heads = 2,
+       .seqs = {{5, 1}, {0, 9}, {3, 5}},
+       .list_prefill = true,
+       .drop_last_listed = true});
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaAttention, ::testing::Values(ActType::kBF16, ActType::kF16),
@@ -394,6 +440,40 @@ void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& 
   }
 }
 
+// A serving step's attention: n_decode decode tokens over ctx keys each and one prefill chunk
+// of `chunk` tokens from empty, in one prefill launch or split between the kernels
+// (AttentionBatch::prefill_seqs).
+void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt19937& rng) {
+  Setup s = decode_setup(n_decode + 1, std::max(ctx, chunk), 1, rng);
+  s.seq_start.back() = n_decode + chunk;
+  s.context_len.back() = chunk;
+  s.batch.n_tokens = n_decode + chunk;
+  s.batch.max_query_len = chunk;
+  const std::vector<int32_t> listed{n_decode};
+  DeviceBuffer seq_start(s.seq_start), context_len(s.context_len), table(s.block_table),
+      prefill(listed);
+  s.batch.seq_start = seq_start.as<int32_t>();
+  s.batch.context_len = context_len.as<int32_t>();
+  s.batch.block_table = table.as<int32_t>();
+  const AttentionShape shape{kHeads, kKvHeads, kHeadDim, 1.0f / std::sqrt(float{kHeadDim})};
+  const size_t act_bytes = size_t{2} * s.batch.n_tokens * kHeads * kHeadDim;
+  DeviceBuffer q(act_bytes), out(act_bytes);
+  q.fill_bytes(0x3C);
+  const size_t ws_bytes = paged_attention_workspace_bytes(s.batch, shape);
+  DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+  for (const bool list : {false, true}) {
+    s.batch.prefill_seqs = list ? prefill.as<int32_t>() : nullptr;
+    s.batch.n_prefill_seqs = list ? 1 : 0;
+    const float ms = time_ms(nullptr, 10, [&] {
+      paged_attention(s.batch, shape, q.data(), kv, out.data(), ws.data(), ws_bytes, ActType::kBF16,
+                      nullptr);
+    });
+    test::cuda_check(cudaGetLastError(), "benchmark launch");
+    std::printf("mixed %d decode x ctx %d + 1 x %d-token chunk, %s: %9.1f us\n", n_decode, ctx,
+                chunk, list ? "split launches" : "one prefill launch", ms * 1e3);
+  }
+}
+
 void run_all() {
   constexpr int kMaxBatch = 256, kMaxCtx = 8192;
   const size_t pool_bytes = size_t{kMaxBatch} * kMaxCtx * kKvHeads * kHeadDim * sizeof(uint16_t);
@@ -413,6 +493,8 @@ void run_all() {
   }
   run("prefill", 1, 4096, 4096, kv, ceiling, rng);
   run("prefill", 4, 2048, 2048, kv, ceiling, rng);
+  run_mixed(255, 1500, 768, kv, rng);
+  run_mixed(64, 1500, 960, kv, rng);
 }
 
 }  // namespace bench
