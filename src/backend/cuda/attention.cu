@@ -80,9 +80,12 @@ Plan plan(const AttentionBatch& b, const AttentionShape& s) {
   p.row_tiles =
       static_cast<int>((int64_t{std::max(b.max_query_len, 1)} * group + p.rows - 1) / p.rows);
   if (!p.decode || b.n_seqs == 0) return p;
-  // Enough CTAs for two waves' worth of SMs, but no split shorter than kMinKeysPerSplit keys.
+  // As many CTAs as fit at once (two per SM: the decode CTA's three K/V stages take ~105 KB of
+  // shared memory), rounded down, so that the grid is one full wave and not one wave and a
+  // partial second; but no split shorter than kMinKeysPerSplit keys. (Rounded up, batch 64 ran
+  // 384 CTAs on an H200's 264 slots; docs/PERFORMANCE.md has the measurements.)
   const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
-  const int64_t want = (2 * int64_t{sm_count()} + ctas - 1) / ctas;
+  const int64_t want = std::max<int64_t>(1, 2 * int64_t{sm_count()} / ctas);
   const int64_t by_len = (int64_t{b.max_context_len} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_len), 1, kMaxSplits));
   if (splits == 1) return p;
