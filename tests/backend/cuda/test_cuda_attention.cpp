@@ -20,6 +20,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attention_test_support.h"
@@ -408,29 +409,56 @@ Setup decode_setup(int n_seqs, int ctx, int query, std::mt19937& rng) {
   return s;
 }
 
+const AttentionShape kShape{kHeads, kKvHeads, kHeadDim, 1.0f / std::sqrt(float{kHeadDim})};
+
+size_t activation_bytes(const Setup& s) {
+  return size_t{2} * s.batch.n_tokens * kHeads * kHeadDim;
+}
+
+// A Setup on the device with its Q, output and workspace, and (when given) a prefill list.
+struct DeviceSetup {
+  DeviceSetup(Setup setup, const std::vector<int32_t>& listed)
+      : s(std::move(setup)),
+        seq_start(s.seq_start),
+        context_len(s.context_len),
+        table(s.block_table),
+        prefill(listed.empty() ? std::vector<int32_t>{0} : listed),
+        q(activation_bytes(s)),
+        out(activation_bytes(s)),
+        ws_bytes(paged_attention_workspace_bytes(s.batch, kShape)),
+        ws(std::max<size_t>(ws_bytes, 16)) {
+    s.batch.seq_start = seq_start.as<int32_t>();
+    s.batch.context_len = context_len.as<int32_t>();
+    s.batch.block_table = table.as<int32_t>();
+    q.fill_bytes(0x3C);
+  }
+  // One paged_attention call's time (BF16), the listed prefill sequences handed over or not.
+  float time_call(const PagedKvLayer& kv, int iterations, int32_t listed) {
+    s.batch.prefill_seqs = listed > 0 ? prefill.as<int32_t>() : nullptr;
+    s.batch.n_prefill_seqs = listed;
+    const float ms = time_ms(nullptr, iterations, [&] {
+      paged_attention(s.batch, kShape, q.data(), kv, out.data(), ws.data(), ws_bytes,
+                      ActType::kBF16, nullptr);
+    });
+    test::cuda_check(cudaGetLastError(), "benchmark launch");
+    return ms;
+  }
+
+  Setup s;
+  DeviceBuffer seq_start, context_len, table, prefill, q, out;
+  size_t ws_bytes;
+  DeviceBuffer ws;
+};
+
 void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& kv,
          double ceiling_gbs, std::mt19937& rng) {
-  Setup s = decode_setup(n_seqs, ctx, query, rng);
-  DeviceBuffer seq_start(s.seq_start), context_len(s.context_len), table(s.block_table);
-  s.batch.seq_start = seq_start.as<int32_t>();
-  s.batch.context_len = context_len.as<int32_t>();
-  s.batch.block_table = table.as<int32_t>();
-  const AttentionShape shape{kHeads, kKvHeads, kHeadDim, 1.0f / std::sqrt(float{kHeadDim})};
-  const size_t act_bytes = size_t{2} * s.batch.n_tokens * kHeads * kHeadDim;
-  DeviceBuffer q(act_bytes), out(act_bytes);
-  q.fill_bytes(0x3C);
-  const size_t ws_bytes = paged_attention_workspace_bytes(s.batch, shape);
-  DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
-  const float ms = time_ms(nullptr, 20, [&] {
-    paged_attention(s.batch, shape, q.data(), kv, out.data(), ws.data(), ws_bytes, ActType::kBF16,
-                    nullptr);
-  });
-  test::cuda_check(cudaGetLastError(), "benchmark launch");
+  DeviceSetup d(decode_setup(n_seqs, ctx, query, rng), {});
+  const float ms = d.time_call(kv, 20, 0);
   if (query == 1) {
     const double kv_bytes = 2.0 * n_seqs * ctx * kKvHeads * kHeadDim * 2;  // K and V, 2 bytes
     const double gbs = kv_bytes / (ms * 1e-3) / 1e9;
     std::printf("%s batch %3d ctx %5d: %9.1f us  %7.1f GB/s  %5.1f%% of copy  (ws %zu B)\n", label,
-                n_seqs, ctx, ms * 1e3, gbs, 100.0 * gbs / ceiling_gbs, ws_bytes);
+                n_seqs, ctx, ms * 1e3, gbs, 100.0 * gbs / ceiling_gbs, d.ws_bytes);
   } else {
     // Causal (query, key) pairs of every sequence.
     const double pairs = static_cast<double>(n_seqs) * query * (query + 1) / 2;
@@ -449,28 +477,11 @@ void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt
   s.context_len.back() = chunk;
   s.batch.n_tokens = n_decode + chunk;
   s.batch.max_query_len = chunk;
-  const std::vector<int32_t> listed{n_decode};
-  DeviceBuffer seq_start(s.seq_start), context_len(s.context_len), table(s.block_table),
-      prefill(listed);
-  s.batch.seq_start = seq_start.as<int32_t>();
-  s.batch.context_len = context_len.as<int32_t>();
-  s.batch.block_table = table.as<int32_t>();
-  const AttentionShape shape{kHeads, kKvHeads, kHeadDim, 1.0f / std::sqrt(float{kHeadDim})};
-  const size_t act_bytes = size_t{2} * s.batch.n_tokens * kHeads * kHeadDim;
-  DeviceBuffer q(act_bytes), out(act_bytes);
-  q.fill_bytes(0x3C);
-  const size_t ws_bytes = paged_attention_workspace_bytes(s.batch, shape);
-  DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
-  for (const bool list : {false, true}) {
-    s.batch.prefill_seqs = list ? prefill.as<int32_t>() : nullptr;
-    s.batch.n_prefill_seqs = list ? 1 : 0;
-    const float ms = time_ms(nullptr, 10, [&] {
-      paged_attention(s.batch, shape, q.data(), kv, out.data(), ws.data(), ws_bytes, ActType::kBF16,
-                      nullptr);
-    });
-    test::cuda_check(cudaGetLastError(), "benchmark launch");
+  DeviceSetup d(std::move(s), {n_decode});
+  for (const int32_t listed : {0, 1}) {
+    const float ms = d.time_call(kv, 10, listed);
     std::printf("mixed %d decode x ctx %d + 1 x %d-token chunk, %s: %9.1f us\n", n_decode, ctx,
-                chunk, list ? "split launches" : "one prefill launch", ms * 1e3);
+                chunk, listed > 0 ? "split launches" : "one prefill launch", ms * 1e3);
   }
 }
 
