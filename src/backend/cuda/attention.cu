@@ -64,6 +64,33 @@ int sm_count() {
   return count;
 }
 
+// Decode CTAs of one head size that one SM holds at once (shared memory sets it: ~106 KB at
+// head_dim 128, two a SM on Hopper; ~55 KB at 64, four), asked of the driver once per head size;
+// 2 when no device answers.
+template <int HD>
+int decode_ctas_per_sm() {
+  const auto kernel = attn::paged_attention_kernel<__nv_bfloat16, HD, attn::kDecodeRows>;
+  constexpr size_t kSmem = attn::Smem<__nv_bfloat16, HD, attn::kDecodeRows>::bytes;
+  int blocks = 0;
+  // Above 48 KiB of dynamic shared memory the occupancy query needs the kernel's opt-in too.
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int{kSmem}) !=
+          cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, attn::kThreads, kSmem) !=
+          cudaSuccess ||
+      blocks <= 0) {
+    (void)cudaGetLastError();
+    blocks = 2;
+  }
+  return blocks;
+}
+
+// The decode CTAs the whole GPU holds at once: one wave.
+int64_t decode_wave(int head_dim) {
+  static const int per_sm_64 = decode_ctas_per_sm<64>();
+  static const int per_sm_128 = decode_ctas_per_sm<128>();
+  return int64_t{sm_count()} * (head_dim == 64 ? per_sm_64 : per_sm_128);
+}
+
 struct Plan {
   bool decode = false;  // every sequence has at most one query token
   int rows = attn::kPrefillRows;
@@ -80,12 +107,11 @@ Plan plan(const AttentionBatch& b, const AttentionShape& s) {
   p.row_tiles =
       static_cast<int>((int64_t{std::max(b.max_query_len, 1)} * group + p.rows - 1) / p.rows);
   if (!p.decode || b.n_seqs == 0) return p;
-  // As many CTAs as fit at once (two per SM: the decode CTA's three K/V stages take ~105 KB of
-  // shared memory), rounded down, so that the grid is one full wave and not one wave and a
-  // partial second; but no split shorter than kMinKeysPerSplit keys. (Rounded up, batch 64 ran
-  // 384 CTAs on an H200's 264 slots; docs/PERFORMANCE.md has the measurements.)
+  // As many CTAs as fit at once, rounded down, so that the grid is one full wave and not one
+  // wave and a partial second; but no split shorter than kMinKeysPerSplit keys. (Rounded up,
+  // batch 64 ran 384 CTAs on an H200's 264 slots; docs/PERFORMANCE.md has the measurements.)
   const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
-  const int64_t want = std::max<int64_t>(1, 2 * int64_t{sm_count()} / ctas);
+  const int64_t want = std::max<int64_t>(1, decode_wave(s.head_dim) / ctas);
   const int64_t by_len = (int64_t{b.max_context_len} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_len), 1, kMaxSplits));
   if (splits == 1) return p;
@@ -141,8 +167,8 @@ void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int hea
 
 // Not the exact need of this batch's split plan but a bound that grows only with n_seqs and
 // max_context_len (plan() keeps n_seqs * splits <= min(n_seqs * min(kMaxSplits, by_len),
-// 2 * SMs + n_seqs)), so a workspace sized once from the largest allowed batch (whatever its
-// max_query_len) covers every later step, decode steps with few sequences included.
+// one wave of decode CTAs + n_seqs)), so a workspace sized once from the largest allowed batch
+// (whatever its max_query_len) covers every later step, decode steps with few sequences included.
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape) {
   validate(batch, shape, /*sizing=*/true);
   const int64_t n_seqs = batch.n_seqs;
@@ -150,7 +176,8 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
       (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int64_t splits_per_seq = std::min<int64_t>(kMaxSplits, by_len);
   if (n_seqs <= 0 || splits_per_seq <= 1) return 0;
-  const int64_t seq_splits = std::min(n_seqs * splits_per_seq, 2 * int64_t{sm_count()} + n_seqs);
+  const int64_t seq_splits =
+      std::min(n_seqs * splits_per_seq, decode_wave(shape.head_dim) + n_seqs);
   const size_t bound = static_cast<size_t>(seq_splits * shape.num_heads) *
                        (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
   AttentionBatch as_decode = batch;  // the plan that needs a workspace at all
