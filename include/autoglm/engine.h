@@ -33,6 +33,10 @@ struct EngineOptions {
   double memory_fraction = 0.0;    // GPU: share of total device memory for weights, workspace
                                    // and KV together, taken once (0: 0.90)
   bool cuda_graphs = true;         // GPU: replay decode steps from CUDA graphs
+  // GPU: the KV cache's element type, "auto" (the activation type) or "fp8" (E4M3, unscaled:
+  // half the bytes per token, so about twice the tokens in the same memory; values saturate at
+  // +-448).
+  std::string kv_cache_dtype = "auto";
   // Schedule and submit step N + 1 while the backend runs step N (its sampled tokens are fed
   // back on the device), so the device does not wait for the host between steps. Steps whose
   // sampling reads the token history (repetition, presence, frequency penalties) still wait.

@@ -503,6 +503,14 @@ std::unique_ptr<Backend> install_fault_injection(std::unique_ptr<Backend> backen
 #endif
 }
 
+// "auto" or "fp8" (also spelled "fp8_e4m3"): whether the KV cache is FP8.
+bool kv_cache_fp8(const std::string& dtype) {
+  if (dtype == "fp8" || dtype == "fp8_e4m3") return true;
+  if (dtype == "auto") return false;
+  fail(ErrorCode::kInvalidArgument,
+       "kv_cache_dtype must be 'auto' or 'fp8' (E4M3), not '" + dtype + "'");
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
@@ -524,6 +532,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     co.max_context_len = context_limit(options, config);
     co.num_kv_blocks = options.num_kv_blocks;
     co.cuda_graphs = options.cuda_graphs;
+    co.kv_cache_fp8 = kv_cache_fp8(options.kv_cache_dtype);
     co.progress = [](uint64_t done, uint64_t total) {
       spdlog::info("uploading weights: {} of {} MiB", done >> 20, total >> 20);
     };
@@ -532,6 +541,11 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     options.device = "cuda:" + std::to_string(device.ordinal);
 #endif
   } else {
+    if (kv_cache_fp8(options.kv_cache_dtype)) {
+      fail(ErrorCode::kUnsupported,
+           "kv_cache_dtype fp8 needs the CUDA backend; the CPU backend keeps the KV cache in "
+           "the activation type (use kv_cache_dtype auto)");
+    }
     if (options.num_kv_blocks <= 0) {
       shape = kv_pool_for_budget(config, options.kv_cache_bytes, options.kv_block_size);
     }
@@ -540,10 +554,10 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   }
   // What an operator sizes against: how many tokens of KV all running requests can hold.
   spdlog::info(
-      "KV cache on {}: {} blocks of {} tokens = {} tokens held at once (memory fraction {}, "
-      "max_num_seqs {}, max_batched_tokens {})",
-      options.device, shape.num_blocks, shape.block_size,
-      static_cast<int64_t>(shape.num_blocks) * shape.block_size,
+      "KV cache on {} ({}): {} blocks of {} tokens = {} tokens held at once (memory fraction "
+      "{}, max_num_seqs {}, max_batched_tokens {})",
+      options.device, kv_cache_fp8(options.kv_cache_dtype) ? "fp8 e4m3" : "activation dtype",
+      shape.num_blocks, shape.block_size, static_cast<int64_t>(shape.num_blocks) * shape.block_size,
       device.cuda ? (options.memory_fraction > 0.0 ? options.memory_fraction : 0.90) : 0.0,
       options.max_num_seqs, options.max_batched_tokens);
   backend = install_fault_injection(std::move(backend), options.fault_injection, im.fault);

@@ -115,6 +115,18 @@ void add_gpu_settings(std::vector<ConfigSetting>& s) {
                            "Replay decode steps from CUDA graphs (one per batch and context "
                            "bucket, captured on first use)",
                            [](C& c) -> bool& { return c.engine.cuda_graphs; }));
+  s.push_back({"kv_cache_dtype",
+               "KV cache element type on the GPU: auto (the model's activation type) or fp8 "
+               "(E4M3, unscaled: half the bytes per token, about twice the tokens held; values "
+               "saturate at +-448)",
+               [](C& c, const std::string& v) {
+                 if (v != "auto" && v != "fp8" && v != "fp8_e4m3") {
+                   fail(ErrorCode::kInvalidArgument,
+                        "kv_cache_dtype must be auto or fp8, not '" + v + "'");
+                 }
+                 c.engine.kv_cache_dtype = v;
+               },
+               [](const C& c) { return c.engine.kv_cache_dtype; }});
   s.push_back(bool_setting("overlap_scheduling",
                            "Schedule and submit the next step while the device runs this one "
                            "(steps with penalties wait for their samples)",

@@ -316,6 +316,21 @@ TEST(Engine, CudaDeviceIsAClearErrorInACpuBuild) {
   EXPECT_THROW(Engine{o}, Error);
 }
 
+TEST(Engine, Fp8KvCacheOnTheCpuIsAClearError) {
+  EngineOptions o = options(true, 64);
+  o.device = "cpu";
+  o.kv_cache_dtype = "fp8";
+  try {
+    Engine engine(o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("kv_cache_dtype"), std::string::npos) << e.what();
+  }
+  o.kv_cache_dtype = "int4";
+  EXPECT_THROW(Engine{o}, Error);
+}
+
 TEST(Engine, CancelEndsTheStreamAndFreesItsBlocks) {
   Engine engine(options(true, 256));
   RequestStream stream = engine.submit(greedy_request({{5, 6, 7, 8, 9}, 900}));

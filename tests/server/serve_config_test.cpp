@@ -70,6 +70,10 @@ TEST(ServeConfig, BadValuesNameTheKeyAndSource) {
   EXPECT_THROW(resolve_serve_config({}, {}, {{"model", "m"}, {"drain_timeout", "-1"}}), Error);
   EXPECT_THROW(resolve_serve_config({}, {}, {{"model", "m"}, {"max_body_bytes", "1e3"}}), Error);
   EXPECT_THROW(resolve_serve_config({}, {}, {}), Error);  // no model
+  EXPECT_THROW(resolve_serve_config({}, {}, {{"model", "m"}, {"kv_cache_dtype", "int4"}}), Error);
+  EXPECT_EQ(resolve_serve_config({}, {}, {{"model", "m"}, {"kv_cache_dtype", "fp8"}})
+                .engine.kv_cache_dtype,
+            "fp8");
 }
 
 TEST(ServeConfig, MalformedOrNestedYamlIsRejected) {

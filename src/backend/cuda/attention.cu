@@ -46,6 +46,10 @@ void validate(const AttentionBatch& b, const AttentionShape& s, bool sizing = fa
   }
   if (!sizing && !(s.scale > 0.0f)) reject("scale must be positive");
   if (b.block_size <= 0) reject("block_size must be positive");
+  if (s.kv_fp8 && b.block_size % 16 != 0) {
+    reject("an FP8 KV pool needs a block_size that is a multiple of 16, not " +
+           std::to_string(b.block_size));
+  }
   if (b.n_tokens < 0 || b.n_seqs < 0) reject("negative token or sequence count");
   if (b.n_tokens > 0 && (b.max_query_len <= 0 || b.max_context_len <= 0)) {
     reject("max_query_len and max_context_len must be set (host-side maxima)");
@@ -64,19 +68,28 @@ int sm_count() {
   return count;
 }
 
-// Decode CTAs of one head size that one SM holds at once (shared memory sets it: ~106 KB at
-// head_dim 128, two a SM on Hopper; ~55 KB at 64, four), asked of the driver once per head size;
-// 2 when no device answers.
-template <int HD>
+// Above 48 KiB of dynamic shared memory a kernel must opt in, once per instantiation; the
+// occupancy query needs it too. Returns the error, cudaSuccess when done.
+template <typename T, int HD, int ROWS, bool FP8>
+cudaError_t opt_in_shared_memory() {
+  static const cudaError_t opted_in = cudaFuncSetAttribute(
+      attn::paged_attention_kernel<T, HD, ROWS, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      int{attn::Smem<T, HD, ROWS, FP8>::bytes});
+  return opted_in;
+}
+
+// Decode CTAs of one head size and pool format that one SM holds at once (shared memory sets
+// it: ~106 KB at head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~63 KB at 128,
+// three), asked of the driver once each; 2 when no device answers.
+template <int HD, bool FP8>
 int decode_ctas_per_sm() {
-  const auto kernel = attn::paged_attention_kernel<__nv_bfloat16, HD, attn::kDecodeRows>;
-  constexpr size_t kSmem = attn::Smem<__nv_bfloat16, HD, attn::kDecodeRows>::bytes;
+  using T = __nv_bfloat16;
+  constexpr size_t kSmem = attn::Smem<T, HD, attn::kDecodeRows, FP8>::bytes;
   int blocks = 0;
-  // Above 48 KiB of dynamic shared memory the occupancy query needs the kernel's opt-in too.
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int{kSmem}) !=
-          cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, attn::kThreads, kSmem) !=
-          cudaSuccess ||
+  if (opt_in_shared_memory<T, HD, attn::kDecodeRows, FP8>() != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &blocks, attn::paged_attention_kernel<T, HD, attn::kDecodeRows, FP8>, attn::kThreads,
+          kSmem) != cudaSuccess ||
       blocks <= 0) {
     (void)cudaGetLastError();
     blocks = 2;
@@ -85,10 +98,11 @@ int decode_ctas_per_sm() {
 }
 
 // The decode CTAs the whole GPU holds at once: one wave.
-int64_t decode_wave(int head_dim) {
-  static const int per_sm_64 = decode_ctas_per_sm<64>();
-  static const int per_sm_128 = decode_ctas_per_sm<128>();
-  return int64_t{sm_count()} * (head_dim == 64 ? per_sm_64 : per_sm_128);
+int64_t decode_wave(const AttentionShape& s) {
+  static const int per_sm[2][2] = {
+      {decode_ctas_per_sm<64, false>(), decode_ctas_per_sm<64, true>()},
+      {decode_ctas_per_sm<128, false>(), decode_ctas_per_sm<128, true>()}};
+  return int64_t{sm_count()} * per_sm[s.head_dim == 64 ? 0 : 1][s.kv_fp8 ? 1 : 0];
 }
 
 struct Plan {
@@ -111,7 +125,7 @@ Plan plan(const AttentionBatch& b, const AttentionShape& s) {
   // wave and a partial second; but no split shorter than kMinKeysPerSplit keys. (Rounded up,
   // batch 64 ran 384 CTAs on an H200's 264 slots; docs/PERFORMANCE.md has the measurements.)
   const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
-  const int64_t want = std::max<int64_t>(1, decode_wave(s.head_dim) / ctas);
+  const int64_t want = std::max<int64_t>(1, decode_wave(s) / ctas);
   const int64_t by_len = (int64_t{b.max_context_len} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_len), 1, kMaxSplits));
   if (splits == 1) return p;
@@ -128,14 +142,11 @@ size_t workspace_for(const Plan& p, int64_t n_seqs, const AttentionShape& s) {
   return static_cast<size_t>(parts) * (sizeof(float) * s.head_dim + sizeof(float2));
 }
 
-template <typename T, int HD, int ROWS>
+template <typename T, int HD, int ROWS, bool FP8>
 void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStream_t stream) {
-  const auto kernel = attn::paged_attention_kernel<T, HD, ROWS>;
-  constexpr size_t kSmem = attn::Smem<T, HD, ROWS>::bytes;
-  // Above 48 KiB of dynamic shared memory a kernel must opt in; once per instantiation.
-  static const cudaError_t opted_in =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int{kSmem});
-  if (opted_in != cudaSuccess) {
+  constexpr size_t kSmem = attn::Smem<T, HD, ROWS, FP8>::bytes;
+  if (const cudaError_t opted_in = opt_in_shared_memory<T, HD, ROWS, FP8>();
+      opted_in != cudaSuccess) {
     throw Error(ErrorCode::kInternal,
                 std::string("paged attention: cannot reserve ") + std::to_string(kSmem) +
                     " bytes of shared memory: " + cudaGetErrorString(opted_in));
@@ -143,7 +154,8 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
   const int32_t seqs = kp.seq_list != nullptr ? b.n_prefill_seqs : b.n_seqs;
   const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(seqs),
                   static_cast<unsigned>(kp.row_tiles * kp.splits));
-  launch_dependent("paged_attention_kernel", kernel, grid, attn::kThreads, kSmem, stream, kp);
+  launch_dependent("paged_attention_kernel", attn::paged_attention_kernel<T, HD, ROWS, FP8>, grid,
+                   attn::kThreads, kSmem, stream, kp);
   if (kp.splits > 1) {
     const dim3 combine_grid(static_cast<unsigned>(b.n_seqs), static_cast<unsigned>(kp.num_heads));
     launch_dependent("combine_splits_kernel", attn::combine_splits_kernel<T, HD>, combine_grid, HD,
@@ -151,15 +163,15 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
   }
 }
 
-template <typename T>
+template <typename T, bool FP8>
 void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int head_dim, bool decode,
                   cudaStream_t stream) {
   if (head_dim == 64) {
-    decode ? launch_tiles<T, 64, attn::kDecodeRows>(kp, b, stream)
-           : launch_tiles<T, 64, attn::kPrefillRows>(kp, b, stream);
+    decode ? launch_tiles<T, 64, attn::kDecodeRows, FP8>(kp, b, stream)
+           : launch_tiles<T, 64, attn::kPrefillRows, FP8>(kp, b, stream);
   } else {
-    decode ? launch_tiles<T, 128, attn::kDecodeRows>(kp, b, stream)
-           : launch_tiles<T, 128, attn::kPrefillRows>(kp, b, stream);
+    decode ? launch_tiles<T, 128, attn::kDecodeRows, FP8>(kp, b, stream)
+           : launch_tiles<T, 128, attn::kPrefillRows, FP8>(kp, b, stream);
   }
 }
 
@@ -176,8 +188,7 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
       (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int64_t splits_per_seq = std::min<int64_t>(kMaxSplits, by_len);
   if (n_seqs <= 0 || splits_per_seq <= 1) return 0;
-  const int64_t seq_splits =
-      std::min(n_seqs * splits_per_seq, decode_wave(shape.head_dim) + n_seqs);
+  const int64_t seq_splits = std::min(n_seqs * splits_per_seq, decode_wave(shape) + n_seqs);
   const size_t bound = static_cast<size_t>(seq_splits * shape.num_heads) *
                        (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
   AttentionBatch as_decode = batch;  // the plan that needs a workspace at all
@@ -241,16 +252,19 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
     kp.splits = plan_of_launch.splits;
     kp.split_len = plan_of_launch.split_len;
     kp.late_trigger = late_trigger_at(batch.n_tokens);
-    kp.kv_before_wait = plan_of_launch.decode && kv_before_wait_at(batch.n_tokens);
+    kp.kv_before_wait = plan_of_launch.decode && !shape.kv_fp8 && kv_before_wait_at(batch.n_tokens);
     if ((batch.block_size & (batch.block_size - 1)) == 0)
       kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
     return kp;
   };
   const auto launch = [&](const attn::KernelParams& kp, bool decode) {
-    if (type == ActType::kBF16) {
-      launch_typed<__nv_bfloat16>(kp, batch, shape.head_dim, decode, stream);
+    const bool bf16 = type == ActType::kBF16;
+    if (shape.kv_fp8) {
+      bf16 ? launch_typed<__nv_bfloat16, true>(kp, batch, shape.head_dim, decode, stream)
+           : launch_typed<__half, true>(kp, batch, shape.head_dim, decode, stream);
     } else {
-      launch_typed<__half>(kp, batch, shape.head_dim, decode, stream);
+      bf16 ? launch_typed<__nv_bfloat16, false>(kp, batch, shape.head_dim, decode, stream)
+           : launch_typed<__half, false>(kp, batch, shape.head_dim, decode, stream);
     }
   };
   if (split_mixed) {

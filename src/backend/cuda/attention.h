@@ -15,7 +15,10 @@ namespace autoglm::cuda {
 enum class ActType : uint8_t { kBF16, kF16 };  // activation and KV-cache element type
 
 // One layer of the KV pool: K and V each [num_blocks * block_size][num_kv_heads * head_dim],
-// row `slot` = block * block_size + offset.
+// row `slot` = block * block_size + offset. An FP8 pool (AttentionShape::kv_fp8) holds E4M3
+// bytes: K in the same rows, V transposed within each block, [num_blocks][num_kv_heads]
+// [head_dim][block_size], so that a dim's consecutive keys are consecutive bytes (the P V
+// product reads them that way); block_size is then a multiple of 16.
 struct PagedKvLayer {
   void* k = nullptr;
   void* v = nullptr;
@@ -47,6 +50,9 @@ struct AttentionShape {
   int32_t num_kv_heads = 0;  // divides num_heads (GQA)
   int32_t head_dim = 0;      // 64, 128 (others may be rejected with a clear error)
   float scale = 0.0f;        // usually 1 / sqrt(head_dim)
+  // The pool holds FP8 E4M3 (unscaled: values saturate at +-448) instead of the activation
+  // type; the products run in FP16 and q and out stay in the activation type.
+  bool kv_fp8 = false;
 };
 
 // Bytes of scratch paged_attention needs for this batch (split-KV partial results).

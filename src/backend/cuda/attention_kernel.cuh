@@ -13,23 +13,12 @@
 // Thread ownership: device code, launched by the engine thread through attention.cu.
 #pragma once
 
-// With clang as nvcc's host compiler, CUDA's fp16/bf16 headers define static functions that
-// -Wunused-function (made an error by -Werror) flags; they are not ours to fix.
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wunused-function"
-#endif
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
-
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
 #include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_types.cuh"
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/pdl.cuh"
 
@@ -84,22 +73,35 @@ struct WarpSplit {
 
 // Shared memory: Q rows, then kStages (K, V) tiles; rows padded by 16 bytes so that the eight
 // row addresses of an ldmatrix fall in different banks. After the key loop the tile region is
-// reused to merge the slices' softmax states (decode).
-template <typename T, int HD, int ROWS>
+// reused to merge the slices' softmax states (decode). With an FP8 pool (FP8 = true) Q is held
+// in FP16 and a stage is a K tile of kKeyTile byte rows and a V tile transposed (HD rows of
+// kKeyTile keys), as the pool stores V (attention.h).
+template <typename T, int HD, int ROWS, bool FP8 = false>
 struct Smem {
   // Decode CTAs are few at small batch and latency-bound: three tiles in flight cover a short
-  // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM.
-  static constexpr int kStages = ROWS == kDecodeRows ? 3 : 2;
-  static constexpr int kLd = HD + 8;                          // elements per row of Q, K and V
-  static constexpr size_t tile = sizeof(T) * kKeyTile * kLd;  // one K or V tile
+  // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM. An FP8
+  // tile holds half the bytes, and a decode CTA's speed is the bytes it has in flight over the
+  // memory latency: five stages (two CTAs a SM) keep as many bytes in flight as BF16's three.
+  static constexpr int kStages = ROWS == kDecodeRows ? (FP8 ? 5 : 3) : 2;
+  using Elem = T;                                 // q's and out's element type
+  using QT = std::conditional_t<FP8, __half, T>;  // Q's element type in shared memory
+  static constexpr int kLd = HD + 8;              // elements per row of Q (and BF16/FP16 K, V)
+  static constexpr int kLdK8 = HD + 16;           // bytes per FP8 key row
+  static constexpr int kLdV8 = kKeyTile + 16;     // bytes per FP8 V row (one dim, all keys)
+  static constexpr size_t k_tile = FP8 ? size_t{kKeyTile} * kLdK8 : sizeof(T) * kKeyTile * kLd;
+  static constexpr size_t v_tile = FP8 ? size_t{HD} * kLdV8 : k_tile;
+  static constexpr size_t stage = k_tile + v_tile;
   static constexpr size_t q = 0;
-  static constexpr size_t kv = align128(sizeof(T) * ROWS * kLd);
+  static constexpr size_t kv = align128(sizeof(QT) * ROWS * kLd);
   static constexpr int kMergeLd = HD + 4;  // floats per merged row: float4-aligned, few conflicts
   static constexpr size_t merge_o = kv;    // [kWarps][16][kMergeLd] floats
   static constexpr size_t merge_ml = align128(merge_o + sizeof(float) * kWarps * 16 * kMergeLd);
   static constexpr size_t merge_end = merge_ml + sizeof(float2) * kWarps * 16;
-  static constexpr size_t tiles_end = kv + 2 * kStages * tile;
+  static constexpr size_t tiles_end = kv + kStages * stage;
   static constexpr size_t bytes = align128(tiles_end > merge_end ? tiles_end : merge_end);
+  static_assert(k_tile % 16 == 0 && v_tile % 16 == 0, "cp.async destinations stay aligned");
+  static constexpr bool kFp8 = FP8;
+  static constexpr int kHeadDim = HD;
 };
 
 // ---- PTX wrappers ---------------------------------------------------------------------------
@@ -242,6 +244,95 @@ __device__ __forceinline__ void fill_deferred_keys(const KernelParams& p, int kv
   }
 }
 
+// ---- FP8 (E4M3) pool ------------------------------------------------------------------------
+// The mma's B fragments want, per lane, two consecutive k-indices of one column. For Q K^T
+// (k = dims) the dims within every 16 are permuted, in Q's shared-memory columns and in which K
+// bytes a lane reads alike (a dot product does not care about order): lane c of a row group
+// holds dims 4c..4c+3 of each 16, which the fragment calls k = 2c, 2c+1, 2c+8, 2c+9, so its four
+// K values are one 4-byte load. For P V (k = keys) the keys within every 16 are permuted alike
+// in the score columns and in the V bytes: lane c holds the probabilities of keys 4c..4c+3, and
+// V is stored transposed (a dim's keys consecutive), so its four V values are one 4-byte load
+// too. The MMAs run in FP16: E4M3 converts to it exactly, two values an instruction.
+
+// Q's shared-memory column of dim d.
+__device__ __forceinline__ int fp8_q_column(int d) {
+  const int r = d & 15;
+  const int c = r >> 2;
+  const int e = r & 3;
+  return (d & ~15) + (e < 2 ? 2 * c + e : 8 + 2 * c + e - 2);
+}
+
+// The key (within the warp's slice) that column `col` of score tile `n` holds.
+__device__ __forceinline__ int fp8_key_of(int n, int col) {
+  return 16 * (n / 2) + 4 * (col / 2) + 2 * (n % 2) + (col % 2);
+}
+
+// A K row's 16-dim chunks are XOR-swizzled by bit 3 of the key: the eight keys one 4-byte load
+// instruction reads (0, 1, 4, 5, 8, 9, 12, 13 of a 16) would otherwise meet in four banks twice.
+__device__ __forceinline__ int fp8_k_chunk(int key, int chunk) {
+  return chunk ^ (((key >> 3) & 1) << 1);
+}
+
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xffffu), __NV_E4M3);
+  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+}
+
+// fetch_kv_tile for the FP8 pool: K rows of HD bytes into k_s (kLdK8 a row, chunks swizzled),
+// V's [dim][block_size] runs into vt_s ([HD][kLdV8], 16 keys a copy). Keys at or past kend
+// are zeros (a partial 16-key run copies only its valid bytes, cp.async fills the rest).
+template <int HD, int LDK, int LDV>
+__device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_head, int seq,
+                                                  int tile0, int kend, uint8_t* k_s,
+                                                  uint8_t* vt_s) {
+  constexpr int kKChunks = HD / 16;                      // 16-byte chunks per key row
+  constexpr int kKPer = kKeyTile * kKChunks / kThreads;  // key chunks per thread
+  constexpr int kVRuns = kKeyTile / 16;                  // 16-key runs per V row
+  constexpr int kVPer = HD * kVRuns / kThreads;          // V runs per thread
+  static_assert(kThreads % kKChunks == 0 && kThreads % kVRuns == 0, "a thread keeps its column");
+  const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
+  const uint8_t* kc = static_cast<const uint8_t*>(p.k_cache);
+  const uint8_t* vc = static_cast<const uint8_t*>(p.v_cache);
+  const int chunk = threadIdx.x % kKChunks;
+  const int run = threadIdx.x % kVRuns;
+  const int key16 = tile0 + 16 * run;
+  int32_t entry[kKPer];
+#pragma unroll
+  for (int j = 0; j < kKPer; ++j) {
+    const int key = tile0 + (threadIdx.x + j * kThreads) / kKChunks;
+    entry[j] = key < kend ? blocks[table_block(p, key)] : 0;
+  }
+  const int32_t v_entry = key16 < kend ? blocks[table_block(p, key16)] : 0;
+#pragma unroll
+  for (int j = 0; j < kKPer; ++j) {
+    const int local = (threadIdx.x + j * kThreads) / kKChunks;
+    const int key = tile0 + local;
+    int64_t off = 0;
+    int bytes = 0;
+    if (key < kend) {
+      off = kv_pool_row(p, entry[j], key) * (int64_t{p.num_kv_heads} * HD) + int64_t{kv_head} * HD +
+            chunk * 16;
+      bytes = 16;
+    }
+    cp_async16(k_s + local * LDK + fp8_k_chunk(local, chunk) * 16, kc + off, bytes);
+  }
+  const int valid = min(16, kend - key16);
+  int64_t v_off = 0;
+  if (valid > 0) {
+    const int64_t bs = p.batch.block_size;
+    v_off = (int64_t{v_entry} * p.num_kv_heads + kv_head) * HD * bs + key16 -
+            int64_t{table_block(p, key16)} * bs;
+  }
+#pragma unroll
+  for (int j = 0; j < kVPer; ++j) {
+    const int dim = (threadIdx.x + j * kThreads) / kVRuns;
+    cp_async16(vt_s + dim * LDV + run * 16,
+               vc + (valid > 0 ? v_off + int64_t{dim} * p.batch.block_size : 0),
+               valid > 0 ? valid : 0);
+  }
+}
+
 // Per-thread state of one warp's 16 * MT rows. Row slot h is mma row tile h / 2, and within it
 // row lane / 4 + 8 * (h % 2); for each 8-wide column tile the thread holds columns
 // 2 * (lane % 4) and + 1 (the mma accumulator layout).
@@ -255,10 +346,15 @@ struct RowState {
 
 // Scores of the warp's rows (Q at q_s) against keys [key0, key0 + NKEYS) of the tile in k_s,
 // masked, turned into probabilities (online softmax), and accumulated into st.o against v_s.
-template <typename T, int HD, int NKEYS, int MT>
-__device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v_s, int ld,
-                                          int slice0, int key0, float scale_log2,
-                                          RowState<HD, MT>& st) {
+// L is the CTA's Smem layout (element type, head size, BF16/FP16 or FP8 tiles); the slice's
+// keys start at row slice0 of the tile.
+template <typename L, int NKEYS, int MT>
+__device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const unsigned char* k_s,
+                                          const unsigned char* v_s, int slice0, int key0,
+                                          float scale_log2, RowState<L::kHeadDim, MT>& st) {
+  using C = typename L::QT;  // the mma's input type
+  constexpr int HD = L::kHeadDim;
+  constexpr int ld = L::kLd;
   constexpr int kNt = NKEYS / 8;
   const int lane = threadIdx.x % 32;
   float s[MT][kNt][4];
@@ -267,7 +363,8 @@ __device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v
 #pragma unroll
     for (int n = 0; n < kNt; ++n) s[m][n][0] = s[m][n][1] = s[m][n][2] = s[m][n][3] = 0.0f;
   }
-  // S = Q K^T: K rows are keys, so a plain ldmatrix gives the column-major B fragment.
+  // S = Q K^T: K rows are keys, so a plain ldmatrix gives the column-major B fragment (FP8: each
+  // lane's four bytes of its key, see fp8_q_column).
 #pragma unroll
   for (int kk = 0; kk < HD / 16; ++kk) {
     uint32_t qf[MT][4];
@@ -276,15 +373,29 @@ __device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v
       const int r = m * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
       ldmatrix_x4(qf[m], q_s + r * ld + kk * 16 + (lane / 16) * 8);
     }
+    if constexpr (L::kFp8) {
 #pragma unroll
-    for (int n = 0; n < kNt; n += 2) {
-      uint32_t b[4];
-      const int key = slice0 + n * 8 + (lane % 8) + (lane / 16) * 8;
-      ldmatrix_x4(b, k_s + key * ld + kk * 16 + ((lane / 8) % 2) * 8);
+      for (int n = 0; n < kNt; ++n) {
+        const int key = slice0 + fp8_key_of(n, lane / 4);
+        const uint32_t w = *reinterpret_cast<const uint32_t*>(
+            k_s + key * L::kLdK8 + fp8_k_chunk(key, kk) * 16 + 4 * (lane % 4));
+        const uint32_t b0 = e4m3x2_to_f16x2(w);
+        const uint32_t b1 = e4m3x2_to_f16x2(w >> 16);
 #pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        mma16816<T>(s[m][n], qf[m], b[0], b[1]);
-        mma16816<T>(s[m][n + 1], qf[m], b[2], b[3]);
+        for (int m = 0; m < MT; ++m) mma16816<C>(s[m][n], qf[m], b0, b1);
+      }
+    } else {
+      const C* k_t = reinterpret_cast<const C*>(k_s);
+#pragma unroll
+      for (int n = 0; n < kNt; n += 2) {
+        uint32_t b[4];
+        const int key = slice0 + n * 8 + (lane % 8) + (lane / 16) * 8;
+        ldmatrix_x4(b, k_t + key * ld + kk * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          mma16816<C>(s[m][n], qf[m], b[0], b[1]);
+          mma16816<C>(s[m][n + 1], qf[m], b[2], b[3]);
+        }
       }
     }
   }
@@ -297,7 +408,8 @@ __device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v
     for (int n = 0; n < kNt; ++n) {
 #pragma unroll
       for (int e = 2 * (h % 2); e < 2 * (h % 2) + 2; ++e) {
-        const int key = key0 + n * 8 + 2 * (lane % 4) + (e & 1);
+        const int col = 2 * (lane % 4) + (e & 1);
+        const int key = key0 + (L::kFp8 ? fp8_key_of(n, col) : n * 8 + col);
         float& v = s[h / 2][n][e];
         v = key < st.limit[h] ? v * scale_log2 : -INFINITY;
         mx = fmaxf(mx, v);
@@ -317,7 +429,8 @@ __device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v
     }
   }
   // P V, 16 keys per step: two score tiles make one A fragment; V rows are keys, so the
-  // transposing ldmatrix gives the column-major B fragment.
+  // transposing ldmatrix gives the column-major B fragment (FP8: V is stored transposed, and a
+  // lane's four keys are one 4-byte load of its dim's row).
 #pragma unroll
   for (int kk = 0; kk < kNt / 2; ++kk) {
     uint32_t a[MT][4];
@@ -330,21 +443,34 @@ __device__ __forceinline__ void warp_tile(const T* q_s, const T* k_s, const T* v
         t[1] = exp2f(t[1] - use[2 * m]);
         t[2] = exp2f(t[2] - use[2 * m + 1]);
         t[3] = exp2f(t[3] - use[2 * m + 1]);
-        a[m][2 * half] = pack_rounded<T>(t[0], t[1]);
-        a[m][2 * half + 1] = pack_rounded<T>(t[2], t[3]);
+        a[m][2 * half] = pack_rounded<C>(t[0], t[1]);
+        a[m][2 * half + 1] = pack_rounded<C>(t[2], t[3]);
         st.l[2 * m] += t[0] + t[1];
         st.l[2 * m + 1] += t[2] + t[3];
       }
     }
+    if constexpr (L::kFp8) {
 #pragma unroll
-    for (int n = 0; n < HD / 8; n += 2) {
-      uint32_t b[4];
-      const int key = slice0 + kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-      ldmatrix_x4_trans(b, v_s + key * ld + n * 8 + (lane / 16) * 8);
+      for (int n = 0; n < HD / 8; ++n) {
+        const uint32_t w = *reinterpret_cast<const uint32_t*>(v_s + (n * 8 + lane / 4) * L::kLdV8 +
+                                                              slice0 + kk * 16 + 4 * (lane % 4));
+        const uint32_t b0 = e4m3x2_to_f16x2(w);
+        const uint32_t b1 = e4m3x2_to_f16x2(w >> 16);
 #pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        mma16816<T>(st.o[m][n], a[m], b[0], b[1]);
-        mma16816<T>(st.o[m][n + 1], a[m], b[2], b[3]);
+        for (int m = 0; m < MT; ++m) mma16816<C>(st.o[m][n], a[m], b0, b1);
+      }
+    } else {
+      const C* v_t = reinterpret_cast<const C*>(v_s);
+#pragma unroll
+      for (int n = 0; n < HD / 8; n += 2) {
+        uint32_t b[4];
+        const int key = slice0 + kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        ldmatrix_x4_trans(b, v_t + key * ld + n * 8 + (lane / 16) * 8);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          mma16816<C>(st.o[m][n], a[m], b[0], b[1]);
+          mma16816<C>(st.o[m][n + 1], a[m], b[2], b[3]);
+        }
       }
     }
   }
@@ -419,11 +545,11 @@ __device__ __forceinline__ void store_warp_rows(const KernelParams& p, int seq, 
 // shared memory. Each thread then merges 16 consecutive elements of one row, working out the
 // row's weights from the four (max, sum) pairs itself: the eight threads of a row repeat that
 // small sum rather than wait at a third barrier for 16 threads to publish it.
-template <typename T, int HD, int ROWS>
+template <typename T, int HD, int ROWS, bool FP8>
 __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, int split,
                                                 int first_token, int row0, int nrows,
                                                 unsigned char* smem, const RowState<HD, 1>& st) {
-  using L = Smem<T, HD, ROWS>;
+  using L = Smem<T, HD, ROWS, FP8>;
   constexpr int kLdo = L::kMergeLd;
   float* mo = reinterpret_cast<float*>(smem + L::merge_o);
   float2* ml = reinterpret_cast<float2*>(smem + L::merge_ml);
@@ -482,10 +608,13 @@ __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, 
 }
 
 // This CTA's Q rows into shared memory (zeros past the last row); plain loads, made visible to
-// the other warps by the caller's barrier.
-template <typename T, int HD, int ROWS>
+// the other warps by the caller's barrier. FP8 layouts take Q in FP16 (saturated to its range)
+// with the dims of every 16 in fp8_q_column's order.
+template <typename L, int ROWS>
 __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, int first_token,
-                                            int row0, int nrows, T* q_s) {
+                                            int row0, int nrows, typename L::QT* q_s) {
+  using T = typename L::Elem;
+  constexpr int HD = L::kHeadDim;
   constexpr int kChunks = HD / 8;
   constexpr int kPerThread = ROWS * kChunks / kThreads;
   static_assert(ROWS * kChunks % kThreads == 0, "Q rows must split evenly over threads");
@@ -511,29 +640,55 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
 #pragma unroll
     for (int u = 0; u < kGroup; ++u) {
       const int i = threadIdx.x + (g + u) * kThreads;
-      *reinterpret_cast<uint4*>(q_s + (i / kChunks) * Smem<T, HD, ROWS>::kLd + (i % kChunks) * 8) =
-          chunk[u];
+      typename L::QT* dst = q_s + (i / kChunks) * L::kLd;
+      if constexpr (L::kFp8) {
+        // Eight dims: two runs of four, each split into the pairs at columns 2c and 8 + 2c.
+        const T* e = reinterpret_cast<const T*>(&chunk[u]);
+        const int d0 = (i % kChunks) * 8;
+#pragma unroll
+        for (int pair = 0; pair < 4; ++pair) {
+          const float lo = fminf(fmaxf(to_f32(e[2 * pair]), -65504.0f), 65504.0f);
+          const float hi = fminf(fmaxf(to_f32(e[2 * pair + 1]), -65504.0f), 65504.0f);
+          *reinterpret_cast<__half2*>(dst + fp8_q_column(d0 + 2 * pair)) =
+              __floats2half2_rn(lo, hi);
+        }
+      } else {
+        *reinterpret_cast<uint4*>(dst + (i % kChunks) * 8) = chunk[u];
+      }
     }
   }
 }
 
 // grid (num_kv_heads, n_seqs or the seq_list's length, row_tiles * splits), kThreads threads,
 // Smem<...>::bytes dynamic. The decode instantiation skips sequences with more than one token (a
-// mixed step's prefill chunks, which the prefill instantiation takes through seq_list).
-template <typename T, int HD, int ROWS>
+// mixed step's prefill chunks, which the prefill instantiation takes through seq_list). FP8:
+// the pool holds E4M3 (attention.h's layout); T stays the type of q and out.
+template <typename T, int HD, int ROWS, bool FP8>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
   using W = WarpSplit<ROWS>;
-  using L = Smem<T, HD, ROWS>;
+  using L = Smem<T, HD, ROWS, FP8>;
   // kv_before_wait: the batch arrays come from the host upload before the step and every key
-  // but the step's own from earlier steps, so they are read while the QKV kernel drains.
-  const bool early = ROWS == kDecodeRows && p.kv_before_wait;
+  // but the step's own from earlier steps, so they are read while the QKV kernel drains. (Not
+  // with FP8 tiles, whose V runs hold 16 keys each, the step's own among them.)
+  const bool early = !FP8 && ROWS == kDecodeRows && p.kv_before_wait;
   if (!early) wait_for_previous_kernel();
   extern __shared__ __align__(128) unsigned char smem[];
-  T* q_s = reinterpret_cast<T*>(smem + L::q);
-  T* kv_s = reinterpret_cast<T*>(smem + L::kv);
+  typename L::QT* q_s = reinterpret_cast<typename L::QT*>(smem + L::q);
+  unsigned char* tiles = smem + L::kv;
 
   const int kv_head = blockIdx.x;
   const int seq = p.seq_list != nullptr ? p.seq_list[blockIdx.y] : static_cast<int>(blockIdx.y);
+  // Stage i's K tile, its V tile at + L::k_tile.
+  const auto stage_at = [&](int i) { return tiles + i * L::stage; };
+  const auto fetch = [&](int i, int tile0, int kend, int defer_from) {
+    unsigned char* k_s = stage_at(i);
+    if constexpr (FP8) {
+      fetch_kv_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, seq, tile0, kend, k_s, k_s + L::k_tile);
+    } else {
+      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, reinterpret_cast<T*>(k_s),
+                           reinterpret_cast<T*>(k_s + L::k_tile), L::kLd, defer_from);
+    }
+  };
   // The longest row tiles (the causal triangle's bottom) are scheduled first.
   const int row_tile = p.row_tiles - 1 - static_cast<int>(blockIdx.z) % p.row_tiles;
   const int split = static_cast<int>(blockIdx.z) / p.row_tiles;
@@ -558,29 +713,27 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
 
   // Start the first kStages - 1 K/V tiles (one commit group each, empty past the end), then
   // bring this tile's Q rows (zeros past the last row) in.
-  constexpr int kTileElems = 2 * kKeyTile * L::kLd;  // K then V of one stage
 #pragma unroll
   for (int i = 0; i < L::kStages - 1; ++i) {
     const int tile0 = kbeg + i * kKeyTile;
-    T* k_s = kv_s + i * kTileElems;
-    if (tile0 < kend)
-      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd,
-                           defer_from);
+    if (tile0 < kend) fetch(i, tile0, kend, defer_from);
     cp_async_commit();
   }
-  if (early) {
-    wait_for_previous_kernel();
+  if constexpr (!FP8) {
+    if (early) {
+      wait_for_previous_kernel();
 #pragma unroll
-    for (int i = 0; i < L::kStages - 1; ++i) {
-      const int tile0 = kbeg + i * kKeyTile;
-      T* k_s = kv_s + i * kTileElems;
-      if (tile0 < kend && tile0 + kKeyTile > defer_from) {
-        fill_deferred_keys<T, HD>(p, kv_head, seq, tile0, defer_from, kend, k_s,
-                                  k_s + kKeyTile * L::kLd, L::kLd);
+      for (int i = 0; i < L::kStages - 1; ++i) {
+        const int tile0 = kbeg + i * kKeyTile;
+        T* k_s = reinterpret_cast<T*>(stage_at(i));
+        if (tile0 < kend && tile0 + kKeyTile > defer_from) {
+          fill_deferred_keys<T, HD>(p, kv_head, seq, tile0, defer_from, kend, k_s,
+                                    reinterpret_cast<T*>(stage_at(i) + L::k_tile), L::kLd);
+        }
       }
     }
   }
-  load_q_rows<T, HD, ROWS>(p, kv_head, first_token, row0, nrows, q_s);
+  load_q_rows<L, ROWS>(p, kv_head, first_token, row0, nrows, q_s);
   __syncthreads();
 
   const int warp = threadIdx.x / 32;
@@ -602,18 +755,14 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
     // The tile kStages - 1 ahead streams in while this one is computed; its slot was freed by
     // the previous iteration's closing barrier.
     const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
-    if (ahead < kend) {
-      T* k_s = kv_s + ((stage + L::kStages - 1) % L::kStages) * kTileElems;
-      fetch_kv_tile<T, HD>(p, kv_head, seq, ahead, kend, k_s, k_s + kKeyTile * L::kLd, L::kLd);
-    }
+    if (ahead < kend) fetch((stage + L::kStages - 1) % L::kStages, ahead, kend, INT32_MAX);
     cp_async_commit();
     cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
     __syncthreads();                  // ... and for every thread
-    const T* k_s = kv_s + stage * kTileElems;
+    const unsigned char* k_s = stage_at(stage);
     if (has_rows) {
-      warp_tile<T, HD, W::kSliceKeys, W::kMt>(q_s + group_row * L::kLd, k_s,
-                                              k_s + kKeyTile * L::kLd, L::kLd, slice0,
-                                              tile0 + slice0, p.scale_log2, st);
+      warp_tile<L, W::kSliceKeys, W::kMt>(q_s + group_row * L::kLd, k_s, k_s + L::k_tile, slice0,
+                                          tile0 + slice0, p.scale_log2, st);
     }
     __syncthreads();  // every warp done with this stage before a later fetch overwrites it
     stage = (stage + 1) % L::kStages;
@@ -628,7 +777,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
     store_warp_rows<T, HD, W::kMt>(p, seq, split, first_token, row0 + group_row, nrows, st);
   } else {
     static_assert(W::kRowGroups == 1, "slices merge one 16-row group");
-    merge_and_store<T, HD, ROWS>(p, seq, split, first_token, row0, nrows, smem, st);
+    merge_and_store<T, HD, ROWS, FP8>(p, seq, split, first_token, row0, nrows, smem, st);
   }
 }
 

@@ -95,6 +95,12 @@ void check_options(const CudaBackendOptions& o, const ModelConfig& c) {
   if (o.num_kv_blocks < 0 || o.max_logits_rows < 0 || o.max_context_len < 0) {
     bad("num_kv_blocks, max_logits_rows and max_context_len must not be negative");
   }
+  if (o.kv_cache_fp8 && ((c.head_dim != 64 && c.head_dim != 128) || o.block_size % 16 != 0)) {
+    fail(ErrorCode::kUnsupported,
+         "CUDA backend: an FP8 KV cache needs head_dim 64 or 128 (the model's is " +
+             std::to_string(c.head_dim) + ") and a block_size that is a multiple of 16 (" +
+             std::to_string(o.block_size) + " given)");
+  }
   if (c.head_dim > kMaxHeadDim || c.num_key_value_heads <= 0 ||
       c.num_attention_heads % c.num_key_value_heads != 0) {
     fail(ErrorCode::kUnsupported, "CUDA backend: head_dim " + std::to_string(c.head_dim) +
@@ -141,10 +147,13 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_.get());
 }
 
+size_t CudaBackend::kv_element_bytes() const {
+  return options_.kv_cache_fp8 ? 1 : dtype_size(act_dtype_);
+}
+
 size_t CudaBackend::kv_bytes_per_block() const {
   return static_cast<size_t>(config_.num_hidden_layers) * 2 * options_.block_size *
-         static_cast<size_t>(config_.num_key_value_heads * config_.head_dim) *
-         dtype_size(act_dtype_);
+         static_cast<size_t>(config_.num_key_value_heads * config_.head_dim) * kv_element_bytes();
 }
 
 size_t CudaBackend::ints_capacity() const {
@@ -248,7 +257,7 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
     worst.block_size = options_.block_size;
     const AttentionShape shape{static_cast<int32_t>(config_.num_attention_heads),
                                static_cast<int32_t>(config_.num_key_value_heads),
-                               static_cast<int32_t>(config_.head_dim), 0.0f};
+                               static_cast<int32_t>(config_.head_dim), 0.0f, options_.kv_cache_fp8};
     buf_.attention_ws_bytes = paged_attention_workspace_bytes(worst, shape);
   }
   buf_.attention_ws = arena.take(buf_.attention_ws_bytes);
@@ -309,7 +318,7 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
 
   const size_t side = static_cast<size_t>(blocks) * options_.block_size *
                       static_cast<size_t>(config_.num_key_value_heads * config_.head_dim) *
-                      dtype_size(act_dtype_);
+                      kv_element_bytes();
   const size_t kv_bytes = side * 2 * static_cast<size_t>(config_.num_hidden_layers);
   kv_memory_ = DeviceBuffer(kv_bytes, "KV pool");
   // Zeroed once (~30 ms for 100 GB): the padding rows of a graphed decode step read a key from

@@ -37,6 +37,10 @@ struct CudaBackendOptions {
   int32_t num_kv_blocks = 0;
   // Activation/KV element type: kBF16 or kF16. Empty: the checkpoint's (F32 -> BF16).
   std::optional<DType> dtype;
+  // Hold the KV cache in FP8 E4M3 (unscaled, saturating at +-448): half the bytes per token, so
+  // twice the tokens in the same budget and half the attention's reads. Needs head_dim 64 or
+  // 128 and a block_size that is a multiple of 16.
+  bool kv_cache_fp8 = false;
   // Replay pure decode steps from CUDA graphs (decode_graphs.h); off: every step is launched
   // kernel by kernel.
   bool cuda_graphs = true;

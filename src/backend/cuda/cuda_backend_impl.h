@@ -128,6 +128,7 @@ class CudaBackend final : public Backend {
   std::vector<UploadJob> layout_weights(const LoadedModel& model, DeviceArena& arena);
   void layout_workspace(DeviceArena& arena);
   size_t ints_capacity() const;
+  size_t kv_element_bytes() const;  // 1 for an FP8 pool
   size_t kv_bytes_per_block() const;
   void allocate_within_budget(const LoadedModel& model);
   void upload_rope_table();

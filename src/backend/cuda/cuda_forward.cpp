@@ -166,7 +166,8 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const int64_t kv_dim = config_.num_key_value_heads * hd;
   const QkvLayout& layout = qkv_layout_;
   // k and v go straight into this layer's KV pool rows (RoPE fused with the KV write).
-  const KvDestination kv{kv_[layer].k, kv_[layer].v, db.attention.slot_mapping};
+  const KvDestination kv{kv_[layer].k, kv_[layer].v, db.attention.slot_mapping,
+                         options_.kv_cache_fp8, options_.block_size};
   if (fused_qkv_rope_ && n <= kGemvRows) {
     gemv_rope_qkv(buf_.h, L.qkv, L.qkv_bias, n, config_.hidden_size, layout, db.positions,
                   buf_.rope_cos, buf_.rope_sin, buf_.q, kv, act_, s);
@@ -178,7 +179,7 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
                   kv, act_, s);
   }
   const AttentionShape shape{layout.num_heads, layout.num_kv_heads, layout.head_dim,
-                             1.0f / std::sqrt(static_cast<float>(hd))};
+                             1.0f / std::sqrt(static_cast<float>(hd)), options_.kv_cache_fp8};
   if (optimised_attention_) {
     const size_t need = paged_attention_workspace_bytes(db.attention, shape);
     if (need > buf_.attention_ws_bytes) {

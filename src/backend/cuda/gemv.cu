@@ -25,6 +25,7 @@
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/kv_store.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -241,9 +242,7 @@ __device__ __forceinline__ void store_rope_qkv(const GemvArgs<T, OutT>& a, int m
   }
   if (op.kv_row < 0) return;  // a padding token: no KV slot
   const bool is_k = head < lay.num_heads + lay.num_kv_heads;
-  T* dst = static_cast<T*>(is_k ? a.kv.k : a.kv.v);
-  dst[static_cast<int64_t>(op.kv_row) * kv_dim + row - q_dim - (is_k ? 0 : kv_dim)] =
-      from_f32<T>(out);
+  store_kv_element<T>(a.kv, is_k, op.kv_row, kv_dim, row - q_dim - (is_k ? 0 : kv_dim), out);
 }
 
 // Blocks per SM the register budget must allow: the loads in flight per SM, hence the bandwidth

@@ -13,6 +13,7 @@
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/kv_store.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -233,10 +234,17 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   // k and v rows: token t's row of the arrays, or its slot's row of the KV pool.
   const int64_t kv_row = kv.slots != nullptr ? kv.slots[t] : t;
   if (!is_q && kv_row < 0) return;  // a padding token: no KV slot
-  if (!is_q && !is_k) {             // v: a plain copy
-    T* dst = static_cast<T*>(kv.v) +
-             (kv_row * lay.num_kv_heads + (h - lay.num_heads - lay.num_kv_heads)) * hd;
-    for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+  const int64_t kv_dim = int64_t{lay.num_kv_heads} * hd;
+  if (!is_q && !is_k) {  // v: a plain copy (converted for an FP8 pool)
+    const int64_t head0 = int64_t{h - lay.num_heads - lay.num_kv_heads} * hd;
+    if (kv.fp8) {
+      for (int d = lane; d < hd; d += 32) {
+        store_kv_element<T>(kv, false, kv_row, kv_dim, head0 + d, to_f32(src[d]));
+      }
+    } else {
+      T* dst = static_cast<T*>(kv.v) + kv_row * kv_dim + head0;
+      for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+    }
     return;
   }
   for (int d = lane; d < hd; d += 32) b[d] = to_f32(src[d]);
@@ -257,9 +265,14 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
     b[i1] = rotate_pair(c, a, cos_row[j], sin_row[j], false);
   }
   __syncwarp();
-  T* dst = is_q ? q + (static_cast<int64_t>(t) * lay.num_heads + h) * hd
-                : static_cast<T*>(kv.k) + (kv_row * lay.num_kv_heads + (h - lay.num_heads)) * hd;
-  for (int d = lane; d < hd; d += 32) dst[d] = from_f32<T>(b[d]);
+  if (is_q) {
+    T* dst = q + (static_cast<int64_t>(t) * lay.num_heads + h) * hd;
+    for (int d = lane; d < hd; d += 32) dst[d] = from_f32<T>(b[d]);
+  } else {
+    const int64_t head0 = int64_t{h - lay.num_heads} * hd;
+    for (int d = lane; d < hd; d += 32)
+      store_kv_element<T>(kv, true, kv_row, kv_dim, head0 + d, b[d]);
+  }
 }
 
 // Block (chunk of kSiluThreads * W columns, token): each thread reads W gate and W up values

@@ -55,11 +55,14 @@ struct QkvLayout {
 
 // Where qkv_norm_rope puts k and v: the arrays k, v [n][kv_heads * hd], or, when `slots` is
 // set, straight into the paged KV pool (row slots[t] of k_cache / v_cache, laid out as
-// PagedKvLayer; a token with slot < 0 writes nothing): RoPE fused with the KV write.
+// PagedKvLayer; a token with slot < 0 writes nothing): RoPE fused with the KV write. `fp8`: the
+// pool is FP8 E4M3 in PagedKvLayer's FP8 layout (slots required), blocks of `block_size`.
 struct KvDestination {
   void* k = nullptr;
   void* v = nullptr;
   const int32_t* slots = nullptr;
+  bool fp8 = false;
+  int32_t block_size = 16;
 };
 
 // Splits qkv [n_tokens][(num_heads + 2 * num_kv_heads) * head_dim] into q [n][heads * hd] and

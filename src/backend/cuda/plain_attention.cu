@@ -99,6 +99,9 @@ void check_shape(const AttentionShape& shape) {
                                       "/" + std::to_string(shape.num_kv_heads) + ", head_dim " +
                                       std::to_string(shape.head_dim) + " not supported");
   }
+  if (shape.kv_fp8) {
+    fail(ErrorCode::kUnsupported, "CUDA plain attention: no FP8 KV pool (head_dim 64 or 128 only)");
+  }
 }
 
 }  // namespace

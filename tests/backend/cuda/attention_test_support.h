@@ -6,9 +6,11 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -52,6 +54,40 @@ inline float to_float(uint16_t bits, ActType type) {
   __half_raw raw;
   raw.x = bits;
   return __half2float(__half(raw));
+}
+
+inline uint8_t to_fp8(uint16_t bits, ActType type) {
+  return __nv_cvt_float_to_fp8(to_float(bits, type), __NV_SATFINITE, __NV_E4M3);
+}
+
+inline float fp8_to_float(uint8_t byte) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(byte, __NV_E4M3)));
+}
+
+// A pool of activation-type bits ([slots][row]) as the FP8 pool the kernels read: E4M3 bytes,
+// K in the same rows, V (`transposed`) as [block][row][block_size]; NaN bits stay NaN (0x7F).
+inline std::vector<uint8_t> fp8_pool(const std::vector<uint16_t>& pool, ActType type, int64_t row,
+                                     int block_size, bool transposed) {
+  std::vector<uint8_t> out(pool.size());
+  for (size_t i = 0; i < pool.size(); ++i) {
+    const float x = to_float(pool[i], type);
+    const uint8_t byte = std::isnan(x) ? uint8_t{0x7F} : to_fp8(pool[i], type);
+    const int64_t slot = static_cast<int64_t>(i) / row;
+    const int64_t elem = static_cast<int64_t>(i) % row;
+    const int64_t block = slot / block_size;
+    out[transposed ? (block * row + elem) * block_size + slot % block_size : i] = byte;
+  }
+  return out;
+}
+
+// The values an FP8 pool holds, back in activation-type bits (exact), NaN kept.
+inline std::vector<uint16_t> fp8_values(const std::vector<uint16_t>& pool, ActType type) {
+  std::vector<uint16_t> out(pool.size());
+  for (size_t i = 0; i < pool.size(); ++i) {
+    const float x = to_float(pool[i], type);
+    out[i] = std::isnan(x) ? pool[i] : to_bits(fp8_to_float(to_fp8(pool[i], type)), type);
+  }
+  return out;
 }
 
 inline std::vector<float> to_floats(const std::vector<uint16_t>& bits, ActType type) {

@@ -13,9 +13,11 @@
 // Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
 //   cuda_decode_bench MODEL_DIR [BATCHES (comma-separated, default 1,8,64,256)] [PROMPT_LEN]
 //                     [PREFILL_TOKENS]
+// KV_CACHE_DTYPE=fp8 in the environment runs every step over an FP8 KV cache.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <sstream>
 #include <string>
@@ -122,6 +124,11 @@ double pipelined_steps(autoglm::Backend& be, std::vector<Seq>& seqs, std::vector
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kTimedSteps;
 }
 
+bool kv_fp8() {
+  const char* dtype = std::getenv("KV_CACHE_DTYPE");
+  return dtype != nullptr && std::string(dtype) == "fp8";
+}
+
 void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32_t>& batches,
          int32_t prompt_len) {
   const int32_t max_batch = *std::max_element(batches.begin(), batches.end());
@@ -134,11 +141,13 @@ void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32
   o.max_context_len = 4096;
   o.num_kv_blocks = max_batch * blocks_per_seq;
   o.cuda_graphs = graphs;
+  o.kv_cache_fp8 = kv_fp8();
   auto be = autoglm::make_cuda_backend(model, o);
   const double weights = weight_bytes(model);
   const autoglm::ModelConfig& c = model.config;
   const double kv_per_token = static_cast<double>(c.num_hidden_layers) * 2 *
-                              static_cast<double>(c.num_key_value_heads * c.head_dim) * 2;
+                              static_cast<double>(c.num_key_value_heads * c.head_dim) *
+                              (o.kv_cache_fp8 ? 1 : 2);
   std::mt19937 rng(1);
   for (const int32_t batch : batches) {
     std::vector<Seq> seqs(static_cast<size_t>(batch));
@@ -191,6 +200,7 @@ void prefill_bench(const autoglm::LoadedModel& model, int32_t tokens) {
   o.max_context_len = tokens;
   const int32_t blocks = (tokens + kBlockSize - 1) / kBlockSize;
   o.num_kv_blocks = blocks;
+  o.kv_cache_fp8 = kv_fp8();
   auto be = autoglm::make_cuda_backend(model, o);
   std::vector<Seq> seqs(1);
   std::mt19937 rng(2);

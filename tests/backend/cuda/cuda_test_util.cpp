@@ -84,6 +84,13 @@ std::vector<float> DeviceArray::read_act(ActType t) const {
   return out;
 }
 
+std::vector<uint8_t> DeviceArray::read_bytes() const {
+  sync();
+  std::vector<uint8_t> out(count_);
+  AUTOGLM_CUDA_CHECK(cudaMemcpy(out.data(), get(), count_, cudaMemcpyDeviceToHost));
+  return out;
+}
+
 std::vector<float> DeviceArray::read_f32() const {
   sync();
   std::vector<float> out(count_);

@@ -48,6 +48,7 @@ class DeviceArray {
   void poison();  // every byte 0xFF: NaN in fp32, BF16 and FP16
   std::vector<float> read_act(ActType t) const;
   std::vector<float> read_f32() const;
+  std::vector<uint8_t> read_bytes() const;  // an array of one-byte elements (an FP8 pool)
 
  private:
   size_t count_;

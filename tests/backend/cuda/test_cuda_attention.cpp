@@ -51,6 +51,9 @@ struct Case {
   // Leave the last of them out of the list: its rows must stay unwritten (NaN), which shows that
   // the listed launch runs the prefill kernel over the list only.
   bool drop_last_listed = false;
+  // An FP8 E4M3 pool (PagedKvLayer's FP8 layout): the reference attends over the same E4M3
+  // values, so only the kernel's own rounding (FP16 Q and probabilities) is measured.
+  bool fp8 = false;
 };
 
 constexpr uint16_t kNaNBits = 0xFFFF;  // NaN in both bf16 and fp16
@@ -192,8 +195,19 @@ void run_case(const Case& c, uint32_t seed) {
     std::copy_n(v_new.data() + t * row, row, v_want.data() + b.slot_mapping[t] * row);
   }
 
+  // The E4M3 pool the kernel reads (unused slots NaN, 0x7F), and the values it holds as the
+  // reference's input, back in the activation type's bits (E4M3 values are exact in FP16 and
+  // BF16 alike).
+  std::vector<uint8_t> k8, v8;
+  if (c.fp8) {
+    k8 = test::fp8_pool(k_want, c.type, row, c.block_size, /*transposed=*/false);
+    v8 = test::fp8_pool(v_want, c.type, row, c.block_size, /*transposed=*/true);
+    k_want = test::fp8_values(k_want, c.type);
+    v_want = test::fp8_values(v_want, c.type);
+  }
   DeviceBuffer d_seq_start(b.seq_start), d_ctx(b.context_len), d_table(b.block_table),
-      d_slots(b.slot_mapping), d_k_pool(k_want), d_v_pool(v_want), d_q(q),
+      d_slots(b.slot_mapping), d_k_pool(c.fp8 ? DeviceBuffer(k8) : DeviceBuffer(k_want)),
+      d_v_pool(c.fp8 ? DeviceBuffer(v8) : DeviceBuffer(v_want)), d_q(q),
       d_prefill(b.prefill_seqs.empty() ? std::vector<int32_t>{0} : b.prefill_seqs);
   DeviceBuffer d_out(q.size() * sizeof(uint16_t));
   d_out.poison();
@@ -214,7 +228,7 @@ void run_case(const Case& c, uint32_t seed) {
         static_cast<int32_t>(b.prefill_seqs.size()) - (c.drop_last_listed ? 1 : 0);
   }
   AttentionShape shape{c.heads, c.kv_heads, c.head_dim,
-                       1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+                       1.0f / std::sqrt(static_cast<float>(c.head_dim)), c.fp8};
   const PagedKvLayer kv{d_k_pool.data(), d_v_pool.data()};
 
   const size_t ws_bytes = paged_attention_workspace_bytes(batch, shape);
@@ -225,8 +239,13 @@ void run_case(const Case& c, uint32_t seed) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << cudaGetErrorString(cudaGetLastError());
 
   // Attention only reads the pool.
-  EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want) << "K pool changed by attention";
-  EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want) << "V pool changed by attention";
+  if (c.fp8) {
+    EXPECT_TRUE(d_k_pool.download<uint8_t>() == k8) << "K pool changed by attention";
+    EXPECT_TRUE(d_v_pool.download<uint8_t>() == v8) << "V pool changed by attention";
+  } else {
+    EXPECT_TRUE(d_k_pool.download<uint16_t>() == k_want) << "K pool changed by attention";
+    EXPECT_TRUE(d_v_pool.download<uint16_t>() == v_want) << "V pool changed by attention";
+  }
 
   const double tol = c.type == ActType::kBF16 ? 1e-2 : 1e-3;
   if (c.drop_last_listed) {
@@ -327,6 +346,36 @@ TEST_P(CudaAttention, AListedMixedStepComputesOnlyWhatItLists) {
        .drop_last_listed = true});
 }
 
+// The FP8 pool: every routing (decode with and without key splits, prefill, chunked prefill
+// over cached keys, mixed steps listed or not), head sizes 64 and 128, block sizes 16 and 32,
+// and contexts that end inside a 16-key run of V.
+TEST_P(CudaAttention, Fp8Pool) {
+  run({.seqs = decodes({1, 15, 16, 17, 100, 1000, 1500}), .fp8 = true});
+  run({.heads = 16, .kv_heads = 16, .head_dim = 64, .seqs = decodes({1, 17, 1025}), .fp8 = true});
+  run({.heads = 8, .kv_heads = 1, .seqs = decodes({5000}), .fp8 = true});
+  run({.heads = 48, .kv_heads = 2, .head_dim = 64, .seqs = decodes({1, 33, 700}), .fp8 = true});
+  for (int len : {7, 65, 300}) {
+    SCOPED_TRACE(len);
+    run({.heads = 4, .kv_heads = 2, .seqs = {{0, len}}, .fp8 = true});
+    run({.heads = 8, .kv_heads = 1, .head_dim = 64, .seqs = {{0, len}}, .fp8 = true});
+  }
+  run({.heads = 32, .kv_heads = 2, .seqs = {{1000, 65}}, .fp8 = true});
+  run({.heads = 4,
+       .kv_heads = 1,
+       .block_size = 32,
+       .seqs = {{15, 300}},
+       .q_range = 8.0f,
+       .fp8 = true});
+  for (const bool list_prefill : {false, true}) {
+    SCOPED_TRACE(list_prefill ? "prefill sequences listed" : "one launch");
+    run({.heads = 32,
+         .kv_heads = 2,
+         .seqs = {{99, 1}, {0, 300}, {17, 64}, {1000, 1}, {15, 7}},
+         .list_prefill = list_prefill,
+         .fp8 = true});
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, CudaAttention, ::testing::Values(ActType::kBF16, ActType::kF16),
                          [](const auto& info) {
                            return info.param == ActType::kBF16 ? "BF16" : "FP16";
@@ -410,6 +459,7 @@ Setup decode_setup(int n_seqs, int ctx, int query, std::mt19937& rng) {
 }
 
 const AttentionShape kShape{kHeads, kKvHeads, kHeadDim, 1.0f / std::sqrt(float{kHeadDim})};
+const AttentionShape kShapeFp8{kHeads, kKvHeads, kHeadDim, kShape.scale, /*kv_fp8=*/true};
 
 size_t activation_bytes(const Setup& s) {
   return size_t{2} * s.batch.n_tokens * kHeads * kHeadDim;
@@ -425,20 +475,23 @@ struct DeviceSetup {
         prefill(listed.empty() ? std::vector<int32_t>{0} : listed),
         q(activation_bytes(s)),
         out(activation_bytes(s)),
-        ws_bytes(paged_attention_workspace_bytes(s.batch, kShape)),
+        ws_bytes(std::max(paged_attention_workspace_bytes(s.batch, kShape),
+                          paged_attention_workspace_bytes(s.batch, kShapeFp8))),
         ws(std::max<size_t>(ws_bytes, 16)) {
     s.batch.seq_start = seq_start.as<int32_t>();
     s.batch.context_len = context_len.as<int32_t>();
     s.batch.block_table = table.as<int32_t>();
     q.fill_bytes(0x3C);
   }
-  // One paged_attention call's time (BF16), the listed prefill sequences handed over or not.
-  float time_call(const PagedKvLayer& kv, int iterations, int32_t listed) {
+  // One paged_attention call's time (BF16 activations; a BF16 or FP8 pool as `shape` says), the
+  // listed prefill sequences handed over or not.
+  float time_call(const PagedKvLayer& kv, int iterations, int32_t listed,
+                  const AttentionShape& shape = kShape) {
     s.batch.prefill_seqs = listed > 0 ? prefill.as<int32_t>() : nullptr;
     s.batch.n_prefill_seqs = listed;
     const float ms = time_ms(nullptr, iterations, [&] {
-      paged_attention(s.batch, kShape, q.data(), kv, out.data(), ws.data(), ws_bytes,
-                      ActType::kBF16, nullptr);
+      paged_attention(s.batch, shape, q.data(), kv, out.data(), ws.data(), ws_bytes, ActType::kBF16,
+                      nullptr);
     });
     test::cuda_check(cudaGetLastError(), "benchmark launch");
     return ms;
@@ -451,11 +504,11 @@ struct DeviceSetup {
 };
 
 void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& kv,
-         double ceiling_gbs, std::mt19937& rng) {
+         double ceiling_gbs, std::mt19937& rng, bool fp8 = false) {
   DeviceSetup d(decode_setup(n_seqs, ctx, query, rng), {});
-  const float ms = d.time_call(kv, 20, 0);
+  const float ms = d.time_call(kv, 20, 0, fp8 ? kShapeFp8 : kShape);
   if (query == 1) {
-    const double kv_bytes = 2.0 * n_seqs * ctx * kKvHeads * kHeadDim * 2;  // K and V, 2 bytes
+    const double kv_bytes = 2.0 * n_seqs * ctx * kKvHeads * kHeadDim * (fp8 ? 1 : 2);  // K and V
     const double gbs = kv_bytes / (ms * 1e-3) / 1e9;
     std::printf("%s batch %3d ctx %5d: %9.1f us  %7.1f GB/s  %5.1f%% of copy  (ws %zu B)\n", label,
                 n_seqs, ctx, ms * 1e3, gbs, 100.0 * gbs / ceiling_gbs, d.ws_bytes);
@@ -471,7 +524,8 @@ void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& 
 // A serving step's attention: n_decode decode tokens over ctx keys each and one prefill chunk
 // of `chunk` tokens from empty, in one prefill launch or split between the kernels
 // (AttentionBatch::prefill_seqs).
-void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt19937& rng) {
+void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt19937& rng,
+               bool fp8 = false) {
   Setup s = decode_setup(n_decode + 1, std::max(ctx, chunk), 1, rng);
   s.seq_start.back() = n_decode + chunk;
   s.context_len.back() = chunk;
@@ -479,9 +533,10 @@ void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt
   s.batch.max_query_len = chunk;
   DeviceSetup d(std::move(s), {n_decode});
   for (const int32_t listed : {0, 1}) {
-    const float ms = d.time_call(kv, 10, listed);
-    std::printf("mixed %d decode x ctx %d + 1 x %d-token chunk, %s: %9.1f us\n", n_decode, ctx,
-                chunk, listed > 0 ? "split launches" : "one prefill launch", ms * 1e3);
+    const float ms = d.time_call(kv, 10, listed, fp8 ? kShapeFp8 : kShape);
+    std::printf("mixed%s %d decode x ctx %d + 1 x %d-token chunk, %s: %9.1f us\n",
+                fp8 ? " fp8" : "", n_decode, ctx, chunk,
+                listed > 0 ? "split launches" : "one prefill launch", ms * 1e3);
   }
 }
 
@@ -506,6 +561,12 @@ void run_all() {
   run("prefill", 4, 2048, 2048, kv, ceiling, rng);
   run_mixed(255, 1500, 768, kv, rng);
   run_mixed(64, 1500, 960, kv, rng);
+  // The FP8 pool (0x3C bytes: a small finite E4M3), bytes counted at one a value.
+  for (int ctx : {1024, 2048, 8192}) {
+    for (int batch : {1, 64, 256}) run("decode fp8", batch, ctx, 1, kv, ceiling, rng, true);
+  }
+  run("prefill fp8", 1, 4096, 4096, kv, ceiling, rng, true);
+  run_mixed(255, 1500, 768, kv, rng, true);
 }
 
 }  // namespace bench

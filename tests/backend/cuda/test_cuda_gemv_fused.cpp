@@ -121,6 +121,25 @@ class CudaGemvFused : public ::testing::TestWithParam<ActType> {
     expect_same(got_q.read_act(type()), want_q.read_act(type()), what + ": q");
     expect_same(got_k.read_act(type()), want_k.read_act(type()), what + ": k pool");
     expect_same(got_v.read_act(type()), want_v.read_act(type()), what + ": v pool");
+
+    // Into an FP8 pool (one block of 16 slots; V transposed within it): the same bytes.
+    constexpr int32_t kBlock = 16;
+    const auto fp8_pools = [&](const auto& write) {
+      DeviceArray k8(kBlock * kv_dim, 1), v8(kBlock * kv_dim, 1);
+      k8.poison(), v8.poison();
+      write(KvDestination{k8.get(), v8.get(), d_slots.as<int32_t>(), true, kBlock});
+      return std::make_pair(k8.read_bytes(), v8.read_bytes());
+    };
+    const auto want8 = fp8_pools([&](const KvDestination& kv) {
+      qkv_norm_rope(qkv.get(), d_pos.as<int32_t>(), static_cast<int32_t>(m), lay, nullptr, nullptr,
+                    1e-5f, d_cos.as<float>(), d_sin.as<float>(), want_q.get(), kv, type(), nullptr);
+    });
+    const auto got8 = fp8_pools([&](const KvDestination& kv) {
+      gemv_rope_qkv(x.get(), w.get(), b, m, k, lay, d_pos.as<int32_t>(), d_cos.as<float>(),
+                    d_sin.as<float>(), got_q.get(), kv, type(), nullptr);
+    });
+    EXPECT_TRUE(got8.first == want8.first) << what << ": fp8 k pool";
+    EXPECT_TRUE(got8.second == want8.second) << what << ": fp8 v pool";
   }
 
   std::mt19937 rng_{20261122};

@@ -4,6 +4,7 @@
 // before each launch, and the relative error must stay within 1e-2 (BF16) / 1e-3 (FP16).
 // Skipped, with a message, when no GPU is present.
 // Thread ownership: the test (or program) main thread only.
+#include <cuda_fp8.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -276,6 +277,39 @@ TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
     for (int32_t r = 0; r < pool_rows; ++r) {
       if (!written[r]) {
         EXPECT_TRUE(std::isnan(k_rows[r * kv_dim]) && std::isnan(v_rows[r * kv_dim]));
+      }
+    }
+
+    // Into an FP8 pool of blocks of 16 (V transposed within each block): the same values,
+    // each rounded once to E4M3; unwritten slots keep the poison byte.
+    constexpr int32_t kBlock = 16;
+    const int32_t fp8_rows = (pool_rows + kBlock - 1) / kBlock * kBlock;
+    DeviceArray k8(fp8_rows * kv_dim, 1), v8(fp8_rows * kv_dim, 1);
+    k8.poison(), v8.poison();
+    qkv_norm_rope(d_qkv.get(), d_pos.as<int32_t>(), n, L, c.qk_norm ? d_qn.as<float>() : nullptr,
+                  c.qk_norm ? d_kn.as<float>() : nullptr, eps, d_cos.as<float>(), d_sin.as<float>(),
+                  q.get(), KvDestination{k8.get(), v8.get(), d_slots.as<int32_t>(), true, kBlock},
+                  type(), nullptr);
+    const std::vector<uint8_t> k_bytes = k8.read_bytes(), v_bytes = v8.read_bytes();
+    const auto e4m3 = [](float x) { return __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3); };
+    for (int32_t r = 0; r < fp8_rows; ++r) {
+      const int32_t block = r / kBlock;
+      for (int32_t i = 0; i < kv_dim; ++i) {
+        const uint8_t k_got = k_bytes[r * kv_dim + i];
+        const uint8_t v_got = v_bytes[(block * kv_dim + i) * kBlock + r % kBlock];
+        if (r < pool_rows && written[r]) {
+          const int32_t t =
+              static_cast<int32_t>(std::find(slots.begin(), slots.end(), r) - slots.begin());
+          // K: rotated in fp32 and rounded once; the reference rounds the BF16/FP16 result,
+          // which can differ by one E4M3 step where the fp32 value sat near a tie.
+          const float k_ref = wk[t * kv_dim + i];
+          const float k_val = __half2float(__half(__nv_cvt_fp8_to_halfraw(k_got, __NV_E4M3)));
+          ASSERT_NEAR(k_val, k_ref, std::abs(k_ref) / 8 + 1.0f / 512) << "token " << t;
+          ASSERT_EQ(v_got, e4m3(wv[t * kv_dim + i])) << "token " << t << " v " << i;
+        } else {
+          ASSERT_EQ(k_got, 0xFF);
+          ASSERT_EQ(v_got, 0xFF);
+        }
       }
     }
   }

@@ -1,0 +1,34 @@
+// Writing one element of a token's K or V row into the KV pool, in the pool's format: the
+// activation type at row kv_row, or FP8 E4M3 (saturating, one rounding from fp32) with V
+// transposed within its block (PagedKvLayer, attention.h). Shared by the two kernels that write
+// the pool, qkv_norm_rope (kernels.cu) and the batch-1 QKV GEMV's epilogue (gemv.cu).
+// Thread ownership: device functions, no state.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_types.cuh"
+#include "backend/cuda/element_convert.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace autoglm::cuda {
+
+// `elem` is head * head_dim + d within the row of kv_dim = num_kv_heads * head_dim elements.
+template <typename T>
+__device__ __forceinline__ void store_kv_element(const KvDestination& kv, bool is_k, int64_t kv_row,
+                                                 int64_t kv_dim, int64_t elem, float value) {
+  void* base = is_k ? kv.k : kv.v;
+  if (!kv.fp8) {
+    static_cast<T*>(base)[kv_row * kv_dim + elem] = from_f32<T>(value);
+    return;
+  }
+  const __nv_fp8_storage_t byte = __nv_cvt_float_to_fp8(value, __NV_SATFINITE, __NV_E4M3);
+  int64_t at = kv_row * kv_dim + elem;
+  if (!is_k) {  // [block][kv_dim][block_size]
+    const int64_t block = kv_row / kv.block_size;
+    at = (block * kv_dim + elem) * kv.block_size + (kv_row - block * kv.block_size);
+  }
+  static_cast<__nv_fp8_storage_t*>(base)[at] = byte;
+}
+
+}  // namespace autoglm::cuda
