@@ -178,32 +178,50 @@ __device__ __forceinline__ int64_t kv_pool_row(const KernelParams& p, int32_t en
   return int64_t{entry} * p.batch.block_size + key - table_block(p, key) * p.batch.block_size;
 }
 
-// Starts the copy of keys [tile0, tile0 + kKeyTile) of `seq` into k_s / v_s through the block
-// table; keys at or past `kend` become zeros so that no stale (possibly NaN) data meets a zero
-// probability. Keys in [defer_from, kend) are left alone: the step's own keys, which a copy
-// issued before the wait must not read (fill_deferred_keys copies them after it).
-template <typename T, int HD>
-__device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head, int seq,
-                                              int tile0, int kend, T* k_s, T* v_s, int ld,
-                                              int defer_from = INT32_MAX) {
-  constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
-  constexpr int kPerThread = kKeyTile * kChunks / kThreads;
+// Block-table entries a thread needs for one tile's copies: the block of each key row it copies
+// (BF16/FP16), or of each K row plus the one 16-key V run it copies (FP8).
+template <int HD, bool FP8>
+constexpr int kTileEntries = FP8 ? kKeyTile*(HD / 16) / kThreads + 1 : kKeyTile*(HD / 8) / kThreads;
+
+// The entries of the tile at tile0 (0 past kend), loaded one tile ahead of their copies: a copy
+// waits for its entry, and with the memory system full that round trip (to L2, behind the KV
+// traffic) is long; taken in every warp once per tile, it had set the pace of the key loop.
+template <int HD, bool FP8>
+__device__ __forceinline__ void load_tile_entries(const KernelParams& p, int seq, int tile0,
+                                                  int kend,
+                                                  int32_t (&entry)[kTileEntries<HD, FP8>]) {
+  constexpr int kChunks = FP8 ? HD / 16 : HD / 8;  // 16-byte chunks per key row
+  constexpr int kRows = FP8 ? kTileEntries<HD, FP8> - 1 : kTileEntries<HD, FP8>;
   static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
   const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
+#pragma unroll
+  for (int j = 0; j < kRows; ++j) {
+    const int key = tile0 + (threadIdx.x + j * kThreads) / kChunks;
+    entry[j] = key < kend ? blocks[table_block(p, key)] : 0;
+  }
+  if constexpr (FP8) {
+    const int key16 = tile0 + 16 * (threadIdx.x % (kKeyTile / 16));
+    entry[kRows] = key16 < kend ? blocks[table_block(p, key16)] : 0;
+  }
+}
+
+// Starts the copy of keys [tile0, tile0 + kKeyTile) of a sequence into k_s / v_s through the
+// block-table entries of load_tile_entries; keys at or past `kend` become zeros so that no stale
+// (possibly NaN) data meets a zero probability. Keys in [defer_from, kend) are left alone: the
+// step's own keys, which a copy issued before the wait must not read (fill_deferred_keys copies
+// them after it).
+template <typename T, int HD>
+__device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head, int tile0,
+                                              int kend,
+                                              const int32_t (&entry)[kTileEntries<HD, false>],
+                                              T* k_s, T* v_s, int ld, int defer_from = INT32_MAX) {
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per key row
+  constexpr int kPerThread = kTileEntries<HD, false>;
   const int64_t row_elems = int64_t{p.num_kv_heads} * HD;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
   const int chunk = threadIdx.x % kChunks;
   const int64_t head_off = int64_t{kv_head} * HD + chunk * 8;
-  // Every block-table entry first, then the copies: the copies' asm (a memory clobber) would
-  // otherwise hold each entry's load back until the previous copy was issued, one dependent
-  // round trip per key (clock64 on an H100: ~4,400 cycles for a batch-1 CTA's two tiles).
-  int32_t entry[kPerThread];
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int key = tile0 + (threadIdx.x + j * kThreads) / kChunks;
-    entry[j] = key < kend ? blocks[table_block(p, key)] : 0;
-  }
 #pragma unroll
   for (int j = 0; j < kPerThread; ++j) {
     const int local = (threadIdx.x + j * kThreads) / kChunks;
@@ -283,27 +301,20 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
 // V's [dim][block_size] runs into vt_s ([HD][kLdV8], 16 keys a copy). Keys at or past kend
 // are zeros (a partial 16-key run copies only its valid bytes, cp.async fills the rest).
 template <int HD, int LDK, int LDV>
-__device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_head, int seq,
-                                                  int tile0, int kend, uint8_t* k_s,
-                                                  uint8_t* vt_s) {
-  constexpr int kKChunks = HD / 16;                      // 16-byte chunks per key row
-  constexpr int kKPer = kKeyTile * kKChunks / kThreads;  // key chunks per thread
-  constexpr int kVRuns = kKeyTile / 16;                  // 16-key runs per V row
-  constexpr int kVPer = HD * kVRuns / kThreads;          // V runs per thread
+__device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_head, int tile0,
+                                                  int kend,
+                                                  const int32_t (&entry)[kTileEntries<HD, true>],
+                                                  uint8_t* k_s, uint8_t* vt_s) {
+  constexpr int kKChunks = HD / 16;                  // 16-byte chunks per key row
+  constexpr int kKPer = kTileEntries<HD, true> - 1;  // key chunks per thread
+  constexpr int kVRuns = kKeyTile / 16;              // 16-key runs per V row
+  constexpr int kVPer = HD * kVRuns / kThreads;      // V runs per thread
   static_assert(kThreads % kKChunks == 0 && kThreads % kVRuns == 0, "a thread keeps its column");
-  const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
   const uint8_t* kc = static_cast<const uint8_t*>(p.k_cache);
   const uint8_t* vc = static_cast<const uint8_t*>(p.v_cache);
   const int chunk = threadIdx.x % kKChunks;
   const int run = threadIdx.x % kVRuns;
   const int key16 = tile0 + 16 * run;
-  int32_t entry[kKPer];
-#pragma unroll
-  for (int j = 0; j < kKPer; ++j) {
-    const int key = tile0 + (threadIdx.x + j * kThreads) / kKChunks;
-    entry[j] = key < kend ? blocks[table_block(p, key)] : 0;
-  }
-  const int32_t v_entry = key16 < kend ? blocks[table_block(p, key16)] : 0;
 #pragma unroll
   for (int j = 0; j < kKPer; ++j) {
     const int local = (threadIdx.x + j * kThreads) / kKChunks;
@@ -321,7 +332,7 @@ __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_
   int64_t v_off = 0;
   if (valid > 0) {
     const int64_t bs = p.batch.block_size;
-    v_off = (int64_t{v_entry} * p.num_kv_heads + kv_head) * HD * bs + key16 -
+    v_off = (int64_t{entry[kKPer]} * p.num_kv_heads + kv_head) * HD * bs + key16 -
             int64_t{table_block(p, key16)} * bs;
   }
 #pragma unroll
@@ -348,10 +359,27 @@ struct RowState {
 // masked, turned into probabilities (online softmax), and accumulated into st.o against v_s.
 // L is the CTA's Smem layout (element type, head size, BF16/FP16 or FP8 tiles); the slice's
 // keys start at row slice0 of the tile.
+// Q's A fragments of one 16-row tile, all head dims: a decode warp (MT = 1) loads them once and
+// keeps them in registers instead of reloading them from shared memory every key tile.
+template <int HD>
+struct HeldQ {
+  uint32_t f[HD / 16][4];
+};
+
+template <int HD, typename QT>
+__device__ __forceinline__ void load_held_q(const QT* q_s, int ld, HeldQ<HD>& q) {
+  const int lane = threadIdx.x % 32;
+  const int r = (lane % 8) + ((lane / 8) % 2) * 8;
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk)
+    ldmatrix_x4(q.f[kk], q_s + r * ld + kk * 16 + (lane / 16) * 8);
+}
+
 template <typename L, int NKEYS, int MT>
-__device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const unsigned char* k_s,
-                                          const unsigned char* v_s, int slice0, int key0,
-                                          float scale_log2, RowState<L::kHeadDim, MT>& st) {
+__device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ<L::kHeadDim>& held,
+                                          const unsigned char* k_s, const unsigned char* v_s,
+                                          int slice0, int key0, float scale_log2,
+                                          RowState<L::kHeadDim, MT>& st) {
   using C = typename L::QT;  // the mma's input type
   constexpr int HD = L::kHeadDim;
   constexpr int ld = L::kLd;
@@ -370,8 +398,13 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const unsig
     uint32_t qf[MT][4];
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
-      const int r = m * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-      ldmatrix_x4(qf[m], q_s + r * ld + kk * 16 + (lane / 16) * 8);
+      if constexpr (MT == 1) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) qf[m][i] = held.f[kk][i];
+      } else {
+        const int r = m * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        ldmatrix_x4(qf[m], q_s + r * ld + kk * 16 + (lane / 16) * 8);
+      }
     }
     if constexpr (L::kFp8) {
 #pragma unroll
@@ -401,6 +434,8 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const unsig
   }
   // Mask, row maxima (the four lanes of a row exchange theirs), rescale.
   float use[2 * MT];
+  float alpha[2 * MT];
+  bool rescale = false;
 #pragma unroll
   for (int h = 0; h < 2 * MT; ++h) {
     float mx = -INFINITY;
@@ -418,14 +453,22 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const unsig
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(st.m[h], mx);
-    use[h] = m_new == -INFINITY ? 0.0f : m_new;   // a row with nothing visible yet
-    const float alpha = exp2f(st.m[h] - use[h]);  // 0 while the old max is still -inf
+    use[h] = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet
+    alpha[h] = exp2f(st.m[h] - use[h]);          // 0 while the old max is still -inf
     st.m[h] = m_new;
-    st.l[h] *= alpha;
+    st.l[h] *= alpha[h];
+    rescale |= alpha[h] != 1.0f;
+  }
+  // Once the rows' maxima settle, a tile rarely raises one: the accumulator is rescaled only
+  // when some row of the warp needs it (exp2f(0) is exactly 1).
+  if (__any_sync(0xffffffffu, rescale)) {
 #pragma unroll
-    for (int n = 0; n < HD / 8; ++n) {
-      st.o[h / 2][n][2 * (h % 2)] *= alpha;
-      st.o[h / 2][n][2 * (h % 2) + 1] *= alpha;
+    for (int h = 0; h < 2 * MT; ++h) {
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) {
+        st.o[h / 2][n][2 * (h % 2)] *= alpha[h];
+        st.o[h / 2][n][2 * (h % 2) + 1] *= alpha[h];
+      }
     }
   }
   // P V, 16 keys per step: two score tiles make one A fragment; V rows are keys, so the
@@ -680,12 +723,13 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const int seq = p.seq_list != nullptr ? p.seq_list[blockIdx.y] : static_cast<int>(blockIdx.y);
   // Stage i's K tile, its V tile at + L::k_tile.
   const auto stage_at = [&](int i) { return tiles + i * L::stage; };
-  const auto fetch = [&](int i, int tile0, int kend, int defer_from) {
+  const auto fetch = [&](int i, int tile0, int kend, const auto& entry, int defer_from) {
     unsigned char* k_s = stage_at(i);
     if constexpr (FP8) {
-      fetch_kv_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, seq, tile0, kend, k_s, k_s + L::k_tile);
+      fetch_kv_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, tile0, kend, entry, k_s,
+                                                k_s + L::k_tile);
     } else {
-      fetch_kv_tile<T, HD>(p, kv_head, seq, tile0, kend, reinterpret_cast<T*>(k_s),
+      fetch_kv_tile<T, HD>(p, kv_head, tile0, kend, entry, reinterpret_cast<T*>(k_s),
                            reinterpret_cast<T*>(k_s + L::k_tile), L::kLd, defer_from);
     }
   };
@@ -713,11 +757,21 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
 
   // Start the first kStages - 1 K/V tiles (one commit group each, empty past the end), then
   // bring this tile's Q rows (zeros past the last row) in.
+  int32_t entry[kTileEntries<HD, FP8>];
 #pragma unroll
   for (int i = 0; i < L::kStages - 1; ++i) {
     const int tile0 = kbeg + i * kKeyTile;
-    if (tile0 < kend) fetch(i, tile0, kend, defer_from);
+    if (tile0 < kend) {
+      load_tile_entries<HD, FP8>(p, seq, tile0, kend, entry);
+      fetch(i, tile0, kend, entry, defer_from);
+    }
     cp_async_commit();
+  }
+  // Decode: the entries of the loop's first copy, in flight while the first tiles are computed
+  // (prefill CTAs compute long enough per tile, and have no registers to spare for them).
+  constexpr bool kEntriesAhead = ROWS == kDecodeRows;
+  if constexpr (kEntriesAhead) {
+    load_tile_entries<HD, FP8>(p, seq, kbeg + (L::kStages - 1) * kKeyTile, kend, entry);
   }
   if constexpr (!FP8) {
     if (early) {
@@ -742,6 +796,10 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
   const int slice0 = (warp / W::kRowGroups) * W::kSliceKeys;
   const bool has_rows = row0 + group_row < nrows;  // else the warp only helps copy tiles
   RowState<HD, W::kMt> st;
+  HeldQ<HD> held_q;
+  if constexpr (W::kMt == 1) {
+    if (has_rows) load_held_q<HD>(q_s + group_row * L::kLd, L::kLd, held_q);
+  }
 #pragma unroll
   for (int h = 0; h < 2 * W::kMt; ++h) {
     const int row = row0 + group_row + (h / 2) * 16 + lane / 4 + 8 * (h % 2);
@@ -755,14 +813,19 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelP
     // The tile kStages - 1 ahead streams in while this one is computed; its slot was freed by
     // the previous iteration's closing barrier.
     const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
-    if (ahead < kend) fetch((stage + L::kStages - 1) % L::kStages, ahead, kend, INT32_MAX);
+    if (ahead < kend) {
+      if constexpr (!kEntriesAhead) load_tile_entries<HD, FP8>(p, seq, ahead, kend, entry);
+      fetch((stage + L::kStages - 1) % L::kStages, ahead, kend, entry, INT32_MAX);
+      if constexpr (kEntriesAhead)
+        load_tile_entries<HD, FP8>(p, seq, ahead + kKeyTile, kend, entry);
+    }
     cp_async_commit();
     cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
     __syncthreads();                  // ... and for every thread
     const unsigned char* k_s = stage_at(stage);
     if (has_rows) {
-      warp_tile<L, W::kSliceKeys, W::kMt>(q_s + group_row * L::kLd, k_s, k_s + L::k_tile, slice0,
-                                          tile0 + slice0, p.scale_log2, st);
+      warp_tile<L, W::kSliceKeys, W::kMt>(q_s + group_row * L::kLd, held_q, k_s, k_s + L::k_tile,
+                                          slice0, tile0 + slice0, p.scale_log2, st);
     }
     __syncthreads();  // every warp done with this stage before a later fetch overwrites it
     stage = (stage + 1) % L::kStages;
