@@ -29,6 +29,7 @@ namespace {
 constexpr int kMinKeysPerSplit = 64;
 constexpr int kMaxSplits = 64;
 constexpr int kUnsplit = 1 << 30;  // split_len meaning "all keys in one split"
+constexpr int kMaxWaveSplits = 4;  // splits per sequence when the CTAs exceed a wave
 
 [[noreturn]] void reject(const std::string& what) {
   throw Error(ErrorCode::kInvalidArgument, "paged attention: " + what);
@@ -79,8 +80,8 @@ cudaError_t opt_in_shared_memory() {
 }
 
 // Decode CTAs of one head size and pool format that one SM holds at once (shared memory sets
-// it: ~106 KB at head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~63 KB at 128,
-// three), asked of the driver once each; 2 when no device answers.
+// it: ~106 KB at head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~43 KB at 128,
+// four), asked of the driver once each; 2 when no device answers.
 template <int HD, bool FP8>
 int decode_ctas_per_sm() {
   using T = __nv_bfloat16;
@@ -105,6 +106,23 @@ int64_t decode_wave(const AttentionShape& s) {
   return int64_t{sm_count()} * per_sm[s.head_dim == 64 ? 0 : 1][s.kv_fp8 ? 1 : 0];
 }
 
+// Splits per sequence for `ctas` decode CTAs and a wave of `wave`: as many as fit in one wave,
+// rounded down; with more CTAs than a wave, the count of up to kMaxWaveSplits that wastes the
+// least of the last wave (512 CTAs on 396 slots run as 2 rounds, 65% full; split in two, as 3
+// rounds 86% full), taking more splits only for 5 points of fill or more.
+int64_t decode_splits(int64_t ctas, int64_t wave) {
+  if (ctas <= wave) return std::max<int64_t>(1, wave / ctas);
+  const auto fill = [&](int64_t splits) {
+    const int64_t total = ctas * splits;
+    return static_cast<double>(total) / static_cast<double>((total + wave - 1) / wave * wave);
+  };
+  int64_t best = 1;
+  for (int64_t splits = 2; splits <= kMaxWaveSplits; ++splits) {
+    if (fill(splits) >= fill(best) + 0.05) best = splits;
+  }
+  return best;
+}
+
 struct Plan {
   bool decode = false;  // every sequence has at most one query token
   int rows = attn::kPrefillRows;
@@ -125,9 +143,9 @@ Plan plan(const AttentionBatch& b, const AttentionShape& s) {
   // wave and a partial second; but no split shorter than kMinKeysPerSplit keys. (Rounded up,
   // batch 64 ran 384 CTAs on an H200's 264 slots; docs/PERFORMANCE.md has the measurements.)
   const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
-  const int64_t want = std::max<int64_t>(1, decode_wave(s) / ctas);
   const int64_t by_len = (int64_t{b.max_context_len} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
-  const int splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_len), 1, kMaxSplits));
+  const int splits = static_cast<int>(
+      std::clamp<int64_t>(std::min(decode_splits(ctas, decode_wave(s)), by_len), 1, kMaxSplits));
   if (splits == 1) return p;
   const int per_split = (b.max_context_len + splits - 1) / splits;
   p.split_len = (per_split + attn::kKeyTile - 1) / attn::kKeyTile * attn::kKeyTile;
@@ -179,8 +197,9 @@ void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int hea
 
 // Not the exact need of this batch's split plan but a bound that grows only with n_seqs and
 // max_context_len (plan() keeps n_seqs * splits <= min(n_seqs * min(kMaxSplits, by_len),
-// one wave of decode CTAs + n_seqs)), so a workspace sized once from the largest allowed batch
-// (whatever its max_query_len) covers every later step, decode steps with few sequences included.
+// max(one wave of decode CTAs + n_seqs, kMaxWaveSplits * n_seqs))), so a workspace sized once from
+// the largest allowed batch (whatever its max_query_len) covers every later step, decode steps with
+// few sequences included.
 size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const AttentionShape& shape) {
   validate(batch, shape, /*sizing=*/true);
   const int64_t n_seqs = batch.n_seqs;
@@ -188,7 +207,8 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
       (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int64_t splits_per_seq = std::min<int64_t>(kMaxSplits, by_len);
   if (n_seqs <= 0 || splits_per_seq <= 1) return 0;
-  const int64_t seq_splits = std::min(n_seqs * splits_per_seq, decode_wave(shape) + n_seqs);
+  const int64_t seq_splits = std::min(
+      n_seqs * splits_per_seq, std::max(decode_wave(shape) + n_seqs, kMaxWaveSplits * n_seqs));
   const size_t bound = static_cast<size_t>(seq_splits * shape.num_heads) *
                        (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
   AttentionBatch as_decode = batch;  // the plan that needs a workspace at all

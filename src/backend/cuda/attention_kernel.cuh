@@ -80,9 +80,10 @@ template <typename T, int HD, int ROWS, bool FP8 = false>
 struct Smem {
   // Decode CTAs are few at small batch and latency-bound: three tiles in flight cover a short
   // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM. An FP8
-  // tile holds half the bytes, and a decode CTA's speed is the bytes it has in flight over the
-  // memory latency: five stages (two CTAs a SM) keep as many bytes in flight as BF16's three.
-  static constexpr int kStages = ROWS == kDecodeRows ? (FP8 ? 5 : 3) : 2;
+  // decode CTA keeps two as well: its key loop is bound by instruction latency with few warps
+  // a scheduler, and two stages (~43 KB) let four CTAs share an SM (H200, batch 256 x 8,192
+  // keys: 510 us with five stages and two CTAs a SM, 443 with three and three, 434 with two).
+  static constexpr int kStages = ROWS == kDecodeRows && !FP8 ? 3 : 2;
   using Elem = T;                                 // q's and out's element type
   using QT = std::conditional_t<FP8, __half, T>;  // Q's element type in shared memory
   static constexpr int kLd = HD + 8;              // elements per row of Q (and BF16/FP16 K, V)
