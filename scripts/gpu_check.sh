@@ -252,13 +252,14 @@ if command -v compute-sanitizer >/dev/null; then
   mc memcheck_gemv.log "$BIN/test_cuda_gemv" '*'
   mc memcheck_gemv_fused.log "$BIN/test_cuda_gemv_fused" '*'
   mc memcheck_backend.log "$BIN/test_cuda_backend" '*LogitsMatchTransformers'
-  mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128'
+  mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128*'
   mc memcheck_graphs.log "$BIN/test_cuda_graphs" '*'
+  mc memcheck_attention.log "$BIN/test_cuda_attention" '*Fp8Pool/BF16:*DecodeGlm4Shape/BF16'
   summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | sort | uniq -c | tr -s ' ' |
     tr '\n' ';')
   if echo "$rcs" | grep -qE ' (99|124|137)' ||
     grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | grep -qv ' 0 errors' ||
-    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 7 ]; then
+    [ "$(cat "$LOGS"/memcheck_*.log | grep -c 'ERROR SUMMARY')" -lt 8 ]; then
     row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
     row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"
@@ -379,6 +380,14 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
     AUTOGLM_CUDA_LATE_TRIGGER=0
   # One-token attention waiting for the QKV GEMV before it reads the batch arrays and older keys.
   knob_row "decode step 9B, no early K/V" cuda_decode_bench_nokvearly.log 1 AUTOGLM_CUDA_KV_EARLY=0
+  # The KV cache in the activation type and in FP8 E4M3, at serving's context (1,500-token
+  # prompts), where attention reads a third of a batch-256 step's bytes.
+  for kv in auto fp8; do
+    KV_CACHE_DTYPE=$kv timeout 200 "$BIN/cuda_decode_bench" "$MODEL" 64,256 1500 0 \
+      >"$LOGS/cuda_decode_bench_kv_$kv.log" 2>&1
+    row "decode step 9B, 1500 keys, KV $kv" INFO "$(awk '$1 == "[decode]" && $3 == "on" {
+      printf "b%s %s ms %s tok/s; ", $5, $9, $11 }' "$LOGS/cuda_decode_bench_kv_$kv.log")"
+  done
 else
   row "decode step 9B" FAIL "$(tail -2 "$LOGS/cuda_decode_bench.err" | tr '\n' ' ')"
 fi
