@@ -184,9 +184,10 @@ __device__ __forceinline__ int64_t kv_pool_row(const KernelParams& p, int32_t en
 template <int HD, bool FP8>
 constexpr int kTileEntries = FP8 ? kKeyTile*(HD / 16) / kThreads + 1 : kKeyTile*(HD / 8) / kThreads;
 
-// The entries of the tile at tile0 (0 past kend), loaded one tile ahead of their copies: a copy
-// waits for its entry, and with the memory system full that round trip (to L2, behind the KV
-// traffic) is long; taken in every warp once per tile, it had set the pace of the key loop.
+// The entries of the tile at tile0 (0 past kend), all loaded before any copy is issued (the
+// copies' asm, a memory clobber, would otherwise hold each load back behind the previous copy).
+// Decode CTAs load them a tile ahead, so that the round trip overlaps a tile's compute instead
+// of preceding its copies (FP8, batch 256 x 8,192 keys: 563 -> 539 us on an H200; BF16 level).
 template <int HD, bool FP8>
 __device__ __forceinline__ void load_tile_entries(const KernelParams& p, int seq, int tile0,
                                                   int kend,
@@ -356,10 +357,6 @@ struct RowState {
   int limit[2 * MT];  // keys below limit are visible to the row
 };
 
-// Scores of the warp's rows (Q at q_s) against keys [key0, key0 + NKEYS) of the tile in k_s,
-// masked, turned into probabilities (online softmax), and accumulated into st.o against v_s.
-// L is the CTA's Smem layout (element type, head size, BF16/FP16 or FP8 tiles); the slice's
-// keys start at row slice0 of the tile.
 // Q's A fragments of one 16-row tile, all head dims: a decode warp (MT = 1) loads them once and
 // keeps them in registers instead of reloading them from shared memory every key tile.
 template <int HD>
@@ -376,6 +373,10 @@ __device__ __forceinline__ void load_held_q(const QT* q_s, int ld, HeldQ<HD>& q)
     ldmatrix_x4(q.f[kk], q_s + r * ld + kk * 16 + (lane / 16) * 8);
 }
 
+// Scores of the warp's rows (Q at q_s, or held in registers at MT = 1) against keys [key0,
+// key0 + NKEYS) of the tile in k_s, masked, turned into probabilities (online softmax), and
+// accumulated into st.o against v_s. L is the CTA's Smem layout (element type, head size,
+// BF16/FP16 or FP8 tiles); the slice's keys start at row slice0 of the tile.
 template <typename L, int NKEYS, int MT>
 __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ<L::kHeadDim>& held,
                                           const unsigned char* k_s, const unsigned char* v_s,

@@ -235,15 +235,10 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   const int64_t kv_row = kv.slots != nullptr ? kv.slots[t] : t;
   if (!is_q && kv_row < 0) return;  // a padding token: no KV slot
   const int64_t kv_dim = int64_t{lay.num_kv_heads} * hd;
-  if (!is_q && !is_k) {  // v: a plain copy (converted for an FP8 pool)
+  if (!is_q && !is_k) {  // v: a copy (T -> fp32 -> T is exact; an FP8 pool rounds once)
     const int64_t head0 = int64_t{h - lay.num_heads - lay.num_kv_heads} * hd;
-    if (kv.fp8) {
-      for (int d = lane; d < hd; d += 32) {
-        store_kv_element<T>(kv, false, kv_row, kv_dim, head0 + d, to_f32(src[d]));
-      }
-    } else {
-      T* dst = static_cast<T*>(kv.v) + kv_row * kv_dim + head0;
-      for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+    for (int d = lane; d < hd; d += 32) {
+      store_kv_element<T>(kv, false, kv_row, kv_dim, head0 + d, to_f32(src[d]));
     }
     return;
   }
