@@ -63,6 +63,11 @@ struct EngineOptions {
   std::string fault_injection;
 };
 
+// Whether an EngineOptions::kv_cache_dtype names the FP8 cache: "fp8" (also "fp8_e4m3") true,
+// "auto" false, anything else kInvalidArgument. The config file, the CLI and the Engine all
+// check the value through it.
+bool kv_cache_is_fp8(const std::string& kv_cache_dtype);
+
 struct GenerationRequest {
   std::vector<int32_t> prompt_ids;  // used when non-empty
   std::string prompt;               // else encoded (BOS etc. added as the tokenizer says)

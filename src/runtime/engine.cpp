@@ -503,15 +503,14 @@ std::unique_ptr<Backend> install_fault_injection(std::unique_ptr<Backend> backen
 #endif
 }
 
-// "auto" or "fp8" (also spelled "fp8_e4m3"): whether the KV cache is FP8.
-bool kv_cache_fp8(const std::string& dtype) {
-  if (dtype == "fp8" || dtype == "fp8_e4m3") return true;
-  if (dtype == "auto") return false;
-  fail(ErrorCode::kInvalidArgument,
-       "kv_cache_dtype must be 'auto' or 'fp8' (E4M3), not '" + dtype + "'");
-}
-
 }  // namespace
+
+bool kv_cache_is_fp8(const std::string& kv_cache_dtype) {
+  if (kv_cache_dtype == "fp8" || kv_cache_dtype == "fp8_e4m3") return true;
+  if (kv_cache_dtype == "auto") return false;
+  fail(ErrorCode::kInvalidArgument,
+       "kv_cache_dtype must be 'auto' or 'fp8' (E4M3), not '" + kv_cache_dtype + "'");
+}
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
@@ -532,7 +531,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     co.max_context_len = context_limit(options, config);
     co.num_kv_blocks = options.num_kv_blocks;
     co.cuda_graphs = options.cuda_graphs;
-    co.kv_cache_fp8 = kv_cache_fp8(options.kv_cache_dtype);
+    co.kv_cache_fp8 = kv_cache_is_fp8(options.kv_cache_dtype);
     co.progress = [](uint64_t done, uint64_t total) {
       spdlog::info("uploading weights: {} of {} MiB", done >> 20, total >> 20);
     };
@@ -541,7 +540,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     options.device = "cuda:" + std::to_string(device.ordinal);
 #endif
   } else {
-    if (kv_cache_fp8(options.kv_cache_dtype)) {
+    if (kv_cache_is_fp8(options.kv_cache_dtype)) {
       fail(ErrorCode::kUnsupported,
            "kv_cache_dtype fp8 needs the CUDA backend; the CPU backend keeps the KV cache in "
            "the activation type (use kv_cache_dtype auto)");
@@ -556,7 +555,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   spdlog::info(
       "KV cache on {} ({}): {} blocks of {} tokens = {} tokens held at once (memory fraction "
       "{}, max_num_seqs {}, max_batched_tokens {})",
-      options.device, kv_cache_fp8(options.kv_cache_dtype) ? "fp8 e4m3" : "activation dtype",
+      options.device, kv_cache_is_fp8(options.kv_cache_dtype) ? "fp8 e4m3" : "activation dtype",
       shape.num_blocks, shape.block_size, static_cast<int64_t>(shape.num_blocks) * shape.block_size,
       device.cuda ? (options.memory_fraction > 0.0 ? options.memory_fraction : 0.90) : 0.0,
       options.max_num_seqs, options.max_batched_tokens);

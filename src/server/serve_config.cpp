@@ -120,10 +120,7 @@ void add_gpu_settings(std::vector<ConfigSetting>& s) {
                "(E4M3, unscaled: half the bytes per token, about twice the tokens held; values "
                "saturate at +-448)",
                [](C& c, const std::string& v) {
-                 if (v != "auto" && v != "fp8" && v != "fp8_e4m3") {
-                   fail(ErrorCode::kInvalidArgument,
-                        "kv_cache_dtype must be auto or fp8, not '" + v + "'");
-                 }
+                 kv_cache_is_fp8(v);  // throws on an unknown value
                  c.engine.kv_cache_dtype = v;
                },
                [](const C& c) { return c.engine.kv_cache_dtype; }});
