@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The CUDA backend's whole check on a GPU machine, in one call: build (or use carried
-# binaries), run the CUDA kernel and end-to-end tests, a compute-sanitizer memcheck pass, and
-# the full-size check (a GLM-4-9B-shaped random BF16 model: loads within the memory budget,
-# generates, and is teacher-forced on transformers' fp32 greedy continuation of the same
-# weights). The end-to-end criteria are relative to transformers' own BF16/FP16 error
-# (tests/fixtures/models/*/lowp_error.json, scripts/lowp_reference.py); with torch on the GPU
-# machine this script also runs transformers in BF16/FP16 on this GPU and the test reports our
-# distance to those logits next to theirs to the fp32 truth. Prints a summary table last.
+# binaries), run the CUDA kernel and end-to-end tests, compute-sanitizer passes (memcheck;
+# racecheck and synccheck over the kernels that share memory between warps), and the full-size
+# check (a GLM-4-9B-shaped random BF16 model: loads within the memory budget, generates, and is
+# teacher-forced on transformers' fp32 greedy continuation of the same weights). The end-to-end
+# criteria are relative to transformers' own BF16/FP16 error (tests/fixtures/models/*/
+# lowp_error.json, scripts/lowp_reference.py); with torch on the GPU machine this script also
+# runs transformers in BF16/FP16 on this GPU and the test reports our distance to those logits
+# next to theirs to the fp32 truth. Prints a summary table last.
 # Logs go to $OUT (the device tool's folder) or WORK. Owned by gpuval.
 #
 #   scripts/gpu_check.sh [--build-only] [--skip-9b] [--layers N] [WORK]
@@ -263,6 +264,36 @@ if command -v compute-sanitizer >/dev/null; then
     row "compute-sanitizer memcheck" FAIL "rc$rcs;$summary_line"
   else
     row "compute-sanitizer memcheck" PASS "$summary_line (test rc$rcs)"
+  fi
+  # Shared-memory hazards (racecheck) and barrier misuse (synccheck) in the kernels that share
+  # tiles and partial sums between warps: decode and prefill attention (cp.async tiles, the
+  # decode CTA's cross-warp merge), the row norms' and GEMVs' block sums. Slow tools: small
+  # filters and two minutes a run (at most 12 in all); a run cut by its time limit is reported
+  # as such, not as clean.
+  hz=""
+  sc() {  # sc TOOL LOG BINARY FILTER
+    timeout 120 compute-sanitizer --tool "$1" --error-exitcode 99 "$3" --gtest_filter="$4" \
+      >"$LOGS/$2" 2>&1
+    case $? in
+      99) hz="$hz $2:hazard" ;;
+      124 | 137) hz="$hz $2:timeout" ;;
+    esac
+  }
+  for tool in racecheck synccheck; do
+    sc "$tool" "${tool}_attention.log" "$BIN/test_cuda_attention" \
+      '*DecodeGlm4Shape/BF16:*PrefillFromEmpty/BF16'
+    sc "$tool" "${tool}_kernels.log" "$BIN/test_cuda_kernels" \
+      '*ResidualAddNorm*/BF16:*GatherRmsNorm*/BF16:*QkvNormRope*/BF16'
+    sc "$tool" "${tool}_gemv_fused.log" "$BIN/test_cuda_gemv_fused" '*SwiGLU*/BF16'
+  done
+  hz_summary=$(grep -h -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$LOGS"/racecheck_*.log \
+    "$LOGS"/synccheck_*.log | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+  if echo "$hz" | grep -q hazard; then
+    row "compute-sanitizer racecheck + synccheck" FAIL "$hz;$hz_summary"
+  elif [ -n "$hz" ]; then
+    row "compute-sanitizer racecheck + synccheck" INFO "incomplete:$hz;$hz_summary"
+  else
+    row "compute-sanitizer racecheck + synccheck" PASS "$hz_summary"
   fi
 else
   row "compute-sanitizer memcheck" SKIP "compute-sanitizer not on PATH"
