@@ -3,6 +3,7 @@
 // partitioning; and the backend giving bit-identical logits for any thread count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -71,8 +72,9 @@ double tolerance(const float* x, const WeightMatrix& w, int64_t row, int64_t n) 
 TEST(CpuKernels, LinearRowsMatchScalarReferenceForEveryIsaDtypeAndShape) {
   std::mt19937 rng(1234);
   const int64_t col_sizes[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 257};
-  const int64_t row_sizes[] = {1, 3, 4, 5, 17, 37};
-  const int64_t token_counts[] = {1, 2, 3, 5, 9};
+  // Rows past one packed block (64) and tokens past one register tile (12 with AVX-512).
+  const int64_t row_sizes[] = {1, 3, 4, 5, 17, 37, 70};
+  const int64_t token_counts[] = {1, 2, 3, 5, 9, 13, 25};
   for (const SimdKernels* k : available_kernels()) {
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
       for (int64_t cols : col_sizes) {
@@ -127,6 +129,54 @@ TEST(CpuKernels, DotAndAxpyMatchScalar) {
       k->axpy(0.37f, a.data(), y.data(), n);
       for (int64_t i = 0; i < n; ++i) {
         EXPECT_NEAR(y[i], b[i] + 0.37f * a[i], 1e-6) << k->isa << " " << n << " " << i;
+      }
+    }
+  }
+}
+
+// One token's grouped attention over a paged pool whose blocks are out of order, against the
+// same math in double: every query head of the group, every ISA, head sizes with tails.
+TEST(CpuKernels, AttendMatchesScalarAttentionOverScatteredBlocks) {
+  std::mt19937 rng(7);
+  constexpr int32_t kBlock = 4;
+  const std::vector<int32_t> blocks = {5, 0, 3, 1, 4, 2};
+  for (const SimdKernels* k : available_kernels()) {
+    for (const int64_t hd : {8, 23, 64}) {
+      for (const int64_t group : {1, 3}) {
+        for (const int32_t n_keys : {1, 7, 21}) {
+          const int64_t kv_heads = 2, row = kv_heads * hd, kv_off = hd;  // the second KV head
+          const std::vector<float> q = random_floats(group * hd, rng);
+          const std::vector<float> kc = random_floats(24 * row, rng);
+          const std::vector<float> vc = random_floats(24 * row, rng);
+          std::vector<float> scores(static_cast<size_t>(group * n_keys)),
+              out(static_cast<size_t>(group * hd));
+          AttendArgs a{
+              q.data(), group,         hd,     0.3f,   kc.data() + kv_off, vc.data() + kv_off,
+              row,      blocks.data(), kBlock, n_keys, scores.data(),      out.data()};
+          k->attend(a);
+          for (int64_t g = 0; g < group; ++g) {
+            std::vector<double> p(static_cast<size_t>(n_keys));
+            double mx = -1e300, sum = 0;
+            for (int32_t j = 0; j < n_keys; ++j) {
+              const int64_t slot = int64_t{blocks[j / kBlock]} * kBlock + j % kBlock;
+              double s = 0;
+              for (int64_t i = 0; i < hd; ++i)
+                s += double{q[g * hd + i]} * kc[slot * row + kv_off + i];
+              p[j] = 0.3 * s;
+              mx = std::max(mx, p[j]);
+            }
+            for (double& v : p) sum += (v = std::exp(v - mx));
+            for (int64_t i = 0; i < hd; ++i) {
+              double want = 0;
+              for (int32_t j = 0; j < n_keys; ++j) {
+                const int64_t slot = int64_t{blocks[j / kBlock]} * kBlock + j % kBlock;
+                want += p[j] / sum * vc[slot * row + kv_off + i];
+              }
+              EXPECT_NEAR(out[g * hd + i], want, 1e-5)
+                  << k->isa << " hd " << hd << " group " << group << " keys " << n_keys;
+            }
+          }
+        }
       }
     }
   }

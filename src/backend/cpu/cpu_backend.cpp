@@ -220,18 +220,24 @@ void CpuBackend::attention_layer(const ForwardBatch& batch, const LayerPlan& p, 
   }
   rotate_and_store(batch, layer);
 
-  // One task per (token, head), handed out dynamically: causal rows differ in length.
+  // One task per (token, KV head) and the query heads that share it, handed out dynamically:
+  // causal rows differ in length. With fewer such tasks than two per thread (decode of a few
+  // sequences), one task per query head instead, so that every thread has work.
   int32_t longest = 0;
   for (int64_t t = 0; t < n; ++t) longest = std::max(longest, batch.positions[t] + 1);
-  for (auto& s : scores_) grow(s, static_cast<size_t>(longest));
-  const int64_t tasks = n * nh;
+  const int64_t group = nh / nkv;
+  const int64_t threads = static_cast<int64_t>(pool_threads_.size());
+  const int64_t heads_per_task = n * nkv >= 2 * threads ? group : 1;
+  for (auto& s : scores_) grow(s, static_cast<size_t>(heads_per_task * longest));
+  const int64_t tasks_per_token = nh / heads_per_task;
+  const int64_t tasks = n * tasks_per_token;
   std::atomic<int64_t> next{0};
   auto worker = [&](int thread) {
     for (int64_t task = next.fetch_add(1, std::memory_order_relaxed); task < tasks;
          task = next.fetch_add(1, std::memory_order_relaxed)) {
-      const int32_t t = static_cast<int32_t>(task / nh);
-      attend_one(batch, layer, token_seq_[t], t, task % nh, q_.data(), attn_.data(),
-                 scores_[thread].data());
+      const int32_t t = static_cast<int32_t>(task / tasks_per_token);
+      attend(batch, layer, token_seq_[t], t, task % tasks_per_token * heads_per_task,
+             heads_per_task, q_.data(), attn_.data(), scores_[thread].data());
     }
   };
   pool_threads_.run(worker);
@@ -243,31 +249,25 @@ void CpuBackend::attention_layer(const ForwardBatch& batch, const LayerPlan& p, 
   for (int64_t i = 0; i < n * hidden; ++i) x_[i] += h_[i];
 }
 
-void CpuBackend::attend_one(const ForwardBatch& b, int layer, int32_t seq, int32_t t, int64_t h,
-                            const float* q, float* out, float* scores) {
+void CpuBackend::attend(const ForwardBatch& b, int layer, int32_t seq, int32_t t, int64_t head,
+                        int64_t heads, const float* q, float* out, float* scores) {
   const int64_t hd = config_.head_dim;
   const int64_t nh = config_.num_attention_heads;
-  const int64_t kv_off = h / (nh / config_.num_key_value_heads) * hd;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int32_t* blocks = b.block_table.data() + seq * b.max_blocks_per_seq;
-  const int32_t bs = pool_.block_size;
-  const int32_t visible = b.positions[t] + 1;  // causal: keys at positions 0..pos
-  const float* qh = q + (t * nh + h) * hd;
-  for (int32_t j0 = 0; j0 < visible; j0 += bs) {
-    const int32_t first_slot = blocks[j0 / bs] * bs;
-    for (int32_t j = j0; j < std::min(visible, j0 + bs); ++j) {
-      scores[j] = kernels_.dot(qh, k_cache(layer, first_slot + j - j0) + kv_off, hd) * scale;
-    }
-  }
-  cpu::softmax(scores, visible);
-  float* oh = out + (t * nh + h) * hd;
-  std::fill(oh, oh + hd, 0.0f);
-  for (int32_t j0 = 0; j0 < visible; j0 += bs) {
-    const int32_t first_slot = blocks[j0 / bs] * bs;
-    for (int32_t j = j0; j < std::min(visible, j0 + bs); ++j) {
-      kernels_.axpy(scores[j], v_cache(layer, first_slot + j - j0) + kv_off, oh, hd);
-    }
-  }
+  const int64_t kv_off = head / (nh / config_.num_key_value_heads) * hd;
+  cpu::AttendArgs a;
+  a.q = q + (t * nh + head) * hd;
+  a.group = heads;
+  a.hd = hd;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  a.k = k_cache(layer, 0) + kv_off;
+  a.v = v_cache(layer, 0) + kv_off;
+  a.row_stride = config_.num_key_value_heads * hd;
+  a.blocks = b.block_table.data() + seq * b.max_blocks_per_seq;
+  a.block_size = pool_.block_size;
+  a.n_keys = b.positions[t] + 1;  // causal: keys at positions 0..pos
+  a.scores = scores;
+  a.out = out + (t * nh + head) * hd;
+  kernels_.attend(a);
 }
 
 void CpuBackend::mlp_layer(int64_t n, const LayerPlan& p) {

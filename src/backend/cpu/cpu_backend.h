@@ -61,8 +61,9 @@ class CpuBackend final : public Backend {
     const LinearJob job{&w, &bias, y};
     linear(x, n_tokens, std::span<const LinearJob>(&job, 1));
   }
-  void attend_one(const ForwardBatch& batch, int layer, int32_t seq, int32_t token, int64_t head,
-                  const float* q, float* out, float* scores);
+  // Query heads [head, head + heads) of one token, which share one KV head (cpu::AttendArgs).
+  void attend(const ForwardBatch& batch, int layer, int32_t seq, int32_t token, int64_t head,
+              int64_t heads, const float* q, float* out, float* scores);
   void rotate_and_store(const ForwardBatch& batch, int layer);
   void check_batch(const ForwardBatch& batch) const;
   void attention_layer(const ForwardBatch& batch, const LayerPlan& layer, int layer_index);

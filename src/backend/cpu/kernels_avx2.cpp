@@ -15,8 +15,8 @@ namespace {
 struct V {
   using F = __m256;
   static constexpr int64_t kWidth = 8;
-  static constexpr int kGemmRows = 4;
-  static constexpr int kGemmTokens = 2;  // 4x2 accumulators fit the 16 ymm registers
+  // 2 x 6 accumulators, 2 weight vectors, 1 broadcast: 15 of 16 ymm
+  static constexpr int kPackedTokens = 6;
   static F zero() { return _mm256_setzero_ps(); }
   static F set1(float a) { return _mm256_set1_ps(a); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }
@@ -41,7 +41,7 @@ struct V {
 #include "backend/cpu/simd_impl.inc"
 
 // Constant-initialised: no run-time code from this unit runs before the CPU check.
-constexpr SimdKernels kTable{"avx2", linear_rows_impl, dot_impl, axpy_impl};
+constexpr SimdKernels kTable{"avx2", linear_rows_impl, dot_impl, axpy_impl, attend_impl};
 
 }  // namespace
 

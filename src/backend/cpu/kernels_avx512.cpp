@@ -21,8 +21,8 @@ namespace {
 struct V {
   using F = __m512;
   static constexpr int64_t kWidth = 16;
-  static constexpr int kGemmRows = 4;    // tried 8x3 and 6x4: slower here
-  static constexpr int kGemmTokens = 4;  // 4x4 accumulators of 32 zmm registers
+  // 2 x 12 accumulators, 2 weight vectors, 1 broadcast: 27 of 32 zmm
+  static constexpr int kPackedTokens = 12;
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float a) { return _mm512_set1_ps(a); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
@@ -42,7 +42,7 @@ struct V {
 #include "backend/cpu/simd_impl.inc"
 
 // Constant-initialised: no run-time code from this unit runs before the CPU check.
-constexpr SimdKernels kTable{"avx512", linear_rows_impl, dot_impl, axpy_impl};
+constexpr SimdKernels kTable{"avx512", linear_rows_impl, dot_impl, axpy_impl, attend_impl};
 
 }  // namespace
 

@@ -21,6 +21,8 @@ namespace {
 struct V {
   using F = float __attribute__((vector_size(16)));
   static constexpr int64_t kWidth = 4;
+  // The tiled prefill GEMM (simd_impl.inc): 4 x 2 dot-product accumulators.
+  static constexpr int kPackedTokens = 0;
   static constexpr int kGemmRows = 4;
   static constexpr int kGemmTokens = 2;
   static F zero() { return F{}; }
@@ -57,7 +59,7 @@ struct V {
 
 #include "backend/cpu/simd_impl.inc"
 
-constexpr SimdKernels kPortable{"portable", linear_rows_impl, dot_impl, axpy_impl};
+constexpr SimdKernels kPortable{"portable", linear_rows_impl, dot_impl, axpy_impl, attend_impl};
 
 #if defined(AUTOGLM_X86_KERNELS)
 // clang 14's __builtin_cpu_supports has no "f16c": read CPUID leaf 1 (ECX bit 29) directly.
