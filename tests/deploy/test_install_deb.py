@@ -114,8 +114,8 @@ def test_start_serves_the_tiny_model(installed):
     threading.Thread(target=lambda: [lines.put(raw) for raw in proc.stdout], daemon=True).start()
     try:
         port = None
-        deadline = time.time() + 60
-        while port is None and time.time() < deadline and proc.poll() is None:
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline and proc.poll() is None:
             try:
                 line = json.loads(lines.get(timeout=1))
             except (queue.Empty, json.JSONDecodeError):

@@ -70,8 +70,8 @@ def cluster(tmp_path_factory):
     try:
         for replica in replicas:
             replica.wait_ready()
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             try:
                 if httpx.get(url + "/nginx-health", timeout=2).status_code == 200:
                     break
@@ -113,10 +113,10 @@ def logged_request_ids(replica):
 def wait_for_logs(replicas, request_ids, timeout=10):
     """Each replica's request ids once every id in `request_ids` is in some replica's log (the
     log line is written after the last byte is sent, so it can trail the client a little)."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         per_replica = [logged_request_ids(r) for r in replicas]
-        if set(request_ids) <= set().union(*per_replica) or time.time() > deadline:
+        if set(request_ids) <= set().union(*per_replica) or time.monotonic() > deadline:
             return per_replica
         time.sleep(0.02)
 
@@ -124,11 +124,11 @@ def wait_for_logs(replicas, request_ids, timeout=10):
 def audited_completions(path, want, timeout=10):
     """The inference records of one replica's audit log, once there are at least `want` (each is
     written when its request ends, a little after the client's last byte)."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         done = [r for r in records if r["action"] == "inference" and r["resource"] == MODEL_NAME]
-        if len(done) >= want or time.time() > deadline:
+        if len(done) >= want or time.monotonic() > deadline:
             return done
         time.sleep(0.02)
 

@@ -32,8 +32,8 @@ class ServerProcess:
         threading.Thread(target=self._read_stdout, daemon=True).start()
         self.port = None
         self.scheme = "https" if "--tls-cert" in args else "http"
-        deadline = time.time() + 60
-        while self.port is None and time.time() < deadline:
+        deadline = time.monotonic() + 60
+        while self.port is None and time.monotonic() < deadline:
             try:
                 line = self._events.get(timeout=1)
             except queue.Empty:
@@ -60,8 +60,8 @@ class ServerProcess:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout=60, **client_args):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/ready", timeout=5, **client_args).status_code == 200:
                     return

@@ -120,8 +120,8 @@ def signed_copy(directory, tamper):
 
 
 def wait_for_line(server, message, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         for line in list(server.lines):
             if line.get("msg") == message:
                 return line
@@ -146,8 +146,8 @@ def test_server_serves_a_signed_model(tmp_path):
 
 def test_server_refuses_a_tampered_model(tmp_path):
     with require_signed(signed_copy(tmp_path / "tampered", tamper=True)) as server:
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             ready = httpx.get(server.url + "/ready", timeout=5)
             if ready.json()["status"] == "failed":
                 break

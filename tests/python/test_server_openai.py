@@ -132,8 +132,8 @@ def test_hundred_concurrent_streams(client):
 
 
 def test_disconnect_mid_stream_frees_kv(server):
-    deadline = time.time() + 10
-    while metric(server, "autoglm:num_requests_running") > 0 and time.time() < deadline:
+    deadline = time.monotonic() + 10
+    while metric(server, "autoglm:num_requests_running") > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     baseline = metric(server, "autoglm:kv_cache_blocks_used")
     body = (b'{"model":"autoglm-tiny","prompt":"' + b"word " * 200 +
@@ -142,28 +142,34 @@ def test_disconnect_mid_stream_frees_kv(server):
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     assert b"text/event-stream" in sock.recv(65536)
-    time.sleep(0.5)
-    assert metric(server, "autoglm:kv_cache_blocks_used") > baseline
+    # The headers go out before the request is scheduled: wait for it to hold KV blocks.
+    deadline = time.monotonic() + 10
+    while (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    held = metric(server, "autoglm:kv_cache_blocks_used")
+    assert held > baseline, f"blocks used {held}, baseline {baseline}"
     sock.close()
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         if (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
                 and metric(server, "autoglm:num_requests_running") == 0):
             break
         time.sleep(0.1)
-    assert metric(server, "autoglm:kv_cache_blocks_used") <= baseline
+    left = metric(server, "autoglm:kv_cache_blocks_used")
+    assert left <= baseline, f"blocks used {left} after the disconnect, baseline {baseline}"
     assert metric(server, "autoglm:num_requests_running") == 0
 
 
 def wait_until_idle(server):
-    deadline = time.time() + 10
-    while metric(server, "autoglm:num_requests_running") > 0 and time.time() < deadline:
+    deadline = time.monotonic() + 10
+    while metric(server, "autoglm:num_requests_running") > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
 def access_line(server, request_id, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         for line in list(server.lines):
             if line.get("msg") == "request" and line.get("request_id") == request_id:
                 return line
@@ -183,8 +189,8 @@ def test_disconnect_while_waiting_for_a_non_streamed_answer_frees_kv(server):
     time.sleep(0.2)
     assert metric(server, "autoglm:num_requests_running") >= 1  # really generating
     sock.close()
-    deadline = time.time() + 5
-    while time.time() < deadline:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
         if (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
                 and metric(server, "autoglm:num_requests_running") == 0):
             break
@@ -192,9 +198,9 @@ def test_disconnect_while_waiting_for_a_non_streamed_answer_frees_kv(server):
     assert metric(server, "autoglm:kv_cache_blocks_used") <= baseline
     assert metric(server, "autoglm:num_requests_running") == 0
     # It was cancelled because the client left, not finished: its access line says so.
-    deadline = time.time() + 5
+    deadline = time.monotonic() + 5
     lines = []
-    while time.time() < deadline and not lines:
+    while time.monotonic() < deadline and not lines:
         lines = [l for l in server.lines[seen:]
                  if l.get("msg") == "request" and l.get("route") == "/v1/completions"]
         time.sleep(0.05)
@@ -246,8 +252,8 @@ def test_sigterm_drain_with_streams_in_flight():
         threads = [threading.Thread(target=stream) for _ in range(4)]
         for thread in threads:
             thread.start()
-        deadline = time.time() + 20
-        while len(chunks) < 8 and time.time() < deadline:
+        deadline = time.monotonic() + 20
+        while len(chunks) < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(chunks) >= 8  # the streams are really under way
         assert proc.terminate(timeout=30) == 0
