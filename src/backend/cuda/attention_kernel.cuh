@@ -81,8 +81,9 @@ struct Smem {
   // Decode CTAs are few at small batch and latency-bound: three tiles in flight cover a short
   // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM. An FP8
   // decode CTA keeps two as well: its key loop is bound by instruction latency with few warps
-  // a scheduler, and two stages (~43 KB) let four CTAs share an SM (H200, batch 256 x 8,192
-  // keys: 510 us with five stages and two CTAs a SM, 443 with three and three, 434 with two).
+  // a scheduler, and two stages (~43 KB) leave shared memory for four CTAs an SM (H200, batch
+  // 256 x 8,192 keys: 510 us with five stages, 443 with three, 434 with two; registers then
+  // held it to three CTAs an SM, see paged_attention_kernel).
   static constexpr int kStages = ROWS == kDecodeRows && !FP8 ? 3 : 2;
   using Elem = T;                                 // q's and out's element type
   using QT = std::conditional_t<FP8, __half, T>;  // Q's element type in shared memory
@@ -708,8 +709,16 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
 // Smem<...>::bytes dynamic. The decode instantiation skips sequences with more than one token (a
 // mixed step's prefill chunks, which the prefill instantiation takes through seq_list). FP8:
 // the pool holds E4M3 (attention.h's layout); T stays the type of q and out.
+//
+// An FP8 decode CTA is held to 128 registers so that four share an SM (the shared memory of its
+// two stages allows four; at the 166 registers it took unbounded, three did): one wave then
+// holds batch 256's 512 CTAs without splitting the keys (H200, batch 256 x 1,024 / 2,048 keys:
+// 78 -> 60 / 129 -> 111 us). Zero spills at 128 (ptxas -v).
+template <int ROWS, bool FP8>
+constexpr int kMinCtasPerSm = (FP8 && ROWS == kDecodeRows) ? 4 : 0;  // 0: no bound
 template <typename T, int HD, int ROWS, bool FP8>
-__global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelParams p) {
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
+    paged_attention_kernel(const KernelParams p) {
   using W = WarpSplit<ROWS>;
   using L = Smem<T, HD, ROWS, FP8>;
   // kv_before_wait: the batch arrays come from the host upload before the step and every key
