@@ -17,6 +17,17 @@ BIN = os.environ.get("AUTOGLM_BIN", str(ROOT / "build" / "tools" / "autoglm" / "
 MODEL = ROOT / "models" / "autoglm-tiny"
 
 
+def wait_for(condition, timeout=10, interval=0.05):
+    """Polls condition() until it is true or `timeout` seconds pass; returns its last value.
+    For what a server does asynchronously (log lines, metrics), instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 class ServerProcess:
     def __init__(self, *args, env=None, model=MODEL):
         full_env = dict(os.environ)

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from server_process import ServerProcess
+from server_process import ServerProcess, wait_for
 
 MODEL_NAME = "autoglm-tiny"
 MESSAGES = [{"role": "user", "content": "Hello there"}]
@@ -131,10 +131,17 @@ def test_hundred_concurrent_streams(client):
     assert len(texts) == 100
 
 
+def wait_until_idle(server):
+    wait_for(lambda: metric(server, "autoglm:num_requests_running") == 0)
+
+
+def freed(server, baseline):
+    return (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
+            and metric(server, "autoglm:num_requests_running") == 0)
+
+
 def test_disconnect_mid_stream_frees_kv(server):
-    deadline = time.monotonic() + 10
-    while metric(server, "autoglm:num_requests_running") > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until_idle(server)
     baseline = metric(server, "autoglm:kv_cache_blocks_used")
     body = (b'{"model":"autoglm-tiny","prompt":"' + b"word " * 200 +
             b'","max_tokens":3500,"stream":true,"ignore_eos":true}')
@@ -143,28 +150,14 @@ def test_disconnect_mid_stream_frees_kv(server):
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     assert b"text/event-stream" in sock.recv(65536)
     # The headers go out before the request is scheduled: wait for it to hold KV blocks.
-    deadline = time.monotonic() + 10
-    while (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
-           and time.monotonic() < deadline):
-        time.sleep(0.05)
+    wait_for(lambda: metric(server, "autoglm:kv_cache_blocks_used") > baseline)
     held = metric(server, "autoglm:kv_cache_blocks_used")
     assert held > baseline, f"blocks used {held}, baseline {baseline}"
     sock.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
-                and metric(server, "autoglm:num_requests_running") == 0):
-            break
-        time.sleep(0.1)
+    wait_for(lambda: freed(server, baseline), timeout=30)
     left = metric(server, "autoglm:kv_cache_blocks_used")
     assert left <= baseline, f"blocks used {left} after the disconnect, baseline {baseline}"
     assert metric(server, "autoglm:num_requests_running") == 0
-
-
-def wait_until_idle(server):
-    deadline = time.monotonic() + 10
-    while metric(server, "autoglm:num_requests_running") > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def access_line(server, request_id, timeout=10):
@@ -186,15 +179,9 @@ def test_disconnect_while_waiting_for_a_non_streamed_answer_frees_kv(server):
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    time.sleep(0.2)
-    assert metric(server, "autoglm:num_requests_running") >= 1  # really generating
+    assert wait_for(lambda: metric(server, "autoglm:num_requests_running") >= 1)  # generating
     sock.close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if (metric(server, "autoglm:kv_cache_blocks_used") <= baseline
-                and metric(server, "autoglm:num_requests_running") == 0):
-            break
-        time.sleep(0.05)
+    wait_for(lambda: freed(server, baseline), timeout=30)
     assert metric(server, "autoglm:kv_cache_blocks_used") <= baseline
     assert metric(server, "autoglm:num_requests_running") == 0
     # It was cancelled because the client left, not finished: its access line says so.
