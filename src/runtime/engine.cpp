@@ -515,6 +515,7 @@ bool kv_cache_is_fp8(const std::string& kv_cache_dtype) {
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   const DeviceChoice device = choose_device(options.device);
+  const bool kv_fp8 = kv_cache_is_fp8(options.kv_cache_dtype);
   im.model = load_model_directory(options.model_path);
   im.tokenizer = Tokenizer::load(options.model_path);
   const ModelConfig& config = im.model->config;
@@ -531,7 +532,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     co.max_context_len = context_limit(options, config);
     co.num_kv_blocks = options.num_kv_blocks;
     co.cuda_graphs = options.cuda_graphs;
-    co.kv_cache_fp8 = kv_cache_is_fp8(options.kv_cache_dtype);
+    co.kv_cache_fp8 = kv_fp8;
     co.progress = [](uint64_t done, uint64_t total) {
       spdlog::info("uploading weights: {} of {} MiB", done >> 20, total >> 20);
     };
@@ -540,7 +541,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     options.device = "cuda:" + std::to_string(device.ordinal);
 #endif
   } else {
-    if (kv_cache_is_fp8(options.kv_cache_dtype)) {
+    if (kv_fp8) {
       fail(ErrorCode::kUnsupported,
            "kv_cache_dtype fp8 needs the CUDA backend; the CPU backend keeps the KV cache in "
            "the activation type (use kv_cache_dtype auto)");
@@ -555,7 +556,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   spdlog::info(
       "KV cache on {} ({}): {} blocks of {} tokens = {} tokens held at once (memory fraction "
       "{}, max_num_seqs {}, max_batched_tokens {})",
-      options.device, kv_cache_is_fp8(options.kv_cache_dtype) ? "fp8 e4m3" : "activation dtype",
+      options.device, kv_fp8 ? "fp8 e4m3" : "activation dtype",
       shape.num_blocks, shape.block_size, static_cast<int64_t>(shape.num_blocks) * shape.block_size,
       device.cuda ? (options.memory_fraction > 0.0 ? options.memory_fraction : 0.90) : 0.0,
       options.max_num_seqs, options.max_batched_tokens);

@@ -340,9 +340,7 @@ def test_sigterm_drains_and_exits_zero():
         workers = [threading.Thread(target=load) for _ in range(8)]
         for worker in workers:
             worker.start()
-        deadline = time.monotonic() + 20
-        while statuses.count(200) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: statuses.count(200) >= 20, timeout=20)
         assert proc.terminate(timeout=30) == 0
         stop.set()
         for worker in workers:
@@ -356,12 +354,8 @@ def test_sigterm_drains_and_exits_zero():
 def test_model_that_fails_to_load_leaves_server_up_and_not_ready(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with ServerProcess(model=tmp_path) as proc:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            response = httpx.get(proc.url + "/ready")
-            if response.json()["status"] == "failed":
-                break
-            time.sleep(0.05)
+        wait_for(lambda: httpx.get(proc.url + "/ready").json()["status"] == "failed", timeout=30)
+        response = httpx.get(proc.url + "/ready")
         assert response.status_code == 503 and response.json()["error"]
         assert httpx.get(proc.url + "/health").status_code == 200
         assert_openai_error(httpx.get(proc.url + "/v1/models"), 503)

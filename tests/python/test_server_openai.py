@@ -9,7 +9,6 @@ import concurrent.futures
 import re
 import socket
 import threading
-import time
 
 import httpx
 import openai
@@ -161,13 +160,11 @@ def test_disconnect_mid_stream_frees_kv(server):
 
 
 def access_line(server, request_id, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(server.lines):
-            if line.get("msg") == "request" and line.get("request_id") == request_id:
-                return line
-        time.sleep(0.05)
-    raise AssertionError("no access-log line for " + request_id)
+    line = wait_for(lambda: next((l for l in list(server.lines) if l.get("msg") == "request"
+                                  and l.get("request_id") == request_id), None), timeout)
+    if line is None:
+        raise AssertionError("no access-log line for " + request_id)
+    return line
 
 
 def test_disconnect_while_waiting_for_a_non_streamed_answer_frees_kv(server):
@@ -185,12 +182,8 @@ def test_disconnect_while_waiting_for_a_non_streamed_answer_frees_kv(server):
     assert metric(server, "autoglm:kv_cache_blocks_used") <= baseline
     assert metric(server, "autoglm:num_requests_running") == 0
     # It was cancelled because the client left, not finished: its access line says so.
-    deadline = time.monotonic() + 5
-    lines = []
-    while time.monotonic() < deadline and not lines:
-        lines = [l for l in server.lines[seen:]
-                 if l.get("msg") == "request" and l.get("route") == "/v1/completions"]
-        time.sleep(0.05)
+    lines = wait_for(lambda: [l for l in server.lines[seen:] if l.get("msg") == "request"
+                              and l.get("route") == "/v1/completions"], timeout=5)
     assert lines and lines[0]["status"] == 499 and lines[0]["finish_reason"] == "client_gone"
 
 
@@ -239,9 +232,7 @@ def test_sigterm_drain_with_streams_in_flight():
         threads = [threading.Thread(target=stream) for _ in range(4)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 20
-        while len(chunks) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: len(chunks) >= 8, timeout=20)
         assert len(chunks) >= 8  # the streams are really under way
         assert proc.terminate(timeout=30) == 0
         for thread in threads:
