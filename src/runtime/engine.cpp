@@ -556,8 +556,8 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   spdlog::info(
       "KV cache on {} ({}): {} blocks of {} tokens = {} tokens held at once (memory fraction "
       "{}, max_num_seqs {}, max_batched_tokens {})",
-      options.device, kv_fp8 ? "fp8 e4m3" : "activation dtype",
-      shape.num_blocks, shape.block_size, static_cast<int64_t>(shape.num_blocks) * shape.block_size,
+      options.device, kv_fp8 ? "fp8 e4m3" : "activation dtype", shape.num_blocks, shape.block_size,
+      static_cast<int64_t>(shape.num_blocks) * shape.block_size,
       device.cuda ? (options.memory_fraction > 0.0 ? options.memory_fraction : 0.90) : 0.0,
       options.max_num_seqs, options.max_batched_tokens);
   backend = install_fault_injection(std::move(backend), options.fault_injection, im.fault);
