@@ -197,8 +197,12 @@ __device__ __forceinline__ void accumulate_scalar(const T* x, const T* const* ro
   }
 }
 
-// kRopeQkv: what one output needs besides its sum, loaded while the block streams W (positions
-// and slots come from the step's batch upload, so only after the wait).
+// kRopeQkv: what one output needs besides its sum. Positions and slots come from the step's
+// batch upload, which every kernel of the step follows, so they may be read before the wait,
+// as constants. At one row they are, with the weights: after the wait their two dependent round
+// trips (the position, then its cos/sin out of DRAM) would outlast the block's x load and sums
+// and hold up its epilogue. With more rows they are read after the wait, under the sums, where
+// reading them earlier would cost registers (M = 7, 8 spill).
 struct RopeOperands {
   bool rotate = false;  // q and k dims below rotary_dim
   float cos = 1.0f, sin = 0.0f;
@@ -272,8 +276,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
   const bool live = slot < M * kRowsPerBlock && row < a.n;
   const float bias = live && a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
   RopeOperands rope;
+  constexpr bool kRopeBeforeWait = E == Epilogue::kRopeQkv && M == 1;
+  if constexpr (kRopeBeforeWait) {
+    if (live) rope = load_rope_operands(a, m, row);
+  }
   const auto after_wait = [&] {
-    if constexpr (E == Epilogue::kRopeQkv) {
+    if constexpr (E == Epilogue::kRopeQkv && !kRopeBeforeWait) {
       if (live) rope = load_rope_operands(a, m, row);
     }
   };

@@ -36,7 +36,8 @@ void gemv_swiglu(const void* x, const void* w_gate_up, const void* bias, void* y
 // gemv + qkv_norm_rope without q/k norms: w_qkv is [(heads + 2 * kv_heads) * head_dim][k]; row
 // m of x is the token at positions[m]; q [m][heads * head_dim] and k, v to `kv` as qkv_norm_rope
 // writes them. Needs head_dim and rotary_dim multiples of 4 (gemv_rope_qkv_supported), else
-// kInvalidArgument.
+// kInvalidArgument. positions and kv.slots may be read before the wait for the previous kernel
+// (pdl.cuh), as constants: they must come from a copy, not from the kernel just before.
 bool gemv_rope_qkv_supported(const QkvLayout& layout);
 void gemv_rope_qkv(const void* x, const void* w_qkv, const void* bias, int64_t m, int64_t k,
                    const QkvLayout& layout, const int32_t* positions, const float* rope_cos,

@@ -114,38 +114,60 @@ __device__ __forceinline__ float block_sum_once(float v, float* partial) {
 // row (x, delta, and the weights when they fit in registers) is issued before the first
 // reduction, so a batch-1 launch waits for memory once; the two reductions take one barrier
 // each. With `rows`, block b reads row rows[b] of x (gather_rms_norm: no delta, x unchanged).
+// The weights are constant, so they are loaded before the wait. With `x_before_wait` x is too:
+// the caller sets it only when the previous kernel lets this one launch after its own wait
+// (allow_next_kernel, pdl.cuh) and does not write x, so x's last writer has completed by then.
+// After the wait a batch-1 norm then loads only the delta the GEMV has just left in L2, where
+// the weights and x, evicted by the weight stream, would have cost a DRAM round trip.
 // N * W elements per thread: 4 (N 1, W 4) keeps a 4,096-wide row on 1,024 threads for batch-1
-// latency; 16 (N 4) makes 256-thread blocks for many rows, eight blocks per SM in flight.
+// latency; 8 (N 2) holds up to ~2 rows an SM in one wave with the weights still in registers
+// (a decode step of 256 rows: one round of loads, where the 16 below take three, the weights
+// loaded after each reduction); 16 (N 4) makes 256-thread blocks for many rows (prefill),
+// several blocks per SM in flight.
 constexpr int kNormMaxThreads = 1024;
 constexpr int kNormMaxPerThread = 16;   // rows up to 16,384 wide
-constexpr int32_t kNormManyRows = 256;  // from here on, rows favour throughput over latency
+constexpr int32_t kNormMidRows = 129;   // from here on, rows take two blocks an SM
+constexpr int32_t kNormManyRows = 512;  // from here on, rows favour throughput over latency
 
 template <typename T, int W, int N>
 __global__ void __launch_bounds__(kNormMaxThreads)
     norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* post_w,
-                     const float* norm_w, T* out, int64_t hidden, float eps, bool late_trigger) {
+                     const float* norm_w, T* out, int64_t hidden, float eps, bool late_trigger,
+                     bool x_before_wait) {
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.
   constexpr bool kPreloadWeights = N * W <= 8;
   __shared__ float partial[2][32];
   const int width = static_cast<int>(hidden);  // <= kNormMaxThreads * kNormMaxPerThread
-  wait_for_previous_kernel();
-  const int64_t src_row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
-  float* xr = x + src_row * hidden;
   const T* dr = delta != nullptr ? delta + blockIdx.x * hidden : nullptr;
   const float* pw_row = dr != nullptr ? post_w : nullptr;
   float xv[N][W], dv[N][W], pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
+  const auto element = [&](int n) {  // width is a multiple of W
+    return (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+  };
+  const auto load_x = [&](const float* xr) {
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      if (element(n) < width) load_f32<W>(xr + element(n), xv[n]);
+    }
+  };
 #pragma unroll
   for (int n = 0; n < N; ++n) {
-    const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
 #pragma unroll
     for (int k = 0; k < W; ++k) xv[n][k] = dv[n][k] = 0.0f;
-    if (i >= width) continue;  // width is a multiple of W
-    load_f32<W>(xr + i, xv[n]);
-    if (dr != nullptr) load_f32<W>(dr + i, dv[n]);
     if constexpr (kPreloadWeights) {
-      if (pw_row != nullptr) load_f32<W>(pw_row + i, pw[n]);
-      if (norm_w != nullptr) load_f32<W>(norm_w + i, nw[n]);
+      if (element(n) >= width) continue;
+      if (pw_row != nullptr) load_f32<W>(pw_row + element(n), pw[n]);
+      if (norm_w != nullptr) load_f32<W>(norm_w + element(n), nw[n]);
     }
+  }
+  if (x_before_wait) load_x(x + blockIdx.x * hidden);  // the caller passes no `rows` then
+  wait_for_previous_kernel();
+  const int64_t src_row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
+  float* xr = x + src_row * hidden;
+  if (!x_before_wait) load_x(xr);
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    if (dr != nullptr && element(n) < width) load_f32<W>(dr + element(n), dv[n]);
   }
   if (late_trigger) allow_next_kernel();  // this block's loads are issued
   float post_scale = 1.0f;
@@ -334,14 +356,18 @@ template <typename T, int W, int N>
 void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
   const int64_t threads = (a.hidden / W + N - 1) / N;
   const int block = static_cast<int>((threads + 31) / 32 * 32);
+  // The sublayer's GEMV (one row) triggers after its wait and does not write x: see the kernel.
+  const bool late_trigger = late_trigger_at(a.n_rows);
+  const bool x_before_wait = late_trigger && a.delta != nullptr && a.rows == nullptr;
   launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
                    static_cast<const T*>(a.delta), a.post_w, a.norm_w, static_cast<T*>(a.out),
-                   a.hidden, a.eps, late_trigger_at(a.n_rows));
+                   a.hidden, a.eps, late_trigger, x_before_wait);
 }
 
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more
-// threads, more loads in flight for the one SM that holds a row); 16 (W 4) or 8 (W 1) when
-// there are many (small blocks, many rows per SM). W 1 with N 16 (rows over 8,192 wide whose
+// threads, more loads in flight for the one SM that holds a row); twice that from kNormMidRows
+// rows (two blocks an SM); 16 (W 4) or 8 (W 1) when there are many (small blocks, many rows per
+// SM). W 1 with N 16 (rows over 8,192 wide whose
 // width is not a multiple of 4) spills a few registers; no model seen so far has such rows.
 template <typename T, int W, int N0>
 void dispatch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
@@ -351,6 +377,8 @@ void dispatch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t st
   };
   if (a.n_rows >= kNormManyRows && fits(kManyN)) {
     launch_norm_rows<T, W, kManyN>(name, a, stream);
+  } else if (a.n_rows >= kNormMidRows && fits(2 * N0)) {
+    launch_norm_rows<T, W, 2 * N0>(name, a, stream);
   } else if (fits(N0)) {
     launch_norm_rows<T, W, N0>(name, a, stream);
   } else if (fits(2 * N0)) {

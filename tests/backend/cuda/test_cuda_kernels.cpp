@@ -126,7 +126,8 @@ struct NormCase {
 
 // Widths that are a multiple of 4 take the vector path, others one element per access; one row
 // (batch-1 decode: 1,024 threads, weights preloaded), wide rows (more elements per thread, the
-// weights loaded after the reductions) and 256+ rows (prefill: 256-thread blocks).
+// weights loaded after the reductions), 129-511 rows (a 256-row decode step: twice the elements
+// a thread, weights preloaded) and 512+ rows (prefill: 256-thread blocks).
 TEST_P(CudaKernels, ResidualAddNormMatchesRmsNorm) {
   const float eps = 1e-5f;
   for (const NormCase c :
@@ -135,7 +136,8 @@ TEST_P(CudaKernels, ResidualAddNormMatchesRmsNorm) {
         NormCase{96, 7, true, false, false}, NormCase{4096, 1, true, true, true},
         NormCase{4096, 1, false, false, true}, NormCase{12288, 2, true, true, true},
         NormCase{10001, 1, true, true, true}, NormCase{1024, 4096, true, true, true},
-        NormCase{4096, 300, true, false, true}, NormCase{4099, 256, true, true, true}}) {
+        NormCase{4096, 300, true, false, true}, NormCase{4099, 256, true, true, true},
+        NormCase{4096, 256, true, true, true}, NormCase{4096, 520, true, true, true}}) {
     SCOPED_TRACE(std::to_string(c.hidden) + " x " + std::to_string(c.rows) +
                  (c.delta ? " delta" : "") + (c.post ? " post" : "") + (c.norm ? " norm" : ""));
     const int32_t rows = c.rows;
