@@ -2,9 +2,9 @@
 // attention_kernel.cuh). Routing: a batch whose sequences all decode one token runs
 // flash-decoding (keys split over several CTAs per sequence when there are too few sequences to
 // fill the GPU, then combine_splits_kernel); any batch with a longer query runs the same tiled
-// kernel with 128-row query tiles and one split. No allocation, no sync and no host loop over
-// tokens here: only launches on `stream`.
-// Thread ownership: called by the engine thread.
+// kernel with 128-row query tiles (64 when those would not fill the GPU) and one split. No
+// allocation, no sync and no host loop over tokens here: only launches on `stream`. Thread
+// ownership: called by the engine thread.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -79,18 +79,18 @@ cudaError_t opt_in_shared_memory() {
   return opted_in;
 }
 
-// Decode CTAs of one head size and pool format that one SM holds at once (shared memory sets
-// it: ~106 KB at head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~43 KB at 128,
-// four), asked of the driver once each; 2 when no device answers.
-template <int HD, bool FP8>
-int decode_ctas_per_sm() {
+// CTAs of one instantiation (head size, rows, pool format) that one SM holds at once, asked of
+// the driver once each; 2 when no device answers. Decode CTAs: shared memory sets it (~106 KB at
+// head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~43 KB at 128, four).
+template <int HD, int ROWS, bool FP8>
+int ctas_per_sm() {
   using T = __nv_bfloat16;
-  constexpr size_t kSmem = attn::Smem<T, HD, attn::kDecodeRows, FP8>::bytes;
+  constexpr size_t kSmem = attn::Smem<T, HD, ROWS, FP8>::bytes;
   int blocks = 0;
-  if (opt_in_shared_memory<T, HD, attn::kDecodeRows, FP8>() != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          &blocks, attn::paged_attention_kernel<T, HD, attn::kDecodeRows, FP8>, attn::kThreads,
-          kSmem) != cudaSuccess ||
+  if (opt_in_shared_memory<T, HD, ROWS, FP8>() != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks,
+                                                    attn::paged_attention_kernel<T, HD, ROWS, FP8>,
+                                                    attn::kThreads, kSmem) != cudaSuccess ||
       blocks <= 0) {
     (void)cudaGetLastError();
     blocks = 2;
@@ -98,11 +98,12 @@ int decode_ctas_per_sm() {
   return blocks;
 }
 
-// The decode CTAs the whole GPU holds at once: one wave.
-int64_t decode_wave(const AttentionShape& s) {
+// The CTAs of `ROWS` rows that the whole GPU holds at once: one wave.
+template <int ROWS>
+int64_t wave_of(const AttentionShape& s) {
   static const int per_sm[2][2] = {
-      {decode_ctas_per_sm<64, false>(), decode_ctas_per_sm<64, true>()},
-      {decode_ctas_per_sm<128, false>(), decode_ctas_per_sm<128, true>()}};
+      {ctas_per_sm<64, ROWS, false>(), ctas_per_sm<64, ROWS, true>()},
+      {ctas_per_sm<128, ROWS, false>(), ctas_per_sm<128, ROWS, true>()}};
   return int64_t{sm_count()} * per_sm[s.head_dim == 64 ? 0 : 1][s.kv_fp8 ? 1 : 0];
 }
 
@@ -131,21 +132,37 @@ struct Plan {
   int split_len = kUnsplit;
 };
 
-Plan plan(const AttentionBatch& b, const AttentionShape& s) {
+// `launch_seqs`: the sequences of the launch (the listed ones of a mixed step's prefill launch).
+Plan plan(const AttentionBatch& b, const AttentionShape& s, int32_t launch_seqs) {
   Plan p;
   const int group = s.num_heads / s.num_kv_heads;
+  const auto row_tiles = [&](int rows) {
+    return static_cast<int>((int64_t{std::max(b.max_query_len, 1)} * group + rows - 1) / rows);
+  };
   p.decode = b.max_query_len <= 1;
   p.rows = p.decode ? attn::kDecodeRows : attn::kPrefillRows;
-  p.row_tiles =
-      static_cast<int>((int64_t{std::max(b.max_query_len, 1)} * group + p.rows - 1) / p.rows);
-  if (!p.decode || b.n_seqs == 0) return p;
+  p.row_tiles = row_tiles(p.rows);
+  if (!p.decode) {
+    // A causal CTA's time grows with its keys, so a grid of fewer CTAs than the GPU holds is as
+    // long as its longest CTA: a serving step's one chunk (768 tokens of GLM-4-9B: 192 CTAs of
+    // 128 rows, the last over all 768 keys; 232 tokens after 768 cached: 58 CTAs over up to
+    // 1,000 keys) left most SMs idle. Halving the tile halves that CTA's work and doubles the grid.
+    const int64_t ctas = int64_t{launch_seqs} * s.num_kv_heads * p.row_tiles;
+    const bool short_grid = ctas < wave_of<attn::kPrefillRows>(s);
+    if (b.prefill_rows == attn::kShortPrefillRows || (b.prefill_rows == 0 && short_grid)) {
+      p.rows = attn::kShortPrefillRows;
+      p.row_tiles = row_tiles(p.rows);
+    }
+    return p;
+  }
+  if (b.n_seqs == 0) return p;
   // As many CTAs as fit at once, rounded down, so that the grid is one full wave and not one
   // wave and a partial second; but no split shorter than kMinKeysPerSplit keys. (Rounded up,
   // batch 64 ran 384 CTAs on an H200's 264 slots; docs/PERFORMANCE.md has the measurements.)
   const int64_t ctas = int64_t{b.n_seqs} * s.num_kv_heads * p.row_tiles;
   const int64_t by_len = (int64_t{b.max_context_len} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
-  const int splits = static_cast<int>(
-      std::clamp<int64_t>(std::min(decode_splits(ctas, decode_wave(s)), by_len), 1, kMaxSplits));
+  const int splits = static_cast<int>(std::clamp<int64_t>(
+      std::min(decode_splits(ctas, wave_of<attn::kDecodeRows>(s)), by_len), 1, kMaxSplits));
   if (splits == 1) return p;
   const int per_split = (b.max_context_len + splits - 1) / splits;
   p.split_len = (per_split + attn::kKeyTile - 1) / attn::kKeyTile * attn::kKeyTile;
@@ -181,16 +198,23 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
   }
 }
 
-template <typename T, bool FP8>
-void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int head_dim, bool decode,
-                  cudaStream_t stream) {
-  if (head_dim == 64) {
-    decode ? launch_tiles<T, 64, attn::kDecodeRows, FP8>(kp, b, stream)
-           : launch_tiles<T, 64, attn::kPrefillRows, FP8>(kp, b, stream);
+template <typename T, int HD, bool FP8>
+void launch_rows(const attn::KernelParams& kp, const AttentionBatch& b, int rows,
+                 cudaStream_t stream) {
+  if (rows == attn::kDecodeRows) {
+    launch_tiles<T, HD, attn::kDecodeRows, FP8>(kp, b, stream);
+  } else if (rows == attn::kShortPrefillRows) {
+    launch_tiles<T, HD, attn::kShortPrefillRows, FP8>(kp, b, stream);
   } else {
-    decode ? launch_tiles<T, 128, attn::kDecodeRows, FP8>(kp, b, stream)
-           : launch_tiles<T, 128, attn::kPrefillRows, FP8>(kp, b, stream);
+    launch_tiles<T, HD, attn::kPrefillRows, FP8>(kp, b, stream);
   }
+}
+
+template <typename T, bool FP8>
+void launch_typed(const attn::KernelParams& kp, const AttentionBatch& b, int head_dim, int rows,
+                  cudaStream_t stream) {
+  head_dim == 64 ? launch_rows<T, 64, FP8>(kp, b, rows, stream)
+                 : launch_rows<T, 128, FP8>(kp, b, rows, stream);
 }
 
 }  // namespace
@@ -207,13 +231,14 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
       (int64_t{std::max(batch.max_context_len, 0)} + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   const int64_t splits_per_seq = std::min<int64_t>(kMaxSplits, by_len);
   if (n_seqs <= 0 || splits_per_seq <= 1) return 0;
-  const int64_t seq_splits = std::min(
-      n_seqs * splits_per_seq, std::max(decode_wave(shape) + n_seqs, kMaxWaveSplits * n_seqs));
+  const int64_t seq_splits =
+      std::min(n_seqs * splits_per_seq,
+               std::max(wave_of<attn::kDecodeRows>(shape) + n_seqs, kMaxWaveSplits * n_seqs));
   const size_t bound = static_cast<size_t>(seq_splits * shape.num_heads) *
                        (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
   AttentionBatch as_decode = batch;  // the plan that needs a workspace at all
   as_decode.max_query_len = 1;
-  return std::max(bound, workspace_for(plan(as_decode, shape), n_seqs, shape));
+  return std::max(bound, workspace_for(plan(as_decode, shape, batch.n_seqs), n_seqs, shape));
 }
 
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
@@ -229,6 +254,10 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
       !aligned_to(kv.v, 16)) {
     reject("q, out and the KV pool must be 16-byte aligned");
   }
+  if (batch.prefill_rows != 0 && batch.prefill_rows != attn::kShortPrefillRows &&
+      batch.prefill_rows != attn::kPrefillRows) {
+    reject("prefill_rows " + std::to_string(batch.prefill_rows) + " (0, 64 or 128)");
+  }
   if (batch.n_prefill_seqs < 0 || batch.n_prefill_seqs > batch.n_seqs) {
     reject("n_prefill_seqs " + std::to_string(batch.n_prefill_seqs) + " of " +
            std::to_string(batch.n_seqs) + " sequences");
@@ -239,8 +268,8 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
                            batch.n_prefill_seqs > 0 && batch.n_prefill_seqs < batch.n_seqs;
   AttentionBatch decode_part = batch;
   decode_part.max_query_len = 1;
-  const Plan p = plan(batch, shape);
-  const Plan dp = split_mixed ? plan(decode_part, shape) : p;
+  const Plan p = plan(batch, shape, split_mixed ? batch.n_prefill_seqs : batch.n_seqs);
+  const Plan dp = split_mixed ? plan(decode_part, shape, batch.n_seqs) : p;
   const size_t needed = workspace_for(dp, batch.n_seqs, shape);
   if (needed > 0 && (workspace == nullptr || workspace_bytes < needed)) {
     reject("workspace of " + std::to_string(workspace_bytes) + " bytes, " + std::to_string(needed) +
@@ -277,23 +306,24 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
       kp.block_shift = std::countr_zero(static_cast<uint32_t>(batch.block_size));
     return kp;
   };
-  const auto launch = [&](const attn::KernelParams& kp, bool decode) {
+  const auto launch = [&](const Plan& plan_of_launch, const int32_t* seq_list) {
+    attn::KernelParams kp = params(plan_of_launch);
+    kp.seq_list = seq_list;
+    const int rows = plan_of_launch.rows;
     const bool bf16 = type == ActType::kBF16;
     if (shape.kv_fp8) {
-      bf16 ? launch_typed<__nv_bfloat16, true>(kp, batch, shape.head_dim, decode, stream)
-           : launch_typed<__half, true>(kp, batch, shape.head_dim, decode, stream);
+      bf16 ? launch_typed<__nv_bfloat16, true>(kp, batch, shape.head_dim, rows, stream)
+           : launch_typed<__half, true>(kp, batch, shape.head_dim, rows, stream);
     } else {
-      bf16 ? launch_typed<__nv_bfloat16, false>(kp, batch, shape.head_dim, decode, stream)
-           : launch_typed<__half, false>(kp, batch, shape.head_dim, decode, stream);
+      bf16 ? launch_typed<__nv_bfloat16, false>(kp, batch, shape.head_dim, rows, stream)
+           : launch_typed<__half, false>(kp, batch, shape.head_dim, rows, stream);
     }
   };
   if (split_mixed) {
-    launch(params(dp), /*decode=*/true);
-    attn::KernelParams prefill = params(p);
-    prefill.seq_list = batch.prefill_seqs;
-    launch(prefill, /*decode=*/false);
+    launch(dp, nullptr);
+    launch(p, batch.prefill_seqs);
   } else {
-    launch(params(p), p.decode);
+    launch(p, nullptr);
   }
 }
 

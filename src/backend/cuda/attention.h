@@ -43,6 +43,10 @@ struct AttentionBatch {
   // sequence times the longest chunk's row tiles. nullptr: one kernel for the whole batch.
   const int32_t* prefill_seqs = nullptr;
   int32_t n_prefill_seqs = 0;
+  // The prefill kernel's query tile: 0 lets paged_attention pick (64 rows when 128-row tiles
+  // would leave SMs idle, e.g. a serving step's one chunk; else 128); 64 or 128 forces one
+  // (tests and benchmarks run both).
+  int32_t prefill_rows = 0;
 };
 
 struct AttentionShape {

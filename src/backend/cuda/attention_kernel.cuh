@@ -5,8 +5,9 @@
 // keys. Key tiles of kKeyTile keys are copied through the block table into shared memory with
 // cp.async, two or three tiles in flight, so the next tiles stream in while one is computed.
 // Each warp owns 16 or 32 rows and a share of each key tile: with 128 rows (prefill) every warp
-// scores all keys of the tile for its 32 rows; with 16 rows (decode: one token, up to 16 heads)
-// the four warps take a quarter of the tile each and merge their softmax states at the end.
+// scores all keys of the tile for its 32 rows (16 with 64-row tiles, for prefill grids too small
+// to fill the GPU); with 16 rows (decode: one token, up to 16 heads) the four warps take a
+// quarter of the tile each and merge their softmax states at the end.
 // Scores, probabilities and the output accumulator stay in registers; the online softmax runs on
 // exp2 in fp32. With one split the kernel writes the normalised output; with several
 // (flash-decoding) it writes unnormalised partials that combine_splits_kernel merges.
@@ -26,9 +27,10 @@ namespace autoglm::cuda::attn {
 
 constexpr int kThreads = 128;  // four warps per CTA
 constexpr int kWarps = kThreads / 32;
-constexpr int kKeyTile = 64;       // keys per shared-memory tile
-constexpr int kDecodeRows = 16;    // rows per CTA when every sequence decodes one token
-constexpr int kPrefillRows = 128;  // rows per CTA for prefill chunks and mixed batches
+constexpr int kKeyTile = 64;           // keys per shared-memory tile
+constexpr int kDecodeRows = 16;        // rows per CTA when every sequence decodes one token
+constexpr int kPrefillRows = 128;      // rows per CTA for prefill chunks and mixed batches
+constexpr int kShortPrefillRows = 64;  // ... when 128-row CTAs would not fill the GPU
 
 struct KernelParams {
   AttentionBatch batch;  // device pointers and host-side scalars, as the caller gave them

@@ -54,6 +54,8 @@ struct Case {
   // An FP8 E4M3 pool (PagedKvLayer's FP8 layout): the reference attends over the same E4M3
   // values, so only the kernel's own rounding (FP16 Q and probabilities) is measured.
   bool fp8 = false;
+  // AttentionBatch::prefill_rows (0: the plan picks); run() covers 64 and 128 for prefills.
+  int prefill_rows = 0;
 };
 
 constexpr uint16_t kNaNBits = 0xFFFF;  // NaN in both bf16 and fp16
@@ -222,6 +224,7 @@ void run_case(const Case& c, uint32_t seed) {
   batch.max_query_len = b.max_query;
   batch.max_context_len = b.max_context;
   batch.block_size = c.block_size;
+  batch.prefill_rows = c.prefill_rows;
   if (c.list_prefill) {
     batch.prefill_seqs = d_prefill.as<int32_t>();
     batch.n_prefill_seqs =
@@ -264,10 +267,17 @@ class CudaAttention : public ::testing::TestWithParam<ActType> {
   void SetUp() override {
     if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device: CUDA attention tests skipped";
   }
+  // A case with a prefill runs with each query tile of the prefill kernel.
   void run(Case c, uint32_t seed = 1) {
     c.type = GetParam();
     SCOPED_TRACE(test::describe(c.heads, c.kv_heads, c.head_dim, c.block_size));
-    run_case(c, seed);
+    const bool prefill =
+        std::any_of(c.seqs.begin(), c.seqs.end(), [](const SeqSpec& s) { return s.query > 1; });
+    for (const int rows : prefill ? std::vector<int>{64, 128} : std::vector<int>{0}) {
+      SCOPED_TRACE("prefill rows " + std::to_string(rows));
+      c.prefill_rows = rows;
+      run_case(c, seed);
+    }
   }
 };
 
@@ -486,7 +496,8 @@ struct DeviceSetup {
   // One paged_attention call's time (BF16 activations; a BF16 or FP8 pool as `shape` says), the
   // listed prefill sequences handed over or not.
   float time_call(const PagedKvLayer& kv, int iterations, int32_t listed,
-                  const AttentionShape& shape = kShape) {
+                  const AttentionShape& shape = kShape, int32_t prefill_rows = 0) {
+    s.batch.prefill_rows = prefill_rows;
     s.batch.prefill_seqs = listed > 0 ? prefill.as<int32_t>() : nullptr;
     s.batch.n_prefill_seqs = listed;
     const float ms = time_ms(nullptr, iterations, [&] {
@@ -504,20 +515,22 @@ struct DeviceSetup {
 };
 
 void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& kv,
-         double ceiling_gbs, std::mt19937& rng, bool fp8 = false) {
+         double ceiling_gbs, std::mt19937& rng, bool fp8 = false, int32_t prefill_rows = 0) {
   DeviceSetup d(decode_setup(n_seqs, ctx, query, rng), {});
-  const float ms = d.time_call(kv, 20, 0, fp8 ? kShapeFp8 : kShape);
+  const float ms = d.time_call(kv, 20, 0, fp8 ? kShapeFp8 : kShape, prefill_rows);
   if (query == 1) {
     const double kv_bytes = 2.0 * n_seqs * ctx * kKvHeads * kHeadDim * (fp8 ? 1 : 2);  // K and V
     const double gbs = kv_bytes / (ms * 1e-3) / 1e9;
     std::printf("%s batch %3d ctx %5d: %9.1f us  %7.1f GB/s  %5.1f%% of copy  (ws %zu B)\n", label,
                 n_seqs, ctx, ms * 1e3, gbs, 100.0 * gbs / ceiling_gbs, d.ws_bytes);
   } else {
-    // Causal (query, key) pairs of every sequence.
-    const double pairs = static_cast<double>(n_seqs) * query * (query + 1) / 2;
+    // Causal (query, key) pairs of every sequence: its queries are the last of its ctx keys.
+    const double pairs = static_cast<double>(n_seqs) * query * (2.0 * ctx - query + 1) / 2;
     const double flops = 4.0 * pairs * kHeads * kHeadDim;
-    std::printf("%s %d x %d tokens: %9.1f us  %7.1f TFLOP/s\n", label, n_seqs, query, ms * 1e3,
-                flops / (ms * 1e-3) / 1e12);
+    std::printf(
+        "%s %d x %d tokens%s: %9.1f us  %7.1f TFLOP/s\n", label, n_seqs, query,
+        prefill_rows > 0 ? (prefill_rows == 64 ? " (64-row tiles)" : " (128-row tiles)") : "",
+        ms * 1e3, flops / (ms * 1e-3) / 1e12);
   }
 }
 
@@ -567,6 +580,15 @@ void run_all() {
   }
   run("prefill fp8", 1, 4096, 4096, kv, ceiling, rng, true);
   run_mixed(255, 1500, 768, kv, rng, true);
+  // A serving step's parts alone: its decode tokens, its chunk from empty, a prompt's last chunk
+  // (the query tile the plan picks, then each forced).
+  run("decode fp8", 255, 1500, 1, kv, ceiling, rng, true);
+  for (const int32_t rows : {0, 64, 128}) {
+    run("prefill fp8 chunk", 1, 768, 768, kv, ceiling, rng, true, rows);
+    run("prefill fp8 chunk (ctx 1000)", 1, 1000, 232, kv, ceiling, rng, true, rows);
+    run("prefill chunk", 1, 768, 768, kv, ceiling, rng, false, rows);
+  }
+  run("prefill", 1, 4096, 4096, kv, ceiling, rng, false, 64);
 }
 
 }  // namespace bench
