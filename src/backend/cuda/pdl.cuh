@@ -4,7 +4,10 @@
 // overhead beyond the weight reads). Every kernel launched this way must call
 // wait_for_previous_kernel() before it reads or writes memory that an earlier kernel may touch:
 // that waits until the previous kernel has completed and its writes are visible, so the data
-// order is the stream's. Only constant data (weights) may be read before it.
+// order is the stream's. Only constant data may be read before it: weights, and the step's
+// batch arrays, which a host copy uploads before the step's first kernel. (With the late
+// trigger below, called after a kernel's own wait, a kernel also runs only once everything
+// before its predecessor has completed; the one-row norm reads x early on that ground.)
 // Thread ownership: launch_dependent runs on the launching (engine) thread.
 #pragma once
 
