@@ -132,8 +132,10 @@ struct Plan {
   int split_len = kUnsplit;
 };
 
-// `launch_seqs`: the sequences of the launch (the listed ones of a mixed step's prefill launch).
-Plan plan(const AttentionBatch& b, const AttentionShape& s, int32_t launch_seqs) {
+// `launch_seqs`, `launch_tokens`: the sequences of the launch (the listed ones of a mixed step's
+// prefill launch) and their query tokens.
+Plan plan(const AttentionBatch& b, const AttentionShape& s, int32_t launch_seqs,
+          int64_t launch_tokens) {
   Plan p;
   const int group = s.num_heads / s.num_kv_heads;
   const auto row_tiles = [&](int rows) {
@@ -147,7 +149,11 @@ Plan plan(const AttentionBatch& b, const AttentionShape& s, int32_t launch_seqs)
     // long as its longest CTA: a serving step's one chunk (768 tokens of GLM-4-9B: 192 CTAs of
     // 128 rows, the last over all 768 keys; 232 tokens after 768 cached: 58 CTAs over up to
     // 1,000 keys) left most SMs idle. Halving the tile halves that CTA's work and doubles the grid.
-    const int64_t ctas = int64_t{launch_seqs} * s.num_kv_heads * p.row_tiles;
+    // The CTAs that do work, not the grid: a sequence shorter than the longest one leaves its
+    // surplus row tiles empty (a step's 231-token tail of one prompt beside the 538-token head of
+    // the next: a grid of 272 CTAs of 128 rows, about 196 of them working).
+    const int64_t rows = launch_tokens * group;
+    const int64_t ctas = s.num_kv_heads * ((rows + p.rows - 1) / p.rows + launch_seqs - 1);
     const bool short_grid = ctas < wave_of<attn::kPrefillRows>(s);
     if (b.prefill_rows == attn::kShortPrefillRows || (b.prefill_rows == 0 && short_grid)) {
       p.rows = attn::kShortPrefillRows;
@@ -238,7 +244,8 @@ size_t paged_attention_workspace_bytes(const AttentionBatch& batch, const Attent
                        (sizeof(float) * static_cast<size_t>(shape.head_dim) + sizeof(float2));
   AttentionBatch as_decode = batch;  // the plan that needs a workspace at all
   as_decode.max_query_len = 1;
-  return std::max(bound, workspace_for(plan(as_decode, shape, batch.n_seqs), n_seqs, shape));
+  return std::max(bound,
+                  workspace_for(plan(as_decode, shape, batch.n_seqs, batch.n_seqs), n_seqs, shape));
 }
 
 void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, const void* q,
@@ -268,8 +275,13 @@ void paged_attention(const AttentionBatch& batch, const AttentionShape& shape, c
                            batch.n_prefill_seqs > 0 && batch.n_prefill_seqs < batch.n_seqs;
   AttentionBatch decode_part = batch;
   decode_part.max_query_len = 1;
-  const Plan p = plan(batch, shape, split_mixed ? batch.n_prefill_seqs : batch.n_seqs);
-  const Plan dp = split_mixed ? plan(decode_part, shape, batch.n_seqs) : p;
+  // A split launch's prefill tokens: all but the decode sequences' one each.
+  const int64_t prefill_tokens =
+      split_mixed ? int64_t{batch.n_tokens} - (batch.n_seqs - batch.n_prefill_seqs)
+                  : batch.n_tokens;
+  const Plan p =
+      plan(batch, shape, split_mixed ? batch.n_prefill_seqs : batch.n_seqs, prefill_tokens);
+  const Plan dp = split_mixed ? plan(decode_part, shape, batch.n_seqs, batch.n_seqs) : p;
   const size_t needed = workspace_for(dp, batch.n_seqs, shape);
   if (needed > 0 && (workspace == nullptr || workspace_bytes < needed)) {
     reject("workspace of " + std::to_string(workspace_bytes) + " bytes, " + std::to_string(needed) +

@@ -553,6 +553,28 @@ void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt
   }
 }
 
+// The usual serving step with a 1,024-token budget: 254 decode tokens, one prompt's last `tail`
+// tokens (after 1,000 - tail cached) and the next prompt's first `head`, split launches; the
+// query tile the plan picks, then each forced.
+void run_two_chunks(int n_decode, int ctx, int tail, int head, const PagedKvLayer& kv,
+                    std::mt19937& rng) {
+  Setup s = decode_setup(n_decode + 2, std::max(ctx, 1000), 1, rng);
+  s.seq_start[n_decode + 1] = n_decode + tail;
+  s.seq_start[n_decode + 2] = n_decode + tail + head;
+  s.context_len[n_decode] = 1000;
+  s.context_len[n_decode + 1] = head;
+  s.batch.n_tokens = n_decode + tail + head;
+  s.batch.max_query_len = std::max(tail, head);
+  DeviceSetup d(std::move(s), {n_decode, n_decode + 1});
+  for (const int32_t rows : {0, 64, 128}) {
+    const float ms = d.time_call(kv, 10, 2, kShapeFp8, rows);
+    std::printf("mixed fp8 %d decode x ctx %d + %d-token tail + %d-token head, %s: %9.1f us\n",
+                n_decode, ctx, tail, head,
+                rows == 0 ? "tile picked" : (rows == 64 ? "64-row tiles" : "128-row tiles"),
+                ms * 1e3);
+  }
+}
+
 void run_all() {
   constexpr int kMaxBatch = 256, kMaxCtx = 8192;
   const size_t pool_bytes = size_t{kMaxBatch} * kMaxCtx * kKvHeads * kHeadDim * sizeof(uint16_t);
@@ -583,6 +605,7 @@ void run_all() {
   // A serving step's parts alone: its decode tokens, its chunk from empty, a prompt's last chunk
   // (the query tile the plan picks, then each forced).
   run("decode fp8", 255, 1500, 1, kv, ceiling, rng, true);
+  run_two_chunks(254, 1500, 231, 538, kv, rng);
   for (const int32_t rows : {0, 64, 128}) {
     run("prefill fp8 chunk", 1, 768, 768, kv, ceiling, rng, true, rows);
     run("prefill fp8 chunk (ctx 1000)", 1, 1000, 232, kv, ceiling, rng, true, rows);
