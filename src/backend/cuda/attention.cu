@@ -3,8 +3,8 @@
 // flash-decoding (keys split over several CTAs per sequence when there are too few sequences to
 // fill the GPU, then combine_splits_kernel); any batch with a longer query runs the same tiled
 // kernel with 128-row query tiles (64 when those would not fill the GPU) and one split. No
-// allocation, no sync and no host loop over tokens here: only launches on `stream`. Thread
-// ownership: called by the engine thread.
+// allocation, no sync and no host loop over tokens here: only launches on `stream`.
+// Thread ownership: called by the engine thread.
 #include <cuda_runtime.h>
 
 #include <algorithm>

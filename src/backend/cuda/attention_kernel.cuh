@@ -84,8 +84,8 @@ struct Smem {
   // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM. An FP8
   // decode CTA keeps two as well: its key loop is bound by instruction latency with few warps
   // a scheduler, and two stages (~43 KB) leave shared memory for four CTAs an SM (H200, batch
-  // 256 x 8,192 keys: 510 us with five stages, 443 with three, 434 with two; registers then
-  // held it to three CTAs an SM, see paged_attention_kernel).
+  // 256 x 8,192 keys: 510 us with five stages, 443 with three, 434 with two; its registers are
+  // bounded so that the four fit, see paged_attention_kernel).
   static constexpr int kStages = ROWS == kDecodeRows && !FP8 ? 3 : 2;
   using Elem = T;                                 // q's and out's element type
   using QT = std::conditional_t<FP8, __half, T>;  // Q's element type in shared memory

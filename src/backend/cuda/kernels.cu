@@ -367,8 +367,8 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more
 // threads, more loads in flight for the one SM that holds a row); twice that from kNormMidRows
 // rows (two blocks an SM); 16 (W 4) or 8 (W 1) when there are many (small blocks, many rows per
-// SM). W 1 with N 16 (rows over 8,192 wide whose
-// width is not a multiple of 4) spills a few registers; no model seen so far has such rows.
+// SM). W 1 with N 16 (rows over 8,192 wide whose width is not a multiple of 4) spills a few
+// registers; no model seen so far has such rows.
 template <typename T, int W, int N0>
 void dispatch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
   constexpr int kManyN = W == 4 ? 4 * N0 : 2 * N0;

@@ -514,6 +514,12 @@ struct DeviceSetup {
   DeviceBuffer ws;
 };
 
+// How a bench line names its query tile (AttentionBatch::prefill_rows).
+const char* tile_label(int32_t prefill_rows) {
+  return prefill_rows == 0 ? "tile picked"
+                           : (prefill_rows == 64 ? "64-row tiles" : "128-row tiles");
+}
+
 void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& kv,
          double ceiling_gbs, std::mt19937& rng, bool fp8 = false, int32_t prefill_rows = 0) {
   DeviceSetup d(decode_setup(n_seqs, ctx, query, rng), {});
@@ -527,10 +533,10 @@ void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& 
     // Causal (query, key) pairs of every sequence: its queries are the last of its ctx keys.
     const double pairs = static_cast<double>(n_seqs) * query * (2.0 * ctx - query + 1) / 2;
     const double flops = 4.0 * pairs * kHeads * kHeadDim;
-    std::printf(
-        "%s %d x %d tokens%s: %9.1f us  %7.1f TFLOP/s\n", label, n_seqs, query,
-        prefill_rows > 0 ? (prefill_rows == 64 ? " (64-row tiles)" : " (128-row tiles)") : "",
-        ms * 1e3, flops / (ms * 1e-3) / 1e12);
+    const std::string tile =
+        prefill_rows > 0 ? std::string(" (") + tile_label(prefill_rows) + ")" : "";
+    std::printf("%s %d x %d tokens%s: %9.1f us  %7.1f TFLOP/s\n", label, n_seqs, query,
+                tile.c_str(), ms * 1e3, flops / (ms * 1e-3) / 1e12);
   }
 }
 
@@ -569,9 +575,7 @@ void run_two_chunks(int n_decode, int ctx, int tail, int head, const PagedKvLaye
   for (const int32_t rows : {0, 64, 128}) {
     const float ms = d.time_call(kv, 10, 2, kShapeFp8, rows);
     std::printf("mixed fp8 %d decode x ctx %d + %d-token tail + %d-token head, %s: %9.1f us\n",
-                n_decode, ctx, tail, head,
-                rows == 0 ? "tile picked" : (rows == 64 ? "64-row tiles" : "128-row tiles"),
-                ms * 1e3);
+                n_decode, ctx, tail, head, tile_label(rows), ms * 1e3);
   }
 }
 
