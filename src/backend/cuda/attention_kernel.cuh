@@ -243,6 +243,35 @@ __device__ __forceinline__ void fetch_kv_tile(const KernelParams& p, int kv_head
   }
 }
 
+// fetch_kv_tile for a tile whose keys are all below kend and none deferred, in a pool whose
+// block size is a power of two: the same copies, addresses from per-thread bases (see
+// fetch_full_tile_fp8). K and V rows share their pool offsets; thread t copies rows
+// r0 + j kThreads / kChunks (r0 = t / kChunks), one 16-byte chunk of each.
+template <typename T, int HD>
+__device__ __forceinline__ void fetch_full_tile(const KernelParams& p, int kv_head, int tile0,
+                                                const int32_t (&entry)[kTileEntries<HD, false>],
+                                                T* k_s, T* v_s, int ld) {
+  constexpr int kChunks = HD / 8;
+  constexpr int kRowStep = kThreads / kChunks;
+  const uint32_t mask = static_cast<uint32_t>(p.batch.block_size) - 1;
+  const uint32_t row_bytes = static_cast<uint32_t>(p.num_kv_heads) * HD * sizeof(T);
+  const uint32_t block_bytes = row_bytes * static_cast<uint32_t>(p.batch.block_size);
+  const int chunk = threadIdx.x % kChunks;
+  const int row0 = threadIdx.x / kChunks;
+  const uint32_t head_off = (static_cast<uint32_t>(tile0) & mask) * row_bytes +
+                            static_cast<uint32_t>(kv_head * HD + chunk * 8) * sizeof(T);
+  const unsigned char* kc = static_cast<const unsigned char*>(p.k_cache) + head_off;
+  const unsigned char* vc = static_cast<const unsigned char*>(p.v_cache) + head_off;
+  const int dst0 = row0 * ld + chunk * 8;
+#pragma unroll
+  for (int j = 0; j < kTileEntries<HD, false>; ++j) {
+    const uint64_t off = static_cast<uint64_t>(static_cast<uint32_t>(entry[j])) * block_bytes +
+                         (static_cast<uint32_t>(row0 + j * kRowStep) & mask) * row_bytes;
+    cp_async16(k_s + dst0 + j * kRowStep * ld, kc + off, 16);
+    cp_async16(v_s + dst0 + j * kRowStep * ld, vc + off, 16);
+  }
+}
+
 // The keys in [from, kend) of the tile at tile0 that fetch_kv_tile deferred, copied with plain
 // loads once the kernel that wrote them has completed (the caller's barrier publishes them).
 template <typename T, int HD>
@@ -346,6 +375,55 @@ __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_
     cp_async16(vt_s + dim * LDV + run * 16,
                vc + (valid > 0 ? v_off + int64_t{dim} * p.batch.block_size : 0),
                valid > 0 ? valid : 0);
+  }
+}
+
+// fetch_kv_tile_fp8 for a tile whose keys are all below kend, in a pool whose block size is a
+// power of two (16 or more, as FP8 pools are): the same copies, with addresses built from
+// per-thread bases, one wide multiply-add and constant offsets (the general path's per-copy
+// pool-row arithmetic was about half of the FP8 decode kernel's instructions). Tiles start at
+// multiples of kKeyTile, so a key's row in its block is the tile's row in the block (0 unless
+// a block holds several tiles) plus the key's tile row masked to the block; thread t copies K
+// rows r0 + j kThreads / kKChunks (r0 = t / kKChunks), all with the same chunk swizzle, and V
+// dims t / kVRuns + j kThreads / kVRuns of one 16-key run.
+template <int HD, int LDK, int LDV>
+__device__ __forceinline__ void fetch_full_tile_fp8(const KernelParams& p, int kv_head, int tile0,
+                                                    const int32_t (&entry)[kTileEntries<HD, true>],
+                                                    uint8_t* k_s, uint8_t* vt_s) {
+  constexpr int kKChunks = HD / 16;
+  constexpr int kKPer = kTileEntries<HD, true> - 1;
+  constexpr int kKRowStep = kThreads / kKChunks;  // K rows between a thread's copies
+  constexpr int kVRuns = kKeyTile / 16;
+  constexpr int kVPer = HD * kVRuns / kThreads;
+  constexpr int kVDimStep = kThreads / kVRuns;  // V dims between a thread's copies
+  static_assert(kKRowStep % 16 == 0, "a thread's K rows share their swizzle");
+  const uint32_t bs = static_cast<uint32_t>(p.batch.block_size);
+  const uint32_t mask = bs - 1;
+  const uint32_t row_bytes = static_cast<uint32_t>(p.num_kv_heads) * HD;  // a K pool row
+  const uint32_t block_bytes = row_bytes * bs;                            // a block of K, and of V
+  const int chunk = threadIdx.x % kKChunks;
+  const int row0 = threadIdx.x / kKChunks;
+  const uint8_t* k_src = static_cast<const uint8_t*>(p.k_cache) + kv_head * HD + chunk * 16 +
+                         (static_cast<uint32_t>(tile0) & mask) * row_bytes;
+  uint8_t* k_dst = k_s + row0 * LDK + fp8_k_chunk(row0, chunk) * 16;
+#pragma unroll
+  for (int j = 0; j < kKPer; ++j) {
+    const uint32_t in_block = (static_cast<uint32_t>(row0 + j * kKRowStep) & mask) * row_bytes;
+    cp_async16(
+        k_dst + j * kKRowStep * LDK,
+        k_src + static_cast<uint64_t>(static_cast<uint32_t>(entry[j])) * block_bytes + in_block,
+        16);
+  }
+  const int run = threadIdx.x % kVRuns;
+  const int dim0 = threadIdx.x / kVRuns;
+  const uint8_t* v_src = static_cast<const uint8_t*>(p.v_cache) +
+                         static_cast<uint64_t>(static_cast<uint32_t>(entry[kKPer])) * block_bytes +
+                         (static_cast<uint32_t>(kv_head) * HD + dim0) * bs +
+                         ((static_cast<uint32_t>(tile0) + 16 * run) & mask);
+  uint8_t* v_dst = vt_s + dim0 * LDV + run * 16;
+#pragma unroll
+  for (int j = 0; j < kVPer; ++j) {
+    cp_async16(v_dst + j * kVDimStep * LDV, v_src + j * kVDimStep * bs, 16);
   }
 }
 
@@ -739,11 +817,22 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   const auto fetch = [&](int i, int tile0, int kend, const auto& entry, int defer_from) {
     unsigned char* k_s = stage_at(i);
     if constexpr (FP8) {
-      fetch_kv_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, tile0, kend, entry, k_s,
-                                                k_s + L::k_tile);
+      // Decode CTAs only: prefill CTAs compute long enough per tile, and the second path's
+      // registers cost their occupancy.
+      if (ROWS == kDecodeRows && p.block_shift >= 0 && tile0 + kKeyTile <= kend) {
+        fetch_full_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, tile0, entry, k_s, k_s + L::k_tile);
+      } else {
+        fetch_kv_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, tile0, kend, entry, k_s,
+                                                  k_s + L::k_tile);
+      }
     } else {
-      fetch_kv_tile<T, HD>(p, kv_head, tile0, kend, entry, reinterpret_cast<T*>(k_s),
-                           reinterpret_cast<T*>(k_s + L::k_tile), L::kLd, defer_from);
+      T* v_s = reinterpret_cast<T*>(k_s + L::k_tile);
+      if (ROWS == kDecodeRows && p.block_shift >= 0 && tile0 + kKeyTile <= min(kend, defer_from)) {
+        fetch_full_tile<T, HD>(p, kv_head, tile0, entry, reinterpret_cast<T*>(k_s), v_s, L::kLd);
+      } else {
+        fetch_kv_tile<T, HD>(p, kv_head, tile0, kend, entry, reinterpret_cast<T*>(k_s), v_s, L::kLd,
+                             defer_from);
+      }
     }
   };
   // The longest row tiles (the causal triangle's bottom) are scheduled first.

@@ -291,6 +291,15 @@ TEST_P(CudaAttention, DecodeGlm4Shape) {  // 32 heads over 2 KV heads, as GLM-4-
   run({.seqs = decodes({1, 15, 16, 17, 100, 1000, 1500})});
 }
 
+// Block sizes around the 64-key tile: blocks holding several tiles, small blocks, and sizes
+// that are not powers of two (whole tiles of a power-of-two pool take the decode kernel's
+// fast copies, the rest its general ones).
+TEST_P(CudaAttention, DecodeBlockSizes) {
+  run({.block_size = 128, .seqs = decodes({1, 100, 1000, 1500})});
+  run({.block_size = 24, .seqs = decodes({17, 1000})});
+  run({.heads = 16, .kv_heads = 16, .head_dim = 64, .block_size = 8, .seqs = decodes({70, 1025})});
+}
+
 TEST_P(CudaAttention, DecodeNoGqaHeadDim64) {
   run({.heads = 16, .kv_heads = 16, .head_dim = 64, .seqs = decodes({1, 15, 16, 17, 100, 1025})});
 }
@@ -357,8 +366,8 @@ TEST_P(CudaAttention, AListedMixedStepComputesOnlyWhatItLists) {
 }
 
 // The FP8 pool: every routing (decode with and without key splits, prefill, chunked prefill
-// over cached keys, mixed steps listed or not), head sizes 64 and 128, block sizes 16 and 32,
-// and contexts that end inside a 16-key run of V.
+// over cached keys, mixed steps listed or not), head sizes 64 and 128, block sizes 16, 32, 48
+// and 128, and contexts that end inside a 16-key run of V.
 TEST_P(CudaAttention, Fp8Pool) {
   run({.seqs = decodes({1, 15, 16, 17, 100, 1000, 1500}), .fp8 = true});
   run({.heads = 16, .kv_heads = 16, .head_dim = 64, .seqs = decodes({1, 17, 1025}), .fp8 = true});
@@ -370,6 +379,10 @@ TEST_P(CudaAttention, Fp8Pool) {
     run({.heads = 8, .kv_heads = 1, .head_dim = 64, .seqs = {{0, len}}, .fp8 = true});
   }
   run({.heads = 32, .kv_heads = 2, .seqs = {{1000, 65}}, .fp8 = true});
+  // Blocks that hold several key tiles, and a block size that is not a power of two (the
+  // decode kernel's whole-tile copies take the first, the general copies the second).
+  run({.block_size = 128, .seqs = decodes({1, 100, 1000, 1500}), .fp8 = true});
+  run({.block_size = 48, .seqs = decodes({17, 1000, 1500}), .fp8 = true});
   run({.heads = 4,
        .kv_heads = 1,
        .block_size = 32,
@@ -520,8 +533,19 @@ const char* tile_label(int32_t prefill_rows) {
                            : (prefill_rows == 64 ? "64-row tiles" : "128-row tiles");
 }
 
+// AUTOGLM_CUDA_BENCH_ONLY="decode fp8 255x1500" runs only the lines whose "label NxCTX" contains
+// it, so that a profiler sees one shape's launches.
+bool selected(const char* label, int n_seqs, int ctx) {
+  const char* only = std::getenv("AUTOGLM_CUDA_BENCH_ONLY");
+  if (only == nullptr || *only == '\0') return true;
+  const std::string key =
+      std::string(label) + " " + std::to_string(n_seqs) + "x" + std::to_string(ctx);
+  return key.find(only) != std::string::npos;
+}
+
 void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& kv,
          double ceiling_gbs, std::mt19937& rng, bool fp8 = false, int32_t prefill_rows = 0) {
+  if (!selected(label, n_seqs, ctx)) return;
   DeviceSetup d(decode_setup(n_seqs, ctx, query, rng), {});
   const float ms = d.time_call(kv, 20, 0, fp8 ? kShapeFp8 : kShape, prefill_rows);
   if (query == 1) {
@@ -545,6 +569,7 @@ void run(const char* label, int n_seqs, int ctx, int query, const PagedKvLayer& 
 // (AttentionBatch::prefill_seqs).
 void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt19937& rng,
                bool fp8 = false) {
+  if (!selected(fp8 ? "mixed fp8" : "mixed", n_decode, ctx)) return;
   Setup s = decode_setup(n_decode + 1, std::max(ctx, chunk), 1, rng);
   s.seq_start.back() = n_decode + chunk;
   s.context_len.back() = chunk;
@@ -564,6 +589,7 @@ void run_mixed(int n_decode, int ctx, int chunk, const PagedKvLayer& kv, std::mt
 // query tile the plan picks, then each forced.
 void run_two_chunks(int n_decode, int ctx, int tail, int head, const PagedKvLayer& kv,
                     std::mt19937& rng) {
+  if (!selected("mixed fp8 two chunks", n_decode, ctx)) return;
   Setup s = decode_setup(n_decode + 2, std::max(ctx, 1000), 1, rng);
   s.seq_start[n_decode + 1] = n_decode + tail;
   s.seq_start[n_decode + 2] = n_decode + tail + head;
