@@ -81,7 +81,8 @@ cudaError_t opt_in_shared_memory() {
 
 // CTAs of one instantiation (head size, rows, pool format) that one SM holds at once, asked of
 // the driver once each; 2 when no device answers. Decode CTAs: shared memory sets it (~106 KB at
-// head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~43 KB at 128, four).
+// head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~36 KB at 128, four by
+// registers).
 template <int HD, int ROWS, bool FP8>
 int ctas_per_sm() {
   using T = __nv_bfloat16;

@@ -82,16 +82,17 @@ template <typename T, int HD, int ROWS, bool FP8 = false>
 struct Smem {
   // Decode CTAs are few at small batch and latency-bound: three tiles in flight cover a short
   // context in one memory round trip. Prefill keeps two, so that two CTAs fit on an SM. An FP8
-  // decode CTA keeps two as well: its key loop is bound by instruction latency with few warps
-  // a scheduler, and two stages (~43 KB) leave shared memory for four CTAs an SM (H200, batch
-  // 256 x 8,192 keys: 510 us with five stages, 443 with three, 434 with two; its registers are
-  // bounded so that the four fit, see paged_attention_kernel).
+  // decode CTA keeps two as well (four CTAs an SM, registers bounded: see
+  // paged_attention_kernel); a third stage measured 1% slower (H200, batch 256 x 1,024-8,192).
   static constexpr int kStages = ROWS == kDecodeRows && !FP8 ? 3 : 2;
   using Elem = T;                                 // q's and out's element type
   using QT = std::conditional_t<FP8, __half, T>;  // Q's element type in shared memory
   static constexpr int kLd = HD + 8;              // elements per row of Q (and BF16/FP16 K, V)
-  static constexpr int kLdK8 = HD + 16;           // bytes per FP8 key row
-  static constexpr int kLdV8 = kKeyTile + 16;     // bytes per FP8 V row (one dim, all keys)
+  // FP8 decode tiles are unpadded, their 16-byte chunks swizzled instead (k_chunk_slot,
+  // v_chunk_slot): 4-8% faster than padded rows (H200, batch 256 x 1,024-8,192 keys).
+  static constexpr bool kDenseFp8 = FP8 && ROWS == kDecodeRows;
+  static constexpr int kLdK8 = kDenseFp8 ? HD : HD + 16;              // bytes per FP8 key row
+  static constexpr int kLdV8 = kDenseFp8 ? kKeyTile : kKeyTile + 16;  // ... per V row (a dim)
   static constexpr size_t k_tile = FP8 ? size_t{kKeyTile} * kLdK8 : sizeof(T) * kKeyTile * kLd;
   static constexpr size_t v_tile = FP8 ? size_t{HD} * kLdV8 : k_tile;
   static constexpr size_t stage = k_tile + v_tile;
@@ -319,10 +320,27 @@ __device__ __forceinline__ int fp8_key_of(int n, int col) {
   return 16 * (n / 2) + 4 * (col / 2) + 2 * (n % 2) + (col % 2);
 }
 
-// A K row's 16-dim chunks are XOR-swizzled by bit 3 of the key: the eight keys one 4-byte load
-// instruction reads (0, 1, 4, 5, 8, 9, 12, 13 of a 16) would otherwise meet in four banks twice.
-__device__ __forceinline__ int fp8_k_chunk(int key, int chunk) {
-  return chunk ^ (((key >> 3) & 1) << 1);
+// Where a K row's 16-dim chunk lies in shared memory. One 4-byte load instruction reads the same
+// chunk of eight keys (0, 1, 4, 5, 8, 9, 12, 13 of a 16, plus 0 or 2). Padded rows (144 bytes)
+// put those keys in four bank groups twice, so bit 3 of the key moves the chunk by two. Dense
+// rows start in one bank (HD 128) or two (HD 64), so the key bits that differ among the eight
+// pick eight (four) chunk slots: the 32 lanes read 32 different banks either way.
+template <typename L>
+__device__ __forceinline__ int k_chunk_slot(int key, int chunk) {
+  if constexpr (!L::kDenseFp8) return chunk ^ (((key >> 3) & 1) << 1);
+  static_assert(L::kHeadDim == 64 || L::kHeadDim == 128, "4 or 8 chunks a key row");
+  if constexpr (L::kHeadDim == 128) return chunk ^ ((key & 1) | ((key >> 1) & 6));
+  return chunk ^ ((key >> 2) & 3);
+}
+
+// Where a V row's (one dim's) 16-key chunk lies: a load instruction reads one chunk of eight
+// consecutive dims; dense rows (64 bytes) put two dims in a 128-byte bank line, so the chunk is
+// swizzled by the dim's line among the eight.
+template <typename L>
+__device__ __forceinline__ int v_chunk_slot(int dim, int chunk) {
+  static_assert(kKeyTile == 64, "four 16-key chunks a V row");
+  if constexpr (!L::kDenseFp8) return chunk;
+  return chunk ^ ((dim >> 1) & 3);
 }
 
 __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
@@ -334,11 +352,13 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
 // fetch_kv_tile for the FP8 pool: K rows of HD bytes into k_s (kLdK8 a row, chunks swizzled),
 // V's [dim][block_size] runs into vt_s ([HD][kLdV8], 16 keys a copy). Keys at or past kend
 // are zeros (a partial 16-key run copies only its valid bytes, cp.async fills the rest).
-template <int HD, int LDK, int LDV>
+template <typename L, int HD = L::kHeadDim>
 __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_head, int tile0,
                                                   int kend,
                                                   const int32_t (&entry)[kTileEntries<HD, true>],
                                                   uint8_t* k_s, uint8_t* vt_s) {
+  constexpr int LDK = L::kLdK8;
+  constexpr int LDV = L::kLdV8;
   constexpr int kKChunks = HD / 16;                  // 16-byte chunks per key row
   constexpr int kKPer = kTileEntries<HD, true> - 1;  // key chunks per thread
   constexpr int kVRuns = kKeyTile / 16;              // 16-key runs per V row
@@ -360,7 +380,7 @@ __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_
             chunk * 16;
       bytes = 16;
     }
-    cp_async16(k_s + local * LDK + fp8_k_chunk(local, chunk) * 16, kc + off, bytes);
+    cp_async16(k_s + local * LDK + k_chunk_slot<L>(local, chunk) * 16, kc + off, bytes);
   }
   const int valid = min(16, kend - key16);
   int64_t v_off = 0;
@@ -372,7 +392,7 @@ __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_
 #pragma unroll
   for (int j = 0; j < kVPer; ++j) {
     const int dim = (threadIdx.x + j * kThreads) / kVRuns;
-    cp_async16(vt_s + dim * LDV + run * 16,
+    cp_async16(vt_s + dim * LDV + v_chunk_slot<L>(dim, run) * 16,
                vc + (valid > 0 ? v_off + int64_t{dim} * p.batch.block_size : 0),
                valid > 0 ? valid : 0);
   }
@@ -386,17 +406,19 @@ __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_
 // a block holds several tiles) plus the key's tile row masked to the block; thread t copies K
 // rows r0 + j kThreads / kKChunks (r0 = t / kKChunks), all with the same chunk swizzle, and V
 // dims t / kVRuns + j kThreads / kVRuns of one 16-key run.
-template <int HD, int LDK, int LDV>
+template <typename L, int HD = L::kHeadDim>
 __device__ __forceinline__ void fetch_full_tile_fp8(const KernelParams& p, int kv_head, int tile0,
                                                     const int32_t (&entry)[kTileEntries<HD, true>],
                                                     uint8_t* k_s, uint8_t* vt_s) {
+  constexpr int LDK = L::kLdK8;
+  constexpr int LDV = L::kLdV8;
   constexpr int kKChunks = HD / 16;
   constexpr int kKPer = kTileEntries<HD, true> - 1;
   constexpr int kKRowStep = kThreads / kKChunks;  // K rows between a thread's copies
   constexpr int kVRuns = kKeyTile / 16;
   constexpr int kVPer = HD * kVRuns / kThreads;
   constexpr int kVDimStep = kThreads / kVRuns;  // V dims between a thread's copies
-  static_assert(kKRowStep % 16 == 0, "a thread's K rows share their swizzle");
+  static_assert(kKRowStep % 16 == 0 && kVDimStep % 8 == 0, "a thread's rows share a swizzle");
   const uint32_t bs = static_cast<uint32_t>(p.batch.block_size);
   const uint32_t mask = bs - 1;
   const uint32_t row_bytes = static_cast<uint32_t>(p.num_kv_heads) * HD;  // a K pool row
@@ -405,7 +427,7 @@ __device__ __forceinline__ void fetch_full_tile_fp8(const KernelParams& p, int k
   const int row0 = threadIdx.x / kKChunks;
   const uint8_t* k_src = static_cast<const uint8_t*>(p.k_cache) + kv_head * HD + chunk * 16 +
                          (static_cast<uint32_t>(tile0) & mask) * row_bytes;
-  uint8_t* k_dst = k_s + row0 * LDK + fp8_k_chunk(row0, chunk) * 16;
+  uint8_t* k_dst = k_s + row0 * LDK + k_chunk_slot<L>(row0, chunk) * 16;
 #pragma unroll
   for (int j = 0; j < kKPer; ++j) {
     const uint32_t in_block = (static_cast<uint32_t>(row0 + j * kKRowStep) & mask) * row_bytes;
@@ -420,7 +442,7 @@ __device__ __forceinline__ void fetch_full_tile_fp8(const KernelParams& p, int k
                          static_cast<uint64_t>(static_cast<uint32_t>(entry[kKPer])) * block_bytes +
                          (static_cast<uint32_t>(kv_head) * HD + dim0) * bs +
                          ((static_cast<uint32_t>(tile0) + 16 * run) & mask);
-  uint8_t* v_dst = vt_s + dim0 * LDV + run * 16;
+  uint8_t* v_dst = vt_s + dim0 * LDV + v_chunk_slot<L>(dim0, run) * 16;
 #pragma unroll
   for (int j = 0; j < kVPer; ++j) {
     cp_async16(v_dst + j * kVDimStep * LDV, v_src + j * kVDimStep * bs, 16);
@@ -494,7 +516,7 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
       for (int n = 0; n < kNt; ++n) {
         const int key = slice0 + fp8_key_of(n, lane / 4);
         const uint32_t w = *reinterpret_cast<const uint32_t*>(
-            k_s + key * L::kLdK8 + fp8_k_chunk(key, kk) * 16 + 4 * (lane % 4));
+            k_s + key * L::kLdK8 + k_chunk_slot<L>(key, kk) * 16 + 4 * (lane % 4));
         const uint32_t b0 = e4m3x2_to_f16x2(w);
         const uint32_t b1 = e4m3x2_to_f16x2(w >> 16);
 #pragma unroll
@@ -578,8 +600,9 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
     if constexpr (L::kFp8) {
 #pragma unroll
       for (int n = 0; n < HD / 8; ++n) {
-        const uint32_t w = *reinterpret_cast<const uint32_t*>(v_s + (n * 8 + lane / 4) * L::kLdV8 +
-                                                              slice0 + kk * 16 + 4 * (lane % 4));
+        const int dim = n * 8 + lane / 4;
+        const uint32_t w = *reinterpret_cast<const uint32_t*>(
+            v_s + dim * L::kLdV8 + v_chunk_slot<L>(dim, slice0 / 16 + kk) * 16 + 4 * (lane % 4));
         const uint32_t b0 = e4m3x2_to_f16x2(w);
         const uint32_t b1 = e4m3x2_to_f16x2(w >> 16);
 #pragma unroll
@@ -791,7 +814,7 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
 // the pool holds E4M3 (attention.h's layout); T stays the type of q and out.
 //
 // An FP8 decode CTA is held to 128 registers so that four share an SM (the shared memory of its
-// two stages allows four; at the 166 registers it took unbounded, three did): one wave then
+// two dense stages allows six; at the 166 registers it took unbounded, three did): one wave then
 // holds batch 256's 512 CTAs without splitting the keys (H200, batch 256 x 1,024 / 2,048 keys:
 // 78 -> 60 / 129 -> 111 us). Zero spills at 128 (ptxas -v).
 template <int ROWS, bool FP8>
@@ -820,10 +843,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
       // Decode CTAs only: prefill CTAs compute long enough per tile, and the second path's
       // registers cost their occupancy.
       if (ROWS == kDecodeRows && p.block_shift >= 0 && tile0 + kKeyTile <= kend) {
-        fetch_full_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, tile0, entry, k_s, k_s + L::k_tile);
+        fetch_full_tile_fp8<L>(p, kv_head, tile0, entry, k_s, k_s + L::k_tile);
       } else {
-        fetch_kv_tile_fp8<HD, L::kLdK8, L::kLdV8>(p, kv_head, tile0, kend, entry, k_s,
-                                                  k_s + L::k_tile);
+        fetch_kv_tile_fp8<L>(p, kv_head, tile0, kend, entry, k_s, k_s + L::k_tile);
       }
     } else {
       T* v_s = reinterpret_cast<T*>(k_s + L::k_tile);
