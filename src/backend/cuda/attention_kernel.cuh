@@ -192,7 +192,7 @@ constexpr int kTileEntries = FP8 ? kKeyTile*(HD / 16) / kThreads + 1 : kKeyTile*
 // copies' asm, a memory clobber, would otherwise hold each load back behind the previous copy).
 // Decode CTAs load them a tile ahead, so that the round trip overlaps a tile's compute instead
 // of preceding its copies (FP8, batch 256 x 8,192 keys: 563 -> 539 us on an H200; BF16 level).
-template <int HD, bool FP8>
+template <int HD, bool FP8, bool kDecode>
 __device__ __forceinline__ void load_tile_entries(const KernelParams& p, int seq, int tile0,
                                                   int kend,
                                                   int32_t (&entry)[kTileEntries<HD, FP8>]) {
@@ -343,10 +343,24 @@ __device__ __forceinline__ int v_chunk_slot(int dim, int chunk) {
   return chunk ^ ((dim >> 1) & 3);
 }
 
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
-  const __half2_raw h =
-      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xffffu), __NV_E4M3);
-  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+// Four E4M3 bytes as two FP16 pairs (bytes 0-1, then 2-3), exactly. The conversion reads the
+// word's 16-bit halves directly; the intrinsic, given `w >> 16`, spent a shift on each high half
+// (a sixteenth of the FP8 decode loop's instructions).
+__device__ __forceinline__ void e4m3x4_to_f16x2x2(uint32_t w, uint32_t& lo, uint32_t& hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\t"
+      "cvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}"
+      : "=r"(lo), "=r"(hi)
+      : "r"(w));
+#else
+  const auto pair = [](uint32_t two) {
+    const __half2_raw h =
+        __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xffffu), __NV_E4M3);
+    return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+  };
+  lo = pair(w);
+  hi = pair(w >> 16);
+#endif
 }
 
 // fetch_kv_tile for the FP8 pool: K rows of HD bytes into k_s (kLdK8 a row, chunks swizzled),
@@ -517,8 +531,8 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
         const int key = slice0 + fp8_key_of(n, lane / 4);
         const uint32_t w = *reinterpret_cast<const uint32_t*>(
             k_s + key * L::kLdK8 + k_chunk_slot<L>(key, kk) * 16 + 4 * (lane % 4));
-        const uint32_t b0 = e4m3x2_to_f16x2(w);
-        const uint32_t b1 = e4m3x2_to_f16x2(w >> 16);
+        uint32_t b0, b1;
+        e4m3x4_to_f16x2x2(w, b0, b1);
 #pragma unroll
         for (int m = 0; m < MT; ++m) mma16816<C>(s[m][n], qf[m], b0, b1);
       }
@@ -603,8 +617,8 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
         const int dim = n * 8 + lane / 4;
         const uint32_t w = *reinterpret_cast<const uint32_t*>(
             v_s + dim * L::kLdV8 + v_chunk_slot<L>(dim, slice0 / 16 + kk) * 16 + 4 * (lane % 4));
-        const uint32_t b0 = e4m3x2_to_f16x2(w);
-        const uint32_t b1 = e4m3x2_to_f16x2(w >> 16);
+        uint32_t b0, b1;
+        e4m3x4_to_f16x2x2(w, b0, b1);
 #pragma unroll
         for (int m = 0; m < MT; ++m) mma16816<C>(st.o[m][n], a[m], b0, b1);
       }
@@ -886,7 +900,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   for (int i = 0; i < L::kStages - 1; ++i) {
     const int tile0 = kbeg + i * kKeyTile;
     if (tile0 < kend) {
-      load_tile_entries<HD, FP8>(p, seq, tile0, kend, entry);
+      load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, tile0, kend, entry);
       fetch(i, tile0, kend, entry, defer_from);
     }
     cp_async_commit();
@@ -895,7 +909,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   // (prefill CTAs compute long enough per tile, and have no registers to spare for them).
   constexpr bool kEntriesAhead = ROWS == kDecodeRows;
   if constexpr (kEntriesAhead) {
-    load_tile_entries<HD, FP8>(p, seq, kbeg + (L::kStages - 1) * kKeyTile, kend, entry);
+    load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, kbeg + (L::kStages - 1) * kKeyTile,
+                                                    kend, entry);
   }
   if constexpr (!FP8) {
     if (early) {
@@ -938,10 +953,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
     // the previous iteration's closing barrier.
     const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
     if (ahead < kend) {
-      if constexpr (!kEntriesAhead) load_tile_entries<HD, FP8>(p, seq, ahead, kend, entry);
+      if constexpr (!kEntriesAhead)
+        load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, ahead, kend, entry);
       fetch((stage + L::kStages - 1) % L::kStages, ahead, kend, entry, INT32_MAX);
       if constexpr (kEntriesAhead)
-        load_tile_entries<HD, FP8>(p, seq, ahead + kKeyTile, kend, entry);
+        load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, ahead + kKeyTile, kend, entry);
     }
     cp_async_commit();
     cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
