@@ -256,7 +256,7 @@ if command -v compute-sanitizer >/dev/null; then
   mc memcheck_vs_cpu.log "$BIN/test_cuda_vs_cpu" '*glm4_hd128*'
   mc memcheck_graphs.log "$BIN/test_cuda_graphs" '*'
   mc memcheck_attention.log "$BIN/test_cuda_attention" \
-    '*Fp8Pool/BF16:*DecodeGlm4Shape/BF16:*ChunkedPrefillOverCachedKeys/BF16'
+    '*Fp8Pool/BF16:*DecodeGlm4Shape/BF16:*DecodeBlockSizes/BF16:*ChunkedPrefillOverCachedKeys/BF16'
   summary_line=$(grep -h 'ERROR SUMMARY' "$LOGS"/memcheck_*.log | sort | uniq -c | tr -s ' ' |
     tr '\n' ';')
   if echo "$rcs" | grep -qE ' (99|124|137)' ||
