@@ -192,7 +192,7 @@ constexpr int kTileEntries = FP8 ? kKeyTile*(HD / 16) / kThreads + 1 : kKeyTile*
 // copies' asm, a memory clobber, would otherwise hold each load back behind the previous copy).
 // Decode CTAs load them a tile ahead, so that the round trip overlaps a tile's compute instead
 // of preceding its copies (FP8, batch 256 x 8,192 keys: 563 -> 539 us on an H200; BF16 level).
-template <int HD, bool FP8, bool kDecode>
+template <int HD, bool FP8>
 __device__ __forceinline__ void load_tile_entries(const KernelParams& p, int seq, int tile0,
                                                   int kend,
                                                   int32_t (&entry)[kTileEntries<HD, FP8>]) {
@@ -900,7 +900,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   for (int i = 0; i < L::kStages - 1; ++i) {
     const int tile0 = kbeg + i * kKeyTile;
     if (tile0 < kend) {
-      load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, tile0, kend, entry);
+      load_tile_entries<HD, FP8>(p, seq, tile0, kend, entry);
       fetch(i, tile0, kend, entry, defer_from);
     }
     cp_async_commit();
@@ -909,8 +909,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   // (prefill CTAs compute long enough per tile, and have no registers to spare for them).
   constexpr bool kEntriesAhead = ROWS == kDecodeRows;
   if constexpr (kEntriesAhead) {
-    load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, kbeg + (L::kStages - 1) * kKeyTile,
-                                                    kend, entry);
+    load_tile_entries<HD, FP8>(p, seq, kbeg + (L::kStages - 1) * kKeyTile, kend, entry);
   }
   if constexpr (!FP8) {
     if (early) {
@@ -953,11 +952,10 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
     // the previous iteration's closing barrier.
     const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
     if (ahead < kend) {
-      if constexpr (!kEntriesAhead)
-        load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, ahead, kend, entry);
+      if constexpr (!kEntriesAhead) load_tile_entries<HD, FP8>(p, seq, ahead, kend, entry);
       fetch((stage + L::kStages - 1) % L::kStages, ahead, kend, entry, INT32_MAX);
       if constexpr (kEntriesAhead)
-        load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, ahead + kKeyTile, kend, entry);
+        load_tile_entries<HD, FP8>(p, seq, ahead + kKeyTile, kend, entry);
     }
     cp_async_commit();
     cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
