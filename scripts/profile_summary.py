@@ -9,7 +9,7 @@ scripts/profile_kernels.sh.
 import csv
 import re
 import sys
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 
 def short(name):
@@ -60,12 +60,16 @@ def main():
         return 0
     table("first prefill (one forward)", rows[starts[0]:starts[1]], f"{layers} layers")
     # Decode steps: the forwards after the prefills (by default 4 prefill runs + the decode
-    # prompt's prefill).
-    decode = starts[skip:] if len(starts) > skip + 1 else starts[-2:]
-    steps = len(decode) - 1
-    if steps >= 1:
-        table(f"batch-{batch} decode, {steps} steps", rows[decode[0]:decode[-1]],
-              f"{layers} layers, {steps} steps")
+    # prompt's prefill) whose kernel list is the most common one among them, so that a later
+    # run's prefill forwards (cuda_decode_bench prefills again with graphs on) stay out.
+    first = skip if len(starts) > skip + 1 else len(starts) - 2
+    forwards = [rows[a:b] for a, b in zip(starts[first:], starts[first + 1:])]
+    signature = Counter(tuple(n for n, _ in f) for f in forwards).most_common(1)
+    steps = [f for f in forwards if signature and tuple(n for n, _ in f) == signature[0][0]]
+    if steps:
+        left_out = len(forwards) - len(steps)
+        table(f"batch-{batch} decode, {len(steps)} steps ({left_out} other forwards left out)",
+              [k for f in steps for k in f], f"{layers} layers, {len(steps)} steps")
     return 0
 
 
