@@ -853,17 +853,20 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   const auto stage_at = [&](int i) { return tiles + i * L::stage; };
   const auto fetch = [&](int i, int tile0, int kend, const auto& entry, int defer_from) {
     unsigned char* k_s = stage_at(i);
+    // Whole tiles of a power-of-two pool take the fast copies, in decode CTAs only: prefill CTAs
+    // compute long enough per tile, and the second path's registers cost their occupancy. (FP8
+    // CTAs defer no keys.)
+    const int copy_end = FP8 ? kend : min(kend, defer_from);
+    const bool whole = ROWS == kDecodeRows && p.block_shift >= 0 && tile0 + kKeyTile <= copy_end;
     if constexpr (FP8) {
-      // Decode CTAs only: prefill CTAs compute long enough per tile, and the second path's
-      // registers cost their occupancy.
-      if (ROWS == kDecodeRows && p.block_shift >= 0 && tile0 + kKeyTile <= kend) {
+      if (whole) {
         fetch_full_tile_fp8<L>(p, kv_head, tile0, entry, k_s, k_s + L::k_tile);
       } else {
         fetch_kv_tile_fp8<L>(p, kv_head, tile0, kend, entry, k_s, k_s + L::k_tile);
       }
     } else {
       T* v_s = reinterpret_cast<T*>(k_s + L::k_tile);
-      if (ROWS == kDecodeRows && p.block_shift >= 0 && tile0 + kKeyTile <= min(kend, defer_from)) {
+      if (whole) {
         fetch_full_tile<T, HD>(p, kv_head, tile0, entry, reinterpret_cast<T*>(k_s), v_s, L::kLd);
       } else {
         fetch_kv_tile<T, HD>(p, kv_head, tile0, kend, entry, reinterpret_cast<T*>(k_s), v_s, L::kLd,
