@@ -135,6 +135,7 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   qkv_layout_.interleaved = config_.rope_style == RopeStyle::kInterleaved;
   allocate_within_budget(model);
   fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE");
+  k_split_ = switch_on("AUTOGLM_CUDA_KSPLIT");
   // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
   fused_qkv_rope_ = fused_decode_ && gemv_rope_qkv_supported(qkv_layout_) &&
                     std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {
@@ -265,6 +266,8 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   const size_t half = static_cast<size_t>(config_.rotary_dim / 2);
   buf_.rope_cos = arena.take_n<float>(static_cast<size_t>(max_context_) * half);
   buf_.rope_sin = arena.take_n<float>(static_cast<size_t>(max_context_) * half);
+  buf_.delta_parts =
+      arena.take_n<float>(2 * std::min<size_t>(t, kKSplitMaxRows) * static_cast<size_t>(hidden));
 }
 
 void CudaBackend::allocate_within_budget(const LoadedModel& model) {

@@ -67,6 +67,7 @@ struct StepBuffers {
   void* sample_scan = nullptr;                 // sample_rows' pre-scan, max_logits_rows rows
   float* rope_cos = nullptr;                   // [max_context][rotary_dim / 2]
   float* rope_sin = nullptr;
+  float* delta_parts = nullptr;  // [2][min(tokens, kKSplitMaxRows)][hidden]: project_delta
 };
 
 // Logit adjustments (penalised history + logit_bias entries) one step can take on the device;
@@ -78,6 +79,14 @@ inline constexpr size_t kMaxDeviceAdjustments = size_t{1} << 18;
 // faster than cuBLASLt (no split-K reduce); at m = 8 it is 0.5-0.67x (CUDA cores, not tensor
 // cores), so only single-row steps (batch-1 decode) take it until m = 2..7 are measured.
 inline constexpr int64_t kGemvRows = 1;
+
+// Up to this many rows the o and down projections run with K in two fp32 parts that the next
+// residual_add_norm sums (CudaBackend::project_delta). cuBLASLt on the H200, GLM-4-9B shapes,
+// random BF16 operands: down (K 13,696) 35.7 -> 32.9 us at 64 rows, 37.0 -> 33.6 at 128, 47.0 ->
+// 43.7 at 256 (its own split-K adds a reduction kernel); o 18.8 -> 16.7 us at 256 rows; at 512
+// rows and more both are slower in parts. The 9B decode step: 0.7-1.5% shorter at 8 and 64 rows,
+// unchanged at 256 (docs/PERFORMANCE.md).
+inline constexpr int64_t kKSplitMaxRows = 256;
 
 class CudaBackend final : public Backend {
  public:
@@ -150,8 +159,12 @@ class CudaBackend final : public Backend {
   // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
   // of (rows, context) reads: the block table with the context bucket's row stride.
   DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
-  void attention_layer(const DeviceBatch& db, int layer);
-  void mlp_layer(int32_t n_tokens, int layer);
+  // Each returns its sublayer's output for the residual_add_norm after it.
+  Delta attention_layer(const DeviceBatch& db, int layer);
+  Delta mlp_layer(int32_t n_tokens, int layer);
+  // A projection whose output only feeds a residual_add_norm: with K in two fp32 parts
+  // (Gemm::linear_k_split) for kGemvRows < m <= kKSplitMaxRows without bias, else project().
+  Delta project_delta(const void* x, const void* w, const void* bias, int64_t m, int64_t k);
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
   void project(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
                int64_t k, ActType type, bool out_f32, cudaStream_t stream);
@@ -176,6 +189,7 @@ class CudaBackend final : public Backend {
   // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
   bool fused_qkv_rope_ = true;
+  bool k_split_ = true;  // project_delta's parts; AUTOGLM_CUDA_KSPLIT=0 turns them off
   KvPoolShape pool_;
 
   Stream stream_;

@@ -134,17 +134,16 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   // which this step's sampler overwrites only after the embedding.
   embedding_gather(db.token_ids, buf_.samples, config_.vocab_size, n, embed_, act_, hidden, buf_.x,
                    s);
-  residual_add_norm(buf_.x, nullptr, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
+  residual_add_norm(buf_.x, Delta{}, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
                     s);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DeviceLayer& L = layers_[l];
-    attention_layer(db, static_cast<int>(l));
-    residual_add_norm(buf_.x, buf_.delta, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n,
-                      hidden, eps, act_, s);
-    mlp_layer(n, static_cast<int>(l));
+    const Delta attn = attention_layer(db, static_cast<int>(l));
+    residual_add_norm(buf_.x, attn, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n, hidden,
+                      eps, act_, s);
+    const Delta mlp = mlp_layer(n, static_cast<int>(l));
     const float* next_norm = l + 1 < layers_.size() ? layers_[l + 1].input_norm : nullptr;
-    residual_add_norm(buf_.x, buf_.delta, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_,
-                      s);
+    residual_add_norm(buf_.x, mlp, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_, s);
   }
 }
 
@@ -157,7 +156,18 @@ void CudaBackend::project(const void* x, const void* w, const void* bias, void* 
   }
 }
 
-void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
+Delta CudaBackend::project_delta(const void* x, const void* w, const void* bias, int64_t m,
+                                 int64_t k) {
+  const int64_t hidden = config_.hidden_size;
+  if (k_split_ && m > kGemvRows && m <= kKSplitMaxRows && bias == nullptr && k % 16 == 0) {
+    gemm_->linear_k_split(x, w, buf_.delta_parts, m, hidden, k, 2, act_, stream_.get());
+    return Delta{nullptr, buf_.delta_parts, 2};
+  }
+  project(x, w, bias, buf_.delta, m, hidden, k, act_, false, stream_.get());
+  return Delta{buf_.delta};
+}
+
+Delta CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   const DeviceLayer& L = layers_[layer];
   const cudaStream_t s = stream_.get();
   const int32_t n = db.attention.n_tokens;
@@ -192,10 +202,10 @@ void CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   } else {
     paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
   }
-  project(buf_.attn, L.o, L.o_bias, buf_.delta, n, config_.hidden_size, q_dim, act_, false, s);
+  return project_delta(buf_.attn, L.o, L.o_bias, n, q_dim);
 }
 
-void CudaBackend::mlp_layer(int32_t n, int layer) {
+Delta CudaBackend::mlp_layer(int32_t n, int layer) {
   const DeviceLayer& L = layers_[layer];
   const cudaStream_t s = stream_.get();
   const int64_t inter = config_.intermediate_size;
@@ -207,7 +217,7 @@ void CudaBackend::mlp_layer(int32_t n, int layer) {
             act_, false, s);
     silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
   }
-  project(buf_.mlp, L.down, L.down_bias, buf_.delta, n, config_.hidden_size, inter, act_, false, s);
+  return project_delta(buf_.mlp, L.down, L.down_bias, n, inter);
 }
 
 void CudaBackend::logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows) {

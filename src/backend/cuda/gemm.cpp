@@ -42,7 +42,7 @@ void Gemm::destroy(Plan& p) {
 
 Gemm::Plan& Gemm::plan(const Key& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, type_index, out_f32, has_bias] = key;
+  const auto [m, n, k, type_index, out_f32, has_bias, parts] = key;
   const cudaDataType_t in_type = data_type(static_cast<ActType>(type_index));
   const cudaDataType_t out_type = out_f32 ? CUDA_R_32F : in_type;
   Plan p;
@@ -61,9 +61,30 @@ Gemm::Plan& Gemm::plan(const Key& key) {
                                               sizeof epilogue),
                "set EPILOGUE");
     }
-    check_lt(cublasLtMatrixLayoutCreate(&p.a, in_type, k, n, k), "layout A");
-    check_lt(cublasLtMatrixLayoutCreate(&p.b, in_type, k, m, k), "layout B");
+    // With K in parts, part i is columns [i k / parts, (i + 1) k / parts) of W and x (a batch
+    // stride of k / parts elements, the leading dimension still k) and its own [m][n] output.
+    const int64_t part_k = k / parts;
+    check_lt(cublasLtMatrixLayoutCreate(&p.a, in_type, part_k, n, k), "layout A");
+    check_lt(cublasLtMatrixLayoutCreate(&p.b, in_type, part_k, m, k), "layout B");
     check_lt(cublasLtMatrixLayoutCreate(&p.d, out_type, n, m, n), "layout D");
+    if (parts > 1) {
+      const int32_t count = parts;
+      const int64_t in_stride = part_k, out_stride = n * m;
+      for (cublasLtMatrixLayout_t in : {p.a, p.b}) {
+        check_lt(cublasLtMatrixLayoutSetAttribute(in, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                  sizeof count),
+                 "set BATCH_COUNT");
+        check_lt(cublasLtMatrixLayoutSetAttribute(in, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                  &in_stride, sizeof in_stride),
+                 "set STRIDED_BATCH_OFFSET");
+      }
+      check_lt(cublasLtMatrixLayoutSetAttribute(p.d, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                sizeof count),
+               "set BATCH_COUNT");
+      check_lt(cublasLtMatrixLayoutSetAttribute(p.d, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                &out_stride, sizeof out_stride),
+               "set STRIDED_BATCH_OFFSET");
+    }
     cublasLtMatmulPreference_t pref = nullptr;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference create");
     const uint64_t ws = workspace_bytes_;
@@ -89,7 +110,7 @@ Gemm::Plan& Gemm::plan(const Key& key) {
 void Gemm::linear(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
                   int64_t k, ActType type, bool out_f32, cudaStream_t stream) {
   if (m == 0) return;
-  Plan& p = plan(Key{m, n, k, static_cast<int>(type), out_f32, bias != nullptr});
+  Plan& p = plan(Key{m, n, k, static_cast<int>(type), out_f32, bias != nullptr, 1});
   if (bias != nullptr) {
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                             sizeof bias),
@@ -99,6 +120,20 @@ void Gemm::linear(const void* x, const void* w, const void* bias, void* y, int64
   check_lt(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
                           workspace_, workspace_bytes_, stream),
            "cublasLtMatmul");
+}
+
+void Gemm::linear_k_split(const void* x, const void* w, float* y_parts, int64_t m, int64_t n,
+                          int64_t k, int parts, ActType type, cudaStream_t stream) {
+  if (parts < 1 || k % (8 * parts) != 0) {
+    fail(ErrorCode::kInvalidArgument, "cuBLASLt: k " + std::to_string(k) + " does not split into " +
+                                          std::to_string(parts) + " parts of a multiple of 8");
+  }
+  if (m == 0) return;
+  Plan& p = plan(Key{m, n, k, static_cast<int>(type), true, false, parts});
+  const float alpha = 1.0f, beta = 0.0f;
+  check_lt(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y_parts, p.d, y_parts,
+                          p.d, &p.algo, workspace_, workspace_bytes_, stream),
+           "cublasLtMatmul (K in parts)");
 }
 
 }  // namespace autoglm::cuda

@@ -31,13 +31,20 @@ class Gemm {
   void linear(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
               int64_t k, ActType type, bool out_f32, cudaStream_t stream);
 
+  // linear() without bias, K split into `parts` equal slices, each slice's product written in
+  // fp32 to y_parts [parts][m][n] by one strided-batched launch: the sum of the parts is y. For
+  // consumers that sum them anyway (residual_add_norm's Delta::parts), this replaces cuBLASLt's
+  // own split-K, whose reduction is a second kernel. Needs k % (8 * parts) == 0.
+  void linear_k_split(const void* x, const void* w, float* y_parts, int64_t m, int64_t n, int64_t k,
+                      int parts, ActType type, cudaStream_t stream);
+
  private:
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  using Key = std::tuple<int64_t, int64_t, int64_t, int, bool, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, bool, bool, int>;  // ..., K parts
   Plan& plan(const Key& key);
   static void destroy(Plan& p);
 

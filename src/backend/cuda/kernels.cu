@@ -131,15 +131,19 @@ constexpr int32_t kNormManyRows = 512;  // from here on, rows favour throughput 
 
 template <typename T, int W, int N>
 __global__ void __launch_bounds__(kNormMaxThreads)
-    norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* post_w,
-                     const float* norm_w, T* out, int64_t hidden, float eps, bool late_trigger,
-                     bool x_before_wait) {
+    norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* delta_parts,
+                     int32_t n_parts, const float* post_w, const float* norm_w, T* out,
+                     int64_t hidden, float eps, bool late_trigger, bool x_before_wait) {
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.
   constexpr bool kPreloadWeights = N * W <= 8;
   __shared__ float partial[2][32];
   const int width = static_cast<int>(hidden);  // <= kNormMaxThreads * kNormMaxPerThread
   const T* dr = delta != nullptr ? delta + blockIdx.x * hidden : nullptr;
-  const float* pw_row = dr != nullptr ? post_w : nullptr;
+  // Delta::parts: part p of this row at p * (rows * hidden) past the first.
+  const float* parts_row = delta_parts != nullptr ? delta_parts + blockIdx.x * hidden : nullptr;
+  const int64_t part_stride = static_cast<int64_t>(gridDim.x) * hidden;
+  const bool has_delta = dr != nullptr || parts_row != nullptr;
+  const float* pw_row = has_delta ? post_w : nullptr;
   float xv[N][W], dv[N][W], pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
   const auto element = [&](int n) {  // width is a multiple of W
     return (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
@@ -167,7 +171,19 @@ __global__ void __launch_bounds__(kNormMaxThreads)
   if (!x_before_wait) load_x(xr);
 #pragma unroll
   for (int n = 0; n < N; ++n) {
-    if (dr != nullptr && element(n) < width) load_f32<W>(dr + element(n), dv[n]);
+    if (element(n) >= width) continue;
+    if (dr != nullptr) load_f32<W>(dr + element(n), dv[n]);
+    if (parts_row == nullptr) continue;
+    for (int32_t p = 0; p < n_parts; ++p) {
+      float part[W];
+      load_f32<W>(parts_row + p * part_stride + element(n), part);
+#pragma unroll
+      for (int k = 0; k < W; ++k) dv[n][k] += part[k];
+    }
+    // Rounded as a projection's output in T would be, so that a step's rows see the same delta
+    // whichever path (GEMV, GEMM, GEMM in parts) their batch size took.
+#pragma unroll
+    for (int k = 0; k < W; ++k) dv[n][k] = to_f32(from_f32<T>(dv[n][k]));
   }
   if (late_trigger) allow_next_kernel();  // this block's loads are issued
   float post_scale = 1.0f;
@@ -185,7 +201,7 @@ __global__ void __launch_bounds__(kNormMaxThreads)
   for (int n = 0; n < N; ++n) {
     const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
     if (i >= width) continue;
-    if (dr != nullptr) {
+    if (has_delta) {
       float w[W] = {};
       if (pw_row != nullptr) {
         if constexpr (kPreloadWeights) {
@@ -343,7 +359,7 @@ void embedding_of(const EmbeddingArgs& a, const T* table, cudaStream_t stream) {
 struct NormRowsArgs {
   float* x;
   const int32_t* rows;
-  const void* delta;
+  Delta delta;
   const float* post_w;
   const float* norm_w;
   void* out;
@@ -358,10 +374,11 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
   const int block = static_cast<int>((threads + 31) / 32 * 32);
   // The sublayer's GEMV (one row) triggers after its wait and does not write x: see the kernel.
   const bool late_trigger = late_trigger_at(a.n_rows);
-  const bool x_before_wait = late_trigger && a.delta != nullptr && a.rows == nullptr;
+  const bool has_delta = a.delta.act != nullptr || a.delta.parts != nullptr;
+  const bool x_before_wait = late_trigger && has_delta && a.rows == nullptr;
   launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
-                   static_cast<const T*>(a.delta), a.post_w, a.norm_w, static_cast<T*>(a.out),
-                   a.hidden, a.eps, late_trigger, x_before_wait);
+                   static_cast<const T*>(a.delta.act), a.delta.parts, a.delta.n_parts, a.post_w,
+                   a.norm_w, static_cast<T*>(a.out), a.hidden, a.eps, late_trigger, x_before_wait);
 }
 
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more
@@ -396,8 +413,9 @@ void norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
                                       std::to_string(kNormMaxThreads * kNormMaxPerThread));
   }
   // Four elements per access: 16 bytes of fp32, 8 of the storage type.
-  const bool vector = a.hidden % 4 == 0 && aligned_to(a.x, 16) && aligned_to(a.delta, 8) &&
-                      aligned_to(a.post_w, 16) && aligned_to(a.norm_w, 16) && aligned_to(a.out, 8);
+  const bool vector = a.hidden % 4 == 0 && aligned_to(a.x, 16) && aligned_to(a.delta.act, 8) &&
+                      aligned_to(a.delta.parts, 16) && aligned_to(a.post_w, 16) &&
+                      aligned_to(a.norm_w, 16) && aligned_to(a.out, 8);
   if (vector) {
     dispatch_norm_rows<T, 4, 1>(name, a, stream);
   } else {
@@ -460,10 +478,13 @@ void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t voc
   check_launch("embedding_gather");
 }
 
-void residual_add_norm(float* x, const void* delta, const float* post_w, const float* norm_w,
-                       void* out, int32_t n_rows, int64_t hidden, float eps, ActType type,
+void residual_add_norm(float* x, Delta delta, const float* post_w, const float* norm_w, void* out,
+                       int32_t n_rows, int64_t hidden, float eps, ActType type,
                        cudaStream_t stream) {
   if (n_rows == 0) return;
+  if (delta.act != nullptr && delta.parts != nullptr) {
+    fail(ErrorCode::kInvalidArgument, "CUDA residual_add_norm: a delta is one array or parts");
+  }
   const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps};
   if (type == ActType::kBF16) {
     norm_rows<__nv_bfloat16>("residual_add_norm", args, stream);
@@ -478,7 +499,7 @@ void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_
   if (n_rows == 0) return;
   // Without a delta the kernel only reads x.
   const NormRowsArgs args{
-      const_cast<float*>(x), rows, nullptr, nullptr, w, out, n_rows, hidden, eps};
+      const_cast<float*>(x), rows, Delta{}, nullptr, w, out, n_rows, hidden, eps};
   if (type == ActType::kBF16) {
     norm_rows<__nv_bfloat16>("gather_rms_norm", args, stream);
   } else {

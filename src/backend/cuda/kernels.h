@@ -33,12 +33,22 @@ void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t voc
                       int32_t n_tokens, const void* table, ActType type, int64_t hidden, float* x,
                       cudaStream_t stream);
 
+// A sublayer's output as residual_add_norm takes it: `act`, [n_rows][hidden] in the activation
+// type; or `parts`, n_parts fp32 arrays [n_parts][n_rows][hidden] whose sum, rounded to the
+// activation type as a projection's output would be, is the delta (a projection whose K was
+// split, Gemm::linear_k_split); or neither (no delta).
+struct Delta {
+  const void* act = nullptr;
+  const float* parts = nullptr;
+  int32_t n_parts = 0;
+};
+
 // For each of n_rows rows of the fp32 residual stream x [n_rows][hidden]:
 //   if delta:  d = post_w ? rmsnorm(delta) * post_w : delta;  x += d
 //   if norm_w: out = rmsnorm(x) * norm_w   (out in `type`)
 // post_w and norm_w are fp32 [hidden] or nullptr.
-void residual_add_norm(float* x, const void* delta, const float* post_w, const float* norm_w,
-                       void* out, int32_t n_rows, int64_t hidden, float eps, ActType type,
+void residual_add_norm(float* x, Delta delta, const float* post_w, const float* norm_w, void* out,
+                       int32_t n_rows, int64_t hidden, float eps, ActType type,
                        cudaStream_t stream);
 
 // out[r] = rmsnorm(x[rows[r]]) * w for r < n_rows (the final norm of the logits rows only).

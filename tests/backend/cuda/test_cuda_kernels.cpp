@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "core/error.h"
 #include "cuda_test_util.h"
 
 namespace autoglm::cuda {
@@ -122,6 +123,7 @@ struct NormCase {
   int64_t hidden;
   int32_t rows;
   bool delta, post, norm;
+  int32_t parts = 0;  // the delta as this many fp32 parts (Delta::parts) instead of one array
 };
 
 // Widths that are a multiple of 4 take the vector path, others one element per access; one row
@@ -137,22 +139,41 @@ TEST_P(CudaKernels, ResidualAddNormMatchesRmsNorm) {
         NormCase{4096, 1, false, false, true}, NormCase{12288, 2, true, true, true},
         NormCase{10001, 1, true, true, true}, NormCase{1024, 4096, true, true, true},
         NormCase{4096, 300, true, false, true}, NormCase{4099, 256, true, true, true},
-        NormCase{4096, 256, true, true, true}, NormCase{4096, 520, true, true, true}}) {
+        NormCase{4096, 256, true, true, true}, NormCase{4096, 520, true, true, true},
+        NormCase{4096, 256, true, true, true, 2}, NormCase{4096, 64, true, false, true, 2},
+        NormCase{257, 7, true, false, true, 2}, NormCase{4096, 1, true, true, true, 2},
+        NormCase{1000, 7, true, true, false, 3}}) {
     SCOPED_TRACE(std::to_string(c.hidden) + " x " + std::to_string(c.rows) +
-                 (c.delta ? " delta" : "") + (c.post ? " post" : "") + (c.norm ? " norm" : ""));
+                 (c.delta ? " delta" : "") + (c.post ? " post" : "") + (c.norm ? " norm" : "") +
+                 (c.parts > 0 ? " in " + std::to_string(c.parts) + " parts" : ""));
     const int32_t rows = c.rows;
     const size_t n = rows * c.hidden;
     std::vector<float> x = test::random_vector(n, rng_, -2.0f, 2.0f);
-    const std::vector<float> delta = round_to(test::random_vector(n, rng_), type());
+    // Parts: [parts][rows][hidden] fp32, summed in order (as the kernel adds them) and rounded
+    // to the storage type.
+    const std::vector<float> parts = test::random_vector(n * c.parts, rng_, -0.5f, 0.5f);
+    std::vector<float> delta = round_to(test::random_vector(n, rng_), type());
+    if (c.parts > 0) {
+      for (size_t i = 0; i < n; ++i) {
+        float sum = 0.0f;
+        for (int32_t p = 0; p < c.parts; ++p) sum += parts[p * n + i];
+        delta[i] = sum;
+      }
+      delta = round_to(delta, type());
+    }
+    const DeviceArray d_parts = DeviceArray::of_f32(c.parts > 0 ? parts : std::vector<float>{0});
     const std::vector<float> post_w = test::random_vector(c.hidden, rng_, 0.5f, 1.5f);
     const std::vector<float> norm_w = test::random_vector(c.hidden, rng_, 0.5f, 1.5f);
     DeviceArray d_x = DeviceArray::of_f32(x), d_delta = DeviceArray::of_act(delta, type());
     DeviceArray d_post = DeviceArray::of_f32(post_w), d_norm = DeviceArray::of_f32(norm_w);
     DeviceArray out(n, 2);
     out.poison();
-    residual_add_norm(d_x.as<float>(), c.delta ? d_delta.get() : nullptr,
-                      c.post ? d_post.as<float>() : nullptr, c.norm ? d_norm.as<float>() : nullptr,
-                      out.get(), rows, c.hidden, eps, type(), nullptr);
+    const Delta d_in = !c.delta      ? Delta{}
+                       : c.parts > 0 ? Delta{nullptr, d_parts.as<float>(), c.parts}
+                                     : Delta{d_delta.get()};
+    residual_add_norm(d_x.as<float>(), d_in, c.post ? d_post.as<float>() : nullptr,
+                      c.norm ? d_norm.as<float>() : nullptr, out.get(), rows, c.hidden, eps, type(),
+                      nullptr);
     // Reference: the CPU backend's sequence (post-norm of the delta, add, norm).
     std::vector<float> d = delta;
     if (c.post) cpu::rms_norm(d.data(), rows, c.hidden, post_w.data(), eps, d.data());
@@ -366,6 +387,48 @@ TEST_P(CudaKernels, GemmMatchesCpuLinear) {
         EXPECT_LT(rel_error(got, want), out_f32 ? 1e-4 : test::tolerance(type()));
       }
     }
+  }
+}
+
+// Each part is the product over its slice of K alone (checked against the CPU over that slice),
+// so a part landing in the wrong place or covering the wrong columns fails, not only the sum.
+TEST_P(CudaKernels, GemmKSplitPartsMatchCpuLinearOverTheirSlices) {
+  DeviceBuffer ws(Gemm::kWorkspaceBytes, "gemm workspace");
+  Gemm gemm(ws.get(), ws.bytes());
+  for (const auto& [m, n, k, parts] : {std::tuple<int64_t, int64_t, int64_t, int>{2, 4096, 512, 2},
+                                       {67, 520, 1024, 2},
+                                       {256, 136, 13696, 2},
+                                       {9, 64, 96, 3}}) {
+    SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " in " +
+                 std::to_string(parts));
+    const std::vector<float> x = round_to(test::random_vector(m * k, rng_), type());
+    const std::vector<float> w = round_to(test::random_vector(n * k, rng_), type());
+    DeviceArray d_x = DeviceArray::of_act(x, type()), d_w = DeviceArray::of_act(w, type());
+    DeviceArray y(parts * m * n, 4);
+    y.poison();
+    gemm.linear_k_split(d_x.get(), d_w.get(), y.as<float>(), m, n, k, parts, type(), nullptr);
+    const std::vector<float> got = y.read_f32();
+    const int64_t part_k = k / parts;
+    for (int p = 0; p < parts; ++p) {
+      std::vector<float> xs(m * part_k), ws_part(n * part_k), want(m * n), scratch(part_k);
+      for (int64_t r = 0; r < m; ++r) {
+        std::copy_n(&x[r * k + p * part_k], part_k, &xs[r * part_k]);
+      }
+      for (int64_t r = 0; r < n; ++r) {
+        std::copy_n(&w[r * k + p * part_k], part_k, &ws_part[r * part_k]);
+      }
+      const cpu::WeightMatrix wm{DType::kF32, ws_part.data(), n, part_k};
+      const cpu::WeightMatrix none{DType::kF32, nullptr, 1, n};
+      cpu::linear(xs.data(), m, wm, none, want.data(), scratch.data());
+      const std::vector<float> got_part(got.begin() + p * m * n, got.begin() + (p + 1) * m * n);
+      EXPECT_LT(rel_error(got_part, want), 1e-4) << "part " << p;
+    }
+  }
+  try {
+    gemm.linear_k_split(nullptr, nullptr, nullptr, 4, 8, 100, 2, type(), nullptr);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   }
 }
 
