@@ -75,10 +75,12 @@ struct StepBuffers {
 inline constexpr size_t kMaxDeviceAdjustments = size_t{1} << 18;
 
 // Projections of at most this many rows use the GEMV kernel (gemv.h), larger ones cuBLASLt.
-// cuda_gemv_bench on the H200, GLM-4-9B shapes: at m = 1 the GEMV streams the weights 1.06-1.19x
-// faster than cuBLASLt (no split-K reduce); at m = 8 it is 0.5-0.67x (CUDA cores, not tensor
-// cores), so only single-row steps (batch-1 decode) take it until m = 2..7 are measured.
-inline constexpr int64_t kGemvRows = 1;
+// cuda_gemv_bench on the H200, GLM-4-9B shapes, against cuBLASLt: at m = 1 the GEMV streams the
+// weights 1.06-1.19x faster (no split-K reduce); at m = 2 qkv / o / gate_up / down / lm_head
+// 1.18 / 1.15 / 0.97 / 1.05 / 1.04x, and the 9B batch-2 step (with the fused epilogues) 5.58 ->
+// 5.48 ms; at m = 4 0.81-0.95x (the batch-4 step 5.61 -> 6.58 ms) and at m = 8 0.51-0.71x: the
+// GEMV does its FMAs on CUDA cores, not tensor cores.
+inline constexpr int64_t kGemvRows = 2;
 
 // Up to this many rows the o and down projections run with K in two fp32 parts that the next
 // residual_add_norm sums (CudaBackend::project_delta). cuBLASLt on the H200, GLM-4-9B shapes,
@@ -184,8 +186,8 @@ class CudaBackend final : public Backend {
   int32_t max_logits_rows_ = 0;
   bool optimised_attention_ = false;  // attention.h kernels; else the plain fallback
   QkvLayout qkv_layout_;  // the model's q/k/v split and RoPE, for the kernels that apply it
-  // Batch-1 steps run the QKV GEMV with RoPE and the KV write in its epilogue (when the model
-  // allows: fused_qkv_rope_), and the gate_up GEMV with SwiGLU in its (gemv.h);
+  // Steps of up to kGemvRows tokens run the QKV GEMV with RoPE and the KV write in its epilogue
+  // (when the model allows: fused_qkv_rope_), and the gate_up GEMV with SwiGLU in its (gemv.h);
   // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
   bool fused_qkv_rope_ = true;

@@ -1,6 +1,6 @@
 // Times the decode GEMV (backend/cuda/gemv.h) next to cuBLASLt through Gemm::linear (gemm.h) on
 // GLM-4-9B's five weight shapes (qkv with its bias, o, gate_up, down, lm_head with fp32 logits),
-// BF16, at m = 1 and 8. Each sample is 10 back-to-back launches between CUDA events (as a
+// BF16, at m = 1, 2, 4 and 8. Each sample is 10 back-to-back launches between CUDA events (as a
 // captured decode step runs them); the median of 21 samples after 3 warm-ups is reported, with
 // the achieved rate = weight bytes / time. Launches rotate over copies of W that together
 // exceed L2 (50 MB on an H200), so W comes from HBM as it does in a 40-layer decode step. The
@@ -185,7 +185,7 @@ int run() {
   DeviceBuffer workspace(autoglm::cuda::Gemm::kWorkspaceBytes, "cuBLASLt workspace");
   autoglm::cuda::Gemm gemm(workspace.get(), workspace.bytes());
   const Buffers b{pool.get(), x.get(), bias.get(), y_ours.get(), y_cublas.get()};
-  for (const int64_t m : {1, 8}) {
+  for (const int64_t m : {1, 2, 4, 8}) {
     for (const WeightShape& s : kShapes) bench_shape(s, m, b, gemm);
   }
   AUTOGLM_CUDA_CHECK(cudaDeviceSynchronize());
