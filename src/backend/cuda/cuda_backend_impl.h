@@ -90,6 +90,12 @@ inline constexpr int64_t kGemvRows = 2;
 // unchanged at 256 (docs/PERFORMANCE.md).
 inline constexpr int64_t kKSplitMaxRows = 256;
 
+// The tensor-core GEMV (gemv.h, 3-8 rows) takes projections of at most this many outputs, where
+// cuBLASLt's tiles underfill the GPU. cuda_gemv_bench on the H200, GLM-4-9B shapes, against
+// cuBLASLt at 4 and 8 rows: o and down (4,096 outputs) 1.20-1.22x and 1.07-1.09x, qkv (4,608)
+// 1.01-1.04x, gate_up (27,392) 0.88-0.90x, lm_head 0.92-0.95x.
+inline constexpr int64_t kMmaGemvMaxOutputs = 8192;
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const LoadedModel& model, const CudaBackendOptions& options);
@@ -167,6 +173,7 @@ class CudaBackend final : public Backend {
   // A projection whose output only feeds a residual_add_norm: with K in two fp32 parts
   // (Gemm::linear_k_split) for kGemvRows < m <= kKSplitMaxRows without bias, else project().
   Delta project_delta(const void* x, const void* w, const void* bias, int64_t m, int64_t k);
+  bool by_mma_gemv(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const;
   // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
   void project(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
                int64_t k, ActType type, bool out_f32, cudaStream_t stream);
@@ -192,6 +199,9 @@ class CudaBackend final : public Backend {
   bool fused_decode_ = true;
   bool fused_qkv_rope_ = true;
   bool k_split_ = true;  // project_delta's parts; AUTOGLM_CUDA_KSPLIT=0 turns them off
+  // Projections of kGemvMmaMinRows..kGemvMaxRows rows and at most kMmaGemvMaxOutputs outputs on
+  // the tensor-core GEMV (gemv.h) instead of cuBLASLt; AUTOGLM_CUDA_GEMV_MMA=0 turns that off.
+  bool mma_gemv_ = true;
   KvPoolShape pool_;
 
   Stream stream_;

@@ -26,6 +26,7 @@
 #include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/kv_store.cuh"
+#include "backend/cuda/mma.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -337,6 +338,82 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(Ge
   }
 }
 
+// ---- Three to eight rows on the tensor cores ----------------------------------------------------
+// With 3-8 rows of x the CUDA-core sweep above is bound by its FMAs (0.5-0.95x cuBLASLt on the
+// 9B shapes). gemv_mma_kernel swaps the operands instead: 16 rows of W are an m16n8k16 MMA's A,
+// the (up to 8) rows of x its B, so the tensor cores do the products while W streams from memory
+// as in the sweep. A block of kMmaWarps warps owns 16 rows of W and splits K between its warps,
+// each taking kMmaKStep-wide slices (four MMAs) kMmaUnroll at a time, loads all issued first.
+// Within a slice, lane (g, c) reads 16 consecutive elements of rows g and g + 8 of W and of x's
+// row g; the MMA's k order is permuted alike for both operands (a dot product does not care), so
+// those loads are its fragments as they stand. The warps' D fragments are summed in shared memory.
+constexpr int kMmaWarps = 16;
+constexpr int kMmaThreads = kMmaWarps * 32;
+constexpr int kMmaKStep = 64;
+constexpr int kMmaUnroll = 1;
+
+template <typename T, typename OutT>
+__global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs<T, OutT> a, int m) {
+  __shared__ float sums[kMmaWarps][32][4];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t ra = row0 + g < a.n ? row0 + g : a.n - 1;  // past the end: re-read, not stored
+  const int64_t rb = row0 + g + 8 < a.n ? row0 + g + 8 : a.n - 1;
+  const T* wa = a.w + ra * a.k + 16 * c;
+  const T* wb = a.w + rb * a.k + 16 * c;
+  const T* xr = a.x + static_cast<int64_t>(g < m ? g : 0) * a.k + 16 * c;
+  const int64_t slices = a.k / kMmaKStep;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  bool waited = false;
+  for (int64_t s0 = warp; s0 < slices; s0 += kMmaWarps * kMmaUnroll) {
+    uint4 w[kMmaUnroll][4];
+#pragma unroll
+    for (int u = 0; u < kMmaUnroll; ++u) {
+      const int64_t s = s0 + u * kMmaWarps < slices ? s0 + u * kMmaWarps : slices - 1;
+      w[u][0] = load_streaming(wa + s * kMmaKStep);
+      w[u][1] = load_streaming(wa + s * kMmaKStep + 8);
+      w[u][2] = load_streaming(wb + s * kMmaKStep);
+      w[u][3] = load_streaming(wb + s * kMmaKStep + 8);
+    }
+    if (!waited) {
+      wait_for_previous_kernel();
+      waited = true;
+    }
+#pragma unroll
+    for (int u = 0; u < kMmaUnroll; ++u) {
+      const int64_t s = s0 + u * kMmaWarps;
+      if (s >= slices) continue;
+      const uint4 x0 = load_cached(xr + s * kMmaKStep), x1 = load_cached(xr + s * kMmaKStep + 8);
+      const uint32_t ga[8] = {w[u][0].x, w[u][0].y, w[u][0].z, w[u][0].w,
+                              w[u][1].x, w[u][1].y, w[u][1].z, w[u][1].w};
+      const uint32_t gb[8] = {w[u][2].x, w[u][2].y, w[u][2].z, w[u][2].w,
+                              w[u][3].x, w[u][3].y, w[u][3].z, w[u][3].w};
+      const uint32_t xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t frag[4] = {ga[2 * j], gb[2 * j], ga[2 * j + 1], gb[2 * j + 1]};
+        mma16816<T>(acc, frag, xs[2 * j], xs[2 * j + 1]);
+      }
+    }
+  }
+  if (!waited) wait_for_previous_kernel();
+#pragma unroll
+  for (int i = 0; i < 4; ++i) sums[warp][lane][i] = acc[i];
+  __syncthreads();
+  if (threadIdx.x >= 32 * 4) return;
+  // Thread (q, l): element q of lane l's D fragment: row l / 4 (+ 8 for q >= 2) of the block's
+  // 16, column (token) 2 (l % 4) + q % 2.
+  const int q = threadIdx.x / 32, l = threadIdx.x % 32;
+  const int64_t row = row0 + l / 4 + (q >= 2 ? 8 : 0);
+  const int token = 2 * (l % 4) + q % 2;
+  if (token >= m || row >= a.n) return;
+  float sum = a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
+#pragma unroll
+  for (int wi = 0; wi < kMmaWarps; ++wi) sum += sums[wi][l][q];
+  a.y[token * a.n + row] = from_f32<OutT>(sum);
+}
+
 // Picks the instantiation for m among M, M + 1, ..., kGemvMaxRows (the caller checked the range).
 template <typename T, typename OutT, Epilogue E, int M = 1>
 void launch_rows(const GemvArgs<T, OutT>& a, int64_t m, unsigned blocks, cudaStream_t stream) {
@@ -384,11 +461,22 @@ int64_t blocks_for(int64_t rows) {
 
 }  // namespace
 
+bool gemv_mma_supported(int64_t m, int64_t k, const void* x, const void* w) {
+  return m >= kGemvMmaMinRows && m <= kGemvMaxRows && k % kMmaKStep == 0 && aligned_to(x, 16) &&
+         aligned_to(w, 16);
+}
+
 void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
           ActType type, bool out_f32, cudaStream_t stream) {
   const auto run = [&]<typename T, typename OutT>() {
-    launch<T, OutT, Epilogue::kStore>(base_args<T, OutT>(x, w, bias, y, m, n, k), m, blocks_for(n),
-                                      stream);
+    const GemvArgs<T, OutT> a = base_args<T, OutT>(x, w, bias, y, m, n, k);
+    if (n > 0 && gemv_mma_supported(m, k, x, w)) {
+      launch_dependent("gemv_mma", gemv_mma_kernel<T, OutT>, static_cast<unsigned>((n + 15) / 16),
+                       kMmaThreads, 0, stream, a, static_cast<int>(m));
+      check_launch("gemv_mma");
+      return;
+    }
+    launch<T, OutT, Epilogue::kStore>(a, m, blocks_for(n), stream);
   };
   if (type == ActType::kBF16) {
     out_f32 ? run.operator()<__nv_bfloat16, float>()

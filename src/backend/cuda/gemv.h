@@ -1,7 +1,9 @@
 // A bandwidth-bound GEMV / small-M GEMM for decode (gemv.cu): y[m][n] = sum_k x[m][k] * W[n][k]
 // (+ bias[n]) for 1 to 8 rows of x, with W the row-major [N][K] HF weight streamed from device
 // memory exactly once. It is the same contract as Gemm::linear (gemm.h) restricted to m <= 8,
-// where cuBLASLt's tiles are mostly padding and its split-K adds a second kernel.
+// where cuBLASLt's tiles are mostly padding and its split-K adds a second kernel. One or two
+// rows take a CUDA-core sweep (with the fused epilogues below); 3-8 rows, K a multiple of 64,
+// take the tensor cores (mma.sync with W as the A operand), where the sweep is bound by its FMAs.
 // Thread ownership: called by whoever drives the stream (the engine thread); asynchronous.
 #pragma once
 
@@ -14,6 +16,10 @@
 namespace autoglm::cuda {
 
 inline constexpr int64_t kGemvMaxRows = 8;  // the largest m gemv() accepts
+// From this many rows gemv() runs its products on the tensor cores (gemv_mma_supported: also
+// k % 64 == 0 and 16-byte aligned x and w), below it on the CUDA cores.
+inline constexpr int64_t kGemvMmaMinRows = 3;
+bool gemv_mma_supported(int64_t m, int64_t k, const void* x, const void* w);
 
 // x [m][k] and w [n][k] in `type`; y [m][n] in `type`, or fp32 when out_f32; bias [n] (or
 // nullptr) in y's type. fp32 accumulation. 0 <= m <= kGemvMaxRows, else kInvalidArgument;

@@ -191,7 +191,7 @@ TEST_P(CudaGemv, LongRowsAndManyBlocks) {
   // down projection's 13,696 (a last sweep that most threads sit out) and a 9B-shaped qkv
   // projection with its bias; then 10,001 rows of K = 64 (2,501 blocks, the last holding one
   // row).
-  for (const int64_t m : {1, 8}) {
+  for (const int64_t m : {1, 3, 5, 8}) {  // 3-8 rows with k % 64 == 0: the tensor-core path
     check(Shape{m, 37, 16384}, false, false);
     check(Shape{m, 301, 13696}, false, true);
     check(Shape{m, 4608, 4096}, false, true);
