@@ -412,6 +412,9 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
   knob_row "decode step 9B, no early K/V" cuda_decode_bench_nokvearly.log 1 AUTOGLM_CUDA_KV_EARLY=0
   # o and down as plain cuBLASLt GEMMs instead of K in two parts summed by the norm (2-256 rows).
   knob_row "decode step 9B, no K split" cuda_decode_bench_noksplit.log 8,64 AUTOGLM_CUDA_KSPLIT=0
+  # 3-8 row projections on cuBLASLt instead of the tensor-core GEMV.
+  knob_row "decode step 9B, no tensor-core GEMV" cuda_decode_bench_nommagemv.log 4,8 \
+    AUTOGLM_CUDA_GEMV_MMA=0
   # The KV cache in the activation type and in FP8 E4M3, at serving's context (1,500-token
   # prompts), where attention reads a third of a batch-256 step's bytes.
   for kv in auto fp8; do
