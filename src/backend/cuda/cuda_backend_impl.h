@@ -171,10 +171,13 @@ class CudaBackend final : public Backend {
   Delta attention_layer(const DeviceBatch& db, int layer);
   Delta mlp_layer(int32_t n_tokens, int layer);
   // A projection whose output only feeds a residual_add_norm: with K in two fp32 parts
-  // (Gemm::linear_k_split) for kGemvRows < m <= kKSplitMaxRows without bias, else project().
+  // (Gemm::linear_k_split) for up to kKSplitMaxRows rows the GEMV does not take, without bias;
+  // else project().
   Delta project_delta(const void* x, const void* w, const void* bias, int64_t m, int64_t k);
-  bool by_mma_gemv(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const;
-  // y = x W^T (+ bias): the GEMV kernel for up to kGemvRows rows, else cuBLASLt.
+  // Whether project() runs an m x n x k projection on the GEMV (gemv.h): up to kGemvRows rows,
+  // or the tensor-core form (mma_gemv_); else cuBLASLt.
+  bool gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const;
+  // y = x W^T (+ bias): the GEMV kernel where gemv_takes, else cuBLASLt.
   void project(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
                int64_t k, ActType type, bool out_f32, cudaStream_t stream);
   // The final norm and lm_head for logits rows [r0, r0 + rows) into buf_.logits.

@@ -147,14 +147,14 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   }
 }
 
-bool CudaBackend::by_mma_gemv(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const {
-  return mma_gemv_ && m <= kGemvMaxRows && n <= kMmaGemvMaxOutputs &&
-         gemv_mma_supported(m, k, x, w);
+bool CudaBackend::gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const {
+  return m <= kGemvRows || (mma_gemv_ && m <= kGemvMaxRows && n <= kMmaGemvMaxOutputs &&
+                            gemv_mma_supported(m, k, x, w));
 }
 
 void CudaBackend::project(const void* x, const void* w, const void* bias, void* y, int64_t m,
                           int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream) {
-  if (m <= kGemvRows || by_mma_gemv(m, n, k, x, w)) {
+  if (gemv_takes(m, n, k, x, w)) {
     gemv(x, w, bias, y, m, n, k, type, out_f32, stream);
   } else {
     gemm_->linear(x, w, bias, y, m, n, k, type, out_f32, stream);
@@ -164,8 +164,8 @@ void CudaBackend::project(const void* x, const void* w, const void* bias, void* 
 Delta CudaBackend::project_delta(const void* x, const void* w, const void* bias, int64_t m,
                                  int64_t k) {
   const int64_t hidden = config_.hidden_size;
-  const bool by_gemv = m <= kGemvRows || by_mma_gemv(m, hidden, k, x, w);
-  if (k_split_ && !by_gemv && m <= kKSplitMaxRows && bias == nullptr && k % 16 == 0) {
+  if (k_split_ && !gemv_takes(m, hidden, k, x, w) && m <= kKSplitMaxRows && bias == nullptr &&
+      k % 16 == 0) {
     gemm_->linear_k_split(x, w, buf_.delta_parts, m, hidden, k, 2, act_, stream_.get());
     return Delta{nullptr, buf_.delta_parts, 2};
   }

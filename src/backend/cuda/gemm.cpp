@@ -67,23 +67,19 @@ Gemm::Plan& Gemm::plan(const Key& key) {
     check_lt(cublasLtMatrixLayoutCreate(&p.a, in_type, part_k, n, k), "layout A");
     check_lt(cublasLtMatrixLayoutCreate(&p.b, in_type, part_k, m, k), "layout B");
     check_lt(cublasLtMatrixLayoutCreate(&p.d, out_type, n, m, n), "layout D");
-    if (parts > 1) {
+    const auto batch = [parts](cublasLtMatrixLayout_t layout, int64_t stride) {
       const int32_t count = parts;
-      const int64_t in_stride = part_k, out_stride = n * m;
-      for (cublasLtMatrixLayout_t in : {p.a, p.b}) {
-        check_lt(cublasLtMatrixLayoutSetAttribute(in, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
-                                                  sizeof count),
-                 "set BATCH_COUNT");
-        check_lt(cublasLtMatrixLayoutSetAttribute(in, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
-                                                  &in_stride, sizeof in_stride),
-                 "set STRIDED_BATCH_OFFSET");
-      }
-      check_lt(cublasLtMatrixLayoutSetAttribute(p.d, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+      check_lt(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
                                                 sizeof count),
                "set BATCH_COUNT");
-      check_lt(cublasLtMatrixLayoutSetAttribute(p.d, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
-                                                &out_stride, sizeof out_stride),
+      check_lt(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                &stride, sizeof stride),
                "set STRIDED_BATCH_OFFSET");
+    };
+    if (parts > 1) {
+      batch(p.a, part_k);
+      batch(p.b, part_k);
+      batch(p.d, n * m);
     }
     cublasLtMatmulPreference_t pref = nullptr;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference create");
@@ -116,6 +112,10 @@ void Gemm::linear(const void* x, const void* w, const void* bias, void* y, int64
                                             sizeof bias),
              "set BIAS_POINTER");
   }
+  matmul(p, x, w, y, stream);
+}
+
+void Gemm::matmul(const Plan& p, const void* x, const void* w, void* y, cudaStream_t stream) {
   const float alpha = 1.0f, beta = 0.0f;
   check_lt(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
                           workspace_, workspace_bytes_, stream),
@@ -129,11 +129,7 @@ void Gemm::linear_k_split(const void* x, const void* w, float* y_parts, int64_t 
                                           std::to_string(parts) + " parts of a multiple of 8");
   }
   if (m == 0) return;
-  Plan& p = plan(Key{m, n, k, static_cast<int>(type), true, false, parts});
-  const float alpha = 1.0f, beta = 0.0f;
-  check_lt(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y_parts, p.d, y_parts,
-                          p.d, &p.algo, workspace_, workspace_bytes_, stream),
-           "cublasLtMatmul (K in parts)");
+  matmul(plan(Key{m, n, k, static_cast<int>(type), true, false, parts}), x, w, y_parts, stream);
 }
 
 }  // namespace autoglm::cuda

@@ -46,6 +46,7 @@ class Gemm {
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, int, bool, bool, int>;  // ..., K parts
   Plan& plan(const Key& key);
+  void matmul(const Plan& p, const void* x, const void* w, void* y, cudaStream_t stream);
   static void destroy(Plan& p);
 
   cublasLtHandle_t handle_ = nullptr;
