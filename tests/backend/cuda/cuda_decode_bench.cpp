@@ -10,16 +10,25 @@
 // Then the same decode steps pipelined as overlapped scheduling runs them (each step submitted
 // before the previous one is collected, its tokens named as that step's sample rows):
 //   [pipelined] graphs on batch 8 ctx 192 step_ms 5.93 tok_s 1349
+// With MIXED_STEP=D,C,P in the environment it times a serving step under load instead: D
+// sequences decoding one token each after P prompt tokens, beside one prompt chunk of C tokens
+// in the same step (as the engine mixes them), next to the same D decode rows alone:
+//   [mixed] decode 254 ctx 1510 chunk 770 mixed_ms 33.1 decode_only_ms 12.4 chunk_ms 20.7
+// (PROFILE_MIXED=1 brackets one mixed step with cudaProfilerStart/Stop, for
+// `ncu --profile-from-start off`.)
 // Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
 //   cuda_decode_bench MODEL_DIR [BATCHES (comma-separated, default 1,8,64,256)] [PROMPT_LEN]
 //                     [PREFILL_TOKENS]
 // KV_CACHE_DTYPE=fp8 in the environment runs every step over an FP8 KV cache.
+#include <cuda_profiler_api.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -228,6 +237,84 @@ void prefill_bench(const autoglm::LoadedModel& model, int32_t tokens) {
   std::fflush(stdout);
 }
 
+// The mean wall time of `steps` forward_sample calls of batches from `make` (each after the
+// previous one's samples are back), after `warm` untimed ones; `advance` runs after each.
+template <typename Make, typename Advance>
+double timed_steps(autoglm::Backend& be, int warm, int steps, Make make, Advance advance) {
+  double timed_s = 0;
+  for (int step = 0; step < warm + steps; ++step) {
+    const ForwardBatchArrays b = make();
+    std::vector<autoglm::RowSamplingParams> params(b.logits_rows.size());
+    std::vector<autoglm::RowSample> out(params.size());
+    const auto t0 = std::chrono::steady_clock::now();
+    be.forward_sample(b.view(), autoglm::SampleBatch{params, {}}, out);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (step >= warm) timed_s += dt;
+    advance(out);
+  }
+  return timed_s / steps;
+}
+
+// A serving step under load (MIXED_STEP, see the top): `decode` sequences after `prompt_len`
+// tokens each decode one token beside one new prompt's first `chunk` tokens (the chunk's
+// sequence is prefilled from position 0 again every step), with CUDA graphs on as the engine
+// runs: the mixed steps launch kernel by kernel, the decode-only ones replay their graph.
+void mixed_bench(const autoglm::LoadedModel& model, int32_t decode, int32_t chunk,
+                 int32_t prompt_len) {
+  constexpr int kSteps = 16;
+  const int32_t max_len = prompt_len + 2 * (kWarmSteps + kSteps) + 2;
+  const int32_t blocks_per_seq = (std::max(max_len, chunk) + kBlockSize - 1) / kBlockSize;
+  autoglm::CudaBackendOptions o;
+  o.block_size = kBlockSize;
+  o.max_num_seqs = decode + 1;
+  o.max_batched_tokens = std::max(4096, decode + chunk);
+  o.max_context_len = 4096;
+  o.num_kv_blocks = (decode + 1) * blocks_per_seq;
+  o.cuda_graphs = true;
+  o.kv_cache_fp8 = kv_fp8();
+  auto be = autoglm::make_cuda_backend(model, o);
+  std::mt19937 rng(3);
+  std::vector<Seq> seqs(static_cast<size_t>(decode));
+  for (int32_t s = 0; s < decode; ++s)
+    seqs[static_cast<size_t>(s)].first_block = s * blocks_per_seq;
+  prefill(*be, seqs, prompt_len, blocks_per_seq, o.max_batched_tokens, rng);
+  std::vector<int32_t> next(seqs.size(), 1);
+  std::uniform_int_distribution<int32_t> token(0, be->vocab_size() - 1);
+  const int32_t chunk_block = decode * blocks_per_seq;
+  const auto with_chunk = [&] {
+    ForwardBatchArrays b = decode_batch(seqs, next, blocks_per_seq);
+    for (int32_t p = 0; p < chunk; ++p) {
+      b.token_ids.push_back(token(rng));
+      b.positions.push_back(p);
+      b.slot_mapping.push_back((chunk_block + p / kBlockSize) * kBlockSize + p % kBlockSize);
+    }
+    b.logits_rows.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    b.seq_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.context_len.push_back(chunk);
+    for (int32_t i = 0; i < blocks_per_seq; ++i) b.block_table.push_back(chunk_block + i);
+    return b;
+  };
+  const auto advance = [&](const std::vector<autoglm::RowSample>& out) {
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      next[s] = out[s].token;
+      seqs[s].len += 1;
+    }
+  };
+  const double mixed_s = timed_steps(*be, kWarmSteps, kSteps, with_chunk, advance);
+  const double decode_s = timed_steps(
+      *be, kWarmSteps, kSteps, [&] { return decode_batch(seqs, next, blocks_per_seq); }, advance);
+  std::printf("[mixed] decode %d ctx %d chunk %d mixed_ms %.3f decode_only_ms %.3f chunk_ms %.3f\n",
+              decode, seqs.front().len, chunk, mixed_s * 1e3, decode_s * 1e3,
+              (mixed_s - decode_s) * 1e3);
+  std::fflush(stdout);
+  const char* profile = std::getenv("PROFILE_MIXED");
+  if (profile != nullptr && std::string(profile) == "1") {
+    (void)cudaProfilerStart();
+    timed_steps(*be, 0, 1, with_chunk, advance);
+    (void)cudaProfilerStop();
+  }
+}
+
 std::vector<int32_t> parse_list(const std::string& csv) {
   std::vector<int32_t> values;
   std::stringstream ss(csv);
@@ -247,6 +334,12 @@ int main(int argc, char** argv) {
     const int32_t prompt_len = argc > 3 ? std::stoi(argv[3]) : 128;
     const int32_t prefill_tokens = argc > 4 ? std::stoi(argv[4]) : 4096;
     auto model = autoglm::load_model_directory(argv[1]);
+    if (const char* mixed = std::getenv("MIXED_STEP"); mixed != nullptr) {
+      const std::vector<int32_t> m = parse_list(mixed);
+      if (m.size() != 3) throw std::runtime_error("MIXED_STEP is DECODE,CHUNK,PROMPT_LEN");
+      mixed_bench(*model, m[0], m[1], m[2]);
+      return 0;
+    }
     if (prefill_tokens > 0) prefill_bench(*model, prefill_tokens);
     for (const bool graphs : {false, true}) run(*model, graphs, batches, prompt_len);
     return 0;

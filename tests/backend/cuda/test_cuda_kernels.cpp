@@ -228,7 +228,12 @@ TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
   for (const QkvCase c :
        {QkvCase{{4, 2, 16, 8, true}, true}, QkvCase{{32, 2, 128, 64, true}, false},
         QkvCase{{12, 4, 64, 64, false}, true}, QkvCase{{5, 1, 80, 40, false}, false},
-        QkvCase{{8, 8, 256, 256, false}, true}}) {
+        QkvCase{{8, 8, 256, 256, false}, true},
+        // The vector kernel's layouts (head_dim 64 / 128): NeoX partners 16 and 8 lanes apart,
+        // GLM pairs over part of a 64-dim head; then NeoX halves of 62 (not whole lanes apart),
+        // which take the general kernel.
+        QkvCase{{16, 4, 128, 128, false}, true}, QkvCase{{8, 2, 128, 64, false}, false},
+        QkvCase{{6, 2, 64, 32, true}, true}, QkvCase{{4, 2, 128, 124, false}, true}}) {
     const QkvLayout& L = c.layout;
     SCOPED_TRACE("heads " + std::to_string(L.num_heads) + "/" + std::to_string(L.num_kv_heads) +
                  " hd " + std::to_string(L.head_dim) + " rd " + std::to_string(L.rotary_dim) +
