@@ -174,14 +174,34 @@ constexpr int kTileEntries = FP8 ? kKeyTile*(HD / 16) / kThreads + 1 : kKeyTile*
 // copies' asm, a memory clobber, would otherwise hold each load back behind the previous copy).
 // Decode CTAs load them a tile ahead, so that the round trip overlaps a tile's compute instead
 // of preceding its copies (FP8, batch 256 x 8,192 keys: 563 -> 539 us on an H200; BF16 level).
-template <int HD, bool FP8>
+template <int HD, bool FP8, bool kDecode>
 __device__ __forceinline__ void load_tile_entries(const KernelParams& p, int seq, int tile0,
                                                   int kend,
                                                   int32_t (&entry)[kTileEntries<HD, FP8>]) {
   constexpr int kChunks = FP8 ? HD / 16 : HD / 8;  // 16-byte chunks per key row
   constexpr int kRows = FP8 ? kTileEntries<HD, FP8> - 1 : kTileEntries<HD, FP8>;
-  static_assert(kKeyTile * kChunks % kThreads == 0, "tile must split evenly over threads");
+  static_assert(kKeyTile * kChunks % kThreads == 0 && kThreads % kChunks == 0,
+                "tile must split evenly over threads");
   const int32_t* blocks = p.batch.block_table + int64_t{seq} * p.batch.max_blocks_per_seq;
+  if (kDecode && !FP8 && p.block_shift >= 0) {
+    // BF16/FP16 decode CTAs and a power-of-two block size: one shift an entry and no branch; a
+    // key at or past kend reads the last key's entry instead, which no copy uses (they copy keys
+    // below kend only). H200: batch 8 x 1,024 keys 9.0-9.4 -> 8.6 us, 256 x 1,024 78.1 -> 77.0
+    // us, the 9B batch-1 step 4.708 / 4.747 -> 4.673 / 4.674 ms. Not in prefill CTAs (it cost
+    // them registers) nor FP8 decode CTAs (a 4-byte spill at their 128-register bound, and no
+    // gain: 73.8 / 74.2 -> 74.3 us at 255 x 1,500 keys).
+    const int last = kend - 1;  // >= 0: a CTA without keys returns before loading entries
+    const int row_key = tile0 + static_cast<int>(threadIdx.x) / kChunks;
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      entry[j] = blocks[min(row_key + j * (kThreads / kChunks), last) >> p.block_shift];
+    }
+    if constexpr (FP8) {
+      const int key16 = tile0 + 16 * static_cast<int>(threadIdx.x % (kKeyTile / 16));
+      entry[kRows] = blocks[min(key16, last) >> p.block_shift];
+    }
+    return;
+  }
 #pragma unroll
   for (int j = 0; j < kRows; ++j) {
     const int key = tile0 + (threadIdx.x + j * kThreads) / kChunks;
@@ -885,7 +905,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   for (int i = 0; i < L::kStages - 1; ++i) {
     const int tile0 = kbeg + i * kKeyTile;
     if (tile0 < kend) {
-      load_tile_entries<HD, FP8>(p, seq, tile0, kend, entry);
+      load_tile_entries<HD, FP8, ROWS == kDecodeRows>(p, seq, tile0, kend, entry);
       fetch(i, tile0, kend, entry, defer_from);
     }
     cp_async_commit();
@@ -894,7 +914,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   // (prefill CTAs compute long enough per tile, and have no registers to spare for them).
   constexpr bool kEntriesAhead = ROWS == kDecodeRows;
   if constexpr (kEntriesAhead) {
-    load_tile_entries<HD, FP8>(p, seq, kbeg + (L::kStages - 1) * kKeyTile, kend, entry);
+    load_tile_entries<HD, FP8, kEntriesAhead>(p, seq, kbeg + (L::kStages - 1) * kKeyTile, kend,
+                                              entry);
   }
   if constexpr (!FP8) {
     if (early) {
@@ -937,10 +958,10 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
     // the previous iteration's closing barrier.
     const int ahead = tile0 + (L::kStages - 1) * kKeyTile;
     if (ahead < kend) {
-      if constexpr (!kEntriesAhead) load_tile_entries<HD, FP8>(p, seq, ahead, kend, entry);
+      if constexpr (!kEntriesAhead) load_tile_entries<HD, FP8, false>(p, seq, ahead, kend, entry);
       fetch((stage + L::kStages - 1) % L::kStages, ahead, kend, entry, INT32_MAX);
       if constexpr (kEntriesAhead)
-        load_tile_entries<HD, FP8>(p, seq, ahead + kKeyTile, kend, entry);
+        load_tile_entries<HD, FP8, true>(p, seq, ahead + kKeyTile, kend, entry);
     }
     cp_async_commit();
     cp_async_wait<L::kStages - 1>();  // this iteration's tile has landed (for this thread)
