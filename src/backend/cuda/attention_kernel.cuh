@@ -141,6 +141,16 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(smem_addr(p)));
 }
 
+// 2^x on the MUFU unit alone, results below 2^-126 flushed to zero. exp2f is the same MUFU.EX2
+// plus a range fix-up for those denormal results (a compare and two predicated multiplies,
+// four instructions where one does); a probability or rescale factor under 2^-126 is zero to
+// the softmax either way. 2^0 is exactly 1, 2^-inf is 0.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Two floats rounded to T and packed (lo at the lower address); the rounded values are returned
 // so that the softmax denominator sums exactly what the numerator multiplies.
 template <typename T>
@@ -575,13 +585,13 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(st.m[h], mx);
     use[h] = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet
-    alpha[h] = exp2f(st.m[h] - use[h]);          // 0 while the old max is still -inf
+    alpha[h] = exp2_ftz(st.m[h] - use[h]);       // 0 while the old max is still -inf
     st.m[h] = m_new;
     st.l[h] *= alpha[h];
     rescale |= alpha[h] != 1.0f;
   }
   // Once the rows' maxima settle, a tile rarely raises one: the accumulator is rescaled only
-  // when some row of the warp needs it (exp2f(0) is exactly 1).
+  // when some row of the warp needs it (exp2_ftz(0) is exactly 1).
   if (__any_sync(0xffffffffu, rescale)) {
 #pragma unroll
     for (int h = 0; h < 2 * MT; ++h) {
@@ -603,10 +613,10 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         float* t = s[m][2 * kk + half];
-        t[0] = exp2f(t[0] - use[2 * m]);
-        t[1] = exp2f(t[1] - use[2 * m]);
-        t[2] = exp2f(t[2] - use[2 * m + 1]);
-        t[3] = exp2f(t[3] - use[2 * m + 1]);
+        t[0] = exp2_ftz(t[0] - use[2 * m]);
+        t[1] = exp2_ftz(t[1] - use[2 * m]);
+        t[2] = exp2_ftz(t[2] - use[2 * m + 1]);
+        t[3] = exp2_ftz(t[3] - use[2 * m + 1]);
         a[m][2 * half] = pack_rounded<C>(t[0], t[1]);
         a[m][2 * half + 1] = pack_rounded<C>(t[2], t[3]);
         st.l[2 * m] += t[0] + t[1];
