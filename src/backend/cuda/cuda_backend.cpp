@@ -267,8 +267,8 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   const size_t half = static_cast<size_t>(config_.rotary_dim / 2);
   buf_.rope_cos = arena.take_n<float>(static_cast<size_t>(max_context_) * half);
   buf_.rope_sin = arena.take_n<float>(static_cast<size_t>(max_context_) * half);
-  buf_.delta_parts =
-      arena.take_n<float>(2 * std::min<size_t>(t, kKSplitMaxRows) * static_cast<size_t>(hidden));
+  buf_.delta_parts = arena.take_n<float>(kKSplitParts * std::min<size_t>(t, kKSplitMaxRows) *
+                                         static_cast<size_t>(hidden));
 }
 
 void CudaBackend::allocate_within_budget(const LoadedModel& model) {

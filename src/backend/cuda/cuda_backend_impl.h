@@ -67,7 +67,7 @@ struct StepBuffers {
   void* sample_scan = nullptr;                 // sample_rows' pre-scan, max_logits_rows rows
   float* rope_cos = nullptr;                   // [max_context][rotary_dim / 2]
   float* rope_sin = nullptr;
-  float* delta_parts = nullptr;  // [2][min(tokens, kKSplitMaxRows)][hidden]: project_delta
+  float* delta_parts = nullptr;  // [kKSplitParts][min(tokens, kKSplitMaxRows)][hidden]
 };
 
 // Logit adjustments (penalised history + logit_bias entries) one step can take on the device;
@@ -89,6 +89,7 @@ inline constexpr int64_t kGemvRows = 2;
 // rows and more both are slower in parts. The 9B decode step: 0.7-1.5% shorter at 8 and 64 rows,
 // unchanged at 256 (docs/PERFORMANCE.md).
 inline constexpr int64_t kKSplitMaxRows = 256;
+inline constexpr int32_t kKSplitParts = 2;  // K slices of such a projection
 
 // The tensor-core GEMV (gemv.h, 3-8 rows) takes projections of at most this many outputs, where
 // cuBLASLt's tiles underfill the GPU. cuda_gemv_bench on the H200, GLM-4-9B shapes, against
@@ -170,7 +171,7 @@ class CudaBackend final : public Backend {
   // Each returns its sublayer's output for the residual_add_norm after it.
   Delta attention_layer(const DeviceBatch& db, int layer);
   Delta mlp_layer(int32_t n_tokens, int layer);
-  // A projection whose output only feeds a residual_add_norm: with K in two fp32 parts
+  // A projection whose output only feeds a residual_add_norm: with K in kKSplitParts fp32 parts
   // (Gemm::linear_k_split) for up to kKSplitMaxRows rows the GEMV does not take, without bias;
   // else project().
   Delta project_delta(const void* x, const void* w, const void* bias, int64_t m, int64_t k);

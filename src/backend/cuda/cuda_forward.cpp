@@ -165,9 +165,9 @@ Delta CudaBackend::project_delta(const void* x, const void* w, const void* bias,
                                  int64_t k) {
   const int64_t hidden = config_.hidden_size;
   if (k_split_ && !gemv_takes(m, hidden, k, x, w) && m <= kKSplitMaxRows && bias == nullptr &&
-      k % 16 == 0) {
-    gemm_->linear_k_split(x, w, buf_.delta_parts, m, hidden, k, 2, act_, stream_.get());
-    return Delta{nullptr, buf_.delta_parts, 2};
+      k % (8 * kKSplitParts) == 0) {
+    gemm_->linear_k_split(x, w, buf_.delta_parts, m, hidden, k, kKSplitParts, act_, stream_.get());
+    return Delta{nullptr, buf_.delta_parts, kKSplitParts};
   }
   project(x, w, bias, buf_.delta, m, hidden, k, act_, false, stream_.get());
   return Delta{buf_.delta};

@@ -327,8 +327,7 @@ __device__ __forceinline__ void store_kv_run(const KvDestination& kv, bool is_k,
   uint32_t bytes = 0;
 #pragma unroll
   for (int k = 0; k < E; ++k) {
-    bytes |= static_cast<uint32_t>(__nv_cvt_float_to_fp8(v[k], __NV_SATFINITE, __NV_E4M3))
-             << (8 * k);
+    bytes |= static_cast<uint32_t>(to_kv_e4m3(v[k])) << (8 * k);
   }
   uint8_t* at = static_cast<uint8_t*>(kv.k) + kv_row * kv_dim + elem0;
   if constexpr (E == 4) {

@@ -13,6 +13,11 @@
 
 namespace autoglm::cuda {
 
+// An FP8 pool's byte for a K or V value: E4M3, saturating, one rounding from fp32.
+__device__ __forceinline__ __nv_fp8_storage_t to_kv_e4m3(float value) {
+  return __nv_cvt_float_to_fp8(value, __NV_SATFINITE, __NV_E4M3);
+}
+
 // `elem` is head * head_dim + d within the row of kv_dim = num_kv_heads * head_dim elements.
 template <typename T>
 __device__ __forceinline__ void store_kv_element(const KvDestination& kv, bool is_k, int64_t kv_row,
@@ -22,7 +27,7 @@ __device__ __forceinline__ void store_kv_element(const KvDestination& kv, bool i
     static_cast<T*>(base)[kv_row * kv_dim + elem] = from_f32<T>(value);
     return;
   }
-  const __nv_fp8_storage_t byte = __nv_cvt_float_to_fp8(value, __NV_SATFINITE, __NV_E4M3);
+  const __nv_fp8_storage_t byte = to_kv_e4m3(value);
   int64_t at = kv_row * kv_dim + elem;
   if (!is_k) {  // [block][kv_dim][block_size]
     const int64_t block = kv_row / kv.block_size;
