@@ -455,9 +455,20 @@ bench_run() {
   local check=$1 name=$2
   shift 2
   curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_before_$name.txt"
+  # The server's own GPU power and SM clock gauges, scraped twice a second while the bench runs.
+  (while true; do
+    curl -sf http://127.0.0.1:18080/metrics | grep -E \
+      '^autoglm:gpu_(sm_clock_hertz|power_watts|power_limit_watts|clock_slowdown)\{gpu="0"' \
+      | tr '\n' ' '
+    echo
+    sleep 0.5
+  done) >"$LOGS/gpu_samples_$name.txt" 2>/dev/null &
+  local sampler=$!
   timeout 580 "$BIN/autoglm" bench serve --base-url http://127.0.0.1:18080 \
     --vocab-size 151552 --input-len "$IN_LEN" --output-len "$OUT_LEN" --ignore-eos "$@" \
     --json "$LOGS/bench_serve_$name.json" >"$LOGS/bench_serve_$name.log" 2>&1
+  kill "$sampler" 2>/dev/null
+  wait "$sampler" 2>/dev/null
   curl -sf http://127.0.0.1:18080/metrics >"$LOGS/metrics_after_$name.txt"
   local gap
   gap=$(python3 - "$LOGS/metrics_before_$name.txt" "$LOGS/metrics_after_$name.txt" <<'PYEOF'
@@ -471,7 +482,8 @@ def read(path):
         "autoglm:engine_host_gap_seconds_count", "autoglm:decode_step_seconds_sum",
         "autoglm:decode_step_seconds_count", "autoglm:prefill_step_seconds_sum",
         "autoglm:prefill_step_seconds_count", "autoglm:device_idle_gap_seconds_sum",
-        "autoglm:device_idle_gap_seconds_count")}
+        "autoglm:device_idle_gap_seconds_count", "autoglm:gpu_energy_joules_total",
+        "autoglm:generation_tokens_total")}
 a, b = read(sys.argv[1]), read(sys.argv[2])
 d = {k: b[k] - a[k] for k in a}
 n = d["autoglm:engine_host_gap_seconds_count"]
@@ -486,14 +498,38 @@ idle = d["autoglm:device_idle_gap_seconds_count"]
 if idle:
     parts.append(f"device idle {1e3 * d['autoglm:device_idle_gap_seconds_sum'] / idle:.3f} ms "
                  f"mean over {idle:.0f} gaps")
+joules, tokens = d["autoglm:gpu_energy_joules_total"], d["autoglm:generation_tokens_total"]
+if joules > 0 and tokens > 0:
+    parts.append(f"GPU energy {joules / 1e3:.1f} kJ, {1e3 * joules / tokens:.1f} mJ per generated token")
 print("; ".join(parts))
+PYEOF
+  )
+  local power
+  power=$(python3 - "$LOGS/gpu_samples_$name.txt" <<'PYEOF'
+import re, statistics, sys
+clock, watts, limit, capped = [], [], [], []
+for line in open(sys.argv[1]):
+    def one(pattern):
+        m = re.search(pattern + r"\{[^}]*\} ([0-9.e+-]+)", line)
+        return float(m.group(1)) if m else None
+    c, w, l = one("autoglm:gpu_sm_clock_hertz"), one("autoglm:gpu_power_watts"), one("autoglm:gpu_power_limit_watts")
+    cap = re.search(r'autoglm:gpu_clock_slowdown\{[^}]*reason="power_cap"\} ([01])', line)
+    if c is None or w is None: continue
+    clock.append(c / 1e6); watts.append(w)
+    if l is not None: limit.append(l)
+    if cap: capped.append(cap.group(1) == "1")
+if clock:
+    text = (f"SM clock median {statistics.median(clock):.0f} MHz, power median {statistics.median(watts):.0f} W"
+            + (f" of {max(limit):.0f}" if limit else "") + f" over {len(clock)} samples")
+    if capped: text += f", power-capped in {100 * sum(capped) / len(capped):.0f}%"
+    print(text)
 PYEOF
   )
   row "$check" INFO "$(python3 -c "import json,sys; r = json.load(open(sys.argv[1])); \
 print('in %d out %d, %d prompts: output %.0f tok/s; ITL p50 %.1f p99 %.1f ms; TTFT p50 %.0f p99 %.0f ms; failed %s' % ( \
 r['parameters']['input_len'], r['parameters']['output_len'], r['parameters']['num_prompts'], \
 r['output_throughput'], r['itl']['p50_ms'], r['itl']['p99_ms'], r['ttft']['p50_ms'], \
-r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_$name.json" 2>&1 | tail -1); $gap"
+r['ttft']['p99_ms'], r['failed']))" "$LOGS/bench_serve_$name.json" 2>&1 | tail -1); $gap${power:+; $power}"
 }
 if [ -x "$BIN/autoglm" ] && { [ "${BENCH_CONCURRENCY:-1 8 64}" != none ] || [ "${BENCH_TARGET:-0}" = 1 ]; }; then
   # Random weights have no tokenizer: one whose vocabulary fills the model's, so every sampled

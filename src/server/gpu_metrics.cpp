@@ -16,6 +16,7 @@ struct NvmlMemory {  // nvmlMemory_t
 struct NvmlUtilization {  // nvmlUtilization_t
   unsigned int gpu, memory;
 };
+constexpr int kNvmlClockSm = 1;  // NVML_CLOCK_SM of nvmlClockType_t
 
 }  // namespace
 
@@ -28,12 +29,41 @@ struct GpuMonitor::Nvml {
   NvmlReturn (*memory)(NvmlDevice, NvmlMemory*) = nullptr;
   NvmlReturn (*utilization)(NvmlDevice, NvmlUtilization*) = nullptr;
   NvmlReturn (*name)(NvmlDevice, char*, unsigned int) = nullptr;
+  // Optional: an older driver without one of these still serves the metrics above.
+  NvmlReturn (*power)(NvmlDevice, unsigned int*) = nullptr;         // milliwatts
+  NvmlReturn (*power_limit)(NvmlDevice, unsigned int*) = nullptr;   // milliwatts
+  NvmlReturn (*energy)(NvmlDevice, unsigned long long*) = nullptr;  // millijoules
+  NvmlReturn (*clock)(NvmlDevice, int, unsigned int*) = nullptr;    // MHz
+  NvmlReturn (*max_clock)(NvmlDevice, int, unsigned int*) = nullptr;
+  NvmlReturn (*slowdown_reasons)(NvmlDevice, unsigned long long*) = nullptr;
   std::vector<NvmlDevice> devices;
 
   template <typename F>
   bool bind(F& fn, const char* symbol) {
     fn = reinterpret_cast<F>(dlsym(library, symbol));
     return fn != nullptr;
+  }
+
+  void read_power_and_clocks(NvmlDevice device, GpuStats& stats) const {
+    unsigned int value = 0;
+    if (power != nullptr && power(device, &value) == 0) stats.power_watts = value * 1e-3;
+    if (power_limit != nullptr && power_limit(device, &value) == 0) {
+      stats.power_limit_watts = value * 1e-3;
+    }
+    unsigned long long millijoules = 0;
+    if (energy != nullptr && energy(device, &millijoules) == 0) {
+      stats.energy_joules = static_cast<double>(millijoules) * 1e-3;
+    }
+    if (clock != nullptr && clock(device, kNvmlClockSm, &value) == 0) {
+      stats.sm_clock_hertz = value * 1e6;
+    }
+    if (max_clock != nullptr && max_clock(device, kNvmlClockSm, &value) == 0) {
+      stats.sm_clock_max_hertz = value * 1e6;
+    }
+    unsigned long long reasons = 0;
+    if (slowdown_reasons != nullptr && slowdown_reasons(device, &reasons) == 0) {
+      stats.clock_slowdown_reasons = reasons;
+    }
   }
 };
 
@@ -53,6 +83,15 @@ GpuMonitor::GpuMonitor() {
     why_ = "libnvidia-ml.so.1 lacks an expected symbol";
     dlclose(nvml->library);
     return;
+  }
+  nvml->bind(nvml->power, "nvmlDeviceGetPowerUsage");
+  nvml->bind(nvml->power_limit, "nvmlDeviceGetEnforcedPowerLimit");
+  nvml->bind(nvml->energy, "nvmlDeviceGetTotalEnergyConsumption");
+  nvml->bind(nvml->clock, "nvmlDeviceGetClockInfo");
+  nvml->bind(nvml->max_clock, "nvmlDeviceGetMaxClockInfo");
+  // The name since driver 535; the older one has the same signature and bits.
+  if (!nvml->bind(nvml->slowdown_reasons, "nvmlDeviceGetCurrentClocksEventReasons")) {
+    nvml->bind(nvml->slowdown_reasons, "nvmlDeviceGetCurrentClocksThrottleReasons");
   }
   if (nvml->init() != 0) {
     why_ = "nvmlInit failed (driver not loaded?)";
@@ -101,6 +140,7 @@ std::vector<GpuStats> GpuMonitor::sample() const {
     }
     char name[96] = {};
     if (nvml_->name(nvml_->devices[i], name, sizeof(name)) == 0) stats.name = name;
+    nvml_->read_power_and_clocks(nvml_->devices[i], stats);
     out.push_back(std::move(stats));
   }
   return out;

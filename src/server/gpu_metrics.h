@@ -1,12 +1,16 @@
-// GPU memory and utilisation for /metrics, read from the driver's NVML library, which is loaded
-// at run time (dlopen of libnvidia-ml.so.1): the same binary runs on machines without a GPU or
-// driver, where the GPU metrics are simply left out.
+// GPU memory, utilisation, power and SM clock for /metrics, read from the driver's NVML library,
+// which is loaded at run time (dlopen of libnvidia-ml.so.1): the same binary runs on machines
+// without a GPU or driver, where the GPU metrics are simply left out. Power and clocks matter to
+// an operator because a busy Hopper serving step runs at its board power limit, where the driver
+// lowers the SM clock (1.6 of 1.98 GHz on an H200 at 256 streams): the clock-slowdown reasons
+// say when throughput is bounded by power rather than by the engine.
 // Thread ownership: GpuMonitor is safe from any thread (NVML calls are thread-safe; the handle
 // table is fixed after construction).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +22,23 @@ struct GpuStats {
   uint64_t memory_used_bytes = 0;
   uint64_t memory_total_bytes = 0;
   double utilization = 0.0;  // share of the last sample period a kernel ran, 0..1
+  // Each absent where the driver does not report it.
+  std::optional<double> power_watts;        // board power draw
+  std::optional<double> power_limit_watts;  // the enforced limit
+  std::optional<double> energy_joules;      // consumed since the driver was loaded
+  std::optional<double> sm_clock_hertz;
+  std::optional<double> sm_clock_max_hertz;
+  std::optional<uint64_t> clock_slowdown_reasons;  // NVML's clocks-event-reason bit mask
+};
+
+// The clock-slowdown reasons /metrics names, with their NVML bits.
+struct ClockSlowdownReason {
+  const char* label;
+  uint64_t bit;
+};
+inline constexpr ClockSlowdownReason kClockSlowdownReasons[] = {
+    {"power_cap", 0x4},   {"hw_slowdown", 0x8},     {"sw_thermal", 0x20},
+    {"hw_thermal", 0x40}, {"hw_power_brake", 0x80},
 };
 
 class GpuMonitor {

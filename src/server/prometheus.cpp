@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -161,12 +162,12 @@ std::string escape_label_value(std::string_view value) {
 // Left out entirely when there is no GPU, so that dashboards do not show a fake zero.
 void render_gpus(MetricWriter& w, const std::vector<GpuStats>& gpus) {
   if (gpus.empty()) return;
+  const auto gpu_labels = [](const GpuStats& g) {
+    return fmt::format("gpu=\"{}\",name=\"{}\"", g.index, escape_label_value(g.name));
+  };
   const auto series = [&](std::string_view name, std::string_view help, auto value_of) {
     w.header(name, "gauge", help);
-    for (const GpuStats& g : gpus) {
-      w.sample(name, fmt::format("gpu=\"{}\",name=\"{}\"", g.index, escape_label_value(g.name)),
-               value_of(g));
-    }
+    for (const GpuStats& g : gpus) w.sample(name, gpu_labels(g), value_of(g));
   };
   series("autoglm:gpu_memory_used_bytes", "GPU memory in use (all processes), from NVML.",
          [](const GpuStats& g) { return static_cast<double>(g.memory_used_bytes); });
@@ -175,6 +176,45 @@ void render_gpus(MetricWriter& w, const std::vector<GpuStats>& gpus) {
   series("autoglm:gpu_utilization_ratio",
          "Share of the last NVML sample period in which a kernel ran on the GPU (0..1).",
          [](const GpuStats& g) { return g.utilization; });
+  // The driver may not report these: a series lists only the GPUs that have a value, and is left
+  // out when none has.
+  const auto optional_series = [&](std::string_view name, std::string_view type,
+                                   std::string_view help, auto field) {
+    if (std::none_of(gpus.begin(), gpus.end(),
+                     [&](const GpuStats& g) { return (g.*field).has_value(); })) {
+      return;
+    }
+    w.header(name, type, help);
+    for (const GpuStats& g : gpus) {
+      if ((g.*field).has_value()) w.sample(name, gpu_labels(g), *(g.*field));
+    }
+  };
+  optional_series("autoglm:gpu_power_watts", "gauge", "Board power draw, from NVML.",
+                  &GpuStats::power_watts);
+  optional_series("autoglm:gpu_power_limit_watts", "gauge",
+                  "Enforced board power limit, from NVML.", &GpuStats::power_limit_watts);
+  // Joules per generated token: its rate over autoglm:generation_tokens_total's.
+  optional_series("autoglm:gpu_energy_joules_total", "counter",
+                  "Energy the GPU has used since its driver was loaded, from NVML.",
+                  &GpuStats::energy_joules);
+  optional_series("autoglm:gpu_sm_clock_hertz", "gauge", "Current SM clock, from NVML.",
+                  &GpuStats::sm_clock_hertz);
+  optional_series("autoglm:gpu_sm_clock_max_hertz", "gauge", "Maximum SM clock, from NVML.",
+                  &GpuStats::sm_clock_max_hertz);
+  if (std::any_of(gpus.begin(), gpus.end(),
+                  [](const GpuStats& g) { return g.clock_slowdown_reasons.has_value(); })) {
+    constexpr std::string_view kName = "autoglm:gpu_clock_slowdown";
+    w.header(kName, "gauge",
+             "1 while the driver holds the SM clock down for this reason (power_cap: the board "
+             "is at its power limit), else 0; from NVML's clocks-event reasons.");
+    for (const GpuStats& g : gpus) {
+      if (!g.clock_slowdown_reasons.has_value()) continue;
+      for (const ClockSlowdownReason& reason : kClockSlowdownReasons) {
+        w.sample(kName, fmt::format("{},reason=\"{}\"", gpu_labels(g), reason.label),
+                 (*g.clock_slowdown_reasons & reason.bit) != 0 ? 1.0 : 0.0);
+      }
+    }
+  }
 }
 
 std::string render_prometheus(const PrometheusInputs& inputs) {

@@ -116,12 +116,22 @@ TEST(Prometheus, EngineMetricsUseVllmNamesAndParseBack) {
   }
 }
 
+// An H200 with the memory and utilisation NVML always reports, and nothing else.
+GpuStats h200(uint32_t index, uint64_t memory_used, double utilization) {
+  GpuStats g;
+  g.index = index;
+  g.name = "NVIDIA H200";
+  g.memory_used_bytes = memory_used;
+  g.memory_total_bytes = 141ull << 30;
+  g.utilization = utilization;
+  return g;
+}
+
 TEST(Prometheus, GpuMetricsPerDeviceAndAbsentWithoutGpus) {
   PrometheusInputs inputs;
   inputs.model_name = "m";
   EXPECT_EQ(render_prometheus(inputs).find("autoglm:gpu_"), std::string::npos);
-  inputs.gpus = {{0, "NVIDIA H200", 20ull << 30, 141ull << 30, 0.75},
-                 {1, "NVIDIA H200", 1ull << 30, 141ull << 30, 0.0}};
+  inputs.gpus = {h200(0, 20ull << 30, 0.75), h200(1, 1ull << 30, 0.0)};
   Parsed parsed = parse_exposition(render_prometheus(inputs));
   EXPECT_EQ(parsed.types.at("autoglm:gpu_memory_used_bytes"), "gauge");
   const std::string gpu0 = "gpu=\"0\",name=\"NVIDIA H200\"";
@@ -129,6 +139,49 @@ TEST(Prometheus, GpuMetricsPerDeviceAndAbsentWithoutGpus) {
   EXPECT_EQ(find(parsed, "autoglm:gpu_memory_used_bytes", gpu0)->value, 20.0 * (1ull << 30));
   EXPECT_EQ(find(parsed, "autoglm:gpu_memory_total_bytes", gpu1)->value, 141.0 * (1ull << 30));
   EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_utilization_ratio", gpu0)->value, 0.75);
+  // Power and clocks the driver did not report are left out, not shown as zero.
+  for (const char* name : {"autoglm:gpu_power_watts", "autoglm:gpu_power_limit_watts",
+                           "autoglm:gpu_energy_joules_total", "autoglm:gpu_sm_clock_hertz",
+                           "autoglm:gpu_sm_clock_max_hertz", "autoglm:gpu_clock_slowdown"}) {
+    EXPECT_EQ(parsed.types.count(name), 0u) << name;
+  }
+}
+
+TEST(Prometheus, GpuPowerClockAndSlowdownReasonsWhereReported) {
+  PrometheusInputs inputs;
+  inputs.model_name = "m";
+  GpuStats capped = h200(0, 20ull << 30, 1.0);
+  capped.power_watts = 691.5;
+  capped.power_limit_watts = 700.0;
+  capped.energy_joules = 123456.789;
+  capped.sm_clock_hertz = 1620e6;
+  capped.sm_clock_max_hertz = 1980e6;
+  capped.clock_slowdown_reasons = 0x4 | 0x40;  // power cap and HW thermal
+  GpuStats old_driver = h200(1, 1ull << 30, 0.0);
+  old_driver.power_watts = 80.0;  // nothing else reported
+  inputs.gpus = {capped, old_driver};
+  Parsed parsed = parse_exposition(render_prometheus(inputs));
+  const std::string gpu0 = "gpu=\"0\",name=\"NVIDIA H200\"";
+  const std::string gpu1 = "gpu=\"1\",name=\"NVIDIA H200\"";
+  EXPECT_EQ(parsed.types.at("autoglm:gpu_power_watts"), "gauge");
+  EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_power_watts", gpu0)->value, 691.5);
+  EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_power_watts", gpu1)->value, 80.0);
+  EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_power_limit_watts", gpu0)->value, 700.0);
+  EXPECT_EQ(parsed.types.at("autoglm:gpu_energy_joules_total"), "counter");
+  EXPECT_NEAR(find(parsed, "autoglm:gpu_energy_joules_total", gpu0)->value, 123456.789, 1e-3);
+  EXPECT_EQ(find(parsed, "autoglm:gpu_energy_joules_total", gpu1), nullptr);
+  EXPECT_EQ(find(parsed, "autoglm:gpu_power_limit_watts", gpu1), nullptr);
+  EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_sm_clock_hertz", gpu0)->value, 1620e6);
+  EXPECT_DOUBLE_EQ(find(parsed, "autoglm:gpu_sm_clock_max_hertz", gpu0)->value, 1980e6);
+  const auto reason = [&](const char* label) {
+    return find(parsed, "autoglm:gpu_clock_slowdown", gpu0 + ",reason=\"" + label + "\"");
+  };
+  EXPECT_EQ(reason("power_cap")->value, 1);
+  EXPECT_EQ(reason("hw_thermal")->value, 1);
+  EXPECT_EQ(reason("hw_slowdown")->value, 0);
+  EXPECT_EQ(reason("sw_thermal")->value, 0);
+  EXPECT_EQ(reason("hw_power_brake")->value, 0);
+  EXPECT_EQ(find(parsed, "autoglm:gpu_clock_slowdown", gpu1 + ",reason=\"power_cap\""), nullptr);
 }
 
 // Without a driver the monitor says why and samples nothing; with one (the GPU machine) every
@@ -147,6 +200,18 @@ TEST(Prometheus, GpuMonitorSamplesWhatTheDriverReports) {
     EXPECT_LE(g.memory_used_bytes, g.memory_total_bytes);
     EXPECT_GE(g.utilization, 0.0);
     EXPECT_LE(g.utilization, 1.0);
+    // Every datacenter GPU reports these; an idle one draws power and has a clock.
+    ASSERT_TRUE(g.power_watts.has_value());
+    EXPECT_GT(*g.power_watts, 0.0);
+    ASSERT_TRUE(g.power_limit_watts.has_value());
+    EXPECT_GE(*g.power_limit_watts, *g.power_watts * 0.5);
+    ASSERT_TRUE(g.sm_clock_hertz.has_value());
+    ASSERT_TRUE(g.sm_clock_max_hertz.has_value());
+    EXPECT_GT(*g.sm_clock_hertz, 0.0);
+    EXPECT_LE(*g.sm_clock_hertz, *g.sm_clock_max_hertz);
+    EXPECT_TRUE(g.clock_slowdown_reasons.has_value());
+    ASSERT_TRUE(g.energy_joules.has_value());
+    EXPECT_GT(*g.energy_joules, 0.0);
   }
 }
 

@@ -14,6 +14,8 @@
 // sequences decoding one token each after P prompt tokens, beside one prompt chunk of C tokens
 // in the same step (as the engine mixes them), next to the same D decode rows alone:
 //   [mixed] decode 254 ctx 1510 chunk 770 mixed_ms 33.1 decode_only_ms 12.4 chunk_ms 20.7
+// and both kinds of step again pipelined:
+//   [mixed-pipelined] decode 254 ctx 1602 chunk 770 mixed_ms 33.809 decode_only_ms 12.396
 // (PROFILE_MIXED=1 brackets one mixed step with cudaProfilerStart/Stop, for
 // `ncu --profile-from-start off`.)
 // Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
@@ -112,17 +114,20 @@ void prefill(autoglm::Backend& be, std::vector<Seq>& seqs, int32_t prompt_len,
   }
 }
 
-// kTimedSteps decode steps, each submitted before the previous one is collected and fed its
-// samples on the device (previous_sample_token); returns the mean wall time per step.
+// kTimedSteps steps of batches from `make`, each submitted before the previous one is
+// collected; the decode rows name the previous step's samples on the device
+// (previous_sample_token) and advance. Returns the mean wall time per step.
+template <typename Make>
 double pipelined_steps(autoglm::Backend& be, std::vector<Seq>& seqs, std::vector<int32_t>& next,
-                       int32_t blocks_per_seq,
-                       const std::vector<autoglm::RowSamplingParams>& params,
-                       std::vector<autoglm::RowSample>& out) {
+                       Make make) {
+  std::vector<autoglm::RowSample> out;
   const auto t0 = std::chrono::steady_clock::now();
   for (int step = 0; step < kTimedSteps; ++step) {
-    const ForwardBatchArrays b = decode_batch(seqs, next, blocks_per_seq);
+    const ForwardBatchArrays b = make();
+    const std::vector<autoglm::RowSamplingParams> params(b.logits_rows.size());
     be.submit_sample(b.view(), autoglm::SampleBatch{params, {}});
     if (step > 0) be.collect_sample(out);
+    out.resize(params.size());  // the size of the step just submitted, collected next
     for (size_t s = 0; s < seqs.size(); ++s) {
       next[s] = autoglm::previous_sample_token(static_cast<int32_t>(s));
       seqs[s].len += 1;
@@ -190,7 +195,8 @@ void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32
         graphs ? "on" : "off", batch, seqs.front().len, step_s * 1e3, batch / step_s,
         bytes / step_s / 1e9, bytes);
     std::fflush(stdout);
-    const double pipelined_s = pipelined_steps(*be, seqs, next, blocks_per_seq, params, out);
+    const double pipelined_s =
+        pipelined_steps(*be, seqs, next, [&] { return decode_batch(seqs, next, blocks_per_seq); });
     std::printf("[pipelined] graphs %s batch %d ctx %d step_ms %.3f tok_s %.0f\n",
                 graphs ? "on" : "off", batch, seqs.front().len, pipelined_s * 1e3,
                 batch / pipelined_s);
@@ -262,7 +268,7 @@ double timed_steps(autoglm::Backend& be, int warm, int steps, Make make, Advance
 void mixed_bench(const autoglm::LoadedModel& model, int32_t decode, int32_t chunk,
                  int32_t prompt_len) {
   constexpr int kSteps = 16;
-  const int32_t max_len = prompt_len + 2 * (kWarmSteps + kSteps) + 2;
+  const int32_t max_len = prompt_len + 2 * (kWarmSteps + kSteps + kTimedSteps) + 2;
   const int32_t blocks_per_seq = (std::max(max_len, chunk) + kBlockSize - 1) / kBlockSize;
   autoglm::CudaBackendOptions o;
   o.block_size = kBlockSize;
@@ -306,6 +312,14 @@ void mixed_bench(const autoglm::LoadedModel& model, int32_t decode, int32_t chun
   std::printf("[mixed] decode %d ctx %d chunk %d mixed_ms %.3f decode_only_ms %.3f chunk_ms %.3f\n",
               decode, seqs.front().len, chunk, mixed_s * 1e3, decode_s * 1e3,
               (mixed_s - decode_s) * 1e3);
+  std::fflush(stdout);
+  // The same two kinds of step submitted ahead, as the engine overlaps them: the host's launch
+  // work for a step hides behind the previous step's kernels.
+  const double mixed_pipelined_s = pipelined_steps(*be, seqs, next, with_chunk);
+  const double decode_pipelined_s =
+      pipelined_steps(*be, seqs, next, [&] { return decode_batch(seqs, next, blocks_per_seq); });
+  std::printf("[mixed-pipelined] decode %d ctx %d chunk %d mixed_ms %.3f decode_only_ms %.3f\n",
+              decode, seqs.front().len, chunk, mixed_pipelined_s * 1e3, decode_pipelined_s * 1e3);
   std::fflush(stdout);
   const char* profile = std::getenv("PROFILE_MIXED");
   if (profile != nullptr && std::string(profile) == "1") {
