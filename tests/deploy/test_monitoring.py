@@ -16,7 +16,7 @@ from deploy_common import (PENDING_METRICS, ROOT, base_metric_name, exported_met
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "autoglm-dashboard.json"
 ALERTS = {"AutoglmHighTimeToFirstTokenP99", "AutoglmQueueGrowing", "AutoglmKVCacheNearlyFull",
-          "AutoglmHighErrorRate", "AutoglmCircuitBreakerOpen"}
+          "AutoglmHighErrorRate", "AutoglmCircuitBreakerOpen", "AutoglmGpuThermalOrHardwareSlowdown"}
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None,
                                 reason="promtool missing: scripts/install_deps.sh installs it")
