@@ -449,8 +449,10 @@ stop_server() {
   kill -TERM $SERVE_PID 2>/dev/null
   wait $SERVE_PID 2>/dev/null
 }
-# bench_run CHECK NAME BENCH_ARGS...: one bench serve run, its row with the engine's host gap and
-# the device's idle gap over the run (from /metrics); the JSON goes to $LOGS/bench_serve_NAME.json.
+# bench_run CHECK NAME BENCH_ARGS...: one bench serve run, its row with the engine's host gap,
+# the device's idle gap and the GPU energy per generated token over the run, and the median SM
+# clock and power while it ran (all from the server's /metrics); the JSON goes to
+# $LOGS/bench_serve_NAME.json.
 bench_run() {
   local check=$1 name=$2
   shift 2
