@@ -206,10 +206,6 @@ __device__ __forceinline__ void load_tile_entries(const KernelParams& p, int seq
     for (int j = 0; j < kRows; ++j) {
       entry[j] = blocks[min(row_key + j * (kThreads / kChunks), last) >> p.block_shift];
     }
-    if constexpr (FP8) {
-      const int key16 = tile0 + 16 * static_cast<int>(threadIdx.x % (kKeyTile / 16));
-      entry[kRows] = blocks[min(key16, last) >> p.block_shift];
-    }
     return;
   }
 #pragma unroll
