@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -165,44 +166,41 @@ void render_gpus(MetricWriter& w, const std::vector<GpuStats>& gpus) {
   const auto gpu_labels = [](const GpuStats& g) {
     return fmt::format("gpu=\"{}\",name=\"{}\"", g.index, escape_label_value(g.name));
   };
-  const auto series = [&](std::string_view name, std::string_view help, auto value_of) {
-    w.header(name, "gauge", help);
-    for (const GpuStats& g : gpus) w.sample(name, gpu_labels(g), value_of(g));
+  // A value the driver may not report is an optional: a series lists only the GPUs that have
+  // one, and is left out when none has.
+  const auto reported = [&](auto value_of) {
+    return std::any_of(gpus.begin(), gpus.end(),
+                       [&](const GpuStats& g) { return value_of(g).has_value(); });
   };
-  series("autoglm:gpu_memory_used_bytes", "GPU memory in use (all processes), from NVML.",
-         [](const GpuStats& g) { return static_cast<double>(g.memory_used_bytes); });
-  series("autoglm:gpu_memory_total_bytes", "GPU memory installed, from NVML.",
-         [](const GpuStats& g) { return static_cast<double>(g.memory_total_bytes); });
-  series("autoglm:gpu_utilization_ratio",
-         "Share of the last NVML sample period in which a kernel ran on the GPU (0..1).",
-         [](const GpuStats& g) { return g.utilization; });
-  // The driver may not report these: a series lists only the GPUs that have a value, and is left
-  // out when none has.
-  const auto optional_series = [&](std::string_view name, std::string_view type,
-                                   std::string_view help, auto field) {
-    if (std::none_of(gpus.begin(), gpus.end(),
-                     [&](const GpuStats& g) { return (g.*field).has_value(); })) {
-      return;
-    }
+  const auto series = [&](std::string_view name, std::string_view type, std::string_view help,
+                          auto value_of) {
+    if (!reported(value_of)) return;
     w.header(name, type, help);
     for (const GpuStats& g : gpus) {
-      if ((g.*field).has_value()) w.sample(name, gpu_labels(g), *(g.*field));
+      if (const std::optional<double> value = value_of(g)) w.sample(name, gpu_labels(g), *value);
     }
   };
-  optional_series("autoglm:gpu_power_watts", "gauge", "Board power draw, from NVML.",
-                  &GpuStats::power_watts);
-  optional_series("autoglm:gpu_power_limit_watts", "gauge",
-                  "Enforced board power limit, from NVML.", &GpuStats::power_limit_watts);
+  using Value = std::optional<double>;
+  series("autoglm:gpu_memory_used_bytes", "gauge", "GPU memory in use (all processes), from NVML.",
+         [](const GpuStats& g) { return Value(static_cast<double>(g.memory_used_bytes)); });
+  series("autoglm:gpu_memory_total_bytes", "gauge", "GPU memory installed, from NVML.",
+         [](const GpuStats& g) { return Value(static_cast<double>(g.memory_total_bytes)); });
+  series("autoglm:gpu_utilization_ratio", "gauge",
+         "Share of the last NVML sample period in which a kernel ran on the GPU (0..1).",
+         [](const GpuStats& g) { return Value(g.utilization); });
+  series("autoglm:gpu_power_watts", "gauge", "Board power draw, from NVML.",
+         [](const GpuStats& g) { return g.power_watts; });
+  series("autoglm:gpu_power_limit_watts", "gauge", "Enforced board power limit, from NVML.",
+         [](const GpuStats& g) { return g.power_limit_watts; });
   // Joules per generated token: its rate over autoglm:generation_tokens_total's.
-  optional_series("autoglm:gpu_energy_joules_total", "counter",
-                  "Energy the GPU has used since its driver was loaded, from NVML.",
-                  &GpuStats::energy_joules);
-  optional_series("autoglm:gpu_sm_clock_hertz", "gauge", "Current SM clock, from NVML.",
-                  &GpuStats::sm_clock_hertz);
-  optional_series("autoglm:gpu_sm_clock_max_hertz", "gauge", "Maximum SM clock, from NVML.",
-                  &GpuStats::sm_clock_max_hertz);
-  if (std::any_of(gpus.begin(), gpus.end(),
-                  [](const GpuStats& g) { return g.clock_slowdown_reasons.has_value(); })) {
+  series("autoglm:gpu_energy_joules_total", "counter",
+         "Energy the GPU has used since its driver was loaded, from NVML.",
+         [](const GpuStats& g) { return g.energy_joules; });
+  series("autoglm:gpu_sm_clock_hertz", "gauge", "Current SM clock, from NVML.",
+         [](const GpuStats& g) { return g.sm_clock_hertz; });
+  series("autoglm:gpu_sm_clock_max_hertz", "gauge", "Maximum SM clock, from NVML.",
+         [](const GpuStats& g) { return g.sm_clock_max_hertz; });
+  if (reported([](const GpuStats& g) { return g.clock_slowdown_reasons; })) {
     constexpr std::string_view kName = "autoglm:gpu_clock_slowdown";
     w.header(kName, "gauge",
              "1 while the driver holds the SM clock down for this reason (power_cap: the board "

@@ -446,7 +446,7 @@ constexpr int kHeads = 32, kKvHeads = 2, kHeadDim = 128, kBlock = 16;
 // power meter sampling beside it sees the kernel's steady draw.
 int bench_repeat() {
   const char* repeat = std::getenv("AUTOGLM_CUDA_BENCH_REPEAT");
-  return repeat != nullptr && std::atoi(repeat) > 1 ? std::atoi(repeat) : 1;
+  return repeat != nullptr ? std::max(1, std::atoi(repeat)) : 1;
 }
 
 float time_ms(cudaStream_t stream, int iterations, const auto& call) {
