@@ -14,6 +14,7 @@
 #include <string>
 
 #include "backend/cuda/attention.h"
+#include "backend/cuda/attention_decode_fp8.cuh"
 #include "backend/cuda/attention_kernel.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/pdl.cuh"
@@ -184,9 +185,55 @@ size_t workspace_for(const Plan& p, int64_t n_seqs, const AttentionShape& s) {
   return static_cast<size_t>(parts) * (sizeof(float) * s.head_dim + sizeof(float2));
 }
 
+// Merges a decode launch's splits, when it has several.
+template <typename T, int HD>
+void launch_combine(const attn::KernelParams& kp, const AttentionBatch& b, cudaStream_t stream) {
+  if (kp.splits <= 1) return;
+  const dim3 grid(static_cast<unsigned>(b.n_seqs), static_cast<unsigned>(kp.num_heads));
+  launch_dependent("combine_splits_kernel", attn::combine_splits_kernel<T, HD>, grid, HD, 0, stream,
+                   kp);
+}
+
+// Whether a decode launch over an FP8 pool takes fp8_decode_bulk_kernel: blocks of 16 keys, at
+// least kMinBulkCtas (sequence, KV head) CTAs, and not with AUTOGLM_CUDA_FP8_BULK=0 (for
+// measuring against the tiled kernel; read once). Below that, the split keys leave each CTA a few
+// tiles, and the bulk copies' longer start costs more than their issue saves (H200, 9B shape:
+// batch 1 x 1,024 keys 7.1 us tiled, 7.7 bulk; 8 x 1,024 8.7 / 9.6; 32 x 1,024 13.3 / 13.2; 64 x
+// 1,024 20.2 / 18.6; 255 x 1,500 72.1 / 59.1; docs/PERFORMANCE.md, twenty-third step).
+constexpr int64_t kMinBulkCtas = 64;
+bool fp8_bulk_decode(const AttentionBatch& b, const attn::KernelParams& kp) {
+  static const bool enabled = switch_on("AUTOGLM_CUDA_FP8_BULK");
+  return enabled && b.block_size == attn::kBulkBlockSize &&
+         int64_t{b.n_seqs} * kp.num_kv_heads * kp.row_tiles >= kMinBulkCtas;
+}
+
+template <typename T, int HD>
+void launch_fp8_bulk_decode(const attn::KernelParams& kp, const AttentionBatch& b,
+                            cudaStream_t stream) {
+  constexpr size_t kSmem = attn::BulkDecodeSmem<HD>::bytes;
+  static const cudaError_t opted_in = cudaFuncSetAttribute(
+      attn::fp8_decode_bulk_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int{kSmem});
+  if (opted_in != cudaSuccess) {
+    throw Error(ErrorCode::kInternal,
+                std::string("paged attention: cannot reserve ") + std::to_string(kSmem) +
+                    " bytes of shared memory: " + cudaGetErrorString(opted_in));
+  }
+  const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(b.n_seqs),
+                  static_cast<unsigned>(kp.row_tiles * kp.splits));
+  launch_dependent("fp8_decode_bulk_kernel", attn::fp8_decode_bulk_kernel<T, HD>, grid,
+                   attn::kThreads, kSmem, stream, kp);
+}
+
 template <typename T, int HD, int ROWS, bool FP8>
 void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStream_t stream) {
   constexpr size_t kSmem = attn::Smem<T, HD, ROWS, FP8>::bytes;
+  if constexpr (FP8 && ROWS == attn::kDecodeRows) {
+    if (kp.seq_list == nullptr && fp8_bulk_decode(b, kp)) {
+      launch_fp8_bulk_decode<T, HD>(kp, b, stream);
+      launch_combine<T, HD>(kp, b, stream);
+      return;
+    }
+  }
   if (const cudaError_t opted_in = opt_in_shared_memory<T, HD, ROWS, FP8>();
       opted_in != cudaSuccess) {
     throw Error(ErrorCode::kInternal,
@@ -198,11 +245,7 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
                   static_cast<unsigned>(kp.row_tiles * kp.splits));
   launch_dependent("paged_attention_kernel", attn::paged_attention_kernel<T, HD, ROWS, FP8>, grid,
                    attn::kThreads, kSmem, stream, kp);
-  if (kp.splits > 1) {
-    const dim3 combine_grid(static_cast<unsigned>(b.n_seqs), static_cast<unsigned>(kp.num_heads));
-    launch_dependent("combine_splits_kernel", attn::combine_splits_kernel<T, HD>, combine_grid, HD,
-                     0, stream, kp);
-  }
+  launch_combine<T, HD>(kp, b, stream);
 }
 
 template <typename T, int HD, bool FP8>

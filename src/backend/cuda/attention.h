@@ -16,13 +16,39 @@ enum class ActType : uint8_t { kBF16, kF16 };  // activation and KV-cache elemen
 
 // One layer of the KV pool: K and V each [num_blocks * block_size][num_kv_heads * head_dim],
 // row `slot` = block * block_size + offset. An FP8 pool (AttentionShape::kv_fp8) holds E4M3
-// bytes: K in the same rows, V transposed within each block, [num_blocks][num_kv_heads]
-// [head_dim][block_size], so that a dim's consecutive keys are consecutive bytes (the P V
-// product reads them that way); block_size is then a multiple of 16.
+// bytes, a block's keys of one KV head together: K as [num_blocks][num_kv_heads][block_size]
+// [head_dim] with each row's 16-byte chunks permuted by its slot (fp8_k_offset), V transposed,
+// [num_blocks][num_kv_heads][head_dim][block_size], so that a dim's consecutive keys are
+// consecutive bytes (the P V product reads them that way); block_size is then a multiple of 16.
+// So 16 keys of one head are two contiguous runs (K and V) that a decode warp fetches with two
+// bulk copies, and they land in shared memory already in the bank-conflict-free order its loads
+// want: the eight keys one load instruction reads (0, 1, 4, 5, 8, 9, 12, 13 of 16, plus 0 or 2)
+// find the same logical chunk in eight different bank groups.
 struct PagedKvLayer {
   void* k = nullptr;
   void* v = nullptr;
 };
+
+#if defined(__CUDACC__)
+#define AUTOGLM_HOST_DEVICE __host__ __device__
+#else
+#define AUTOGLM_HOST_DEVICE
+#endif
+
+// Where an FP8 pool's K row of slot `slot` (its offset in the block) keeps logical 16-byte chunk
+// `chunk`: the chunks are permuted by the slot's low four bits at head_dim 128 and 64 (the
+// attention kernels' sizes), left in order at any other.
+AUTOGLM_HOST_DEVICE constexpr int fp8_k_chunk_at(int slot, int chunk, int head_dim) {
+  if (head_dim == 128) return chunk ^ ((slot & 1) | ((slot >> 1) & 6));
+  return head_dim == 64 ? chunk ^ ((slot >> 2) & 3) : chunk;
+}
+
+// The byte of an FP8 pool's K for (block, kv_head, slot in the block, dim).
+AUTOGLM_HOST_DEVICE constexpr int64_t fp8_k_offset(int64_t block, int kv_head, int slot, int dim,
+                                                   int num_kv_heads, int head_dim, int block_size) {
+  return ((block * num_kv_heads + kv_head) * block_size + slot) * head_dim +
+         fp8_k_chunk_at(slot, dim >> 4, head_dim) * 16 + (dim & 15);
+}
 
 // The step's batch, all pointers on the device, same meaning as ForwardBatch.
 struct AttentionBatch {

@@ -108,6 +108,9 @@ struct Smem {
   static_assert(k_tile % 16 == 0 && v_tile % 16 == 0, "cp.async destinations stay aligned");
   static constexpr bool kFp8 = FP8;
   static constexpr int kHeadDim = HD;
+  // FP8 tiles: the byte offset of a K row's 16-dim chunk, and of a V row's (a dim's) 16-key run.
+  __device__ static int k_at(int key, int chunk);
+  __device__ static int v_at(int dim, int run);
 };
 
 // ---- PTX wrappers ---------------------------------------------------------------------------
@@ -337,8 +340,7 @@ template <typename L>
 __device__ __forceinline__ int k_chunk_slot(int key, int chunk) {
   if constexpr (!L::kDenseFp8) return chunk ^ (((key >> 3) & 1) << 1);
   static_assert(L::kHeadDim == 64 || L::kHeadDim == 128, "4 or 8 chunks a key row");
-  if constexpr (L::kHeadDim == 128) return chunk ^ ((key & 1) | ((key >> 1) & 6));
-  return chunk ^ ((key >> 2) & 3);
+  return fp8_k_chunk_at(key, chunk, L::kHeadDim);  // the pool's own order (attention.h)
 }
 
 // Where a V row's (one dim's) 16-key chunk lies: a load instruction reads one chunk of eight
@@ -349,6 +351,15 @@ __device__ __forceinline__ int v_chunk_slot(int dim, int chunk) {
   static_assert(kKeyTile == 64, "four 16-key chunks a V row");
   if constexpr (!L::kDenseFp8) return chunk;
   return chunk ^ ((dim >> 1) & 3);
+}
+
+template <typename T, int HD, int ROWS, bool FP8>
+__device__ __forceinline__ int Smem<T, HD, ROWS, FP8>::k_at(int key, int chunk) {
+  return key * kLdK8 + k_chunk_slot<Smem>(key, chunk) * 16;
+}
+template <typename T, int HD, int ROWS, bool FP8>
+__device__ __forceinline__ int Smem<T, HD, ROWS, FP8>::v_at(int dim, int run) {
+  return dim * kLdV8 + v_chunk_slot<Smem>(dim, run) * 16;
 }
 
 // Four E4M3 bytes as two FP16 pairs (bytes 0-1, then 2-3), exactly. The conversion reads the
@@ -398,8 +409,9 @@ __device__ __forceinline__ void fetch_kv_tile_fp8(const KernelParams& p, int kv_
     int64_t off = 0;
     int bytes = 0;
     if (key < kend) {
-      off = kv_pool_row(p, entry[j], key) * (int64_t{p.num_kv_heads} * HD) + int64_t{kv_head} * HD +
-            chunk * 16;
+      const int slot = key - table_block(p, key) * p.batch.block_size;
+      off =
+          fp8_k_offset(entry[j], kv_head, slot, chunk * 16, p.num_kv_heads, HD, p.batch.block_size);
       bytes = 16;
     }
     cp_async16(k_s + local * LDK + k_chunk_slot<L>(local, chunk) * 16, kc + off, bytes);
@@ -443,16 +455,16 @@ __device__ __forceinline__ void fetch_full_tile_fp8(const KernelParams& p, int k
   static_assert(kKRowStep % 16 == 0 && kVDimStep % 8 == 0, "a thread's rows share a swizzle");
   const uint32_t bs = static_cast<uint32_t>(p.batch.block_size);
   const uint32_t mask = bs - 1;
-  const uint32_t row_bytes = static_cast<uint32_t>(p.num_kv_heads) * HD;  // a K pool row
-  const uint32_t block_bytes = row_bytes * bs;                            // a block of K, and of V
+  const uint32_t block_bytes = static_cast<uint32_t>(p.num_kv_heads) * HD * bs;  // of K, of V
   const int chunk = threadIdx.x % kKChunks;
   const int row0 = threadIdx.x / kKChunks;
-  const uint8_t* k_src = static_cast<const uint8_t*>(p.k_cache) + kv_head * HD + chunk * 16 +
-                         (static_cast<uint32_t>(tile0) & mask) * row_bytes;
+  // A thread's rows are 16 apart, so they share the low slot bits that permute K's chunks.
+  const uint8_t* k_src = static_cast<const uint8_t*>(p.k_cache) + kv_head * HD * bs +
+                         fp8_k_chunk_at(row0, chunk, HD) * 16;
   uint8_t* k_dst = k_s + row0 * LDK + k_chunk_slot<L>(row0, chunk) * 16;
 #pragma unroll
   for (int j = 0; j < kKPer; ++j) {
-    const uint32_t in_block = (static_cast<uint32_t>(row0 + j * kKRowStep) & mask) * row_bytes;
+    const uint32_t in_block = ((static_cast<uint32_t>(tile0 + row0 + j * kKRowStep)) & mask) * HD;
     cp_async16(
         k_dst + j * kKRowStep * LDK,
         k_src + static_cast<uint64_t>(static_cast<uint32_t>(entry[j])) * block_bytes + in_block,
@@ -537,8 +549,8 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
 #pragma unroll
       for (int n = 0; n < kNt; ++n) {
         const int key = slice0 + fp8_key_of(n, lane / 4);
-        const uint32_t w = *reinterpret_cast<const uint32_t*>(
-            k_s + key * L::kLdK8 + k_chunk_slot<L>(key, kk) * 16 + 4 * (lane % 4));
+        const uint32_t w =
+            *reinterpret_cast<const uint32_t*>(k_s + L::k_at(key, kk) + 4 * (lane % 4));
         uint32_t b0, b1;
         e4m3x4_to_f16x2x2(w, b0, b1);
 #pragma unroll
@@ -623,8 +635,8 @@ __device__ __forceinline__ void warp_tile(const typename L::QT* q_s, const HeldQ
 #pragma unroll
       for (int n = 0; n < HD / 8; ++n) {
         const int dim = n * 8 + lane / 4;
-        const uint32_t w = *reinterpret_cast<const uint32_t*>(
-            v_s + dim * L::kLdV8 + v_chunk_slot<L>(dim, slice0 / 16 + kk) * 16 + 4 * (lane % 4));
+        const uint32_t w = *reinterpret_cast<const uint32_t*>(v_s + L::v_at(dim, slice0 / 16 + kk) +
+                                                              4 * (lane % 4));
         uint32_t b0, b1;
         e4m3x4_to_f16x2x2(w, b0, b1);
 #pragma unroll
@@ -716,11 +728,11 @@ __device__ __forceinline__ void store_warp_rows(const KernelParams& p, int seq, 
 // shared memory. Each thread then merges 16 consecutive elements of one row, working out the
 // row's weights from the four (max, sum) pairs itself: the eight threads of a row repeat that
 // small sum rather than wait at a third barrier for 16 threads to publish it.
-template <typename T, int HD, int ROWS, bool FP8>
+// L: the CTA's shared-memory layout, whose merge_o / merge_ml regions may overlap its K/V tiles.
+template <typename L, typename T, int HD>
 __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, int split,
                                                 int first_token, int row0, int nrows,
                                                 unsigned char* smem, const RowState<HD, 1>& st) {
-  using L = Smem<T, HD, ROWS, FP8>;
   constexpr int kLdo = L::kMergeLd;
   float* mo = reinterpret_cast<float*>(smem + L::merge_o);
   float2* ml = reinterpret_cast<float2*>(smem + L::merge_ml);
@@ -830,6 +842,25 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
   }
 }
 
+// What a CTA of `rows` query rows owns: grid (KV head, sequence or its seq_list entry, row tile x
+// split), the longest row tiles (the causal triangle's bottom) scheduled first. Reads only the
+// step's batch arrays (uploaded before the step's first kernel).
+struct CtaWork {
+  int seq, split, first_token, qlen, ctx, nrows, row0;
+};
+__device__ __forceinline__ CtaWork cta_work(const KernelParams& p, int rows) {
+  CtaWork w;
+  w.seq = p.seq_list != nullptr ? p.seq_list[blockIdx.y] : static_cast<int>(blockIdx.y);
+  const int row_tile = p.row_tiles - 1 - static_cast<int>(blockIdx.z) % p.row_tiles;
+  w.split = static_cast<int>(blockIdx.z) / p.row_tiles;
+  w.first_token = p.batch.seq_start[w.seq];
+  w.qlen = p.batch.seq_start[w.seq + 1] - w.first_token;
+  w.ctx = p.batch.context_len[w.seq];
+  w.nrows = w.qlen * p.group;
+  w.row0 = row_tile * rows;
+  return w;
+}
+
 // grid (num_kv_heads, n_seqs or the seq_list's length, row_tiles * splits), kThreads threads,
 // Smem<...>::bytes dynamic. The decode instantiation skips sequences with more than one token (a
 // mixed step's prefill chunks, which the prefill instantiation takes through seq_list). FP8:
@@ -856,7 +887,6 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
   unsigned char* tiles = smem + L::kv;
 
   const int kv_head = blockIdx.x;
-  const int seq = p.seq_list != nullptr ? p.seq_list[blockIdx.y] : static_cast<int>(blockIdx.y);
   // Stage i's K tile, its V tile at + L::k_tile.
   const auto stage_at = [&](int i) { return tiles + i * L::stage; };
   const auto fetch = [&](int i, int tile0, int kend, const auto& entry, int defer_from) {
@@ -882,14 +912,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
       }
     }
   };
-  // The longest row tiles (the causal triangle's bottom) are scheduled first.
-  const int row_tile = p.row_tiles - 1 - static_cast<int>(blockIdx.z) % p.row_tiles;
-  const int split = static_cast<int>(blockIdx.z) / p.row_tiles;
-  const int first_token = p.batch.seq_start[seq];
-  const int qlen = p.batch.seq_start[seq + 1] - first_token;
-  const int ctx = p.batch.context_len[seq];
-  const int nrows = qlen * p.group;
-  const int row0 = row_tile * ROWS;
+  const auto [seq, split, first_token, qlen, ctx, nrows, row0] = cta_work(p, ROWS);
   // Fewer query rows than the longest sequence, or a prefill chunk in a decode launch.
   if (row0 >= nrows || (ROWS == kDecodeRows && qlen > 1)) {
     if (early) wait_for_previous_kernel();  // the kernel's completion implies its predecessor's
@@ -990,7 +1013,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
     store_warp_rows<T, HD, W::kMt>(p, seq, split, first_token, row0 + group_row, nrows, st);
   } else {
     static_assert(W::kRowGroups == 1, "slices merge one 16-row group");
-    merge_and_store<T, HD, ROWS, FP8>(p, seq, split, first_token, row0, nrows, smem, st);
+    merge_and_store<L, T, HD>(p, seq, split, first_token, row0, nrows, smem, st);
   }
 }
 

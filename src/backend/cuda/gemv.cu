@@ -247,7 +247,8 @@ __device__ __forceinline__ void store_rope_qkv(const GemvArgs<T, OutT>& a, int m
   }
   if (op.kv_row < 0) return;  // a padding token: no KV slot
   const bool is_k = head < lay.num_heads + lay.num_kv_heads;
-  store_kv_element<T>(a.kv, is_k, op.kv_row, kv_dim, row - q_dim - (is_k ? 0 : kv_dim), out);
+  store_kv_element<T>(a.kv, is_k, op.kv_row, kv_dim, lay.head_dim,
+                      row - q_dim - (is_k ? 0 : kv_dim), out);
 }
 
 // Blocks per SM the register budget must allow: the loads in flight per SM, hence the bandwidth

@@ -276,7 +276,7 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   if (!is_q && !is_k) {  // v: a copy (T -> fp32 -> T is exact; an FP8 pool rounds once)
     const int64_t head0 = int64_t{h - lay.num_heads - lay.num_kv_heads} * hd;
     for (int d = lane; d < hd; d += 32) {
-      store_kv_element<T>(kv, false, kv_row, kv_dim, head0 + d, to_f32(src[d]));
+      store_kv_element<T>(kv, false, kv_row, kv_dim, hd, head0 + d, to_f32(src[d]));
     }
     return;
   }
@@ -304,7 +304,7 @@ __global__ void qkv_norm_rope_kernel(const T* qkv, const int32_t* positions, Qkv
   } else {
     const int64_t head0 = int64_t{h - lay.num_heads} * hd;
     for (int d = lane; d < hd; d += 32)
-      store_kv_element<T>(kv, true, kv_row, kv_dim, head0 + d, b[d]);
+      store_kv_element<T>(kv, true, kv_row, kv_dim, hd, head0 + d, b[d]);
   }
 }
 
@@ -320,7 +320,9 @@ __device__ __forceinline__ void store_kv_run(const KvDestination& kv, bool is_k,
   }
   if (!is_k) {
 #pragma unroll
-    for (int k = 0; k < E; ++k) store_kv_element<T>(kv, false, kv_row, kv_dim, elem0 + k, v[k]);
+    for (int k = 0; k < E; ++k) {
+      store_kv_element<T>(kv, false, kv_row, kv_dim, 32 * E, elem0 + k, v[k]);
+    }
     return;
   }
   static_assert(E == 2 || E == 4, "two or four bytes a store");
@@ -329,7 +331,8 @@ __device__ __forceinline__ void store_kv_run(const KvDestination& kv, bool is_k,
   for (int k = 0; k < E; ++k) {
     bytes |= static_cast<uint32_t>(to_kv_e4m3(v[k])) << (8 * k);
   }
-  uint8_t* at = static_cast<uint8_t*>(kv.k) + kv_row * kv_dim + elem0;
+  uint8_t* at =
+      static_cast<uint8_t*>(kv.k) + fp8_kv_offset(kv, true, kv_row, kv_dim, 32 * E, elem0);
   if constexpr (E == 4) {
     *reinterpret_cast<uint32_t*>(at) = bytes;
   } else {

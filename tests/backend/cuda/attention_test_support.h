@@ -64,10 +64,11 @@ inline float fp8_to_float(uint8_t byte) {
   return __half2float(__half(__nv_cvt_fp8_to_halfraw(byte, __NV_E4M3)));
 }
 
-// A pool of activation-type bits ([slots][row]) as the FP8 pool the kernels read: E4M3 bytes,
-// K in the same rows, V (`transposed`) as [block][row][block_size]; NaN bits stay NaN (0x7F).
+// A pool of activation-type bits ([slots][row], row = kv_heads * head_dim) as the FP8 pool the
+// kernels read (attention.h): E4M3 bytes, K per block and head with its rows' chunks permuted
+// (fp8_k_offset), V (`transposed`) as [block][row][block_size]; NaN bits stay NaN (0x7F).
 inline std::vector<uint8_t> fp8_pool(const std::vector<uint16_t>& pool, ActType type, int64_t row,
-                                     int block_size, bool transposed) {
+                                     int head_dim, int block_size, bool transposed) {
   std::vector<uint8_t> out(pool.size());
   for (size_t i = 0; i < pool.size(); ++i) {
     const float x = to_float(pool[i], type);
@@ -75,7 +76,11 @@ inline std::vector<uint8_t> fp8_pool(const std::vector<uint16_t>& pool, ActType 
     const int64_t slot = static_cast<int64_t>(i) / row;
     const int64_t elem = static_cast<int64_t>(i) % row;
     const int64_t block = slot / block_size;
-    out[transposed ? (block * row + elem) * block_size + slot % block_size : i] = byte;
+    const int in_block = static_cast<int>(slot % block_size);
+    const int head = static_cast<int>(elem / head_dim);
+    out[transposed ? (block * row + elem) * block_size + in_block
+                   : fp8_k_offset(block, head, in_block, static_cast<int>(elem % head_dim),
+                                  static_cast<int>(row / head_dim), head_dim, block_size)] = byte;
   }
   return out;
 }

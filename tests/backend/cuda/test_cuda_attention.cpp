@@ -202,8 +202,8 @@ void run_case(const Case& c, uint32_t seed) {
   // BF16 alike).
   std::vector<uint8_t> k8, v8;
   if (c.fp8) {
-    k8 = test::fp8_pool(k_want, c.type, row, c.block_size, /*transposed=*/false);
-    v8 = test::fp8_pool(v_want, c.type, row, c.block_size, /*transposed=*/true);
+    k8 = test::fp8_pool(k_want, c.type, row, c.head_dim, c.block_size, /*transposed=*/false);
+    v8 = test::fp8_pool(v_want, c.type, row, c.head_dim, c.block_size, /*transposed=*/true);
     k_want = test::fp8_values(k_want, c.type);
     v_want = test::fp8_values(v_want, c.type);
   }
@@ -397,6 +397,32 @@ TEST_P(CudaAttention, Fp8Pool) {
          .list_prefill = list_prefill,
          .fp8 = true});
   }
+}
+
+// FP8 decode batches of at least 64 (sequence, KV head) CTAs over 16-key blocks take the
+// per-warp bulk-copy kernel (attention_decode_fp8.cuh): contexts that end at, inside and just past
+// a 16-key run, with and without key splits, head sizes 64 and 128, a group wider than one row
+// tile, and the decode half of a listed mixed step.
+TEST_P(CudaAttention, Fp8PoolBulkDecode) {
+  const auto cycle = [](std::initializer_list<int> contexts, int n) {
+    std::vector<SeqSpec> seqs;
+    for (int i = 0; i < n; ++i) seqs.push_back({contexts.begin()[i % contexts.size()] - 1, 1});
+    return seqs;
+  };
+  run({.seqs = cycle({1, 2, 15, 16, 17, 31, 33, 64, 65, 100, 1000, 1500}, 36), .fp8 = true});
+  std::vector<SeqSpec> many;
+  for (int i = 0; i < 300; ++i) many.push_back({(i * 37) % 200, 1});
+  run({.seqs = many, .fp8 = true});
+  run({.heads = 16,
+       .kv_heads = 16,
+       .head_dim = 64,
+       .seqs = cycle({1, 17, 1025, 64}, 4),
+       .fp8 = true});
+  run({.heads = 48, .kv_heads = 2, .head_dim = 64, .seqs = cycle({1, 33, 700}, 16), .fp8 = true});
+  std::vector<SeqSpec> mixed = cycle({99, 1000, 17, 16, 1}, 40);
+  mixed.push_back({0, 300});
+  mixed.push_back({17, 64});
+  run({.seqs = mixed, .list_prefill = true, .fp8 = true});
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaAttention, ::testing::Values(ActType::kBF16, ActType::kF16),
@@ -648,7 +674,7 @@ void run_all() {
   run_mixed(64, 1500, 960, kv, rng);
   // The FP8 pool (0x3C bytes: a small finite E4M3), bytes counted at one a value.
   for (int ctx : {1024, 2048, 8192}) {
-    for (int batch : {1, 64, 256}) run("decode fp8", batch, ctx, 1, kv, ceiling, rng, true);
+    for (int batch : {1, 8, 32, 64, 256}) run("decode fp8", batch, ctx, 1, kv, ceiling, rng, true);
   }
   run("prefill fp8", 1, 4096, 4096, kv, ceiling, rng, true);
   run_mixed(255, 1500, 768, kv, rng, true);

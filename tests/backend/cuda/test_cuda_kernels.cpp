@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
@@ -308,8 +309,9 @@ TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
       }
     }
 
-    // Into an FP8 pool of blocks of 16 (V transposed within each block): the same values,
-    // each rounded once to E4M3; unwritten slots keep the poison byte.
+    // Into an FP8 pool of blocks of 16 (K per block and head with permuted chunks, V transposed
+    // within each block; attention.h): the same values, each rounded once to E4M3; unwritten
+    // slots keep the poison byte.
     constexpr int32_t kBlock = 16;
     const int32_t fp8_rows = (pool_rows + kBlock - 1) / kBlock * kBlock;
     DeviceArray k8(fp8_rows * kv_dim, 1), v8(fp8_rows * kv_dim, 1);
@@ -323,7 +325,8 @@ TEST_P(CudaKernels, QkvNormRopeMatchesCpuRope) {
     for (int32_t r = 0; r < fp8_rows; ++r) {
       const int32_t block = r / kBlock;
       for (int32_t i = 0; i < kv_dim; ++i) {
-        const uint8_t k_got = k_bytes[r * kv_dim + i];
+        const uint8_t k_got =
+            k_bytes[fp8_k_offset(block, i / hd, r % kBlock, i % hd, L.num_kv_heads, hd, kBlock)];
         const uint8_t v_got = v_bytes[(block * kv_dim + i) * kBlock + r % kBlock];
         if (r < pool_rows && written[r]) {
           const int32_t t =
