@@ -80,22 +80,54 @@ cudaError_t opt_in_shared_memory() {
   return opted_in;
 }
 
-// CTAs of one instantiation (head size, rows, pool format) that one SM holds at once, asked of
-// the driver once each; 2 when no device answers. Decode CTAs: shared memory sets it (~106 KB at
-// head_dim 128, two a SM on Hopper; ~55 KB at 64, four; FP8 tiles ~36 KB at 128, four by
-// registers).
-template <int HD, int ROWS, bool FP8>
-int ctas_per_sm() {
-  using T = __nv_bfloat16;
-  constexpr size_t kSmem = attn::Smem<T, HD, ROWS, FP8>::bytes;
+// The same for fp8_decode_bulk_kernel.
+template <typename T, int HD>
+cudaError_t opt_in_bulk_shared_memory() {
+  static const cudaError_t opted_in = cudaFuncSetAttribute(
+      attn::fp8_decode_bulk_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      int{attn::BulkDecodeSmem<HD>::bytes});
+  return opted_in;
+}
+
+// Throws when a kernel could not opt in to its `bytes` of shared memory.
+void require_shared_memory(cudaError_t opted_in, size_t bytes) {
+  if (opted_in != cudaSuccess) {
+    throw Error(ErrorCode::kInternal,
+                std::string("paged attention: cannot reserve ") + std::to_string(bytes) +
+                    " bytes of shared memory: " + cudaGetErrorString(opted_in));
+  }
+}
+
+// CTAs of `kernel` (kThreads threads, `smem` bytes) that one SM holds at once; 2 when no device
+// answers or the shared-memory opt-in failed.
+template <typename Kernel>
+int occupancy_of(Kernel kernel, size_t smem, cudaError_t opted_in) {
   int blocks = 0;
-  if (opt_in_shared_memory<T, HD, ROWS, FP8>() != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks,
-                                                    attn::paged_attention_kernel<T, HD, ROWS, FP8>,
-                                                    attn::kThreads, kSmem) != cudaSuccess ||
+  if (opted_in != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, attn::kThreads, smem) !=
+          cudaSuccess ||
       blocks <= 0) {
     (void)cudaGetLastError();
     blocks = 2;
+  }
+  return blocks;
+}
+
+// CTAs of one instantiation (head size, rows, pool format) that one SM holds at once, asked of
+// the driver once each. Decode CTAs: shared memory sets it (~106 KB at head_dim 128, two a SM on
+// Hopper; ~55 KB at 64, four; FP8 tiles ~36 KB at 128, four by registers). With an FP8 pool the
+// decode plan may run either decode kernel (fp8_bulk_decode below), so its wave is the smaller
+// of the two (both four an SM on Hopper: the bulk kernel's ~48 KB and 128 registers).
+template <int HD, int ROWS, bool FP8>
+int ctas_per_sm() {
+  using T = __nv_bfloat16;
+  int blocks =
+      occupancy_of(attn::paged_attention_kernel<T, HD, ROWS, FP8>,
+                   attn::Smem<T, HD, ROWS, FP8>::bytes, opt_in_shared_memory<T, HD, ROWS, FP8>());
+  if constexpr (FP8 && ROWS == attn::kDecodeRows) {
+    blocks = std::min(
+        blocks, occupancy_of(attn::fp8_decode_bulk_kernel<T, HD>, attn::BulkDecodeSmem<HD>::bytes,
+                             opt_in_bulk_shared_memory<T, HD>()));
   }
   return blocks;
 }
@@ -211,13 +243,7 @@ template <typename T, int HD>
 void launch_fp8_bulk_decode(const attn::KernelParams& kp, const AttentionBatch& b,
                             cudaStream_t stream) {
   constexpr size_t kSmem = attn::BulkDecodeSmem<HD>::bytes;
-  static const cudaError_t opted_in = cudaFuncSetAttribute(
-      attn::fp8_decode_bulk_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int{kSmem});
-  if (opted_in != cudaSuccess) {
-    throw Error(ErrorCode::kInternal,
-                std::string("paged attention: cannot reserve ") + std::to_string(kSmem) +
-                    " bytes of shared memory: " + cudaGetErrorString(opted_in));
-  }
+  require_shared_memory(opt_in_bulk_shared_memory<T, HD>(), kSmem);
   const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(b.n_seqs),
                   static_cast<unsigned>(kp.row_tiles * kp.splits));
   launch_dependent("fp8_decode_bulk_kernel", attn::fp8_decode_bulk_kernel<T, HD>, grid,
@@ -234,12 +260,7 @@ void launch_tiles(const attn::KernelParams& kp, const AttentionBatch& b, cudaStr
       return;
     }
   }
-  if (const cudaError_t opted_in = opt_in_shared_memory<T, HD, ROWS, FP8>();
-      opted_in != cudaSuccess) {
-    throw Error(ErrorCode::kInternal,
-                std::string("paged attention: cannot reserve ") + std::to_string(kSmem) +
-                    " bytes of shared memory: " + cudaGetErrorString(opted_in));
-  }
+  require_shared_memory(opt_in_shared_memory<T, HD, ROWS, FP8>(), kSmem);
   const int32_t seqs = kp.seq_list != nullptr ? b.n_prefill_seqs : b.n_seqs;
   const dim3 grid(static_cast<unsigned>(kp.num_kv_heads), static_cast<unsigned>(seqs),
                   static_cast<unsigned>(kp.row_tiles * kp.splits));
