@@ -3,13 +3,13 @@
 // as that kernel's decode CTA: 16 query rows of one KV head, four warps each scoring a quarter of
 // the keys (16-key runs w, w + 4, ... of the CTA's split), softmax states merged at the end; the
 // same warp_tile arithmetic, so the results are the same bits.
-// What differs is how the keys arrive. A 16-key run is one pool block: 16 K rows of HD bytes and
-// one [HD][16] V block of contiguous bytes. Lanes 0-15 each start one cp.async.bulk of a K row,
-// lane 16 one of the V block, all counted by the warp's mbarrier for that stage; the warp waits
-// on the barrier alone. So there is no per-thread 16-byte copy issue, no per-copy block-table
-// entries and no CTA barrier per tile: those were about a third of the previous kernel's
-// instructions a tile (docs/PERFORMANCE.md, twenty-second step), on a path that is latency-bound
-// per warp. Q goes straight from global memory into the warps' held A fragments.
+// What differs is how the keys arrive. A 16-key run is one pool block of one KV head: 16 HD
+// bytes of K and as many of V, each contiguous (attention.h). Lane 0 starts one cp.async.bulk of
+// each, counted by the warp's mbarrier for that stage, and the warp waits on the barrier alone.
+// So there is no per-thread 16-byte copy issue, no per-copy block-table entries and no CTA
+// barrier per tile: those were about a third of the previous kernel's instructions a tile
+// (docs/PERFORMANCE.md, twenty-second step), on a path that is latency-bound per warp. Q goes
+// straight from global memory into the warps' held A fragments.
 // Thread ownership: device code, launched by the engine thread through attention.cu.
 #pragma once
 
@@ -140,9 +140,7 @@ __device__ __forceinline__ void load_held_q_global(const KernelParams& p, int kv
   }
   const auto to_half2 = [](uint32_t two) {
     const T* e = reinterpret_cast<const T*>(&two);
-    const float lo = fminf(fmaxf(to_f32(e[0]), -65504.0f), 65504.0f);
-    const float hi = fminf(fmaxf(to_f32(e[1]), -65504.0f), 65504.0f);
-    const __half2 h = __floats2half2_rn(lo, hi);
+    const __half2 h = q_pair_as_half2(e[0], e[1]);
     return *reinterpret_cast<const uint32_t*>(&h);
   };
 #pragma unroll

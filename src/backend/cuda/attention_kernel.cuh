@@ -790,6 +790,13 @@ __device__ __forceinline__ void merge_and_store(const KernelParams& p, int seq, 
   }
 }
 
+// Two Q elements as the FP16 pair an FP8 layout's MMAs take, saturated to FP16's range.
+template <typename T>
+__device__ __forceinline__ __half2 q_pair_as_half2(T lo, T hi) {
+  return __floats2half2_rn(fminf(fmaxf(to_f32(lo), -65504.0f), 65504.0f),
+                           fminf(fmaxf(to_f32(hi), -65504.0f), 65504.0f));
+}
+
 // This CTA's Q rows into shared memory (zeros past the last row); plain loads, made visible to
 // the other warps by the caller's barrier. FP8 layouts take Q in FP16 (saturated to its range)
 // with the dims of every 16 in fp8_q_column's order.
@@ -830,10 +837,8 @@ __device__ __forceinline__ void load_q_rows(const KernelParams& p, int kv_head, 
         const int d0 = (i % kChunks) * 8;
 #pragma unroll
         for (int pair = 0; pair < 4; ++pair) {
-          const float lo = fminf(fmaxf(to_f32(e[2 * pair]), -65504.0f), 65504.0f);
-          const float hi = fminf(fmaxf(to_f32(e[2 * pair + 1]), -65504.0f), 65504.0f);
           *reinterpret_cast<__half2*>(dst + fp8_q_column(d0 + 2 * pair)) =
-              __floats2half2_rn(lo, hi);
+              q_pair_as_half2(e[2 * pair], e[2 * pair + 1]);
         }
       } else {
         *reinterpret_cast<uint4*>(dst + (i % kChunks) * 8) = chunk[u];
