@@ -37,6 +37,11 @@ struct EngineOptions {
   // half the bytes per token, so about twice the tokens in the same memory; values saturate at
   // +-448).
   std::string kv_cache_dtype = "auto";
+  // GPU: "none" (the checkpoint's weights in the activation type) or "fp8": the layer
+  // projections quantized at load to FP8 E4M3 with a scale per output channel, their inputs per
+  // token each step, multiplied on the FP8 tensor cores (W8A8). Half the weight bytes; the
+  // logits move (docs/OPERATIONS.md).
+  std::string quantization = "none";
   // Schedule and submit step N + 1 while the backend runs step N (its sampled tokens are fed
   // back on the device), so the device does not wait for the host between steps. Steps whose
   // sampling reads the token history (repetition, presence, frequency penalties) still wait.
@@ -67,6 +72,9 @@ struct EngineOptions {
 // "auto" false, anything else kInvalidArgument. The config file, the CLI and the Engine all
 // check the value through it.
 bool kv_cache_is_fp8(const std::string& kv_cache_dtype);
+// Whether an EngineOptions::quantization names FP8 weights: "fp8" true, "none" false, anything
+// else kInvalidArgument (checked the same way by the config file, the CLI and the Engine).
+bool weights_are_fp8(const std::string& quantization);
 
 struct GenerationRequest {
   std::vector<int32_t> prompt_ids;  // used when non-empty

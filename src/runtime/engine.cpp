@@ -512,10 +512,18 @@ bool kv_cache_is_fp8(const std::string& kv_cache_dtype) {
        "kv_cache_dtype must be 'auto' or 'fp8' (E4M3), not '" + kv_cache_dtype + "'");
 }
 
+bool weights_are_fp8(const std::string& quantization) {
+  if (quantization == "fp8") return true;
+  if (quantization == "none") return false;
+  fail(ErrorCode::kInvalidArgument,
+       "quantization must be 'none' or 'fp8' (W8A8 E4M3), not '" + quantization + "'");
+}
+
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   const DeviceChoice device = choose_device(options.device);
   const bool kv_fp8 = kv_cache_is_fp8(options.kv_cache_dtype);
+  const bool weights_fp8 = weights_are_fp8(options.quantization);
   im.model = load_model_directory(options.model_path);
   im.tokenizer = Tokenizer::load(options.model_path);
   const ModelConfig& config = im.model->config;
@@ -533,6 +541,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     co.num_kv_blocks = options.num_kv_blocks;
     co.cuda_graphs = options.cuda_graphs;
     co.kv_cache_fp8 = kv_fp8;
+    co.weights_fp8 = weights_fp8;
     co.progress = [](uint64_t done, uint64_t total) {
       spdlog::info("uploading weights: {} of {} MiB", done >> 20, total >> 20);
     };
@@ -546,6 +555,11 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
            "kv_cache_dtype fp8 needs the CUDA backend; the CPU backend keeps the KV cache in "
            "the activation type (use kv_cache_dtype auto)");
     }
+    if (weights_fp8) {
+      fail(ErrorCode::kUnsupported,
+           "quantization fp8 needs the CUDA backend (FP8 tensor cores); the CPU backend computes "
+           "in the checkpoint's type (use quantization none)");
+    }
     if (options.num_kv_blocks <= 0) {
       shape = kv_pool_for_budget(config, options.kv_cache_bytes, options.kv_block_size);
     }
@@ -555,11 +569,12 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   // What an operator sizes against: how many tokens of KV all running requests can hold.
   spdlog::info(
       "KV cache on {} ({}): {} blocks of {} tokens = {} tokens held at once (memory fraction "
-      "{}, max_num_seqs {}, max_batched_tokens {})",
+      "{}, max_num_seqs {}, max_batched_tokens {}, weights {})",
       options.device, kv_fp8 ? "fp8 e4m3" : "activation dtype", shape.num_blocks, shape.block_size,
       static_cast<int64_t>(shape.num_blocks) * shape.block_size,
       device.cuda ? (options.memory_fraction > 0.0 ? options.memory_fraction : 0.90) : 0.0,
-      options.max_num_seqs, options.max_batched_tokens);
+      options.max_num_seqs, options.max_batched_tokens,
+      weights_fp8 ? "fp8 e4m3 (W8A8)" : "as in the checkpoint");
   backend = install_fault_injection(std::move(backend), options.fault_injection, im.fault);
   AdmissionLimits limits{options.max_queued_requests, options.max_queued_tokens,
                          context_limit(options, config),

@@ -80,6 +80,18 @@ ConfigSetting string_setting(std::string key, std::string help, Field field) {
           [field](const ServeConfig& c) { return field(const_cast<ServeConfig&>(c)); }};
 }
 
+// A string setting whose value `check` validates first (it throws on an unknown value).
+template <class Field>
+ConfigSetting checked_string_setting(std::string key, std::string help,
+                                     bool (*check)(const std::string&), Field field) {
+  return {key, std::move(help),
+          [check, field](ServeConfig& c, const std::string& v) {
+            check(v);
+            field(c) = v;
+          },
+          [field](const ServeConfig& c) { return field(const_cast<ServeConfig&>(c)); }};
+}
+
 template <class Field>
 ConfigSetting bool_setting(std::string key, std::string help, Field field) {
   return {key, std::move(help),
@@ -115,15 +127,18 @@ void add_gpu_settings(std::vector<ConfigSetting>& s) {
                            "Replay decode steps from CUDA graphs (one per batch and context "
                            "bucket, captured on first use)",
                            [](C& c) -> bool& { return c.engine.cuda_graphs; }));
-  s.push_back({"kv_cache_dtype",
-               "KV cache element type on the GPU: auto (the model's activation type) or fp8 "
-               "(E4M3, unscaled: half the bytes per token, about twice the tokens held; values "
-               "saturate at +-448)",
-               [](C& c, const std::string& v) {
-                 kv_cache_is_fp8(v);  // throws on an unknown value
-                 c.engine.kv_cache_dtype = v;
-               },
-               [](const C& c) { return c.engine.kv_cache_dtype; }});
+  s.push_back(checked_string_setting(
+      "kv_cache_dtype",
+      "KV cache element type on the GPU: auto (the model's activation type) or fp8 (E4M3, "
+      "unscaled: half the bytes per token, about twice the tokens held; values saturate at "
+      "+-448)",
+      kv_cache_is_fp8, [](C& c) -> std::string& { return c.engine.kv_cache_dtype; }));
+  s.push_back(checked_string_setting(
+      "quantization",
+      "Weights on the GPU: none (the checkpoint's) or fp8 (the layer projections quantized at "
+      "load to E4M3 with a scale per output channel, their inputs per token: W8A8 on the FP8 "
+      "tensor cores, half the weight bytes; the logits move)",
+      weights_are_fp8, [](C& c) -> std::string& { return c.engine.quantization; }));
   s.push_back(bool_setting("overlap_scheduling",
                            "Schedule and submit the next step while the device runs this one "
                            "(steps with penalties wait for their samples)",

@@ -331,6 +331,27 @@ TEST(Engine, Fp8KvCacheOnTheCpuIsAClearError) {
   EXPECT_THROW(Engine{o}, Error);
 }
 
+TEST(Engine, Fp8WeightsOnTheCpuIsAClearError) {
+  EngineOptions o = options(true, 64);
+  o.device = "cpu";
+  o.quantization = "fp8";
+  try {
+    Engine engine(o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("quantization fp8"), std::string::npos) << e.what();
+  }
+  o.quantization = "int8";
+  try {
+    Engine engine(o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("'int8'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Engine, CancelEndsTheStreamAndFreesItsBlocks) {
   Engine engine(options(true, 256));
   RequestStream stream = engine.submit(greedy_request({{5, 6, 7, 8, 9}, 900}));

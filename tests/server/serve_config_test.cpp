@@ -74,6 +74,11 @@ TEST(ServeConfig, BadValuesNameTheKeyAndSource) {
   EXPECT_EQ(resolve_serve_config({}, {}, {{"model", "m"}, {"kv_cache_dtype", "fp8"}})
                 .engine.kv_cache_dtype,
             "fp8");
+  EXPECT_THROW(resolve_serve_config({}, {}, {{"model", "m"}, {"quantization", "awq"}}), Error);
+  EXPECT_EQ(
+      resolve_serve_config({}, {}, {{"model", "m"}, {"quantization", "fp8"}}).engine.quantization,
+      "fp8");
+  EXPECT_EQ(resolve_serve_config({}, {}, {{"model", "m"}}).engine.quantization, "none");
 }
 
 TEST(ServeConfig, MalformedOrNestedYamlIsRejected) {

@@ -101,6 +101,15 @@ void check_options(const CudaBackendOptions& o, const ModelConfig& c) {
              std::to_string(c.head_dim) + ") and a block_size that is a multiple of 16 (" +
              std::to_string(o.block_size) + " given)");
   }
+  const int64_t q_dim = c.num_attention_heads * c.head_dim;
+  if (o.weights_fp8 &&
+      (c.hidden_size % 16 != 0 || q_dim % 16 != 0 || c.intermediate_size % 16 != 0)) {
+    fail(ErrorCode::kUnsupported,
+         "CUDA backend: FP8 weights need hidden, q (heads x head_dim) and intermediate sizes "
+         "that are multiples of 16 (the model's are " +
+             std::to_string(c.hidden_size) + ", " + std::to_string(q_dim) + " and " +
+             std::to_string(c.intermediate_size) + ")");
+  }
   if (c.head_dim > kMaxHeadDim || c.num_key_value_heads <= 0 ||
       c.num_attention_heads % c.num_key_value_heads != 0) {
     fail(ErrorCode::kUnsupported, "CUDA backend: head_dim " + std::to_string(c.head_dim) +
@@ -134,7 +143,9 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   qkv_layout_.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
   qkv_layout_.interleaved = config_.rope_style == RopeStyle::kInterleaved;
   allocate_within_budget(model);
-  fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE");
+  // The GEMV kernels and their fused epilogues read weights in the activation type: an FP8-weight
+  // model runs every projection through quantize_rows_e4m3 and cuBLASLt's FP8 matmul.
+  fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE") && !options_.weights_fp8;
   k_split_ = switch_on("AUTOGLM_CUDA_KSPLIT");
   mma_gemv_ = switch_on("AUTOGLM_CUDA_GEMV_MMA");
   // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
@@ -168,8 +179,12 @@ size_t CudaBackend::ints_capacity() const {
 
 std::vector<UploadJob> CudaBackend::layout_weights(const LoadedModel& model, DeviceArena& arena) {
   std::vector<UploadJob> jobs;
-  // Several HF tensors stored back to back as one device matrix (their rows concatenated).
-  const auto fused = [&](std::initializer_list<const TensorView*> parts, DType dst) -> void* {
+  // Several HF tensors stored back to back as one device matrix (their rows concatenated). With
+  // `scales`, a projection of an FP8-weight model: E4M3 rows, their scales into *scales.
+  const auto fused = [&](std::initializer_list<const TensorView*> parts, DType dst,
+                         float** scales = nullptr) -> void* {
+    const bool quantized = scales != nullptr && options_.weights_fp8;
+    if (quantized) dst = DType::kF8E4M3;
     size_t total = 0, present = 0;
     for (const TensorView* t : parts) {
       if (t->present()) ++present, total += t->element_count();
@@ -180,10 +195,21 @@ std::vector<UploadJob> CudaBackend::layout_weights(const LoadedModel& model, Dev
                                         (*parts.begin())->name + " are present");
     }
     char* base = static_cast<char*>(arena.take(total * dtype_size(dst)));
+    const int64_t row_len = quantized ? (*parts.begin())->shape.back() : 0;
+    if (quantized) *scales = arena.take_n<float>(total / static_cast<size_t>(row_len));
     size_t offset = 0;
     for (const TensorView* t : parts) {
-      jobs.push_back({t->data, t->dtype, t->element_count(),
-                      base == nullptr ? nullptr : base + offset * dtype_size(dst), dst});
+      UploadJob job{t->data, t->dtype, t->element_count(),
+                    base == nullptr ? nullptr : base + offset * dtype_size(dst), dst};
+      if (quantized) {
+        if (t->shape.size() != 2 || t->shape.back() != row_len) {
+          fail(ErrorCode::kUnsupported,
+               "CUDA backend: " + t->name + " is not a matrix with rows as long as its group's");
+        }
+        job.row_len = row_len;
+        job.row_scales = *scales == nullptr ? nullptr : *scales + offset / row_len;
+      }
+      jobs.push_back(job);
       offset += t->element_count();
     }
     return base;
@@ -200,17 +226,17 @@ std::vector<UploadJob> CudaBackend::layout_weights(const LoadedModel& model, Dev
   for (const LayerWeights& lw : w.layers) {
     using R = LayerTensor;
     DeviceLayer d;
-    d.qkv = fused({&lw[R::kQ], &lw[R::kK], &lw[R::kV]}, act_dtype_);
+    d.qkv = fused({&lw[R::kQ], &lw[R::kK], &lw[R::kV]}, act_dtype_, &d.qkv_scale);
     d.qkv_bias = fused({&lw[R::kQBias], &lw[R::kKBias], &lw[R::kVBias]}, act_dtype_);
-    d.o = one(lw[R::kO]);
+    d.o = fused({&lw[R::kO]}, act_dtype_, &d.o_scale);
     d.o_bias = one(lw[R::kOBias]);
     if (lw[R::kGateUp].present()) {
-      d.gate_up = one(lw[R::kGateUp]);
+      d.gate_up = fused({&lw[R::kGateUp]}, act_dtype_, &d.gate_up_scale);
     } else {
-      d.gate_up = fused({&lw[R::kGate], &lw[R::kUp]}, act_dtype_);
+      d.gate_up = fused({&lw[R::kGate], &lw[R::kUp]}, act_dtype_, &d.gate_up_scale);
       d.gate_up_bias = fused({&lw[R::kGateBias], &lw[R::kUpBias]}, act_dtype_);
     }
-    d.down = one(lw[R::kDown]);
+    d.down = fused({&lw[R::kDown]}, act_dtype_, &d.down_scale);
     d.down_bias = one(lw[R::kDownBias]);
     d.input_norm = norm(lw[R::kInputNorm]);
     d.post_self_attn_norm = norm(lw[R::kPostSelfAttnNorm]);
@@ -269,6 +295,10 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   buf_.rope_sin = arena.take_n<float>(static_cast<size_t>(max_context_) * half);
   buf_.delta_parts = arena.take_n<float>(kKSplitParts * std::min<size_t>(t, kKSplitMaxRows) *
                                          static_cast<size_t>(hidden));
+  if (options_.weights_fp8) {
+    buf_.x8 = arena.take(t * std::max({hidden, q_dim, inter}));
+    buf_.x8_scales = arena.take_n<float>(t);
+  }
 }
 
 void CudaBackend::allocate_within_budget(const LoadedModel& model) {
@@ -312,7 +342,14 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
   for (const UploadJob& j : jobs) source_bytes += j.count * dtype_size(j.src_type);
   {
     WeightUploader uploader(stream_.get(), source_bytes, options_.progress);
-    for (const UploadJob& j : jobs) uploader.upload(j.src, j.src_type, j.count, j.dst, j.dst_type);
+    for (const UploadJob& j : jobs) {
+      if (j.row_len > 0) {
+        const auto rows = static_cast<int64_t>(j.count) / j.row_len;
+        uploader.upload_rows_e4m3(j.src, j.src_type, rows, j.row_len, j.dst, j.row_scales);
+      } else {
+        uploader.upload(j.src, j.src_type, j.count, j.dst, j.dst_type);
+      }
+    }
     uploader.finish();
   }
   workspace_ = DeviceArena(DeviceBuffer(workspace_bytes, "workspace"));

@@ -41,6 +41,12 @@ struct CudaBackendOptions {
   // twice the tokens in the same budget and half the attention's reads. Needs head_dim 64 or
   // 128 and a block_size that is a multiple of 16.
   bool kv_cache_fp8 = false;
+  // Hold the layer projections (q/k/v, o, gate/up, down) in FP8 E4M3 with an fp32 scale per
+  // output channel, quantized from the checkpoint at load, and quantize each projection's input
+  // per token every step: W8A8 on the FP8 tensor cores (Gemm::linear_fp8). Half the weight
+  // bytes. The embedding, lm_head, norms and biases keep their types. Needs hidden, q and
+  // intermediate sizes that are multiples of 16.
+  bool weights_fp8 = false;
   // Replay pure decode steps from CUDA graphs (decode_graphs.h); off: every step is launched
   // kernel by kernel.
   bool cuda_graphs = true;

@@ -19,7 +19,8 @@
 namespace autoglm::cuda {
 
 // One layer's device weights. Matrices and biases are in the activation type, norms in fp32;
-// nullptr marks what the architecture does not have.
+// nullptr marks what the architecture does not have. With FP8 weights (weights_fp8) the four
+// matrices are E4M3 and each *_scale holds its rows' fp32 scales (else nullptr).
 struct DeviceLayer {
   void* qkv = nullptr;  // [(heads + 2 * kv_heads) * head_dim][hidden]: q rows, k rows, v rows
   void* qkv_bias = nullptr;
@@ -35,6 +36,10 @@ struct DeviceLayer {
   float* post_mlp_norm = nullptr;
   float* q_norm = nullptr;
   float* k_norm = nullptr;
+  float* qkv_scale = nullptr;
+  float* o_scale = nullptr;
+  float* gate_up_scale = nullptr;
+  float* down_scale = nullptr;
 };
 
 // A host tensor to copy into the weight arena (source of the upload pass).
@@ -44,6 +49,8 @@ struct UploadJob {
   size_t count;
   void* dst;
   DType dst_type;
+  int64_t row_len = 0;          // > 0: quantize rows of this length to E4M3 (dst_type kF8E4M3)
+  float* row_scales = nullptr;  // their scales
 };
 
 // Per-step device arrays, carved from the workspace arena for the largest allowed step.
@@ -68,6 +75,8 @@ struct StepBuffers {
   float* rope_cos = nullptr;                   // [max_context][rotary_dim / 2]
   float* rope_sin = nullptr;
   float* delta_parts = nullptr;  // [kKSplitParts][min(tokens, kKSplitMaxRows)][hidden]
+  void* x8 = nullptr;            // FP8 weights: a projection's input in E4M3 [tokens][its K]
+  float* x8_scales = nullptr;    // and its rows' scales [tokens]
 };
 
 // Logit adjustments (penalised history + logit_bias entries) one step can take on the device;
@@ -174,13 +183,15 @@ class CudaBackend final : public Backend {
   // A projection whose output only feeds a residual_add_norm: with K in kKSplitParts fp32 parts
   // (Gemm::linear_k_split) for up to kKSplitMaxRows rows the GEMV does not take, without bias;
   // else project().
-  Delta project_delta(const void* x, const void* w, const void* bias, int64_t m, int64_t k);
+  Delta project_delta(const void* x, const void* w, const float* w_scale, const void* bias,
+                      int64_t m, int64_t k);
   // Whether project() runs an m x n x k projection on the GEMV (gemv.h): up to kGemvRows rows,
   // or the tensor-core form (mma_gemv_); else cuBLASLt.
   bool gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const;
-  // y = x W^T (+ bias): the GEMV kernel where gemv_takes, else cuBLASLt.
-  void project(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
-               int64_t k, ActType type, bool out_f32, cudaStream_t stream);
+  // y = x W^T (+ bias): with w_scale (an FP8 matrix), x quantized per row and cuBLASLt's FP8
+  // matmul; else the GEMV kernel where gemv_takes, else cuBLASLt.
+  void project(const void* x, const void* w, const float* w_scale, const void* bias, void* y,
+               int64_t m, int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream);
   // The final norm and lm_head for logits rows [r0, r0 + rows) into buf_.logits.
   void logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows);
   void copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);

@@ -152,24 +152,29 @@ bool CudaBackend::gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, con
                             gemv_mma_supported(m, k, x, w));
 }
 
-void CudaBackend::project(const void* x, const void* w, const void* bias, void* y, int64_t m,
-                          int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream) {
-  if (gemv_takes(m, n, k, x, w)) {
+void CudaBackend::project(const void* x, const void* w, const float* w_scale, const void* bias,
+                          void* y, int64_t m, int64_t n, int64_t k, ActType type, bool out_f32,
+                          cudaStream_t stream) {
+  if (w_scale != nullptr) {
+    if (out_f32) fail(ErrorCode::kInternal, "cuda backend: an FP8 projection with fp32 output");
+    quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
+    gemm_->linear_fp8(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
+  } else if (gemv_takes(m, n, k, x, w)) {
     gemv(x, w, bias, y, m, n, k, type, out_f32, stream);
   } else {
     gemm_->linear(x, w, bias, y, m, n, k, type, out_f32, stream);
   }
 }
 
-Delta CudaBackend::project_delta(const void* x, const void* w, const void* bias, int64_t m,
-                                 int64_t k) {
+Delta CudaBackend::project_delta(const void* x, const void* w, const float* w_scale,
+                                 const void* bias, int64_t m, int64_t k) {
   const int64_t hidden = config_.hidden_size;
-  if (k_split_ && !gemv_takes(m, hidden, k, x, w) && m <= kKSplitMaxRows && bias == nullptr &&
-      k % (8 * kKSplitParts) == 0) {
+  if (w_scale == nullptr && k_split_ && !gemv_takes(m, hidden, k, x, w) && m <= kKSplitMaxRows &&
+      bias == nullptr && k % (8 * kKSplitParts) == 0) {
     gemm_->linear_k_split(x, w, buf_.delta_parts, m, hidden, k, kKSplitParts, act_, stream_.get());
     return Delta{nullptr, buf_.delta_parts, kKSplitParts};
   }
-  project(x, w, bias, buf_.delta, m, hidden, k, act_, false, stream_.get());
+  project(x, w, w_scale, bias, buf_.delta, m, hidden, k, act_, false, stream_.get());
   return Delta{buf_.delta};
 }
 
@@ -188,8 +193,8 @@ Delta CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
     gemv_rope_qkv(buf_.h, L.qkv, L.qkv_bias, n, config_.hidden_size, layout, db.positions,
                   buf_.rope_cos, buf_.rope_sin, buf_.q, kv, act_, s);
   } else {
-    project(buf_.h, L.qkv, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim, config_.hidden_size, act_,
-            false, s);
+    project(buf_.h, L.qkv, L.qkv_scale, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim,
+            config_.hidden_size, act_, false, s);
     qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
                   static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
                   kv, act_, s);
@@ -208,7 +213,7 @@ Delta CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
   } else {
     paged_attention_plain(db.attention, shape, buf_.q, kv_[layer], buf_.attn, act_, s);
   }
-  return project_delta(buf_.attn, L.o, L.o_bias, n, q_dim);
+  return project_delta(buf_.attn, L.o, L.o_scale, L.o_bias, n, q_dim);
 }
 
 Delta CudaBackend::mlp_layer(int32_t n, int layer) {
@@ -219,18 +224,18 @@ Delta CudaBackend::mlp_layer(int32_t n, int layer) {
     gemv_swiglu(buf_.h, L.gate_up, L.gate_up_bias, buf_.mlp, n, inter, config_.hidden_size, act_,
                 s);
   } else {
-    project(buf_.h, L.gate_up, L.gate_up_bias, buf_.gate_up, n, 2 * inter, config_.hidden_size,
-            act_, false, s);
+    project(buf_.h, L.gate_up, L.gate_up_scale, L.gate_up_bias, buf_.gate_up, n, 2 * inter,
+            config_.hidden_size, act_, false, s);
     silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
   }
-  return project_delta(buf_.mlp, L.down, L.down_bias, n, inter);
+  return project_delta(buf_.mlp, L.down, L.down_scale, L.down_bias, n, inter);
 }
 
 void CudaBackend::logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows) {
   const cudaStream_t s = stream_.get();
   gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
                   static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
-  project(buf_.final_rows, lm_head_, nullptr, buf_.logits, rows, config_.vocab_size,
+  project(buf_.final_rows, lm_head_, nullptr, nullptr, buf_.logits, rows, config_.vocab_size,
           config_.hidden_size, act_, true, s);
 }
 

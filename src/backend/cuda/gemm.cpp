@@ -42,9 +42,10 @@ void Gemm::destroy(Plan& p) {
 
 Gemm::Plan& Gemm::plan(const Key& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, type_index, out_f32, has_bias, parts] = key;
-  const cudaDataType_t in_type = data_type(static_cast<ActType>(type_index));
-  const cudaDataType_t out_type = out_f32 ? CUDA_R_32F : in_type;
+  const auto [m, n, k, type_index, out_f32, has_bias, parts, fp8] = key;
+  const cudaDataType_t act_type = data_type(static_cast<ActType>(type_index));
+  const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : act_type;
+  const cudaDataType_t out_type = out_f32 ? CUDA_R_32F : act_type;
   Plan p;
   try {
     check_lt(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc create");
@@ -55,6 +56,21 @@ Gemm::Plan& Gemm::plan(const Key& key) {
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
                                             sizeof trans_b),
              "set TRANSB");
+    if (fp8) {
+      // A is W (one scale per row of D: per output channel), B is x (one per column: per token).
+      const cublasLtMatmulMatrixScale_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+      for (const auto attribute :
+           {CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_DESC_B_SCALE_MODE}) {
+        check_lt(cublasLtMatmulDescSetAttribute(p.desc, attribute, &outer, sizeof outer),
+                 "set SCALE_MODE");
+      }
+      // The heuristic finds no algorithm while the scale pointers are unset; each call sets
+      // its own (linear_fp8), so an aligned placeholder stands in for the query.
+      for (const auto attribute :
+           {CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER}) {
+        set_pointer(p, attribute, workspace_, "set SCALE_POINTER");
+      }
+    }
     if (has_bias) {
       const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
       check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
@@ -93,7 +109,8 @@ Gemm::Plan& Gemm::plan(const Key& key) {
     cublasLtMatmulPreferenceDestroy(pref);
     if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
       fail(ErrorCode::kUnsupported, "cuBLASLt: no algorithm for a " + std::to_string(m) + "x" +
-                                        std::to_string(n) + "x" + std::to_string(k) + " matmul");
+                                        std::to_string(n) + "x" + std::to_string(k) +
+                                        (fp8 ? " FP8" : "") + " matmul");
     }
     p.algo = result.algo;
   } catch (...) {
@@ -103,16 +120,32 @@ Gemm::Plan& Gemm::plan(const Key& key) {
   return plans_.emplace(key, p).first->second;
 }
 
+void Gemm::set_pointer(Plan& p, cublasLtMatmulDescAttributes_t attribute, const void* pointer,
+                       const char* what) {
+  check_lt(cublasLtMatmulDescSetAttribute(p.desc, attribute, &pointer, sizeof pointer), what);
+}
+
 void Gemm::linear(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n,
                   int64_t k, ActType type, bool out_f32, cudaStream_t stream) {
   if (m == 0) return;
-  Plan& p = plan(Key{m, n, k, static_cast<int>(type), out_f32, bias != nullptr, 1});
-  if (bias != nullptr) {
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                            sizeof bias),
-             "set BIAS_POINTER");
-  }
+  Plan& p = plan(Key{m, n, k, static_cast<int>(type), out_f32, bias != nullptr, 1, false});
+  if (bias != nullptr) set_pointer(p, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias, "set BIAS_POINTER");
   matmul(p, x, w, y, stream);
+}
+
+void Gemm::linear_fp8(const void* x8, const float* x_scale, const void* w8, const float* w_scale,
+                      const void* bias, void* y, int64_t m, int64_t n, int64_t k, ActType type,
+                      cudaStream_t stream) {
+  if (k % 16 != 0) {
+    fail(ErrorCode::kInvalidArgument,
+         "cuBLASLt: an FP8 matmul needs k a multiple of 16, not " + std::to_string(k));
+  }
+  if (m == 0) return;
+  Plan& p = plan(Key{m, n, k, static_cast<int>(type), false, bias != nullptr, 1, true});
+  if (bias != nullptr) set_pointer(p, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias, "set BIAS_POINTER");
+  set_pointer(p, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, w_scale, "set A_SCALE_POINTER");
+  set_pointer(p, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, x_scale, "set B_SCALE_POINTER");
+  matmul(p, x8, w8, y, stream);
 }
 
 void Gemm::matmul(const Plan& p, const void* x, const void* w, void* y, cudaStream_t stream) {
@@ -129,7 +162,8 @@ void Gemm::linear_k_split(const void* x, const void* w, float* y_parts, int64_t 
                                           std::to_string(parts) + " parts of a multiple of 8");
   }
   if (m == 0) return;
-  matmul(plan(Key{m, n, k, static_cast<int>(type), true, false, parts}), x, w, y_parts, stream);
+  matmul(plan(Key{m, n, k, static_cast<int>(type), true, false, parts, false}), x, w, y_parts,
+         stream);
 }
 
 }  // namespace autoglm::cuda

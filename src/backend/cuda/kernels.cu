@@ -25,6 +25,11 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+__device__ __forceinline__ float warp_max(float v) {
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+  return v;
+}
+
 int grid_for(size_t n, int threads) {
   const size_t blocks = (n + threads - 1) / threads;
   return static_cast<int>(blocks < 65535 * 8 ? blocks : 65535 * 8);
@@ -98,15 +103,55 @@ __global__ void embedding_kernel(const int32_t* ids, const RowSample* previous, 
   store_f32<W>(x + t * hidden + i, v);
 }
 
-// Sum over the block (blockDim.x a multiple of 32, <= 1024) with one barrier: each warp posts
-// its sum in `partial`, then every warp adds all posts, in the same order, so every thread gets
-// the same bits. `partial` must serve this one reduction only (no barrier protects its reuse).
-__device__ __forceinline__ float block_sum_once(float v, float* partial) {
-  v = warp_sum(v);
+// Reduces v over the block (blockDim.x a multiple of 32, <= 1024) with one barrier: each warp
+// posts its result in `partial`, then every warp reduces all posts, in the same order, so every
+// thread gets the same bits. `partial` must serve this one reduction only (no barrier protects
+// its reuse). Empty posts count as 0 (the identity of both reductions used: sums, and maxima
+// of magnitudes).
+template <float (*WarpReduce)(float)>
+__device__ __forceinline__ float block_reduce_once(float v, float* partial) {
+  v = WarpReduce(v);
   const int lane = threadIdx.x % 32;
   if (lane == 0) partial[threadIdx.x / 32] = v;
   __syncthreads();
-  return warp_sum(lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f);
+  return WarpReduce(lane < static_cast<int>(blockDim.x / 32) ? partial[lane] : 0.0f);
+}
+
+__device__ __forceinline__ float block_sum_once(float v, float* partial) {
+  return block_reduce_once<warp_sum>(v, partial);
+}
+
+// quantize_rows_e4m3: one block per row, which it reads twice (its largest magnitude, then the
+// conversion: the second pass from L1/L2), W elements per access.
+constexpr int kQuantThreads = 256;
+
+template <typename T, int W>
+__global__ void __launch_bounds__(kQuantThreads)
+    quantize_rows_kernel(const T* src, int64_t cols, __nv_fp8_storage_t* dst, float* scales) {
+  wait_for_previous_kernel();
+  __shared__ float partial[kQuantThreads / 32];
+  const T* row = src + static_cast<int64_t>(blockIdx.x) * cols;
+  __nv_fp8_storage_t* out = dst + static_cast<int64_t>(blockIdx.x) * cols;
+  float amax = 0.0f;
+  for (int64_t i = int64_t{threadIdx.x} * W; i < cols; i += int64_t{kQuantThreads} * W) {
+    float v[W];
+    load_f32<W>(row + i, v);
+#pragma unroll
+    for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
+  }
+  amax = block_reduce_once<warp_max>(amax, partial);
+  // IEEE divisions, so that a host reference computes the same bits.
+  const float inv = amax > 0.0f ? __fdiv_rn(kE4m3Max, amax) : 1.0f;
+  for (int64_t i = int64_t{threadIdx.x} * W; i < cols; i += int64_t{kQuantThreads} * W) {
+    float v[W];
+    load_f32<W>(row + i, v);
+    Pack<__nv_fp8_storage_t, W> q;
+#pragma unroll
+    for (int k = 0; k < W; ++k)
+      q.v[k] = __nv_cvt_float_to_fp8(v[k] * inv, __NV_SATFINITE, __NV_E4M3);
+    *reinterpret_cast<Pack<__nv_fp8_storage_t, W>*>(out + i) = q;
+  }
+  if (threadIdx.x == 0) scales[blockIdx.x] = amax > 0.0f ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
 }
 
 // The row norms (residual_add_norm, gather_rms_norm): one block per row; thread j owns the N
@@ -659,6 +704,38 @@ void silu_mul(const void* gate_up, int32_t n_tokens, int64_t inter, void* out, A
                 stream);
   }
   check_launch("silu_mul");
+}
+
+void quantize_rows_e4m3(const void* src, DType src_type, int64_t rows, int64_t cols, void* dst,
+                        float* scales, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  if (rows > INT32_MAX) {
+    fail(ErrorCode::kUnsupported, "CUDA quantize_rows_e4m3: " + std::to_string(rows) + " rows");
+  }
+  const auto launch = [&](auto element) {
+    using T = decltype(element);
+    constexpr int kVec = 16 / sizeof(T);
+    const bool vector = cols % kVec == 0 && aligned_to(src, 16) && aligned_to(dst, kVec);
+    launch_dependent(
+        "quantize_rows_e4m3", vector ? quantize_rows_kernel<T, kVec> : quantize_rows_kernel<T, 1>,
+        dim3(static_cast<unsigned>(rows)), kQuantThreads, 0, stream, static_cast<const T*>(src),
+        cols, static_cast<__nv_fp8_storage_t*>(dst), scales);
+  };
+  switch (src_type) {
+    case DType::kBF16:
+      launch(__nv_bfloat16{});
+      break;
+    case DType::kF16:
+      launch(__half{});
+      break;
+    case DType::kF32:
+      launch(float{});
+      break;
+    default:
+      fail(ErrorCode::kUnsupported, "CUDA quantize_rows_e4m3: source type " +
+                                        std::string(dtype_name(src_type)) + " not supported");
+  }
+  check_launch("quantize_rows_e4m3");
 }
 
 }  // namespace autoglm::cuda

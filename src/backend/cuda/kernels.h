@@ -1,11 +1,10 @@
 // Host launchers of the CUDA backend's elementwise and row kernels (kernels.cu): weight
-// conversion, embedding gather, RMSNorm fused with the residual add (and GLM-4's post-norms),
-// the q/k-norm + RoPE + split of the fused QKV projection, SwiGLU, and a plain paged attention
-// for head sizes the optimised attention (attention.h) does not cover. Every kernel computes in
-// fp32 over BF16/FP16 storage; the residual stream is kept in fp32. Each launcher checks the
-// launch and throws autoglm::Error on failure.
-// Thread ownership: called by whoever drives the stream (the engine thread); all work is
-// asynchronous on `stream`.
+// conversion, FP8 row quantization, embedding gather, RMSNorm fused with the residual add (and
+// GLM-4's post-norms), the q/k-norm + RoPE + split of the fused QKV projection, SwiGLU, and a plain
+// paged attention for head sizes the optimised attention (attention.h) does not cover. Every kernel
+// computes in fp32 over BF16/FP16 storage; the residual stream is kept in fp32. Each launcher
+// checks the launch and throws autoglm::Error on failure. Thread ownership: called by whoever
+// drives the stream (the engine thread); all work is asynchronous on `stream`.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -24,6 +23,17 @@ inline constexpr int32_t kMaxHeadDim = 256;  // qkv_norm_rope and the fallback a
 // dst[i] = src[i] converted, for F32/F16/BF16 on either side.
 void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t count,
              cudaStream_t stream);
+
+// The largest finite FP8 E4M3 magnitude.
+inline constexpr float kE4m3Max = 448.0f;
+
+// FP8 E4M3 with one fp32 scale per row, for the FP8-weight projections (Gemm::linear_fp8): the
+// weights once at load (a scale per output channel) and each projection's input every step (a
+// scale per token). For each of `rows` rows of src [rows][cols] (F32, F16 or BF16) with largest
+// magnitude a: dst[r][c] = e4m3(src[r][c] * (448 / a)) (fp32 product, round to nearest even,
+// saturating) and scales[r] = a / 448, so that src ~ dst * scale; an all-zero row gets scale 1.
+void quantize_rows_e4m3(const void* src, DType src_type, int64_t rows, int64_t cols, void* dst,
+                        float* scales, cudaStream_t stream);
 
 // x[t][:] = float(table[ids[t]][:]) for t < n_tokens; table [vocab][hidden] in `type`. An id
 // previous_sample_token(r) (< 0) reads previous[r].token instead (overlapped scheduling feeds

@@ -21,7 +21,8 @@
 // Used by scripts/gpu_check.sh. Thread ownership: the program's main thread only.
 //   cuda_decode_bench MODEL_DIR [BATCHES (comma-separated, default 1,8,64,256)] [PROMPT_LEN]
 //                     [PREFILL_TOKENS]
-// KV_CACHE_DTYPE=fp8 in the environment runs every step over an FP8 KV cache.
+// KV_CACHE_DTYPE=fp8 in the environment runs every step over an FP8 KV cache, QUANTIZATION=fp8
+// with FP8 weights (W8A8; the bandwidth line still counts the checkpoint's weight bytes).
 #include <cuda_profiler_api.h>
 
 #include <algorithm>
@@ -138,9 +139,17 @@ double pipelined_steps(autoglm::Backend& be, std::vector<Seq>& seqs, std::vector
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kTimedSteps;
 }
 
+bool env_is(const char* name, const char* value) {
+  const char* set = std::getenv(name);
+  return set != nullptr && std::string(set) == value;
+}
+
 bool kv_fp8() {
-  const char* dtype = std::getenv("KV_CACHE_DTYPE");
-  return dtype != nullptr && std::string(dtype) == "fp8";
+  return env_is("KV_CACHE_DTYPE", "fp8");
+}
+
+bool weights_fp8() {
+  return env_is("QUANTIZATION", "fp8");
 }
 
 void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32_t>& batches,
@@ -156,6 +165,7 @@ void run(const autoglm::LoadedModel& model, bool graphs, const std::vector<int32
   o.num_kv_blocks = max_batch * blocks_per_seq;
   o.cuda_graphs = graphs;
   o.kv_cache_fp8 = kv_fp8();
+  o.weights_fp8 = weights_fp8();
   auto be = autoglm::make_cuda_backend(model, o);
   const double weights = weight_bytes(model);
   const autoglm::ModelConfig& c = model.config;
@@ -216,6 +226,7 @@ void prefill_bench(const autoglm::LoadedModel& model, int32_t tokens) {
   const int32_t blocks = (tokens + kBlockSize - 1) / kBlockSize;
   o.num_kv_blocks = blocks;
   o.kv_cache_fp8 = kv_fp8();
+  o.weights_fp8 = weights_fp8();
   auto be = autoglm::make_cuda_backend(model, o);
   std::vector<Seq> seqs(1);
   std::mt19937 rng(2);
@@ -278,6 +289,7 @@ void mixed_bench(const autoglm::LoadedModel& model, int32_t decode, int32_t chun
   o.num_kv_blocks = (decode + 1) * blocks_per_seq;
   o.cuda_graphs = true;
   o.kv_cache_fp8 = kv_fp8();
+  o.weights_fp8 = weights_fp8();
   auto be = autoglm::make_cuda_backend(model, o);
   std::mt19937 rng(3);
   std::vector<Seq> seqs(static_cast<size_t>(decode));

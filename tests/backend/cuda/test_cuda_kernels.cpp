@@ -398,6 +398,105 @@ TEST_P(CudaKernels, GemmMatchesCpuLinear) {
   }
 }
 
+// FP8 E4M3 rows quantized on the host as kernels.h defines it: the same fp32 operations.
+struct QuantizedRows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+};
+
+QuantizedRows quantize_rows_on_host(const std::vector<float>& v, int64_t rows, int64_t cols) {
+  QuantizedRows q{std::vector<uint8_t>(v.size()), std::vector<float>(rows)};
+  for (int64_t r = 0; r < rows; ++r) {
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::abs(v[r * cols + c]));
+    const float inv = amax > 0.0f ? kE4m3Max / amax : 1.0f;
+    q.scales[r] = amax > 0.0f ? amax / kE4m3Max : 1.0f;
+    for (int64_t c = 0; c < cols; ++c) {
+      q.bytes[r * cols + c] =
+          __nv_cvt_float_to_fp8(v[r * cols + c] * inv, __NV_SATFINITE, __NV_E4M3);
+    }
+  }
+  return q;
+}
+
+float e4m3_value(uint8_t byte) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(byte, __NV_E4M3)));
+}
+
+// Widths that are a multiple of the vector width take the vector path, 1,001 one element per
+// access; row 1 is all zeros (scale 1), and an fp32 source (weights of an F32 checkpoint) too.
+TEST_P(CudaKernels, QuantizeRowsE4m3MatchesTheHost) {
+  const DType act = type() == ActType::kBF16 ? DType::kBF16 : DType::kF16;
+  for (const bool f32_source : {false, true}) {
+    for (const auto& [rows, cols] :
+         {std::pair<int64_t, int64_t>{1, 4096}, {3, 8}, {37, 1001}, {5, 13696}}) {
+      SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + (f32_source ? " f32" : ""));
+      std::vector<float> x = test::random_vector(rows * cols, rng_, -3.0f, 3.0f);
+      if (rows > 1) std::fill_n(x.begin() + cols, cols, 0.0f);
+      if (!f32_source) x = round_to(x, type());
+      DeviceArray src = f32_source ? DeviceArray::of_f32(x) : DeviceArray::of_act(x, type());
+      DeviceArray dst(rows * cols, 1), scales(rows, 4);
+      dst.poison();
+      scales.poison();
+      quantize_rows_e4m3(src.get(), f32_source ? DType::kF32 : act, rows, cols, dst.get(),
+                         scales.as<float>(), nullptr);
+      const QuantizedRows want = quantize_rows_on_host(x, rows, cols);
+      EXPECT_EQ(dst.read_bytes(), want.bytes);
+      EXPECT_EQ(scales.read_f32(), want.scales);
+    }
+  }
+}
+
+// The FP8 matmul over operands quantized on the device, against the host's product of the same
+// bytes and scales (the quantization itself is checked above).
+TEST_P(CudaKernels, Fp8GemmMatchesTheHostOverQuantizedOperands) {
+  DeviceBuffer ws(Gemm::kWorkspaceBytes, "gemm workspace");
+  Gemm gemm(ws.get(), ws.bytes());
+  const DType act = type() == ActType::kBF16 ? DType::kBF16 : DType::kF16;
+  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 4096, 512},
+                                {2, 4608, 4096},
+                                {7, 136, 208},
+                                {67, 520, 1024},
+                                {300, 64, 64}}) {
+    for (const bool with_bias : {false, true}) {
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                   (with_bias ? " bias" : ""));
+      const std::vector<float> x = round_to(test::random_vector(m * k, rng_, -2.0f, 2.0f), type());
+      const std::vector<float> w = round_to(test::random_vector(n * k, rng_, -0.1f, 0.1f), type());
+      const std::vector<float> b = round_to(test::random_vector(n, rng_), type());
+      DeviceArray d_x = DeviceArray::of_act(x, type()), d_w = DeviceArray::of_act(w, type());
+      DeviceArray d_b = DeviceArray::of_act(b, type());
+      DeviceArray x8(m * k, 1), w8(n * k, 1), x_scale(m, 4), w_scale(n, 4);
+      quantize_rows_e4m3(d_x.get(), act, m, k, x8.get(), x_scale.as<float>(), nullptr);
+      quantize_rows_e4m3(d_w.get(), act, n, k, w8.get(), w_scale.as<float>(), nullptr);
+      DeviceArray y(m * n, 2);
+      y.poison();
+      gemm.linear_fp8(x8.get(), x_scale.as<float>(), w8.get(), w_scale.as<float>(),
+                      with_bias ? d_b.get() : nullptr, y.get(), m, n, k, type(), nullptr);
+      const std::vector<uint8_t> xq = x8.read_bytes(), wq = w8.read_bytes();
+      const std::vector<float> xs = x_scale.read_f32(), wsc = w_scale.read_f32();
+      std::vector<float> want(m * n);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = 0;
+          for (int64_t c = 0; c < k; ++c) {
+            acc += double{e4m3_value(xq[i * k + c])} * e4m3_value(wq[j * k + c]);
+          }
+          want[i * n + j] = static_cast<float>(acc * xs[i] * wsc[j] + (with_bias ? b[j] : 0.0f));
+        }
+      }
+      EXPECT_LT(rel_error(y.read_act(type()), want), test::tolerance(type()));
+    }
+  }
+  try {
+    gemm.linear_fp8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 8, 72, type(),
+                    nullptr);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
+}
+
 // Each part is the product over its slice of K alone (checked against the CPU over that slice),
 // so a part landing in the wrong place or covering the wrong columns fails, not only the sum.
 TEST_P(CudaKernels, GemmKSplitPartsMatchCpuLinearOverTheirSlices) {

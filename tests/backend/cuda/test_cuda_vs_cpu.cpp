@@ -33,8 +33,9 @@ using autoglm::test::SeqStep;
 struct Arch {
   std::string name;
   int64_t head_dim;
-  bool glm4;            // else Qwen3
-  bool kv_fp8 = false;  // the CUDA backend's KV cache in FP8 E4M3 (the CPU's stays fp32)
+  bool glm4;                 // else Qwen3
+  bool kv_fp8 = false;       // the CUDA backend's KV cache in FP8 E4M3 (the CPU's stays fp32)
+  bool weights_fp8 = false;  // the CUDA backend's projections W8A8 in FP8 E4M3 (the CPU's BF16)
 };
 
 struct TensorOut {
@@ -135,6 +136,10 @@ constexpr double kTolerance = 3e-2;  // max |gpu - cpu| / max |cpu| per row, BF1
 // With an FP8 KV cache: E4M3 keeps 3 mantissa bits (K and V each rounded by up to 2^-4
 // relative); the bound is the measured worst (docs/PERFORMANCE.md, "FP8 KV cache") with room.
 constexpr double kFp8Tolerance = 0.1;
+// With FP8 weights every projection's weights and inputs are rounded to 3 mantissa bits (each
+// row scaled to its largest magnitude); the bound is the measured worst (docs/PERFORMANCE.md,
+// "FP8 weights") with room.
+constexpr double kFp8WeightsTolerance = 0.2;
 
 // top-1 minus top-2, relative to the row's largest magnitude.
 double top2_margin(const float* row, int32_t n) {
@@ -165,8 +170,11 @@ TEST_P(CudaVsCpu, ChunkedPrefillAndBatchedDecodeMatchTheCpuBackend) {
   o.max_context_len = 2048;
   o.max_batched_tokens = 512;
   o.kv_cache_fp8 = arch.kv_fp8;
+  o.weights_fp8 = arch.weights_fp8;
   auto gpu = make_cuda_backend(*model, o);
-  const double tolerance = arch.kv_fp8 ? kFp8Tolerance : kTolerance;
+  const double tolerance = arch.weights_fp8 ? kFp8WeightsTolerance
+                           : arch.kv_fp8    ? kFp8Tolerance
+                                            : kTolerance;
   double worst = 0;
   const int32_t vocab = gpu->vocab_size();
   std::mt19937 rng(11);
@@ -248,7 +256,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaVsCpu,
                                            Arch{"qwen3_hd128", 128, false},
                                            Arch{"glm4_hd64_fp8_kv", 64, true, true},
                                            Arch{"glm4_hd128_fp8_kv", 128, true, true},
-                                           Arch{"qwen3_hd128_fp8_kv", 128, false, true}),
+                                           Arch{"qwen3_hd128_fp8_kv", 128, false, true},
+                                           Arch{"glm4_hd128_fp8_weights", 128, true, false, true},
+                                           Arch{"glm4_hd64_fp8_both", 64, true, true, true},
+                                           Arch{"qwen3_hd64_fp8_weights", 64, false, false, true}),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace
