@@ -157,6 +157,10 @@ void CudaBackend::project(const void* x, const void* w, const float* w_scale, co
                           cudaStream_t stream) {
   if (w_scale != nullptr) {
     if (out_f32) fail(ErrorCode::kInternal, "cuda backend: an FP8 projection with fp32 output");
+    if (gemv_fp8_supported(m, k, x, w)) {
+      gemv_fp8(x, w, w_scale, bias, y, m, n, k, type, stream);
+      return;
+    }
     quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
     gemm_->linear_fp8(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
   } else if (gemv_takes(m, n, k, x, w)) {

@@ -29,6 +29,16 @@ bool gemv_mma_supported(int64_t m, int64_t k, const void* x, const void* w);
 void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, int64_t n, int64_t k,
           ActType type, bool out_f32, cudaStream_t stream);
 
+// The one- and two-row projections of an FP8-weight model (W8A16): w8 [n][k] E4M3 with
+// w_scale [n] fp32 (quantize_rows_e4m3, kernels.h), x [m][k], bias [n] (or nullptr) and y [m][n]
+// in `type`; y[i][j] = w_scale[j] * sum_k x[i][k] * w8[j][k] (+ bias[j]), fp32 accumulation.
+// Needs gemv_fp8_supported (1 <= m <= kGemvFp8MaxRows, k % 16 == 0, 16-byte aligned x and w8),
+// else kInvalidArgument.
+inline constexpr int64_t kGemvFp8MaxRows = 2;
+bool gemv_fp8_supported(int64_t m, int64_t k, const void* x, const void* w8);
+void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
+              int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream);
+
 // Decode fusions: the same GEMV with the next element-wise kernel done in its epilogue, so a
 // batch-1 step launches (and waits on) one kernel fewer for each. Results are bit-identical to
 // the unfused pair (each sum is rounded to `type` before the element-wise step, as a store and a

@@ -9,6 +9,8 @@
 // reference's RMS (the fp32 accumulation's slack), so one wrong element fails too.
 // Skipped, with a message, when no GPU is present (the argument checks run anyway).
 // Thread ownership: the test main thread only.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/kernels.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
 
@@ -208,6 +211,49 @@ TEST_P(CudaGemv, UnalignedPointersGiveTheSameResult) {
   }
   // An aligned 8-element offset still takes the 16-byte path.
   check(Shape{2, 37, 264}, false, true, 8, 8);
+}
+
+// The FP8-weight GEMV: W quantized on the device (quantize_rows_e4m3, checked in
+// test_cuda_kernels), the reference over its bytes times their row scales, with the same bounds
+// as the GEMV's above. n not a multiple of the 8-row tile, K from one 16-byte chunk to the 9B's
+// down projection; bias on and off.
+TEST_P(CudaGemv, Fp8WeightsMatchTheHostOverTheQuantizedBytes) {
+  const DType act = type() == ActType::kBF16 ? DType::kBF16 : DType::kF16;
+  const std::vector<std::pair<int64_t, int64_t>> nk = {
+      {1, 16}, {37, 48}, {67, 4096}, {4608, 4096}, {301, 13696}};
+  for (const int64_t m : {1, 2}) {
+    for (const auto& [n, k] : nk) {
+      for (const bool with_bias : {false, true}) {
+        Problem p = make_problem(Shape{m, n, k}, type(), false, with_bias, rng_);
+        DeviceArray x = DeviceArray::of_act(p.x, type()), w = DeviceArray::of_act(p.w, type());
+        DeviceArray w8(n * k, 1), scales(n, 4), y(m * n, test::act_size(type()));
+        DeviceArray bias = with_bias ? DeviceArray::of_act(p.bias, type()) : DeviceArray(1, 4);
+        quantize_rows_e4m3(w.get(), act, n, k, w8.get(), scales.as<float>(), nullptr);
+        y.poison();
+        gemv_fp8(x.get(), w8.get(), scales.as<float>(), with_bias ? bias.get() : nullptr, y.get(),
+                 m, n, k, type(), nullptr);
+        const std::vector<uint8_t> bytes = w8.read_bytes();
+        const std::vector<float> row_scale = scales.read_f32();
+        for (int64_t j = 0; j < n; ++j) {
+          for (int64_t t = 0; t < k; ++t) {
+            const uint8_t b = bytes[j * k + t];
+            p.w[j * k + t] =
+                __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3))) * row_scale[j];
+          }
+        }
+        expect_close(y.read_act(type()), reference(p), type(), false,
+                     "fp8 " + describe(p.shape, false, with_bias));
+      }
+    }
+  }
+  for (const auto& [m, k] : {std::pair<int64_t, int64_t>{3, 64}, {0, 64}, {1, 24}}) {
+    try {
+      gemv_fp8(nullptr, nullptr, nullptr, nullptr, nullptr, m, 8, k, type(), nullptr);
+      ADD_FAILURE() << "m " << m << " k " << k << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaGemv, ::testing::Values(ActType::kBF16, ActType::kF16),

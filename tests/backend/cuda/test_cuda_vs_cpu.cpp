@@ -242,6 +242,14 @@ TEST_P(CudaVsCpu, ChunkedPrefillAndBatchedDecodeMatchTheCpuBackend) {
       s.ids = {static_cast<int32_t>(rng() % vocab)};
     }
   }
+  // One sequence alone: one-row steps take the GEMV kernels (and their FP8-weight form).
+  std::vector<SeqStep> one = {seqs[0]};
+  for (int step = 0; step < 3; ++step) {
+    compare_sampled(one, "one-row sampled decode step " + std::to_string(step));
+    compare(one, "one-row decode step " + std::to_string(step));
+    ++one[0].first_pos;
+    one[0].ids = {static_cast<int32_t>(rng() % vocab)};
+  }
   const auto* cuda = dynamic_cast<const cuda::CudaBackend*>(gpu.get());
   ASSERT_NE(cuda, nullptr);
   EXPECT_GE(cuda->decode_graph_count(), 1u) << "the sampled decode steps ran without a graph";

@@ -1,0 +1,162 @@
+// See gemv.h (gemv_fp8). The one- and two-row projections of an FP8-weight model: W is E4M3
+// with a scale per row, x stays in the activation type (W8A16: at these sizes the projection is
+// bound by W's bytes, so quantizing x would only add a launch). Work split as gemv.cu's: a block
+// of 256 threads owns kRows consecutive rows of W and sweeps K in 16-byte chunks (16 weights),
+// thread t taking chunks t, t + 256, ...; all of a thread's kRows loads of a sweep are issued
+// before the first is used, and the first sweep's before the wait for the previous kernel (W is
+// constant). kRows = 8 keeps a block's bytes in flight those of the BF16 GEMV's four rows of two
+// chunks. Each weight pair goes E4M3 -> FP16 in one conversion, then to fp32; products and sums
+// are fp32, and the row's scale multiplies the finished sum.
+// Thread ownership: see gemv.h.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/element_convert.cuh"
+#include "backend/cuda/gemv.h"
+#include "backend/cuda/gemv_loads.cuh"
+#include "backend/cuda/pdl.cuh"
+#include "core/error.h"
+
+namespace autoglm::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kRows = 8;    // rows of W a block owns
+constexpr int kChunk = 16;  // E4M3 weights per 16-byte load
+
+template <typename T>
+struct Fp8GemvArgs {
+  const T* x;
+  const uint8_t* w;
+  const float* w_scale;
+  const T* bias;  // nullptr: no bias
+  T* y;
+  int64_t n;
+  int64_t k;  // a multiple of kChunk
+  bool late_trigger;
+};
+
+// Two E4M3 bytes (the lower address in the low byte) to fp32, in address order.
+__device__ __forceinline__ float2 e4m3x2_to_float2(uint32_t pair) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair & 0xffffu), __NV_E4M3);
+  return __half22float2(__half2(h));
+}
+
+__device__ __forceinline__ void unpack16_e4m3(const uint4& v, float (&out)[kChunk]) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 lo = e4m3x2_to_float2(words[i]), hi = e4m3x2_to_float2(words[i] >> 16);
+    out[4 * i] = lo.x, out[4 * i + 1] = lo.y, out[4 * i + 2] = hi.x, out[4 * i + 3] = hi.y;
+  }
+}
+
+template <typename T, int M>
+__global__ void __launch_bounds__(kThreads, 2) gemv_fp8_kernel(Fp8GemvArgs<T> a) {
+  static_assert(M * kRows <= 32, "the epilogue is warp 0's: one lane per output sum");
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
+  const auto row_at = [&](int r) { return first_row + r < a.n ? first_row + r : a.n - 1; };
+  const int slot = threadIdx.x;  // warp 0's lane `slot` finishes (x row m, W row first_row + r)
+  const int m = slot / kRows;
+  const int64_t row = first_row + slot % kRows;
+  const bool live = slot < M * kRows && row < a.n;
+  const float scale = live ? a.w_scale[row] : 0.0f;
+  const float bias = live && a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
+  float acc[M][kRows] = {};
+  const int64_t chunks = a.k / kChunk;
+  bool waited = false;
+  for (int64_t c = threadIdx.x; c < chunks; c += kThreads) {
+    uint4 wv[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) wv[r] = load_streaming(a.w + row_at(r) * a.k + c * kChunk);
+    if (!waited) {
+      wait_for_previous_kernel();
+      waited = true;
+    }
+    float xf[M][kChunk];
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      const T* xp = a.x + i * a.k + c * kChunk;
+      unpack8<T>(load_cached(xp), reinterpret_cast<float(&)[kChunkElems]>(xf[i][0]));
+      unpack8<T>(load_cached(xp + kChunkElems),
+                 reinterpret_cast<float(&)[kChunkElems]>(xf[i][kChunkElems]));
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float wf[kChunk];
+      unpack16_e4m3(wv[r], wf);
+#pragma unroll
+      for (int i = 0; i < M; ++i) {
+#pragma unroll
+        for (int e = 0; e < kChunk; ++e) acc[i][r] = fmaf(xf[i][e], wf[e], acc[i][r]);
+      }
+    }
+  }
+  if (!waited) wait_for_previous_kernel();  // no chunk in this thread
+  if (a.late_trigger) allow_next_kernel();  // every load of this block has been used
+
+  __shared__ float partial[kWarps][M * kRows];
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float s = warp_sum(acc[i][r]);
+      if (lane == 0) partial[warp][i * kRows + r] = s;
+    }
+  }
+  __syncthreads();
+  if (warp != 0 || !live) return;
+  float sum = 0.0f;
+#pragma unroll
+  for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
+  a.y[m * a.n + row] = from_f32<T>(sum * scale + bias);
+}
+
+}  // namespace
+
+bool gemv_fp8_supported(int64_t m, int64_t k, const void* x, const void* w8) {
+  return m >= 1 && m <= kGemvFp8MaxRows && k % kChunk == 0 && aligned_to(x, 16) &&
+         aligned_to(w8, 16);
+}
+
+void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
+              int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream) {
+  if (!gemv_fp8_supported(m, k, x, w8) || n < 0) {
+    fail(ErrorCode::kInvalidArgument, "CUDA gemv_fp8: m " + std::to_string(m) + " (1.." +
+                                          std::to_string(kGemvFp8MaxRows) + "), n " +
+                                          std::to_string(n) + ", k " + std::to_string(k) +
+                                          " (a multiple of 16) with 16-byte aligned x and w");
+  }
+  if (n == 0) return;
+  const int64_t blocks = (n + kRows - 1) / kRows;
+  if (blocks > (int64_t{1} << 31) - 1) {
+    fail(ErrorCode::kUnsupported, "CUDA gemv_fp8: " + std::to_string(n) + " rows is too many");
+  }
+  const auto launch = [&](auto element) {
+    using T = decltype(element);
+    const Fp8GemvArgs<T> a{static_cast<const T*>(x),
+                           static_cast<const uint8_t*>(w8),
+                           w_scale,
+                           static_cast<const T*>(bias),
+                           static_cast<T*>(y),
+                           n,
+                           k,
+                           late_trigger_at(m)};
+    launch_dependent("gemv_fp8", m == 1 ? gemv_fp8_kernel<T, 1> : gemv_fp8_kernel<T, 2>,
+                     static_cast<unsigned>(blocks), kThreads, 0, stream, a);
+  };
+  type == ActType::kBF16 ? launch(__nv_bfloat16{}) : launch(__half{});
+  check_launch("gemv_fp8");
+}
+
+}  // namespace autoglm::cuda
