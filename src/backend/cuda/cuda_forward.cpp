@@ -162,7 +162,11 @@ void CudaBackend::project(const void* x, const void* w, const float* w_scale, co
       return;
     }
     quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
-    gemm_->linear_fp8(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
+    if (gemv_fp8_mma_supported(m, k, buf_.x8, w)) {
+      gemv_fp8_mma(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
+    } else {
+      gemm_->linear_fp8(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
+    }
   } else if (gemv_takes(m, n, k, x, w)) {
     gemv(x, w, bias, y, m, n, k, type, out_f32, stream);
   } else {

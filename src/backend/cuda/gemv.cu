@@ -315,14 +315,9 @@ constexpr int kMmaUnroll = 1;
 template <typename T, typename OutT>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs<T, OutT> a, int m) {
   __shared__ float sums[kMmaWarps][32][4];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = lane / 4, c = lane % 4;
+  const int warp = threadIdx.x / 32;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
-  const int64_t ra = row0 + g < a.n ? row0 + g : a.n - 1;  // past the end: re-read, not stored
-  const int64_t rb = row0 + g + 8 < a.n ? row0 + g + 8 : a.n - 1;
-  const T* wa = a.w + ra * a.k + 16 * c;
-  const T* wb = a.w + rb * a.k + 16 * c;
-  const T* xr = a.x + static_cast<int64_t>(g < m ? g : 0) * a.k + 16 * c;
+  const auto [wa, wb, xr] = mma_lane_rows(a.w, a.x, row0, a.n, a.k, m);
   const int64_t slices = a.k / kMmaKStep;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   bool waited = false;
@@ -358,20 +353,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs<T, Ou
     }
   }
   if (!waited) wait_for_previous_kernel();
-#pragma unroll
-  for (int i = 0; i < 4; ++i) sums[warp][lane][i] = acc[i];
-  __syncthreads();
-  if (threadIdx.x >= 32 * 4) return;
-  // Thread (q, l): element q of lane l's D fragment: row l / 4 (+ 8 for q >= 2) of the block's
-  // 16, column (token) 2 (l % 4) + q % 2.
-  const int q = threadIdx.x / 32, l = threadIdx.x % 32;
-  const int64_t row = row0 + l / 4 + (q >= 2 ? 8 : 0);
-  const int token = 2 * (l % 4) + q % 2;
-  if (token >= m || row >= a.n) return;
-  float sum = a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
-#pragma unroll
-  for (int wi = 0; wi < kMmaWarps; ++wi) sum += sums[wi][l][q];
-  a.y[token * a.n + row] = from_f32<OutT>(sum);
+  int64_t row = 0;
+  int token = 0;
+  float sum = 0.0f;
+  if (!sum_mma_fragments<kMmaWarps>(acc, sums, row0, m, a.n, row, token, sum)) return;
+  const float bias = a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
+  a.y[token * a.n + row] = from_f32<OutT>(sum + bias);
 }
 
 // Picks the instantiation for m among M, M + 1, ..., kGemvMaxRows (the caller checked the range).

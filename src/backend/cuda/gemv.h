@@ -38,6 +38,14 @@ inline constexpr int64_t kGemvFp8MaxRows = 2;
 bool gemv_fp8_supported(int64_t m, int64_t k, const void* x, const void* w8);
 void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
               int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream);
+// Three to kGemvMaxRows rows of an FP8-weight model on the tensor cores (W8A8, as
+// Gemm::linear_fp8): x8 [m][k] E4M3 with x_scale [m] (quantize_rows_e4m3 of the input), w8 and
+// w_scale as above; y[i][j] = x_scale[i] * w_scale[j] * sum_k x8[i][k] w8[j][k] (+ bias[j]).
+// Needs gemv_fp8_mma_supported (k % 128 == 0, 16-byte aligned x8 and w8), else kInvalidArgument.
+bool gemv_fp8_mma_supported(int64_t m, int64_t k, const void* x8, const void* w8);
+void gemv_fp8_mma(const void* x8, const float* x_scale, const void* w8, const float* w_scale,
+                  const void* bias, void* y, int64_t m, int64_t n, int64_t k, ActType type,
+                  cudaStream_t stream);
 
 // Decode fusions: the same GEMV with the next element-wise kernel done in its epilogue, so a
 // batch-1 step launches (and waits on) one kernel fewer for each. Results are bit-identical to

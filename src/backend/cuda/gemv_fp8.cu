@@ -7,6 +7,12 @@
 // constant). kRows = 8 keeps a block's bytes in flight those of the BF16 GEMV's four rows of two
 // chunks. Each weight pair goes E4M3 -> FP16 in one conversion, then to fp32; products and sums
 // are fp32, and the row's scale multiplies the finished sum.
+// Three to eight rows (gemv_fp8_mma) run on the tensor cores instead, W8A8 like cuBLASLt's path:
+// 16 rows of W are an m16n8k32 E4M3 MMA's A operand and the quantized rows of x its B, as
+// gemv.cu's gemv_mma_kernel does in BF16: a block's 16 warps split K in 128-byte slices; lane
+// (g, c) reads bytes [16c, 16c + 16) and [64 + 16c, 80 + 16c) of the slice from rows g and g + 8
+// of W and from x's row g, and the MMAs' k order is permuted alike for both operands, so those
+// loads are the fragments as they stand. Both scales multiply the finished sum.
 // Thread ownership: see gemv.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -19,6 +25,7 @@
 #include "backend/cuda/element_convert.cuh"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/gemv_loads.cuh"
+#include "backend/cuda/mma.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/error.h"
 
@@ -122,7 +129,91 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_fp8_kernel(Fp8GemvArgs<T> a)
   a.y[m * a.n + row] = from_f32<T>(sum * scale + bias);
 }
 
+constexpr int kMmaWarps = 16;
+constexpr int kMmaThreads = kMmaWarps * 32;
+constexpr int kMmaKStep = 128;  // bytes of K a warp takes at a time: four m16n8k32 MMAs
+
+struct Fp8MmaArgs {
+  const uint8_t* x8;
+  const float* x_scale;
+  const uint8_t* w8;
+  const float* w_scale;
+  const void* bias;  // in y's type; nullptr: none
+  void* y;
+  int64_t n;
+  int64_t k;  // a multiple of kMmaKStep
+  int m;
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kMmaThreads, 2) gemv_fp8_mma_kernel(Fp8MmaArgs a) {
+  __shared__ float sums[kMmaWarps][32][4];
+  const int warp = threadIdx.x / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const auto [wa, wb, xr] = mma_lane_rows(a.w8, a.x8, row0, a.n, a.k, a.m);
+  const int64_t slices = a.k / kMmaKStep;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  bool waited = false;
+  for (int64_t s = warp; s < slices; s += kMmaWarps) {
+    const int64_t at = s * kMmaKStep;
+    const uint4 w[4] = {load_streaming(wa + at), load_streaming(wa + at + 64),
+                        load_streaming(wb + at), load_streaming(wb + at + 64)};
+    if (!waited) {
+      wait_for_previous_kernel();
+      waited = true;
+    }
+    const uint4 x[2] = {load_cached(xr + at), load_cached(xr + at + 64)};
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint4 &top = w[h], &bottom = w[2 + h];
+      const uint32_t first[4] = {top.x, bottom.x, top.y, bottom.y};
+      const uint32_t second[4] = {top.z, bottom.z, top.w, bottom.w};
+      mma16832_e4m3(acc, first, x[h].x, x[h].y);
+      mma16832_e4m3(acc, second, x[h].z, x[h].w);
+    }
+  }
+  if (!waited) wait_for_previous_kernel();
+  int64_t row = 0;
+  int token = 0;
+  float sum = 0.0f;
+  if (!sum_mma_fragments<kMmaWarps>(acc, sums, row0, a.m, a.n, row, token, sum)) return;
+  const float bias = a.bias != nullptr ? to_f32(static_cast<const T*>(a.bias)[row]) : 0.0f;
+  static_cast<T*>(a.y)[token * a.n + row] =
+      from_f32<T>(sum * a.w_scale[row] * a.x_scale[token] + bias);
+}
+
 }  // namespace
+
+bool gemv_fp8_mma_supported(int64_t m, int64_t k, const void* x8, const void* w8) {
+  return m > kGemvFp8MaxRows && m <= kGemvMaxRows && k % kMmaKStep == 0 && aligned_to(x8, 16) &&
+         aligned_to(w8, 16);
+}
+
+void gemv_fp8_mma(const void* x8, const float* x_scale, const void* w8, const float* w_scale,
+                  const void* bias, void* y, int64_t m, int64_t n, int64_t k, ActType type,
+                  cudaStream_t stream) {
+  if (!gemv_fp8_mma_supported(m, k, x8, w8) || n < 0) {
+    fail(ErrorCode::kInvalidArgument,
+         "CUDA gemv_fp8_mma: m " + std::to_string(m) + " (" + std::to_string(kGemvFp8MaxRows + 1) +
+             ".." + std::to_string(kGemvMaxRows) + "), n " + std::to_string(n) + ", k " +
+             std::to_string(k) + " (a multiple of 128) with 16-byte aligned x8 and w8");
+  }
+  if (n == 0) return;
+  const Fp8MmaArgs a{static_cast<const uint8_t*>(x8),
+                     x_scale,
+                     static_cast<const uint8_t*>(w8),
+                     w_scale,
+                     bias,
+                     y,
+                     n,
+                     k,
+                     static_cast<int>(m)};
+  const auto kernel =
+      type == ActType::kBF16 ? gemv_fp8_mma_kernel<__nv_bfloat16> : gemv_fp8_mma_kernel<__half>;
+  launch_dependent("gemv_fp8_mma", kernel, static_cast<unsigned>((n + 15) / 16), kMmaThreads, 0,
+                   stream, a);
+  check_launch("gemv_fp8_mma");
+}
 
 bool gemv_fp8_supported(int64_t m, int64_t k, const void* x, const void* w8) {
   return m >= 1 && m <= kGemvFp8MaxRows && k % kChunk == 0 && aligned_to(x, 16) &&

@@ -1,5 +1,6 @@
-// The GEMV kernels' loads and unpacking (gemv.cu, gemv_fp8.cu): W streamed past L1, x through
-// the read-only cache, 16-bit pairs to fp32 in address order, and the warp sum.
+// The GEMV kernels' shared pieces (gemv.cu, gemv_fp8.cu): W streamed past L1, x through the
+// read-only cache, 16-bit pairs to fp32 in address order, the warp sum, and the tensor-core
+// GEMVs' sum of their warps' D fragments.
 // Thread ownership: device functions, no state.
 #pragma once
 
@@ -51,6 +52,51 @@ __device__ __forceinline__ uint4 load_cached(const void* p) {
 __device__ __forceinline__ float warp_sum(float v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
+}
+
+// Where lane (g, c) of a tensor-core GEMV warp reads: rows g and g + 8 of the block's 16 rows of W
+// (from row0; past the end of W its last row, re-read and never stored) and x's row g (row 0 past
+// the m rows), each from element 16 c on.
+template <typename E>
+struct MmaLaneRows {
+  const E* wa;
+  const E* wb;
+  const E* x;
+};
+
+template <typename E>
+__device__ __forceinline__ MmaLaneRows<E> mma_lane_rows(const E* w, const E* x, int64_t row0,
+                                                        int64_t n, int64_t k, int m) {
+  const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int64_t ra = row0 + g < n ? row0 + g : n - 1;
+  const int64_t rb = row0 + g + 8 < n ? row0 + g + 8 : n - 1;
+  return {w + ra * k + 16 * c, w + rb * k + 16 * c,
+          x + static_cast<int64_t>(g < m ? g : 0) * k + 16 * c};
+}
+
+// The end of a tensor-core GEMV block of `Warps` warps, each holding the m16n8 D fragment of the
+// block's 16 rows of W (from row0) by up to 8 tokens over its share of K: sums the fragments
+// over the warps through `sums` (the block's shared memory). Returns false in threads that
+// finish no output; else sets the output's row and token, and its sum over the warps.
+template <int Warps>
+__device__ __forceinline__ bool sum_mma_fragments(const float (&acc)[4],
+                                                  float (&sums)[Warps][32][4], int64_t row0, int m,
+                                                  int64_t n, int64_t& row, int& token, float& sum) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) sums[warp][lane][i] = acc[i];
+  __syncthreads();
+  if (threadIdx.x >= 32 * 4) return false;
+  // Thread (q, l): element q of lane l's D fragment: row l / 4 (+ 8 for q >= 2) of the block's
+  // 16, column (token) 2 (l % 4) + q % 2.
+  const int q = threadIdx.x / 32, l = threadIdx.x % 32;
+  row = row0 + l / 4 + (q >= 2 ? 8 : 0);
+  token = 2 * (l % 4) + q % 2;
+  if (token >= m || row >= n) return false;
+  sum = 0.0f;
+#pragma unroll
+  for (int wi = 0; wi < Warps; ++wi) sum += sums[wi][l][q];
+  return true;
 }
 
 }  // namespace autoglm::cuda

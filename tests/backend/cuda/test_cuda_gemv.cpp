@@ -213,33 +213,57 @@ TEST_P(CudaGemv, UnalignedPointersGiveTheSameResult) {
   check(Shape{2, 37, 264}, false, true, 8, 8);
 }
 
-// The FP8-weight GEMV: W quantized on the device (quantize_rows_e4m3, checked in
-// test_cuda_kernels), the reference over its bytes times their row scales, with the same bounds
-// as the GEMV's above. n not a multiple of the 8-row tile, K from one 16-byte chunk to the 9B's
-// down projection; bias on and off.
-TEST_P(CudaGemv, Fp8WeightsMatchTheHostOverTheQuantizedBytes) {
-  const DType act = type() == ActType::kBF16 ? DType::kBF16 : DType::kF16;
+// A [rows][cols] matrix quantized on the device (quantize_rows_e4m3, checked bit for bit in
+// test_cuda_kernels): its bytes and scales, and the values they stand for (byte * row scale).
+struct QuantizedOnDevice {
+  DeviceArray bytes, scales;
+  std::vector<float> values;
+};
+
+QuantizedOnDevice quantize_on_device(const std::vector<float>& host, int64_t rows, int64_t cols,
+                                     ActType type) {
+  const DeviceArray src = DeviceArray::of_act(host, type);
+  QuantizedOnDevice q{DeviceArray(rows * cols, 1), DeviceArray(rows, 4), {}};
+  quantize_rows_e4m3(src.get(), type == ActType::kBF16 ? DType::kBF16 : DType::kF16, rows, cols,
+                     q.bytes.get(), q.scales.as<float>(), nullptr);
+  const std::vector<uint8_t> bytes = q.bytes.read_bytes();
+  const std::vector<float> scale = q.scales.read_f32();
+  q.values.resize(bytes.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const __half h(__nv_cvt_fp8_to_halfraw(bytes[r * cols + c], __NV_E4M3));
+      q.values[r * cols + c] = __half2float(h) * scale[r];
+    }
+  }
+  return q;
+}
+
+// The FP8-weight GEMVs against the host over the quantized values, with the same bounds as the
+// GEMV's above: one and two rows (gemv_fp8: x as it is), three to eight (gemv_fp8_mma: x
+// quantized too). n not a multiple of the tiles, K from one 16-byte chunk (128 bytes for the
+// tensor-core form) to the 9B's down projection; bias on and off.
+TEST_P(CudaGemv, Fp8WeightsMatchTheHostOverTheQuantizedValues) {
   const std::vector<std::pair<int64_t, int64_t>> nk = {
-      {1, 16}, {37, 48}, {67, 4096}, {4608, 4096}, {301, 13696}};
-  for (const int64_t m : {1, 2}) {
+      {1, 128}, {37, 256}, {67, 4096}, {4608, 4096}, {301, 13696}};
+  for (const int64_t m : {1, 2, 3, 5, 8}) {
     for (const auto& [n, k] : nk) {
       for (const bool with_bias : {false, true}) {
         Problem p = make_problem(Shape{m, n, k}, type(), false, with_bias, rng_);
-        DeviceArray x = DeviceArray::of_act(p.x, type()), w = DeviceArray::of_act(p.w, type());
-        DeviceArray w8(n * k, 1), scales(n, 4), y(m * n, test::act_size(type()));
+        const QuantizedOnDevice w = quantize_on_device(p.w, n, k, type());
+        const DeviceArray x = DeviceArray::of_act(p.x, type());
         DeviceArray bias = with_bias ? DeviceArray::of_act(p.bias, type()) : DeviceArray(1, 4);
-        quantize_rows_e4m3(w.get(), act, n, k, w8.get(), scales.as<float>(), nullptr);
+        DeviceArray y(m * n, test::act_size(type()));
         y.poison();
-        gemv_fp8(x.get(), w8.get(), scales.as<float>(), with_bias ? bias.get() : nullptr, y.get(),
-                 m, n, k, type(), nullptr);
-        const std::vector<uint8_t> bytes = w8.read_bytes();
-        const std::vector<float> row_scale = scales.read_f32();
-        for (int64_t j = 0; j < n; ++j) {
-          for (int64_t t = 0; t < k; ++t) {
-            const uint8_t b = bytes[j * k + t];
-            p.w[j * k + t] =
-                __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3))) * row_scale[j];
-          }
+        const void* b = with_bias ? bias.get() : nullptr;
+        p.w = w.values;
+        if (m <= kGemvFp8MaxRows) {
+          gemv_fp8(x.get(), w.bytes.get(), w.scales.as<float>(), b, y.get(), m, n, k, type(),
+                   nullptr);
+        } else {
+          const QuantizedOnDevice xq = quantize_on_device(p.x, m, k, type());
+          gemv_fp8_mma(xq.bytes.get(), xq.scales.as<float>(), w.bytes.get(), w.scales.as<float>(),
+                       b, y.get(), m, n, k, type(), nullptr);
+          p.x = xq.values;
         }
         expect_close(y.read_act(type()), reference(p), type(), false,
                      "fp8 " + describe(p.shape, false, with_bias));
@@ -250,6 +274,14 @@ TEST_P(CudaGemv, Fp8WeightsMatchTheHostOverTheQuantizedBytes) {
     try {
       gemv_fp8(nullptr, nullptr, nullptr, nullptr, nullptr, m, 8, k, type(), nullptr);
       ADD_FAILURE() << "m " << m << " k " << k << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+  }
+  for (const auto& [m, k] : {std::pair<int64_t, int64_t>{2, 128}, {9, 128}, {4, 192}}) {
+    try {
+      gemv_fp8_mma(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, m, 8, k, type(), nullptr);
+      ADD_FAILURE() << "mma m " << m << " k " << k << ": no error";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     }
