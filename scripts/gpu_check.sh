@@ -415,6 +415,8 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
   # 3-8 row projections on cuBLASLt instead of the tensor-core GEMV.
   knob_row "decode step 9B, no tensor-core GEMV" cuda_decode_bench_nommagemv.log 4,8 \
     AUTOGLM_CUDA_GEMV_MMA=0
+  # FP8 weights (--quantization fp8): the layer projections W8A8 / W8A16 (docs/OPERATIONS.md).
+  knob_row "decode step 9B, FP8 weights" cuda_decode_bench_fp8w.log 1,8,64,256 QUANTIZATION=fp8
   # The KV cache in the activation type and in FP8 E4M3, at serving's context (1,500-token
   # prompts), where attention reads a third of a batch-256 step's bytes.
   for kv in auto fp8; do
