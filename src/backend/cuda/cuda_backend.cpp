@@ -148,6 +148,7 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE") && !options_.weights_fp8;
   k_split_ = switch_on("AUTOGLM_CUDA_KSPLIT");
   mma_gemv_ = switch_on("AUTOGLM_CUDA_GEMV_MMA");
+  fp8_norm_rows_ = switch_on("AUTOGLM_CUDA_FP8_NORM_ROWS");
   // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
   fused_qkv_rope_ = fused_decode_ && gemv_rope_qkv_supported(qkv_layout_) &&
                     std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {

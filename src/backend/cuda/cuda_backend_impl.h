@@ -188,10 +188,16 @@ class CudaBackend final : public Backend {
   // Whether project() runs an m x n x k projection on the GEMV (gemv.h): up to kGemvRows rows,
   // or the tensor-core form (mma_gemv_); else cuBLASLt.
   bool gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const;
-  // y = x W^T (+ bias): with w_scale (an FP8 matrix), x quantized per row and cuBLASLt's FP8
-  // matmul; else the GEMV kernel where gemv_takes, else cuBLASLt.
+  // y = x W^T (+ bias): with w_scale (an FP8 matrix) the FP8 GEMV at up to kGemvFp8MaxRows rows,
+  // else x quantized per row into buf_.x8 (unless x8_ready: the norm before already wrote it
+  // there, see norm_fp8_rows) and the FP8 tensor-core GEMV or cuBLASLt's FP8 matmul; else the
+  // GEMV kernel where gemv_takes, else cuBLASLt.
   void project(const void* x, const void* w, const float* w_scale, const void* bias, void* y,
-               int64_t m, int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream);
+               int64_t m, int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream,
+               bool x8_ready = false);
+  // Where a residual norm over n rows leaves the FP8 rows of its output for the next projection:
+  // buf_.x8 for an FP8-weight model's steps of more than kGemvFp8MaxRows rows, else nowhere.
+  Fp8Rows norm_fp8_rows(int32_t n) const;
   // The final norm and lm_head for logits rows [r0, r0 + rows) into buf_.logits.
   void logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows);
   void copy_logits(const DeviceBatch& db, int64_t n_out, std::span<float> logits);
@@ -217,6 +223,9 @@ class CudaBackend final : public Backend {
   // Projections of kGemvMmaMinRows..kGemvMaxRows rows and at most kMmaGemvMaxOutputs outputs on
   // the tensor-core GEMV (gemv.h) instead of cuBLASLt; AUTOGLM_CUDA_GEMV_MMA=0 turns that off.
   bool mma_gemv_ = true;
+  // FP8 weights: the residual norms write the FP8 rows of the qkv and gate_up inputs
+  // (norm_fp8_rows); AUTOGLM_CUDA_FP8_NORM_ROWS=0 quantizes them separately, to measure it.
+  bool fp8_norm_rows_ = true;
   KvPoolShape pool_;
 
   Stream stream_;

@@ -134,17 +134,24 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   // which this step's sampler overwrites only after the embedding.
   embedding_gather(db.token_ids, buf_.samples, config_.vocab_size, n, embed_, act_, hidden, buf_.x,
                    s);
+  const Fp8Rows h8 = norm_fp8_rows(n);
   residual_add_norm(buf_.x, Delta{}, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
-                    s);
+                    s, h8);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DeviceLayer& L = layers_[l];
     const Delta attn = attention_layer(db, static_cast<int>(l));
     residual_add_norm(buf_.x, attn, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n, hidden,
-                      eps, act_, s);
+                      eps, act_, s, h8);
     const Delta mlp = mlp_layer(n, static_cast<int>(l));
-    const float* next_norm = l + 1 < layers_.size() ? layers_[l + 1].input_norm : nullptr;
-    residual_add_norm(buf_.x, mlp, L.post_mlp_norm, next_norm, buf_.h, n, hidden, eps, act_, s);
+    const bool last = l + 1 == layers_.size();
+    residual_add_norm(buf_.x, mlp, L.post_mlp_norm, last ? nullptr : layers_[l + 1].input_norm,
+                      buf_.h, n, hidden, eps, act_, s, last ? Fp8Rows{} : h8);
   }
+}
+
+Fp8Rows CudaBackend::norm_fp8_rows(int32_t n) const {
+  if (!options_.weights_fp8 || !fp8_norm_rows_ || n <= kGemvFp8MaxRows) return {};
+  return {buf_.x8, buf_.x8_scales};
 }
 
 bool CudaBackend::gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const {
@@ -154,14 +161,14 @@ bool CudaBackend::gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, con
 
 void CudaBackend::project(const void* x, const void* w, const float* w_scale, const void* bias,
                           void* y, int64_t m, int64_t n, int64_t k, ActType type, bool out_f32,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, bool x8_ready) {
   if (w_scale != nullptr) {
     if (out_f32) fail(ErrorCode::kInternal, "cuda backend: an FP8 projection with fp32 output");
-    if (gemv_fp8_supported(m, k, x, w)) {
+    if (!x8_ready && gemv_fp8_supported(m, k, x, w)) {
       gemv_fp8(x, w, w_scale, bias, y, m, n, k, type, stream);
       return;
     }
-    quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
+    if (!x8_ready) quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
     if (gemv_fp8_mma_supported(m, k, buf_.x8, w)) {
       gemv_fp8_mma(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
     } else {
@@ -202,7 +209,7 @@ Delta CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
                   buf_.rope_cos, buf_.rope_sin, buf_.q, kv, act_, s);
   } else {
     project(buf_.h, L.qkv, L.qkv_scale, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim,
-            config_.hidden_size, act_, false, s);
+            config_.hidden_size, act_, false, s, norm_fp8_rows(n).bytes != nullptr);
     qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
                   static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
                   kv, act_, s);
@@ -233,7 +240,7 @@ Delta CudaBackend::mlp_layer(int32_t n, int layer) {
                 s);
   } else {
     project(buf_.h, L.gate_up, L.gate_up_scale, L.gate_up_bias, buf_.gate_up, n, 2 * inter,
-            config_.hidden_size, act_, false, s);
+            config_.hidden_size, act_, false, s, norm_fp8_rows(n).bytes != nullptr);
     silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
   }
   return project_delta(buf_.mlp, L.down, L.down_scale, L.down_bias, n, inter);

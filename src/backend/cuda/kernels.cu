@@ -174,14 +174,15 @@ constexpr int kNormMaxPerThread = 16;   // rows up to 16,384 wide
 constexpr int32_t kNormMidRows = 129;   // from here on, rows take two blocks an SM
 constexpr int32_t kNormManyRows = 512;  // from here on, rows favour throughput over latency
 
-template <typename T, int W, int N>
+template <typename T, int W, int N, bool kFp8Out>
 __global__ void __launch_bounds__(kNormMaxThreads)
     norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* delta_parts,
                      int32_t n_parts, const float* post_w, const float* norm_w, T* out,
-                     int64_t hidden, float eps, bool late_trigger, bool x_before_wait) {
+                     __nv_fp8_storage_t* out8, float* out8_scales, int64_t hidden, float eps,
+                     bool late_trigger, bool x_before_wait) {
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.
   constexpr bool kPreloadWeights = N * W <= 8;
-  __shared__ float partial[2][32];
+  __shared__ float partial[kFp8Out ? 3 : 2][32];
   const int width = static_cast<int>(hidden);  // <= kNormMaxThreads * kNormMaxPerThread
   const T* dr = delta != nullptr ? delta + blockIdx.x * hidden : nullptr;
   // Delta::parts: part p of this row at p * (rows * hidden) past the first.
@@ -283,6 +284,34 @@ __global__ void __launch_bounds__(kNormMaxThreads)
 #pragma unroll
     for (int k = 0; k < W; ++k) o[k] = w[k] * (xv[n][k] * inv);
     store_f32<W>(orow + i, o);
+    if constexpr (kFp8Out) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) xv[n][k] = to_f32(from_f32<T>(o[k]));  // out as stored
+    }
+  }
+  // FP8 rows of `out` exactly as quantize_rows_e4m3 would make them from it (a separate
+  // instantiation, so that the norms without it keep their registers).
+  if constexpr (kFp8Out) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(xv[n][k]));  // 0 past the row's end
+    }
+    amax = block_reduce_once<warp_max>(amax, partial[2]);
+    const float q_inv = amax > 0.0f ? __fdiv_rn(kE4m3Max, amax) : 1.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
+      if (i >= width) continue;
+      Pack<__nv_fp8_storage_t, W> q;
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        q.v[k] = __nv_cvt_float_to_fp8(xv[n][k] * q_inv, __NV_SATFINITE, __NV_E4M3);
+      }
+      *reinterpret_cast<Pack<__nv_fp8_storage_t, W>*>(out8 + blockIdx.x * hidden + i) = q;
+    }
+    if (threadIdx.x == 0) out8_scales[blockIdx.x] = amax > 0.0f ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
   }
 }
 
@@ -518,6 +547,7 @@ struct NormRowsArgs {
   int32_t n_rows;
   int64_t hidden;
   float eps;
+  Fp8Rows out8;
 };
 
 template <typename T, int W, int N>
@@ -528,9 +558,12 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
   const bool late_trigger = late_trigger_at(a.n_rows);
   const bool has_delta = a.delta.act != nullptr || a.delta.parts != nullptr;
   const bool x_before_wait = late_trigger && has_delta && a.rows == nullptr;
-  launch_dependent(name, norm_rows_kernel<T, W, N>, a.n_rows, block, 0, stream, a.x, a.rows,
+  const auto kernel =
+      a.out8.bytes != nullptr ? norm_rows_kernel<T, W, N, true> : norm_rows_kernel<T, W, N, false>;
+  launch_dependent(name, kernel, a.n_rows, block, 0, stream, a.x, a.rows,
                    static_cast<const T*>(a.delta.act), a.delta.parts, a.delta.n_parts, a.post_w,
-                   a.norm_w, static_cast<T*>(a.out), a.hidden, a.eps, late_trigger, x_before_wait);
+                   a.norm_w, static_cast<T*>(a.out), static_cast<__nv_fp8_storage_t*>(a.out8.bytes),
+                   a.out8.scales, a.hidden, a.eps, late_trigger, x_before_wait);
 }
 
 // Elements per thread: the fewest that fit the row in one block when there are few rows (more
@@ -567,7 +600,8 @@ void norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
   // Four elements per access: 16 bytes of fp32, 8 of the storage type.
   const bool vector = a.hidden % 4 == 0 && aligned_to(a.x, 16) && aligned_to(a.delta.act, 8) &&
                       aligned_to(a.delta.parts, 16) && aligned_to(a.post_w, 16) &&
-                      aligned_to(a.norm_w, 16) && aligned_to(a.out, 8);
+                      aligned_to(a.norm_w, 16) && aligned_to(a.out, 8) &&
+                      aligned_to(a.out8.bytes, 4);
   if (vector) {
     dispatch_norm_rows<T, 4, 1>(name, a, stream);
   } else {
@@ -631,13 +665,18 @@ void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t voc
 }
 
 void residual_add_norm(float* x, Delta delta, const float* post_w, const float* norm_w, void* out,
-                       int32_t n_rows, int64_t hidden, float eps, ActType type,
-                       cudaStream_t stream) {
+                       int32_t n_rows, int64_t hidden, float eps, ActType type, cudaStream_t stream,
+                       Fp8Rows out8) {
   if (n_rows == 0) return;
   if (delta.act != nullptr && delta.parts != nullptr) {
     fail(ErrorCode::kInvalidArgument, "CUDA residual_add_norm: a delta is one array or parts");
   }
-  const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps};
+  if ((out8.bytes != nullptr) != (out8.scales != nullptr) ||
+      (out8.bytes != nullptr && norm_w == nullptr)) {
+    fail(ErrorCode::kInvalidArgument,
+         "CUDA residual_add_norm: FP8 rows need their scales and a normed output");
+  }
+  const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps, out8};
   if (type == ActType::kBF16) {
     norm_rows<__nv_bfloat16>("residual_add_norm", args, stream);
   } else {
@@ -651,7 +690,7 @@ void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_
   if (n_rows == 0) return;
   // Without a delta the kernel only reads x.
   const NormRowsArgs args{
-      const_cast<float*>(x), rows, Delta{}, nullptr, w, out, n_rows, hidden, eps};
+      const_cast<float*>(x), rows, Delta{}, nullptr, w, out, n_rows, hidden, eps, Fp8Rows{}};
   if (type == ActType::kBF16) {
     norm_rows<__nv_bfloat16>("gather_rms_norm", args, stream);
   } else {

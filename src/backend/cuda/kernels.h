@@ -53,13 +53,21 @@ struct Delta {
   int32_t n_parts = 0;
 };
 
+// FP8 E4M3 copies of a kernel's output rows, [rows][width] bytes and a scale per row, exactly as
+// quantize_rows_e4m3 would make them from that output (bytes and scales both set, or neither).
+struct Fp8Rows {
+  void* bytes = nullptr;
+  float* scales = nullptr;
+};
+
 // For each of n_rows rows of the fp32 residual stream x [n_rows][hidden]:
 //   if delta:  d = post_w ? rmsnorm(delta) * post_w : delta;  x += d
-//   if norm_w: out = rmsnorm(x) * norm_w   (out in `type`)
+//   if norm_w: out = rmsnorm(x) * norm_w   (out in `type`), and its FP8 rows into out8 when set
+//              (the next projection's input for an FP8-weight model: no separate quantize pass)
 // post_w and norm_w are fp32 [hidden] or nullptr.
 void residual_add_norm(float* x, Delta delta, const float* post_w, const float* norm_w, void* out,
-                       int32_t n_rows, int64_t hidden, float eps, ActType type,
-                       cudaStream_t stream);
+                       int32_t n_rows, int64_t hidden, float eps, ActType type, cudaStream_t stream,
+                       Fp8Rows out8 = {});
 
 // out[r] = rmsnorm(x[rows[r]]) * w for r < n_rows (the final norm of the logits rows only).
 void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_t hidden,

@@ -37,6 +37,31 @@ class CudaKernels : public ::testing::TestWithParam<ActType> {
   std::mt19937 rng_{1234};
 };
 
+// FP8 E4M3 rows quantized on the host as kernels.h defines it: the same fp32 operations.
+struct QuantizedRows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+};
+
+QuantizedRows quantize_rows_on_host(const std::vector<float>& v, int64_t rows, int64_t cols) {
+  QuantizedRows q{std::vector<uint8_t>(v.size()), std::vector<float>(rows)};
+  for (int64_t r = 0; r < rows; ++r) {
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::abs(v[r * cols + c]));
+    const float inv = amax > 0.0f ? kE4m3Max / amax : 1.0f;
+    q.scales[r] = amax > 0.0f ? amax / kE4m3Max : 1.0f;
+    for (int64_t c = 0; c < cols; ++c) {
+      q.bytes[r * cols + c] =
+          __nv_cvt_float_to_fp8(v[r * cols + c] * inv, __NV_SATFINITE, __NV_E4M3);
+    }
+  }
+  return q;
+}
+
+float e4m3_value(uint8_t byte) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(byte, __NV_E4M3)));
+}
+
 TEST_P(CudaKernels, ConvertRoundsLikeTheHost) {
   for (size_t n : {size_t{1}, size_t{1000}, size_t{(1u << 20) + 7}}) {
     const std::vector<float> host = test::random_vector(n, rng_, -3.0f, 3.0f);
@@ -150,6 +175,7 @@ TEST_P(CudaKernels, ResidualAddNormMatchesRmsNorm) {
     const int32_t rows = c.rows;
     const size_t n = rows * c.hidden;
     std::vector<float> x = test::random_vector(n, rng_, -2.0f, 2.0f);
+    const std::vector<float> x_in = x;
     // Parts: [parts][rows][hidden] fp32, summed in order (as the kernel adds them) and rounded
     // to the storage type.
     const std::vector<float> parts = test::random_vector(n * c.parts, rng_, -0.5f, 0.5f);
@@ -186,7 +212,27 @@ TEST_P(CudaKernels, ResidualAddNormMatchesRmsNorm) {
       std::vector<float> want(n);
       cpu::rms_norm(x.data(), rows, c.hidden, norm_w.data(), eps, want.data());
       EXPECT_LT(worst_row_error(out.read_act(type()), want, c.hidden), test::tolerance(type()));
+      // Again with its FP8 rows (an FP8-weight model's next projection input): the same output,
+      // and the bytes and scales quantize_rows_e4m3 would make from it.
+      DeviceArray x2 = DeviceArray::of_f32(x_in), out2(n, 2), bytes(n, 1), scales(rows, 4);
+      out2.poison();
+      bytes.poison();
+      residual_add_norm(x2.as<float>(), d_in, c.post ? d_post.as<float>() : nullptr,
+                        d_norm.as<float>(), out2.get(), rows, c.hidden, eps, type(), nullptr,
+                        Fp8Rows{bytes.get(), scales.as<float>()});
+      const std::vector<float> got = out2.read_act(type());
+      EXPECT_EQ(got, out.read_act(type()));
+      const QuantizedRows q = quantize_rows_on_host(got, rows, c.hidden);
+      EXPECT_EQ(bytes.read_bytes(), q.bytes);
+      EXPECT_EQ(scales.read_f32(), q.scales);
     }
+  }
+  try {
+    residual_add_norm(nullptr, Delta{}, nullptr, nullptr, nullptr, 1, 64, 1e-5f, type(), nullptr,
+                      Fp8Rows{reinterpret_cast<void*>(16), reinterpret_cast<float*>(16)});
+    FAIL() << "FP8 rows without a norm: no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   }
 }
 
@@ -396,31 +442,6 @@ TEST_P(CudaKernels, GemmMatchesCpuLinear) {
       }
     }
   }
-}
-
-// FP8 E4M3 rows quantized on the host as kernels.h defines it: the same fp32 operations.
-struct QuantizedRows {
-  std::vector<uint8_t> bytes;
-  std::vector<float> scales;
-};
-
-QuantizedRows quantize_rows_on_host(const std::vector<float>& v, int64_t rows, int64_t cols) {
-  QuantizedRows q{std::vector<uint8_t>(v.size()), std::vector<float>(rows)};
-  for (int64_t r = 0; r < rows; ++r) {
-    float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::abs(v[r * cols + c]));
-    const float inv = amax > 0.0f ? kE4m3Max / amax : 1.0f;
-    q.scales[r] = amax > 0.0f ? amax / kE4m3Max : 1.0f;
-    for (int64_t c = 0; c < cols; ++c) {
-      q.bytes[r * cols + c] =
-          __nv_cvt_float_to_fp8(v[r * cols + c] * inv, __NV_SATFINITE, __NV_E4M3);
-    }
-  }
-  return q;
-}
-
-float e4m3_value(uint8_t byte) {
-  return __half2float(__half(__nv_cvt_fp8_to_halfraw(byte, __NV_E4M3)));
 }
 
 // Widths that are a multiple of the vector width take the vector path, 1,001 one element per
