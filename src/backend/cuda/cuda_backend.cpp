@@ -143,8 +143,8 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   qkv_layout_.rotary_dim = static_cast<int32_t>(config_.rotary_dim);
   qkv_layout_.interleaved = config_.rope_style == RopeStyle::kInterleaved;
   allocate_within_budget(model);
-  // The GEMV kernels and their fused epilogues read weights in the activation type: an FP8-weight
-  // model runs every projection through quantize_rows_e4m3 and cuBLASLt's FP8 matmul.
+  // The fused GEMV epilogues read weights in the activation type: an FP8-weight model runs the
+  // FP8 projections (CudaBackend::project) and the separate RoPE and SwiGLU kernels.
   fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE") && !options_.weights_fp8;
   k_split_ = switch_on("AUTOGLM_CUDA_KSPLIT");
   mma_gemv_ = switch_on("AUTOGLM_CUDA_GEMV_MMA");

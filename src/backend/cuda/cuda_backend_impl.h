@@ -189,12 +189,11 @@ class CudaBackend final : public Backend {
   // or the tensor-core form (mma_gemv_); else cuBLASLt.
   bool gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, const void* w) const;
   // y = x W^T (+ bias): with w_scale (an FP8 matrix) the FP8 GEMV at up to kGemvFp8MaxRows rows,
-  // else x quantized per row into buf_.x8 (unless x8_ready: the norm before already wrote it
-  // there, see norm_fp8_rows) and the FP8 tensor-core GEMV or cuBLASLt's FP8 matmul; else the
-  // GEMV kernel where gemv_takes, else cuBLASLt.
+  // else x quantized per row into buf_.x8 (unless x is buf_.h and the norm that wrote it left its
+  // FP8 rows there already: norm_fp8_rows) and the FP8 tensor-core GEMV or cuBLASLt's FP8
+  // matmul; else the GEMV kernel where gemv_takes, else cuBLASLt.
   void project(const void* x, const void* w, const float* w_scale, const void* bias, void* y,
-               int64_t m, int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream,
-               bool x8_ready = false);
+               int64_t m, int64_t n, int64_t k, ActType type, bool out_f32, cudaStream_t stream);
   // Where a residual norm over n rows leaves the FP8 rows of its output for the next projection:
   // buf_.x8 for an FP8-weight model's steps of more than kGemvFp8MaxRows rows, else nowhere.
   Fp8Rows norm_fp8_rows(int32_t n) const;

@@ -161,14 +161,17 @@ bool CudaBackend::gemv_takes(int64_t m, int64_t n, int64_t k, const void* x, con
 
 void CudaBackend::project(const void* x, const void* w, const float* w_scale, const void* bias,
                           void* y, int64_t m, int64_t n, int64_t k, ActType type, bool out_f32,
-                          cudaStream_t stream, bool x8_ready) {
+                          cudaStream_t stream) {
   if (w_scale != nullptr) {
     if (out_f32) fail(ErrorCode::kInternal, "cuda backend: an FP8 projection with fp32 output");
-    if (!x8_ready && gemv_fp8_supported(m, k, x, w)) {
-      gemv_fp8(x, w, w_scale, bias, y, m, n, k, type, stream);
-      return;
+    const bool x8_ready = x == buf_.h && norm_fp8_rows(static_cast<int32_t>(m)).bytes != nullptr;
+    if (!x8_ready) {
+      if (gemv_fp8_supported(m, k, x, w)) {
+        gemv_fp8(x, w, w_scale, bias, y, m, n, k, type, stream);
+        return;
+      }
+      quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
     }
-    if (!x8_ready) quantize_rows_e4m3(x, act_dtype_, m, k, buf_.x8, buf_.x8_scales, stream);
     if (gemv_fp8_mma_supported(m, k, buf_.x8, w)) {
       gemv_fp8_mma(buf_.x8, buf_.x8_scales, w, w_scale, bias, y, m, n, k, type, stream);
     } else {
@@ -209,7 +212,7 @@ Delta CudaBackend::attention_layer(const DeviceBatch& db, int layer) {
                   buf_.rope_cos, buf_.rope_sin, buf_.q, kv, act_, s);
   } else {
     project(buf_.h, L.qkv, L.qkv_scale, L.qkv_bias, buf_.qkv, n, q_dim + 2 * kv_dim,
-            config_.hidden_size, act_, false, s, norm_fp8_rows(n).bytes != nullptr);
+            config_.hidden_size, act_, false, s);
     qkv_norm_rope(buf_.qkv, db.positions, n, layout, L.q_norm, L.k_norm,
                   static_cast<float>(config_.rms_norm_eps), buf_.rope_cos, buf_.rope_sin, buf_.q,
                   kv, act_, s);
@@ -240,7 +243,7 @@ Delta CudaBackend::mlp_layer(int32_t n, int layer) {
                 s);
   } else {
     project(buf_.h, L.gate_up, L.gate_up_scale, L.gate_up_bias, buf_.gate_up, n, 2 * inter,
-            config_.hidden_size, act_, false, s, norm_fp8_rows(n).bytes != nullptr);
+            config_.hidden_size, act_, false, s);
     silu_mul(buf_.gate_up, n, inter, buf_.mlp, act_, s);
   }
   return project_delta(buf_.mlp, L.down, L.down_scale, L.down_bias, n, inter);

@@ -121,6 +121,26 @@ __device__ __forceinline__ float block_sum_once(float v, float* partial) {
   return block_reduce_once<warp_sum>(v, partial);
 }
 
+// One row's FP8 E4M3 quantization (quantize_rows_e4m3, kernels.h) from its largest magnitude:
+// the factor its values are multiplied by and the scale stored with it. IEEE divisions, so that
+// a host reference computes the same bits.
+struct E4m3Row {
+  float inv, scale;
+  template <int W>
+  __device__ void store(const float (&v)[W], __nv_fp8_storage_t* out) const {
+    Pack<__nv_fp8_storage_t, W> q;
+#pragma unroll
+    for (int k = 0; k < W; ++k)
+      q.v[k] = __nv_cvt_float_to_fp8(v[k] * inv, __NV_SATFINITE, __NV_E4M3);
+    *reinterpret_cast<Pack<__nv_fp8_storage_t, W>*>(out) = q;
+  }
+};
+
+__device__ __forceinline__ E4m3Row e4m3_row(float amax) {
+  return amax > 0.0f ? E4m3Row{__fdiv_rn(kE4m3Max, amax), __fdiv_rn(amax, kE4m3Max)}
+                     : E4m3Row{1.0f, 1.0f};
+}
+
 // quantize_rows_e4m3: one block per row, which it reads twice (its largest magnitude, then the
 // conversion: the second pass from L1/L2), W elements per access.
 constexpr int kQuantThreads = 256;
@@ -139,19 +159,13 @@ __global__ void __launch_bounds__(kQuantThreads)
 #pragma unroll
     for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
   }
-  amax = block_reduce_once<warp_max>(amax, partial);
-  // IEEE divisions, so that a host reference computes the same bits.
-  const float inv = amax > 0.0f ? __fdiv_rn(kE4m3Max, amax) : 1.0f;
+  const E4m3Row q = e4m3_row(block_reduce_once<warp_max>(amax, partial));
   for (int64_t i = int64_t{threadIdx.x} * W; i < cols; i += int64_t{kQuantThreads} * W) {
     float v[W];
     load_f32<W>(row + i, v);
-    Pack<__nv_fp8_storage_t, W> q;
-#pragma unroll
-    for (int k = 0; k < W; ++k)
-      q.v[k] = __nv_cvt_float_to_fp8(v[k] * inv, __NV_SATFINITE, __NV_E4M3);
-    *reinterpret_cast<Pack<__nv_fp8_storage_t, W>*>(out + i) = q;
+    q.store(v, out + i);
   }
-  if (threadIdx.x == 0) scales[blockIdx.x] = amax > 0.0f ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
+  if (threadIdx.x == 0) scales[blockIdx.x] = q.scale;
 }
 
 // The row norms (residual_add_norm, gather_rms_norm): one block per row; thread j owns the N
@@ -298,20 +312,13 @@ __global__ void __launch_bounds__(kNormMaxThreads)
 #pragma unroll
       for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(xv[n][k]));  // 0 past the row's end
     }
-    amax = block_reduce_once<warp_max>(amax, partial[2]);
-    const float q_inv = amax > 0.0f ? __fdiv_rn(kE4m3Max, amax) : 1.0f;
+    const E4m3Row q = e4m3_row(block_reduce_once<warp_max>(amax, partial[2]));
 #pragma unroll
     for (int n = 0; n < N; ++n) {
       const int i = (static_cast<int>(threadIdx.x) + n * static_cast<int>(blockDim.x)) * W;
-      if (i >= width) continue;
-      Pack<__nv_fp8_storage_t, W> q;
-#pragma unroll
-      for (int k = 0; k < W; ++k) {
-        q.v[k] = __nv_cvt_float_to_fp8(xv[n][k] * q_inv, __NV_SATFINITE, __NV_E4M3);
-      }
-      *reinterpret_cast<Pack<__nv_fp8_storage_t, W>*>(out8 + blockIdx.x * hidden + i) = q;
+      if (i < width) q.store(xv[n], out8 + blockIdx.x * hidden + i);
     }
-    if (threadIdx.x == 0) out8_scales[blockIdx.x] = amax > 0.0f ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
+    if (threadIdx.x == 0) out8_scales[blockIdx.x] = q.scale;
   }
 }
 
