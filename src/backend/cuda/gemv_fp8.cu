@@ -6,7 +6,8 @@
 // before the first is used, and the first sweep's before the wait for the previous kernel (W is
 // constant). kRows = 8 keeps a block's bytes in flight those of the BF16 GEMV's four rows of two
 // chunks. Each weight pair goes E4M3 -> FP16 in one conversion, then to fp32; products and sums
-// are fp32, and the row's scale multiplies the finished sum.
+// are fp32, and the row's scale multiplies the finished sum. (Placing the E4M3 bits in an fp32 by
+// integer shifts instead of the conversion measured 10-25% slower; our reading: issue-bound.)
 // Three to eight rows (gemv_fp8_mma) run on the tensor cores instead, W8A8 like cuBLASLt's path:
 // 16 rows of W are an m16n8k32 E4M3 MMA's A operand and the quantized rows of x its B, as
 // gemv.cu's gemv_mma_kernel does in BF16: a block's 16 warps split K in 128-byte slices; lane
@@ -56,21 +57,20 @@ __device__ __forceinline__ float2 e4m3x2_to_float2(uint32_t pair) {
   return __half22float2(__half2(h));
 }
 
-__device__ __forceinline__ void unpack16_e4m3(const uint4& v, float (&out)[kChunk]) {
-  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 lo = e4m3x2_to_float2(words[i]), hi = e4m3x2_to_float2(words[i] >> 16);
-    out[4 * i] = lo.x, out[4 * i + 1] = lo.y, out[4 * i + 2] = hi.x, out[4 * i + 3] = hi.y;
-  }
+// Blocks an SM: at one row the kernel fits the 64 registers that give four, so that an SM has the
+// BF16 GEMV's bytes in flight (9B step on the H200: 3.20 -> 3.11 ms against two blocks). Two rows
+// take 127 registers, two blocks; three spill 52 bytes and measured the same.
+constexpr int fp8_blocks_per_sm(int m) {
+  return m == 1 ? 4 : 2;
 }
 
 template <typename T, int M>
-__global__ void __launch_bounds__(kThreads, 2) gemv_fp8_kernel(Fp8GemvArgs<T> a) {
+__global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
+    gemv_fp8_kernel(Fp8GemvArgs<T> a) {
   static_assert(M * kRows <= 32, "the epilogue is warp 0's: one lane per output sum");
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
-  const auto row_at = [&](int r) { return first_row + r < a.n ? first_row + r : a.n - 1; };
+  const int last = static_cast<int>(min(int64_t{kRows - 1}, a.n - 1 - first_row));
   const int slot = threadIdx.x;  // warp 0's lane `slot` finishes (x row m, W row first_row + r)
   const int m = slot / kRows;
   const int64_t row = first_row + slot % kRows;
@@ -82,28 +82,42 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_fp8_kernel(Fp8GemvArgs<T> a)
   bool waited = false;
   for (int64_t c = threadIdx.x; c < chunks; c += kThreads) {
     uint4 wv[kRows];
+    // One pointer stepped down the rows: the row addresses are not all kept live across the loop.
+    const uint8_t* p = a.w + first_row * a.k + c * kChunk;
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wv[r] = load_streaming(a.w + row_at(r) * a.k + c * kChunk);
+    for (int r = 0; r < kRows; ++r) {
+      wv[r] = load_streaming(p);
+      if (r < last) p += a.k;
+    }
     if (!waited) {
       wait_for_previous_kernel();
       waited = true;
     }
-    float xf[M][kChunk];
+    // x stays packed (8 registers a row); its pairs are unpacked where they are used, so that
+    // only W's loads, the packed x and the sums are live across the row loop.
+    uint4 xv[M][2];
 #pragma unroll
     for (int i = 0; i < M; ++i) {
       const T* xp = a.x + i * a.k + c * kChunk;
-      unpack8<T>(load_cached(xp), reinterpret_cast<float(&)[kChunkElems]>(xf[i][0]));
-      unpack8<T>(load_cached(xp + kChunkElems),
-                 reinterpret_cast<float(&)[kChunkElems]>(xf[i][kChunkElems]));
+      xv[i][0] = load_cached(xp);
+      xv[i][1] = load_cached(xp + kChunkElems);
     }
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      float wf[kChunk];
-      unpack16_e4m3(wv[r], wf);
+      const uint32_t words[4] = {wv[r].x, wv[r].y, wv[r].z, wv[r].w};
 #pragma unroll
-      for (int i = 0; i < M; ++i) {
+      for (int q = 0; q < 4; ++q) {  // weights 4q .. 4q + 3 of the chunk
+        const float2 lo = e4m3x2_to_float2(words[q]), hi = e4m3x2_to_float2(words[q] >> 16);
 #pragma unroll
-        for (int e = 0; e < kChunk; ++e) acc[i][r] = fmaf(xf[i][e], wf[e], acc[i][r]);
+        for (int i = 0; i < M; ++i) {
+          const uint4& xq = xv[i][q / 2];
+          const float2 x01 = unpack2<T>(q % 2 == 0 ? xq.x : xq.z);
+          const float2 x23 = unpack2<T>(q % 2 == 0 ? xq.y : xq.w);
+          acc[i][r] = fmaf(x01.x, lo.x, acc[i][r]);
+          acc[i][r] = fmaf(x01.y, lo.y, acc[i][r]);
+          acc[i][r] = fmaf(x23.x, hi.x, acc[i][r]);
+          acc[i][r] = fmaf(x23.y, hi.y, acc[i][r]);
+        }
       }
     }
   }

@@ -6,7 +6,11 @@
 // exceed L2 (50 MB on an H200), so W comes from HBM as it does in a 40-layer decode step. The
 // device-to-device copy rate (read + write) of the same run is printed as the ceiling, and each
 // shape's two outputs are compared (relative L2 difference), so a broken kernel cannot post a
-// fast time unnoticed. Owned by the gemv thread (issue 7). Thread ownership: main thread only.
+// fast time unnoticed. Then the FP8 weights of an FP8-weight model (the four layer projections,
+// quantized per row from the same BF16 pool): the FP8 GEMV (m = 1, 2; x in BF16) and the FP8
+// tensor-core GEMV (m = 4, 8; x quantized per row) next to cuBLASLt's FP8 matmul over the same
+// quantized x, the rate counting W's E4M3 bytes. Owned by the gemv thread (issue 7).
+// Thread ownership: main thread only.
 //   cuda_gemv_bench
 #include <cuda_runtime_api.h>
 
@@ -25,6 +29,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/kernels.h"
 
 namespace {
 
@@ -170,6 +175,84 @@ void bench_shape(const WeightShape& s, int64_t m, const Buffers& b, autoglm::cud
       copies);
 }
 
+struct Fp8Buffers {
+  const char* w8;  // copies of W quantized from the BF16 pool, each followed by the next
+  const float* w_scales;
+  const void* x;  // BF16
+  void* x8;
+  float* x_scales;
+  const void* bias;
+  void* y_ours;
+  void* y_cublas;
+  size_t pool_bytes;
+};
+
+void bench_shape_fp8(const WeightShape& s, int64_t m, const Fp8Buffers& b,
+                     autoglm::cuda::Gemm& gemm) {
+  const size_t w_bytes = static_cast<size_t>(s.n) * s.k;
+  const int copies = static_cast<int>(std::min<size_t>(kMaxCopies, b.pool_bytes / w_bytes));
+  const auto weights = [&](int i) { return b.w8 + (i % copies) * w_bytes; };
+  const auto scales = [&](int i) { return b.w_scales + (i % copies) * s.n; };
+  const void* bias = s.bias ? b.bias : nullptr;
+  autoglm::cuda::quantize_rows_e4m3(b.x, autoglm::DType::kBF16, m, s.k, b.x8, b.x_scales, nullptr);
+  const bool unquantized_x = m <= autoglm::cuda::kGemvFp8MaxRows;
+  const auto ours = [&](int i) {
+    if (unquantized_x) {
+      autoglm::cuda::gemv_fp8(b.x, weights(i), scales(i), bias, b.y_ours, m, s.n, s.k,
+                              ActType::kBF16, nullptr);
+    } else {
+      autoglm::cuda::gemv_fp8_mma(b.x8, b.x_scales, weights(i), scales(i), bias, b.y_ours, m, s.n,
+                                  s.k, ActType::kBF16, nullptr);
+    }
+  };
+  const auto lt = [&](int i) {
+    gemm.linear_fp8(b.x8, b.x_scales, weights(i), scales(i), bias, b.y_cublas, m, s.n, s.k,
+                    ActType::kBF16, nullptr);
+  };
+  const double ours_us = median_us(ours);
+  const double lt_us = median_us(lt);
+  ours(0);
+  lt(0);
+  const size_t count = static_cast<size_t>(m * s.n);
+  const double diff =
+      rel_diff(read_output(b.y_ours, count, false), read_output(b.y_cublas, count, false));
+  std::printf(
+      "[gemv-fp8] %-8s %6lld x %5lld m %lld: ours (%s) %7.1f us %5.0f GB/s | cuBLASLt %7.1f us "
+      "%5.0f GB/s | speedup %.2f | rel diff %.1e | %d copies of W\n",
+      s.name, static_cast<long long>(s.n), static_cast<long long>(s.k), static_cast<long long>(m),
+      unquantized_x ? "W8A16" : "W8A8 mma", ours_us, w_bytes / (ours_us * 1e3), lt_us,
+      w_bytes / (lt_us * 1e3), lt_us / ours_us, diff, copies);
+}
+
+// Quantizes the front of the BF16 pool, as rows of k, into the FP8 pool, and times the layer
+// projections (not the lm_head, which an FP8-weight model keeps in BF16).
+void bench_fp8(const Buffers& b, autoglm::cuda::Gemm& gemm) {
+  const size_t pool_bytes = kPoolBytes / 2;
+  DeviceBuffer w8(pool_bytes, "FP8 weights");
+  constexpr int64_t kMinK = 4096;
+  DeviceBuffer w_scales(pool_bytes / kMinK * sizeof(float), "FP8 weight scales");
+  DeviceBuffer x8(autoglm::cuda::kGemvMaxRows * 13696, "FP8 x");
+  DeviceBuffer x_scales(autoglm::cuda::kGemvMaxRows * sizeof(float), "FP8 x scales");
+  for (const int64_t m : {1, 2, 4, 8}) {
+    for (const WeightShape& s : kShapes) {
+      if (std::strcmp(s.name, "lm_head") == 0) continue;
+      const int64_t rows = static_cast<int64_t>(pool_bytes / s.k);
+      autoglm::cuda::quantize_rows_e4m3(b.pool, autoglm::DType::kBF16, rows, s.k, w8.get(),
+                                        static_cast<float*>(w_scales.get()), nullptr);
+      const Fp8Buffers f{static_cast<const char*>(w8.get()),
+                         static_cast<const float*>(w_scales.get()),
+                         b.x,
+                         x8.get(),
+                         static_cast<float*>(x_scales.get()),
+                         b.bias,
+                         b.y_ours,
+                         b.y_cublas,
+                         pool_bytes};
+      bench_shape_fp8(s, m, f, gemm);
+    }
+  }
+}
+
 int run() {
   std::mt19937 rng(7);
   DeviceBuffer pool(kPoolBytes, "weights");
@@ -188,6 +271,7 @@ int run() {
   for (const int64_t m : {1, 2, 4, 8}) {
     for (const WeightShape& s : kShapes) bench_shape(s, m, b, gemm);
   }
+  bench_fp8(b, gemm);
   AUTOGLM_CUDA_CHECK(cudaDeviceSynchronize());
   return 0;
 }
