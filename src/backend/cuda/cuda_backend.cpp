@@ -144,8 +144,10 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   qkv_layout_.interleaved = config_.rope_style == RopeStyle::kInterleaved;
   allocate_within_budget(model);
   // The fused GEMV epilogues read weights in the activation type: an FP8-weight model runs the
-  // FP8 projections (CudaBackend::project) and the separate RoPE and SwiGLU kernels.
+  // FP8 projections (CudaBackend::project) and the separate RoPE kernel, and at one or two rows
+  // the FP8 GEMV's own SwiGLU epilogue (gemv_fp8_swiglu).
   fused_decode_ = switch_on("AUTOGLM_CUDA_FUSE") && !options_.weights_fp8;
+  fused_fp8_swiglu_ = switch_on("AUTOGLM_CUDA_FUSE") && options_.weights_fp8;
   k_split_ = switch_on("AUTOGLM_CUDA_KSPLIT");
   mma_gemv_ = switch_on("AUTOGLM_CUDA_GEMV_MMA");
   fp8_norm_rows_ = switch_on("AUTOGLM_CUDA_FP8_NORM_ROWS");

@@ -217,6 +217,7 @@ class CudaBackend final : public Backend {
   // (when the model allows: fused_qkv_rope_), and the gate_up GEMV with SwiGLU in its (gemv.h);
   // AUTOGLM_CUDA_FUSE=0 turns both off to measure them.
   bool fused_decode_ = true;
+  bool fused_fp8_swiglu_ = false;  // FP8 gate_up + SwiGLU in one GEMV at 1-2 rows
   bool fused_qkv_rope_ = true;
   bool k_split_ = true;  // project_delta's parts; AUTOGLM_CUDA_KSPLIT=0 turns them off
   // Projections of kGemvMmaMinRows..kGemvMaxRows rows and at most kMmaGemvMaxOutputs outputs on

@@ -241,6 +241,10 @@ Delta CudaBackend::mlp_layer(int32_t n, int layer) {
   if (fused_decode_ && n <= kGemvRows) {
     gemv_swiglu(buf_.h, L.gate_up, L.gate_up_bias, buf_.mlp, n, inter, config_.hidden_size, act_,
                 s);
+  } else if (fused_fp8_swiglu_ && L.gate_up_scale != nullptr &&
+             gemv_fp8_supported(n, config_.hidden_size, buf_.h, L.gate_up)) {
+    gemv_fp8_swiglu(buf_.h, L.gate_up, L.gate_up_scale, L.gate_up_bias, buf_.mlp, n, 2 * inter,
+                    config_.hidden_size, act_, s);
   } else {
     project(buf_.h, L.gate_up, L.gate_up_scale, L.gate_up_bias, buf_.gate_up, n, 2 * inter,
             config_.hidden_size, act_, false, s);

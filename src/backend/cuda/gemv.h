@@ -38,6 +38,11 @@ inline constexpr int64_t kGemvFp8MaxRows = 2;
 bool gemv_fp8_supported(int64_t m, int64_t k, const void* x, const void* w8);
 void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
               int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream);
+// gemv_fp8 over gate_up (n = 2 x inter rows: the gate half, then the up half) with silu_mul in
+// its epilogue: y [m][n / 2] = silu(gate) x up, bit for bit gemv_fp8 then silu_mul. Needs what
+// gemv_fp8 needs and n even, else kInvalidArgument.
+void gemv_fp8_swiglu(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
+                     int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream);
 // Three to kGemvMaxRows rows of an FP8-weight model on the tensor cores (W8A8, as
 // Gemm::linear_fp8): x8 [m][k] E4M3 with x_scale [m] (quantize_rows_e4m3 of the input), w8 and
 // w_scale as above; y[i][j] = x_scale[i] * w_scale[j] * sum_k x8[i][k] w8[j][k] (+ bias[j]).

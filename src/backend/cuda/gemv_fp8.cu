@@ -24,6 +24,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/element_convert.cuh"
+#include "backend/cuda/elementwise_math.cuh"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/gemv_loads.cuh"
 #include "backend/cuda/mma.cuh"
@@ -64,17 +65,26 @@ constexpr int fp8_blocks_per_sm(int m) {
   return m == 1 ? 4 : 2;
 }
 
-template <typename T, int M>
+// kSwiGLU: a block owns outputs j .. j + 3 of both halves of gate_up (rows j.. of the gate half
+// in slots 0-3, the same rows of the up half in slots 4-7), writes silu(gate) x up, each rounded
+// as silu_mul reads the stored projection: bit for bit the unfused pair.
+template <typename T, int M, bool kSwiGLU>
 __global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
     gemv_fp8_kernel(Fp8GemvArgs<T> a) {
   static_assert(M * kRows <= 32, "the epilogue is warp 0's: one lane per output sum");
-  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
-  // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
-  const int last = static_cast<int>(min(int64_t{kRows - 1}, a.n - 1 - first_row));
-  const int slot = threadIdx.x;  // warp 0's lane `slot` finishes (x row m, W row first_row + r)
+  // The block's rows: kRuns runs of kRun consecutive rows, run g from row first + g * run_rows.
+  constexpr int kRuns = kSwiGLU ? 2 : 1;
+  constexpr int kRun = kRows / kRuns;
+  const int64_t run_rows = kSwiGLU ? a.n / 2 : a.n;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRun;
+  // Rows past the end of a run re-read its last row (valid memory); their sums are never stored.
+  const int last = static_cast<int>(min(int64_t{kRun - 1}, run_rows - 1 - first));
+  const int slot = threadIdx.x;  // warp 0's lane `slot` finishes (x row m, block row r)
   const int m = slot / kRows;
-  const int64_t row = first_row + slot % kRows;
-  const bool live = slot < M * kRows && row < a.n;
+  const int r = slot % kRows;
+  const int64_t out = first + r % kRun;  // the output's row within its run
+  const int64_t row = out + r / kRun * run_rows;
+  const bool live = slot < M * kRows && out < run_rows;
   const float scale = live ? a.w_scale[row] : 0.0f;
   const float bias = live && a.bias != nullptr ? to_f32(a.bias[row]) : 0.0f;
   float acc[M][kRows] = {};
@@ -82,12 +92,15 @@ __global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
   bool waited = false;
   for (int64_t c = threadIdx.x; c < chunks; c += kThreads) {
     uint4 wv[kRows];
-    // One pointer stepped down the rows: the row addresses are not all kept live across the loop.
-    const uint8_t* p = a.w + first_row * a.k + c * kChunk;
+    // One pointer stepped down each run: the row addresses are not all kept live across the loop.
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      wv[r] = load_streaming(p);
-      if (r < last) p += a.k;
+    for (int g = 0; g < kRuns; ++g) {
+      const uint8_t* p = a.w + (first + g * run_rows) * a.k + c * kChunk;
+#pragma unroll
+      for (int j = 0; j < kRun; ++j) {
+        wv[g * kRun + j] = load_streaming(p);
+        if (j < last) p += a.k;
+      }
     }
     if (!waited) {
       wait_for_previous_kernel();
@@ -103,8 +116,8 @@ __global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
       xv[i][1] = load_cached(xp + kChunkElems);
     }
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const uint32_t words[4] = {wv[r].x, wv[r].y, wv[r].z, wv[r].w};
+    for (int wr = 0; wr < kRows; ++wr) {
+      const uint32_t words[4] = {wv[wr].x, wv[wr].y, wv[wr].z, wv[wr].w};
 #pragma unroll
       for (int q = 0; q < 4; ++q) {  // weights 4q .. 4q + 3 of the chunk
         const float2 lo = e4m3x2_to_float2(words[q]), hi = e4m3x2_to_float2(words[q] >> 16);
@@ -113,10 +126,10 @@ __global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
           const uint4& xq = xv[i][q / 2];
           const float2 x01 = unpack2<T>(q % 2 == 0 ? xq.x : xq.z);
           const float2 x23 = unpack2<T>(q % 2 == 0 ? xq.y : xq.w);
-          acc[i][r] = fmaf(x01.x, lo.x, acc[i][r]);
-          acc[i][r] = fmaf(x01.y, lo.y, acc[i][r]);
-          acc[i][r] = fmaf(x23.x, hi.x, acc[i][r]);
-          acc[i][r] = fmaf(x23.y, hi.y, acc[i][r]);
+          acc[i][wr] = fmaf(x01.x, lo.x, acc[i][wr]);
+          acc[i][wr] = fmaf(x01.y, lo.y, acc[i][wr]);
+          acc[i][wr] = fmaf(x23.x, hi.x, acc[i][wr]);
+          acc[i][wr] = fmaf(x23.y, hi.y, acc[i][wr]);
         }
       }
     }
@@ -130,17 +143,25 @@ __global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
 #pragma unroll
   for (int i = 0; i < M; ++i) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const float s = warp_sum(acc[i][r]);
-      if (lane == 0) partial[warp][i * kRows + r] = s;
+    for (int wr = 0; wr < kRows; ++wr) {
+      const float s = warp_sum(acc[i][wr]);
+      if (lane == 0) partial[warp][i * kRows + wr] = s;
     }
   }
   __syncthreads();
-  if (warp != 0 || !live) return;
+  if (warp != 0) return;
   float sum = 0.0f;
+  if (live) {
 #pragma unroll
-  for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
-  a.y[m * a.n + row] = from_f32<T>(sum * scale + bias);
+    for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][slot];
+  }
+  const T y = from_f32<T>(sum * scale + bias);
+  if constexpr (kSwiGLU) {
+    const float up = __shfl_xor_sync(0xffffffffu, to_f32(y), kRun);  // slot r + 4 of the same m
+    if (live && r < kRun) a.y[m * run_rows + out] = from_f32<T>(silu_times(to_f32(y), up));
+  } else {
+    if (live) a.y[m * a.n + row] = y;
+  }
 }
 
 constexpr int kMmaWarps = 16;
@@ -234,18 +255,27 @@ bool gemv_fp8_supported(int64_t m, int64_t k, const void* x, const void* w8) {
          aligned_to(w8, 16);
 }
 
-void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
-              int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream) {
-  if (!gemv_fp8_supported(m, k, x, w8) || n < 0) {
-    fail(ErrorCode::kInvalidArgument, "CUDA gemv_fp8: m " + std::to_string(m) + " (1.." +
-                                          std::to_string(kGemvFp8MaxRows) + "), n " +
-                                          std::to_string(n) + ", k " + std::to_string(k) +
+namespace {
+
+// gemv_fp8 and gemv_fp8_swiglu: n rows of W, `outputs` rows of y per token (n or n / 2).
+template <bool kSwiGLU>
+void launch_fp8(const char* name, const void* x, const void* w8, const float* w_scale,
+                const void* bias, void* y, int64_t m, int64_t n, int64_t k, ActType type,
+                cudaStream_t stream) {
+  if (!gemv_fp8_supported(m, k, x, w8) || n < 0 || (kSwiGLU && n % 2 != 0)) {
+    fail(ErrorCode::kInvalidArgument, std::string("CUDA ") + name + ": m " + std::to_string(m) +
+                                          " (1.." + std::to_string(kGemvFp8MaxRows) + "), n " +
+                                          std::to_string(n) + (kSwiGLU ? " (even)" : "") + ", k " +
+                                          std::to_string(k) +
                                           " (a multiple of 16) with 16-byte aligned x and w");
   }
   if (n == 0) return;
-  const int64_t blocks = (n + kRows - 1) / kRows;
+  constexpr int kRowsPerRun = kSwiGLU ? kRows / 2 : kRows;
+  const int64_t run_rows = kSwiGLU ? n / 2 : n;
+  const int64_t blocks = (run_rows + kRowsPerRun - 1) / kRowsPerRun;
   if (blocks > (int64_t{1} << 31) - 1) {
-    fail(ErrorCode::kUnsupported, "CUDA gemv_fp8: " + std::to_string(n) + " rows is too many");
+    fail(ErrorCode::kUnsupported,
+         std::string("CUDA ") + name + ": " + std::to_string(n) + " rows is too many");
   }
   const auto launch = [&](auto element) {
     using T = decltype(element);
@@ -257,11 +287,23 @@ void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* b
                            n,
                            k,
                            late_trigger_at(m)};
-    launch_dependent("gemv_fp8", m == 1 ? gemv_fp8_kernel<T, 1> : gemv_fp8_kernel<T, 2>,
+    launch_dependent(name, m == 1 ? gemv_fp8_kernel<T, 1, kSwiGLU> : gemv_fp8_kernel<T, 2, kSwiGLU>,
                      static_cast<unsigned>(blocks), kThreads, 0, stream, a);
   };
   type == ActType::kBF16 ? launch(__nv_bfloat16{}) : launch(__half{});
-  check_launch("gemv_fp8");
+  check_launch(name);
+}
+
+}  // namespace
+
+void gemv_fp8(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
+              int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream) {
+  launch_fp8<false>("gemv_fp8", x, w8, w_scale, bias, y, m, n, k, type, stream);
+}
+
+void gemv_fp8_swiglu(const void* x, const void* w8, const float* w_scale, const void* bias, void* y,
+                     int64_t m, int64_t n, int64_t k, ActType type, cudaStream_t stream) {
+  launch_fp8<true>("gemv_fp8_swiglu", x, w8, w_scale, bias, y, m, n, k, type, stream);
 }
 
 }  // namespace autoglm::cuda

@@ -1,6 +1,7 @@
 // The decode GEMV's fused epilogues (backend/cuda/gemv.h) against the unfused kernels they
 // replace, which have their own host references (test_cuda_gemv, test_cuda_kernels):
-// gemv_swiglu against gemv + silu_mul, and gemv_rope_qkv against gemv + qkv_norm_rope, element
+// gemv_swiglu against gemv + silu_mul, gemv_fp8_swiglu against gemv_fp8 + silu_mul (an FP8-weight
+// model's one- and two-row MLP), and gemv_rope_qkv against gemv + qkv_norm_rope, element
 // for element and bit for bit, on GLM's interleaved partial rotary, NeoX full and partial
 // rotary, odd intermediate sizes, biases, several rows, the 16-byte and element-wise paths, and a
 // padding token (slot -1) whose KV pool rows must stay untouched. Outputs and pools are poisoned
@@ -67,6 +68,28 @@ class CudaGemvFused : public ::testing::TestWithParam<ActType> {
     silu_mul(gate_up.get(), static_cast<int32_t>(m), inter, want.get(), type(), nullptr);
     DeviceArray got = poisoned(m * inter, type());
     gemv_swiglu(x.get(), w.get(), b, got.get(), m, inter, k, type(), nullptr);
+    expect_same(got.read_act(type()), want.read_act(type()), what);
+  }
+
+  // W quantized on the device (quantize_rows_e4m3) from random values.
+  void check_fp8_swiglu(int64_t m, int64_t inter, int64_t k, bool with_bias) {
+    const std::string what = "fp8 m " + std::to_string(m) + " inter " + std::to_string(inter) +
+                             " k " + std::to_string(k) + (with_bias ? " bias" : "");
+    const DeviceArray x = random_act(m * k);
+    const DeviceArray w = random_act(2 * inter * k);
+    DeviceArray w8(2 * inter * k, 1), scales(2 * inter, 4);
+    quantize_rows_e4m3(w.get(), type() == ActType::kBF16 ? DType::kBF16 : DType::kF16, 2 * inter, k,
+                       w8.get(), scales.as<float>(), nullptr);
+    const DeviceArray bias = random_act(2 * inter);
+    const void* b = with_bias ? bias.get() : nullptr;
+    DeviceArray gate_up = poisoned(m * 2 * inter, type());
+    DeviceArray want = poisoned(m * inter, type());
+    gemv_fp8(x.get(), w8.get(), scales.as<float>(), b, gate_up.get(), m, 2 * inter, k, type(),
+             nullptr);
+    silu_mul(gate_up.get(), static_cast<int32_t>(m), inter, want.get(), type(), nullptr);
+    DeviceArray got = poisoned(m * inter, type());
+    gemv_fp8_swiglu(x.get(), w8.get(), scales.as<float>(), b, got.get(), m, 2 * inter, k, type(),
+                    nullptr);
     expect_same(got.read_act(type()), want.read_act(type()), what);
   }
 
@@ -164,6 +187,28 @@ TEST_P(CudaGemvFused, SwiGLUMatchesGemvThenSiluMul) {
     check_swiglu(m, 130, 264, true);
   }
   check_swiglu(1, 13696, 4096, false);
+}
+
+TEST_P(CudaGemvFused, Fp8SwiGLUMatchesGemvFp8ThenSiluMul) {
+  // inter 1 and odd (a block's last outputs past the end of each half), a multiple of four, and
+  // the 9B's 13,696; k from one 16-byte chunk to past one sweep of the block.
+  for (const int64_t m : {1, 2}) {
+    check_fp8_swiglu(m, 1, 16, true);
+    check_fp8_swiglu(m, 67, 4112, false);
+    check_fp8_swiglu(m, 132, 272, true);
+  }
+  check_fp8_swiglu(1, 13696, 4096, false);
+  check_fp8_swiglu(2, 13696, 4096, true);
+}
+
+TEST(CudaGemvFusedArguments, Fp8SwiGLUNeedsAnEvenRowCount) {
+  try {
+    gemv_fp8_swiglu(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 7, 16, ActType::kBF16, nullptr);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("n 7 (even)"), std::string::npos) << e.what();
+  }
 }
 
 TEST_P(CudaGemvFused, RopeQkvMatchesGemvThenQkvRope) {
