@@ -1,10 +1,11 @@
-// See gemv.h (gemv_fp8). The one- and two-row projections of an FP8-weight model: W is E4M3
-// with a scale per row, x stays in the activation type (W8A16: at these sizes the projection is
-// bound by W's bytes, so quantizing x would only add a launch). Work split as gemv.cu's: a block
-// of 256 threads owns kRows consecutive rows of W and sweeps K in 16-byte chunks (16 weights),
-// thread t taking chunks t, t + 256, ...; all of a thread's kRows loads of a sweep are issued
-// before the first is used, and the first sweep's before the wait for the previous kernel (W is
-// constant). kRows = 8 keeps a block's bytes in flight those of the BF16 GEMV's four rows of two
+// See gemv.h (gemv_fp8, gemv_fp8_swiglu). The one- and two-row projections of an FP8-weight
+// model: W is E4M3 with a scale per row, x stays in the activation type (W8A16: at these sizes
+// the projection is bound by W's bytes, so quantizing x would only add a launch). Work split as
+// gemv.cu's: a block of 256 threads owns kRows rows of W (consecutive; for the SwiGLU epilogue
+// four of the gate half and the same four of the up half) and sweeps K in 16-byte chunks (16
+// weights), thread t taking chunks t, t + 256, ...; all of a thread's kRows loads of a sweep are
+// issued before the first is used, and the first sweep's before the wait for the previous kernel (W
+// is constant). kRows = 8 keeps a block's bytes in flight those of the BF16 GEMV's four rows of two
 // chunks. Each weight pair goes E4M3 -> FP16 in one conversion, then to fp32; products and sums
 // are fp32, and the row's scale multiplies the finished sum. (Placing the E4M3 bits in an fp32 by
 // integer shifts instead of the conversion measured 10-25% slower; our reading: issue-bound.)
