@@ -1,15 +1,15 @@
 // Times the decode GEMV (backend/cuda/gemv.h) next to cuBLASLt through Gemm::linear (gemm.h) on
 // GLM-4-9B's five weight shapes (qkv with its bias, o, gate_up, down, lm_head with fp32 logits),
-// BF16, at m = 1, 2, 4 and 8. Each sample is 10 back-to-back launches between CUDA events (as a
-// captured decode step runs them); the median of 21 samples after 3 warm-ups is reported, with
-// the achieved rate = weight bytes / time. Launches rotate over copies of W that together
-// exceed L2 (50 MB on an H200), so W comes from HBM as it does in a 40-layer decode step. The
-// device-to-device copy rate (read + write) of the same run is printed as the ceiling, and each
-// shape's two outputs are compared (relative L2 difference), so a broken kernel cannot post a
-// fast time unnoticed. Then the FP8 weights of an FP8-weight model (the four layer projections,
-// quantized per row from the same BF16 pool): the FP8 GEMV (m = 1, 2; x in BF16) and the FP8
-// tensor-core GEMV (m = 4, 8; x quantized per row) next to cuBLASLt's FP8 matmul over the same
-// quantized x, the rate counting W's E4M3 bytes. Owned by the gemv thread (issue 7).
+// BF16, at m = 1, 2, 4 and 8. Each sample is 10 back-to-back launches, captured in a CUDA graph
+// and replayed between CUDA events (as a captured decode step runs them); the median of 21 samples
+// after 3 warm-ups is reported, with the achieved rate = weight bytes / time. Launches rotate over
+// copies of W that together exceed L2 (50 MB on an H200), so W comes from HBM as it does in a
+// 40-layer decode step. The device-to-device copy rate (read + write) of the same run is printed as
+// the ceiling, and each shape's two outputs are compared (relative L2 difference), so a broken
+// kernel cannot post a fast time unnoticed. Then the FP8 weights of an FP8-weight model (the four
+// layer projections, quantized per row from the same BF16 pool): the FP8 GEMV (m = 1, 2; x in BF16)
+// and the FP8 tensor-core GEMV (m = 4, 8; x quantized per row) next to cuBLASLt's FP8 matmul over
+// the same quantized x, the rate counting W's E4M3 bytes. Owned by the gemv thread (issue 7).
 // Thread ownership: main thread only.
 //   cuda_gemv_bench
 #include <cuda_runtime_api.h>
@@ -80,27 +80,48 @@ void fill_random(void* dst, size_t bytes, std::mt19937& rng) {
   }
 }
 
-// Median time of one launch, in microseconds; launch(i) is the i-th launch overall.
-template <typename Launch>
-double median_us(const Launch& launch) {
+// Median over kSamples (after kWarmups) of the time sample() takes on `stream`, in microseconds.
+template <typename Sample>
+double median_sample_us(cudaStream_t stream, const Sample& sample) {
   cudaEvent_t start, stop;
   AUTOGLM_CUDA_CHECK(cudaEventCreate(&start));
   AUTOGLM_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<double> times;
-  int index = 0;
   for (int s = 0; s < kWarmups + kSamples; ++s) {
-    AUTOGLM_CUDA_CHECK(cudaEventRecord(start));
-    for (int j = 0; j < kLaunchesPerSample; ++j) launch(index++);
-    AUTOGLM_CUDA_CHECK(cudaEventRecord(stop));
+    AUTOGLM_CUDA_CHECK(cudaEventRecord(start, stream));
+    sample();
+    AUTOGLM_CUDA_CHECK(cudaEventRecord(stop, stream));
     AUTOGLM_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     AUTOGLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (s >= kWarmups) times.push_back(ms * 1e3 / kLaunchesPerSample);
+    if (s >= kWarmups) times.push_back(ms * 1e3);
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+// Median time of one launch, in microseconds. launch(i, stream) is the i-th launch of a sample;
+// a sample is kLaunchesPerSample launches captured into one CUDA graph on a stream of its own and
+// replayed, as a decode step's launches are (launched one by one from the host instead, the first
+// kernels of a sample wait on the host and programmatic launch has no queued kernel to overlap).
+template <typename Launch>
+double median_us(const Launch& launch) {
+  cudaStream_t stream;
+  AUTOGLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaGraph_t graph;
+  AUTOGLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int j = 0; j < kLaunchesPerSample; ++j) launch(j, stream);
+  AUTOGLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec;
+  AUTOGLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  const double us =
+      median_sample_us(stream, [&] { AUTOGLM_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  return us / kLaunchesPerSample;
 }
 
 // The output as fp32 host values (BF16 or fp32 on the device).
@@ -127,11 +148,12 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& ref) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-// D2D copy rate, read + write, over half the pool (before it holds weights).
+// D2D copy rate, read + write, over half the pool (before it holds weights). Timed from a plain
+// stream launch: a copy node inside a graph ran at two thirds of this rate on the H200.
 void print_copy_ceiling(void* pool) {
   const size_t half = kPoolBytes / 2;
   char* base = static_cast<char*>(pool);
-  const double us = median_us([&](int) {
+  const double us = median_sample_us(nullptr, [&] {
     AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(base + half, base, half, cudaMemcpyDeviceToDevice));
   });
   std::printf("[gemv] ceiling: D2D copy of %zu MiB: %.0f GB/s (read + write)\n", half >> 20,
@@ -153,12 +175,12 @@ void bench_shape(const WeightShape& s, int64_t m, const Buffers& b, autoglm::cud
     return static_cast<const char*>(b.pool) + (i % copies) * w_bytes;
   };
   const void* bias = s.bias ? b.bias : nullptr;
-  const double ours_us = median_us([&](int i) {
+  const double ours_us = median_us([&](int i, cudaStream_t stream) {
     autoglm::cuda::gemv(b.x, weights(i), bias, b.y_ours, m, s.n, s.k, ActType::kBF16, s.out_f32,
-                        nullptr);
+                        stream);
   });
-  const double lt_us = median_us([&](int i) {
-    gemm.linear(b.x, weights(i), bias, b.y_cublas, m, s.n, s.k, ActType::kBF16, s.out_f32, nullptr);
+  const double lt_us = median_us([&](int i, cudaStream_t stream) {
+    gemm.linear(b.x, weights(i), bias, b.y_cublas, m, s.n, s.k, ActType::kBF16, s.out_f32, stream);
   });
   // Both outputs of copy 0, compared.
   autoglm::cuda::gemv(b.x, weights(0), bias, b.y_ours, m, s.n, s.k, ActType::kBF16, s.out_f32,
@@ -196,23 +218,23 @@ void bench_shape_fp8(const WeightShape& s, int64_t m, const Fp8Buffers& b,
   const void* bias = s.bias ? b.bias : nullptr;
   autoglm::cuda::quantize_rows_e4m3(b.x, autoglm::DType::kBF16, m, s.k, b.x8, b.x_scales, nullptr);
   const bool unquantized_x = m <= autoglm::cuda::kGemvFp8MaxRows;
-  const auto ours = [&](int i) {
+  const auto ours = [&](int i, cudaStream_t stream) {
     if (unquantized_x) {
       autoglm::cuda::gemv_fp8(b.x, weights(i), scales(i), bias, b.y_ours, m, s.n, s.k,
-                              ActType::kBF16, nullptr);
+                              ActType::kBF16, stream);
     } else {
       autoglm::cuda::gemv_fp8_mma(b.x8, b.x_scales, weights(i), scales(i), bias, b.y_ours, m, s.n,
-                                  s.k, ActType::kBF16, nullptr);
+                                  s.k, ActType::kBF16, stream);
     }
   };
-  const auto lt = [&](int i) {
+  const auto lt = [&](int i, cudaStream_t stream) {
     gemm.linear_fp8(b.x8, b.x_scales, weights(i), scales(i), bias, b.y_cublas, m, s.n, s.k,
-                    ActType::kBF16, nullptr);
+                    ActType::kBF16, stream);
   };
   const double ours_us = median_us(ours);
   const double lt_us = median_us(lt);
-  ours(0);
-  lt(0);
+  ours(0, nullptr);
+  lt(0, nullptr);
   const size_t count = static_cast<size_t>(m * s.n);
   const double diff =
       rel_diff(read_output(b.y_ours, count, false), read_output(b.y_cublas, count, false));
