@@ -1025,13 +1025,17 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm<ROWS, FP8>)
 // Merges the splits of decode rows: grid (n_seqs, num_heads), HD threads (one per element).
 template <typename T, int HD>
 __global__ void __launch_bounds__(HD) combine_splits_kernel(const KernelParams p) {
-  wait_for_previous_kernel();
   const int seq = blockIdx.x;
   const int head = blockIdx.y;
   const int d = threadIdx.x;
+  // The batch arrays come from the step's upload, before its first kernel: read while the
+  // attention kernel drains, they leave one L2 round trip after the wait, not two (H200, 9B
+  // batch-1 step: 4.612-4.614 against 4.618-4.620 ms).
   const int token = p.batch.seq_start[seq];
-  if (p.batch.seq_start[seq + 1] - token != 1) return;  // decode route: one token a sequence
+  const int next_token = p.batch.seq_start[seq + 1];
   const int ctx = p.batch.context_len[seq];
+  wait_for_previous_kernel();
+  if (next_token - token != 1) return;  // decode route: one token a sequence
   const int used = min(p.splits, (ctx + p.split_len - 1) / p.split_len);
   const int64_t base = (int64_t{seq} * p.num_heads + head) * p.splits;
   float m = -INFINITY;

@@ -7,7 +7,8 @@
 // order is the stream's. Only constant data may be read before it: weights, and the step's
 // batch arrays, which a host copy uploads before the step's first kernel. (With the late
 // trigger below, called after a kernel's own wait, a kernel also runs only once everything
-// before its predecessor has completed; the one-row norm reads x early on that ground.)
+// before its predecessor has completed; the one-row norm reads x early on that ground: its
+// predecessor is a GEMV, which triggers late.)
 // Thread ownership: launch_dependent runs on the launching (engine) thread.
 #pragma once
 
@@ -29,12 +30,14 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 // Lets the next kernel on the stream be scheduled once every block of this one has called it
 // (or exited); the next kernel still waits for this one's completion before touching memory.
 // At one token (the GEMV path; measured at 64 it was a wash) the GEMVs and attention call it
-// late, once a block has used all its loads, the norms once a block has issued them: the next
-// kernel's blocks then take only the slots this kernel's exiting blocks free (every block of it is
-// already running), and their launch and first weight loads overlap this kernel's drain (measured
-// on the H200, 9B batch-1 step: 4.77 ms against 4.87 without; in the GEMVs alone 4.88; calling it
-// at the start of every kernel instead made the step 0.2 ms slower, the waiting blocks taking the
-// running kernel's slots, and in the GEMVs once their first loads are issued 4.83).
+// late, once a block has used all its loads: the next kernel's blocks then take only the slots
+// this kernel's exiting blocks free (every block of it is already running), and their launch and
+// first weight loads overlap this kernel's drain (measured on the H200, 9B batch-1 step: 4.77 ms
+// against 4.87 without; in the GEMVs alone 4.88; calling it at the start of every kernel instead
+// made the step 0.2 ms slower, the waiting blocks taking the running kernel's slots, and in the
+// GEMVs once their first loads are issued 4.83). The one-block norms call it at their start, so
+// that the GEMV after a norm overlaps the drain of the GEMV before it (kernels.cu). A kernel
+// launched by an early trigger may run before its predecessor's predecessor has completed.
 __device__ __forceinline__ void allow_next_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
