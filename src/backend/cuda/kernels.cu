@@ -578,10 +578,9 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
   const bool late_trigger = late_trigger_at(a.n_rows);
   const bool has_delta = a.delta.act != nullptr || a.delta.parts != nullptr;
   const bool x_before_wait = late_trigger && has_delta && a.rows == nullptr;
-  static const bool at_start = switch_on("AUTOGLM_CUDA_NORM_EARLY_TRIGGER");
-  const NormTrigger trigger = !late_trigger ? NormTrigger::kNone
-                              : at_start    ? NormTrigger::kAtStart
-                                            : NormTrigger::kAfterLoads;
+  const NormTrigger trigger = norm_trigger_at_start(a.n_rows) ? NormTrigger::kAtStart
+                              : late_trigger                  ? NormTrigger::kAfterLoads
+                                                              : NormTrigger::kNone;
   const auto kernel =
       a.out8.bytes != nullptr ? norm_rows_kernel<T, W, N, true> : norm_rows_kernel<T, W, N, false>;
   launch_dependent(name, kernel, a.n_rows, block, 0, stream, a.x, a.rows,

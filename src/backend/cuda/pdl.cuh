@@ -59,6 +59,13 @@ inline bool kv_before_wait_at(int64_t tokens) {
   return late_trigger_at(tokens) && enabled;
 }
 
+// Whether a one-token norm calls allow_next_kernel() at its start rather than once its loads are
+// issued (kernels.cu); not with AUTOGLM_CUDA_NORM_EARLY_TRIGGER=0 (for measuring; read once).
+inline bool norm_trigger_at_start(int64_t tokens) {
+  static const bool enabled = switch_on("AUTOGLM_CUDA_NORM_EARLY_TRIGGER");
+  return late_trigger_at(tokens) && enabled;
+}
+
 // AUTOGLM_CUDA_PDL=0 launches every kernel plainly (for measuring what PDL buys); read once.
 inline bool programmatic_launch_enabled() {
   static const bool enabled = switch_on("AUTOGLM_CUDA_PDL");
