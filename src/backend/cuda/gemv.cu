@@ -12,7 +12,7 @@
 // matrix, ~2 waves of the 4 blocks per SM that 64 registers allow at m = 1 (a block lives for
 // about one or two memory round trips at K = 4096). Once a block has used its last loads it lets
 // the next kernel launch (allow_next_kernel, pdl.cuh), so the next kernel's blocks fill this
-// one's slots as it drains.
+// one's slots as it drains; the one-token QKV GEMV does so at its start (qkv_trigger_at_start).
 // Thread ownership: see gemv.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -54,8 +54,9 @@ struct GemvArgs {
   OutT* y;           // kStore, kSwiGLU
   int64_t n;         // rows of W
   int64_t k;
-  bool vectorised;    // k % 8 == 0 and x, w 16-byte aligned
-  bool late_trigger;  // allow_next_kernel() once the sweep is done (pdl.cuh)
+  bool vectorised;     // k % 8 == 0 and x, w 16-byte aligned
+  bool late_trigger;   // allow_next_kernel() once the sweep is done (pdl.cuh)
+  bool start_trigger;  // ... at the block's start instead (qkv_trigger_at_start)
   // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
   QkvLayout qkv;
   const int32_t* positions;
@@ -220,6 +221,7 @@ constexpr int min_blocks_per_sm(int m) {
 template <typename T, typename OutT, int M, Epilogue E>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M)) gemv_kernel(GemvArgs<T, OutT> a) {
   static_assert(M * kRowsPerBlock <= 32, "the epilogue is warp 0's: one lane per output sum");
+  if (a.start_trigger) allow_next_kernel();
   const int64_t block = blockIdx.x;
   // Rows past the end of W re-read its last row (valid memory); their sums are never stored.
   const T* rows[kRowsPerBlock];
@@ -467,6 +469,8 @@ void gemv_rope_qkv(const void* x, const void* w_qkv, const void* bias, int64_t m
     a.rope_sin = rope_sin;
     a.q = static_cast<T*>(q);
     a.kv = kv;
+    a.start_trigger = qkv_trigger_at_start(m);
+    a.late_trigger = a.late_trigger && !a.start_trigger;
     launch<T, T, Epilogue::kRopeQkv>(a, m, blocks_for(n), stream);
   };
   type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();

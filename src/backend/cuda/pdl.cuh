@@ -36,7 +36,8 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 // against 4.87 without; in the GEMVs alone 4.88; calling it at the start of every kernel instead
 // made the step 0.2 ms slower, the waiting blocks taking the running kernel's slots, and in the
 // GEMVs once their first loads are issued 4.83). The one-block norms call it at their start, so
-// that the GEMV after a norm overlaps the drain of the GEMV before it (kernels.cu). A kernel
+// that the GEMV after a norm overlaps the drain of the GEMV before it (kernels.cu), and so does
+// the one-token QKV GEMV (qkv_trigger_at_start). A kernel
 // launched by an early trigger may run before its predecessor's predecessor has completed.
 __device__ __forceinline__ void allow_next_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -63,6 +64,19 @@ inline bool kv_before_wait_at(int64_t tokens) {
 // issued (kernels.cu); not with AUTOGLM_CUDA_NORM_EARLY_TRIGGER=0 (for measuring; read once).
 inline bool norm_trigger_at_start(int64_t tokens) {
   static const bool enabled = switch_on("AUTOGLM_CUDA_NORM_EARLY_TRIGGER");
+  return late_trigger_at(tokens) && enabled;
+}
+
+// Whether a one-token QKV GEMV (the RoPE/KV-write epilogue) calls allow_next_kernel() at its
+// start (gemv.cu): attention then launches once the GEMV's last block is running, and its few
+// CTAs copy the older keys in slots that the GEMV's last wave leaves free. No QKV block is then
+// still waiting for a slot, so attention's CTAs displace none, whatever the split count. What
+// attention reads before its wait (the batch arrays, keys written by earlier steps) no kernel of
+// this step writes, so it may run before the kernels ahead of the GEMV have completed. Measured
+// 0.003-0.007 / 0.012-0.016 / 0.043-0.050 ms a 9B step at ~160 / 1,000 / 4,000 keys
+// (docs/PERFORMANCE.md). Not with AUTOGLM_CUDA_QKV_EARLY_TRIGGER=0 (for measuring; read once).
+inline bool qkv_trigger_at_start(int64_t tokens) {
+  static const bool enabled = switch_on("AUTOGLM_CUDA_QKV_EARLY_TRIGGER");
   return late_trigger_at(tokens) && enabled;
 }
 
