@@ -176,8 +176,8 @@ size_t CudaBackend::ints_capacity() const {
   const size_t t = static_cast<size_t>(options_.max_batched_tokens);
   const size_t s = static_cast<size_t>(options_.max_num_seqs);
   // token ids, positions, logits rows, slots; seq_start, context_len, the mixed step's prefill
-  // list; the block table.
-  return 4 * t + 3 * s + 1 + s * static_cast<size_t>(max_blocks_per_seq_);
+  // list; the step's slot index; the block table.
+  return 4 * t + 3 * s + 2 + s * static_cast<size_t>(max_blocks_per_seq_);
 }
 
 std::vector<UploadJob> CudaBackend::layout_weights(const LoadedModel& model, DeviceArena& arena) {
@@ -377,13 +377,22 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
                                   static_cast<size_t>(config_.vocab_size) * sizeof(float),
                               "logits");
   const size_t sample_rows = static_cast<size_t>(options_.max_batched_tokens);
-  for (StepSlot& slot : slots_) {
+  host_samples_ = PinnedBuffer(kSlots * sample_rows * sizeof(RowSample), "sampled tokens");
+  for (size_t i = 0; i < kSlots; ++i) {
+    StepSlot& slot = slots_[i];
     slot.ints = PinnedBuffer(ints_capacity() * sizeof(int32_t), "batch arrays");
     slot.sampling = PinnedBuffer(
         sample_rows * sizeof(RowSamplingParams) + kMaxDeviceAdjustments * sizeof(LogitAdjustment),
         "sampling parameters");
-    slot.samples = PinnedBuffer(sample_rows * sizeof(RowSample), "sampled tokens");
+    slot.samples = static_cast<RowSample*>(host_samples_.get()) + i * sample_rows;
   }
+  // The sampler may write host_samples_ only where the device sees it at the host's address
+  // (unified addressing maps pinned memory so); AUTOGLM_CUDA_MAPPED_SAMPLES=0 copies instead.
+  void* seen = nullptr;
+  mapped_samples_ = switch_on("AUTOGLM_CUDA_MAPPED_SAMPLES") &&
+                    cudaHostGetDevicePointer(&seen, host_samples_.get(), 0) == cudaSuccess &&
+                    seen == host_samples_.get();
+  (void)cudaGetLastError();  // a refused mapping is not an error of a later call
 }
 
 void CudaBackend::upload_rope_table() {

@@ -128,10 +128,11 @@ class CudaBackend final : public Backend {
   size_t decode_graph_count() const { return graphs_.size(); }  // captured so far
 
  private:
-  // The host side of one queued step: pinned upload and download buffers (the host may fill
-  // the next step's while the device still copies this one's) and the events around it.
+  // The host side of one queued step: pinned upload buffers (the host may fill the next step's
+  // while the device still copies this one's), where its samples arrive, and the events around it.
   struct StepSlot {
-    PinnedBuffer ints, sampling, samples;
+    PinnedBuffer ints, sampling;
+    RowSample* samples = nullptr;  // this slot's rows of host_samples_
     Event start{true}, end{true};
     size_t rows = 0;     // samples it brings back
     bool timed = false;  // collected whole: its events may be timed against the next step's
@@ -150,6 +151,7 @@ class CudaBackend final : public Backend {
     const int32_t* token_ids = nullptr;
     const int32_t* positions = nullptr;
     const int32_t* logits_rows = nullptr;
+    const int32_t* sample_slot = nullptr;  // the step's slot index (HostSamples::slot)
   };
   DeviceBatch upload_batch_arrays(const ForwardBatch& batch);
   std::vector<UploadJob> layout_weights(const LoadedModel& model, DeviceArena& arena);
@@ -232,6 +234,10 @@ class CudaBackend final : public Backend {
   DeviceArena weights_, workspace_;
   DeviceBuffer kv_memory_;
   PinnedBuffer host_logits_;
+  // [kSlots][max_batched_tokens] samples: the sampler writes a step's rows straight into its
+  // slot's (sampling.h, HostSamples) unless mapped_samples_ is off, when a copy brings them back.
+  PinnedBuffer host_samples_;
+  bool mapped_samples_ = false;
   StepSlot slots_[kSlots];
   uint64_t submitted_ = 0, collected_ = 0;  // steps; slot of step i: slots_[i % kSlots]
   int32_t device_sample_rows_ = 0;          // rows of buf_.samples the last submitted step wrote

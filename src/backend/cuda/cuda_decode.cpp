@@ -37,7 +37,8 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
   int32_t* slots = host + 3 * static_cast<size_t>(rows);
   int32_t* seq_start = host + 4 * static_cast<size_t>(rows);
   int32_t* context_len = seq_start + rows + 1;
-  int32_t* table = context_len + rows;
+  int32_t* sample_slot = context_len + rows;
+  int32_t* table = sample_slot + 1;
   const size_t total = static_cast<size_t>(table - host) + static_cast<size_t>(rows) * stride;
   // Padding sequences: token 0 at position 0, no KV slot (qkv_norm_rope writes nothing for it), one
   // key read from block 0 (the pool is zeroed at allocation, so the read is finite), a greedy
@@ -50,6 +51,7 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
     context_len[s] = 1;
   }
   seq_start[rows] = rows;
+  *sample_slot = static_cast<int32_t>(submitted_ % kSlots);
   std::copy(b.token_ids.begin(), b.token_ids.end(), token_ids);
   std::copy(b.positions.begin(), b.positions.end(), positions);
   std::copy(b.logits_rows.begin(), b.logits_rows.end(), logits_rows);
@@ -66,6 +68,7 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
   d.token_ids = device(token_ids);
   d.positions = device(positions);
   d.logits_rows = device(logits_rows);
+  d.sample_slot = device(sample_slot);
   AttentionBatch& a = d.attention;
   a.slot_mapping = device(slots);
   a.seq_start = device(seq_start);

@@ -3,7 +3,11 @@
 // N + 1's uploads while the device still reads step N's; the step's work sits between two timed
 // events on the stream, and collect_sample() waits on the end one. Tokens the batch names as
 // previous_sample_token(r) are read on the device from buf_.samples, where the previous step's
-// sampler left them (the embedding kernel runs before this step's sampler overwrites them).
+// sampler left them (the embedding kernel runs before this step's sampler overwrites them). The
+// sampler also writes each step's samples into its slot's pinned host rows (sampling.h,
+// HostSamples), which the host reads after the end event: no copy back on the stream, whose
+// latency sat between one step's last kernel and the next step's first (0.010 ms of a 9B
+// batch-1 step on the H200; docs/PERFORMANCE.md).
 // Thread ownership: the engine thread, like every CudaBackend method.
 #include <algorithm>
 #include <cstring>
@@ -43,9 +47,9 @@ void CudaBackend::submit_sample(const ForwardBatch& batch, const SampleBatch& sa
         encode_layers(db);
         encode_sampling(db, static_cast<int64_t>(n_out));
       }
-      if (n_out > 0) {
-        AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(slot.samples.get(), buf_.samples,
-                                           n_out * sizeof(RowSample), cudaMemcpyDeviceToHost, s));
+      if (n_out > 0 && !mapped_samples_) {
+        AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(slot.samples, buf_.samples, n_out * sizeof(RowSample),
+                                           cudaMemcpyDeviceToHost, s));
       }
     }
     AUTOGLM_CUDA_CHECK(cudaEventRecord(slot.end.get(), s));
@@ -65,14 +69,14 @@ void CudaBackend::sample_on_host(const ForwardBatch& batch, const SampleBatch& s
     // The previous step's samples reach its slot's host buffer once the stream drains.
     AUTOGLM_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     const StepSlot& previous = slots_[(submitted_ + kSlots - 1) % kSlots];
-    const RowSample* rows = static_cast<const RowSample*>(previous.samples.get());
+    const RowSample* rows = static_cast<const RowSample*>(previous.samples);
     std::vector<int32_t> tokens;
     for (int32_t r = 0; r < previous_rows; ++r) tokens.push_back(rows[r].token);
     resolve_previous_samples(batch.token_ids, tokens, static_cast<int32_t>(config_.vocab_size),
                              resolved);
     b.token_ids = resolved;
   }
-  RowSample* out = static_cast<RowSample*>(slot.samples.get());
+  RowSample* out = static_cast<RowSample*>(slot.samples);
   const size_t n_out = batch.logits_rows.size();
   Backend::forward_sample(b, sampling, std::span<RowSample>(out, n_out));  // forward() syncs
   // The next step may name these samples: they go where the device sampler would have put them.
@@ -94,7 +98,7 @@ void CudaBackend::collect_sample(std::span<RowSample> out) {
   ++collected_;  // a failed step is gone too: its requests end with the error
   idle_gap_.reset();
   AUTOGLM_CUDA_CHECK(done);
-  if (!out.empty()) std::memcpy(out.data(), slot.samples.get(), out.size() * sizeof(RowSample));
+  if (!out.empty()) std::memcpy(out.data(), slot.samples, out.size() * sizeof(RowSample));
   const StepSlot& previous = slots_[(collected_ + kSlots - 2) % kSlots];
   if (collected_ >= 2 && previous.timed) {
     float ms = 0.0f;

@@ -478,7 +478,7 @@ __global__ void __launch_bounds__(kScanThreads)
 
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingParams* params,
-                       const ChunkBest* chunk_best, RowSample* out) {
+                       const ChunkBest* chunk_best, RowSample* out, HostSamples host) {
   wait_for_previous_kernel();
   __shared__ SharedState s;
   extern __shared__ Fixed lane_histogram[];  // [256 digits][32 lanes], kLaneHistogramBytes
@@ -517,7 +517,10 @@ __global__ void __launch_bounds__(kThreads)
   if (p.top_logprobs >= 0 && all_finite) {
     write_logprobs(s, row, min(p.top_logprobs, kMaxRowTopLogprobs), best.value, result);
   }
-  if (threadIdx.x == 0) out[blockIdx.x] = result;
+  if (threadIdx.x == 0) {
+    out[blockIdx.x] = result;
+    if (host.rows != nullptr) host.rows[int64_t{*host.slot} * host.stride + blockIdx.x] = result;
+  }
 }
 
 }  // namespace
@@ -530,7 +533,7 @@ size_t sample_scan_bytes(int32_t rows, int32_t vocab) {
 
 void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingParams* params,
                  const LogitAdjustment* adjustments, RowSample* out, void* scan,
-                 cudaStream_t stream) {
+                 cudaStream_t stream, HostSamples host) {
   if (rows <= 0) return;
   if (vocab <= 0) {
     fail(ErrorCode::kInvalidArgument, "CUDA sample_rows: vocab " + std::to_string(vocab));
@@ -551,7 +554,7 @@ void sample_rows(float* logits, int32_t rows, int32_t vocab, const RowSamplingPa
   AUTOGLM_CUDA_CHECK(cudaFuncSetAttribute(
       sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kLaneHistogramBytes));
   launch_dependent("sample_rows", sample_rows_kernel, rows, kThreads, kLaneHistogramBytes, stream,
-                   logits, vocab, params, chunk_best, out);
+                   logits, vocab, params, chunk_best, out, host);
   check_launch("sample_rows");
 }
 

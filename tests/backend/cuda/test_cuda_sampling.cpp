@@ -266,5 +266,46 @@ TEST_F(CudaSampling, NonFiniteRowsAreFlagged) {
   }
 }
 
+// HostSamples: each row's sample also lands in pinned host memory, in the slot the device int
+// names (as a replayed graph finds the current step's slot), and nowhere else in that buffer.
+TEST_F(CudaSampling, SamplesReachTheNamedHostSlot) {
+  constexpr int32_t kRows = 5, kVocab = 3000, kSlots = 3;
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> logits(static_cast<size_t>(kRows) * kVocab);
+  for (float& v : logits) v = normal(rng_);
+  std::vector<RowSamplingParams> params(kRows);
+  params[1].temperature = 0.8f;
+  params[1].uniform = 0.37;
+  params[2].top_logprobs = 3;
+  PinnedBuffer host(static_cast<size_t>(kSlots) * kRows * sizeof(RowSample), "test samples");
+  auto* rows = static_cast<RowSample*>(host.get());
+  for (int32_t slot = 0; slot < kSlots; ++slot) {
+    std::memset(host.get(), 0xA5, host.bytes());
+    DeviceArray d_logits = upload(logits), d_params = upload(params);
+    DeviceArray d_slot = upload(std::vector<int32_t>{slot});
+    DeviceArray d_adjust(1, sizeof(LogitAdjustment)), d_out(kRows, sizeof(RowSample));
+    DeviceArray d_scan(sample_scan_bytes(kRows, kVocab), 1);
+    d_out.poison();
+    sample_rows(d_logits.as<float>(), kRows, kVocab, d_params.as<RowSamplingParams>(),
+                d_adjust.as<LogitAdjustment>(), d_out.as<RowSample>(), d_scan.get(), nullptr,
+                HostSamples{rows, d_slot.as<int32_t>(), kRows});
+    test::sync();
+    const std::vector<RowSample> device = download<RowSample>(d_out, kRows);
+    for (int32_t s = 0; s < kSlots; ++s) {
+      for (int32_t r = 0; r < kRows; ++r) {
+        SCOPED_TRACE("slot " + std::to_string(slot) + ", buffer slot " + std::to_string(s) +
+                     ", row " + std::to_string(r));
+        const RowSample& got = rows[s * kRows + r];
+        if (s == slot) {
+          EXPECT_EQ(std::memcmp(&got, &device[r], sizeof(RowSample)), 0);
+          EXPECT_GE(got.token, 0);
+        } else {
+          EXPECT_EQ(got.token, static_cast<int32_t>(0xA5A5A5A5)) << "a slot not named was written";
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace autoglm::cuda
