@@ -389,10 +389,10 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
   // The sampler may write host_samples_ only where the device sees it at the host's address
   // (unified addressing maps pinned memory so); AUTOGLM_CUDA_MAPPED_SAMPLES=0 copies instead.
   void* seen = nullptr;
-  mapped_samples_ = switch_on("AUTOGLM_CUDA_MAPPED_SAMPLES") &&
-                    cudaHostGetDevicePointer(&seen, host_samples_.get(), 0) == cudaSuccess &&
-                    seen == host_samples_.get();
-  (void)cudaGetLastError();  // a refused mapping is not an error of a later call
+  const bool addressable = cudaHostGetDevicePointer(&seen, host_samples_.get(), 0) == cudaSuccess;
+  if (!addressable) (void)cudaGetLastError();  // a refused mapping is not a later call's error
+  mapped_samples_ =
+      switch_on("AUTOGLM_CUDA_MAPPED_SAMPLES") && addressable && seen == host_samples_.get();
 }
 
 void CudaBackend::upload_rope_table() {
