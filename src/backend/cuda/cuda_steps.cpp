@@ -104,6 +104,9 @@ void CudaBackend::collect_sample(std::span<RowSample> out) {
     float ms = 0.0f;
     if (cudaEventElapsedTime(&ms, previous.end.get(), slot.start.get()) == cudaSuccess) {
       idle_gap_ = std::max(0.0f, ms) * 1e-3;
+    } else {
+      // The gap is only a metric: its error must not stay behind for the next launch's check.
+      (void)cudaGetLastError();
     }
   }
   slot.timed = true;
