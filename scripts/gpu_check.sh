@@ -414,6 +414,9 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
   # The one-token QKV GEMV letting attention launch once its loads are used, not at its start.
   knob_row "decode step 9B, late QKV trigger" cuda_decode_bench_qkvlate.log 1 \
     AUTOGLM_CUDA_QKV_EARLY_TRIGGER=0
+  # The one-token gate_up GEMV letting the down GEMV launch once its loads are used, not at start.
+  knob_row "decode step 9B, late gate_up trigger" cuda_decode_bench_swiglulate.log 1 \
+    AUTOGLM_CUDA_SWIGLU_EARLY_TRIGGER=0
   # The samples copied back to the host after each step instead of written there by the sampler.
   knob_row "decode step 9B, samples copied back" cuda_decode_bench_samplescopy.log 1 \
     AUTOGLM_CUDA_MAPPED_SAMPLES=0

@@ -12,7 +12,7 @@
 // matrix, ~2 waves of the 4 blocks per SM that 64 registers allow at m = 1 (a block lives for
 // about one or two memory round trips at K = 4096). Once a block has used its last loads it lets
 // the next kernel launch (allow_next_kernel, pdl.cuh), so the next kernel's blocks fill this
-// one's slots as it drains; the one-token QKV GEMV does so at its start (qkv_trigger_at_start).
+// one's slots as it drains; the one-token QKV and gate_up GEMVs do so at their start (pdl.cuh).
 // Thread ownership: see gemv.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -438,8 +438,10 @@ void gemv(const void* x, const void* w, const void* bias, void* y, int64_t m, in
 void gemv_swiglu(const void* x, const void* w_gate_up, const void* bias, void* y, int64_t m,
                  int64_t inter, int64_t k, ActType type, cudaStream_t stream) {
   const auto run = [&]<typename T>() {
-    launch<T, T, Epilogue::kSwiGLU>(base_args<T, T>(x, w_gate_up, bias, y, m, 2 * inter, k), m,
-                                    (inter + 1) / 2, stream);
+    GemvArgs<T, T> a = base_args<T, T>(x, w_gate_up, bias, y, m, 2 * inter, k);
+    a.start_trigger = swiglu_trigger_at_start(m);
+    a.late_trigger = a.late_trigger && !a.start_trigger;
+    launch<T, T, Epilogue::kSwiGLU>(a, m, (inter + 1) / 2, stream);
   };
   type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
 }
