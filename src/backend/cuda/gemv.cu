@@ -56,7 +56,7 @@ struct GemvArgs {
   int64_t k;
   bool vectorised;     // k % 8 == 0 and x, w 16-byte aligned
   bool late_trigger;   // allow_next_kernel() once the sweep is done (pdl.cuh)
-  bool start_trigger;  // ... at the block's start instead (qkv_trigger_at_start)
+  bool start_trigger;  // ... at the block's start instead (pdl.cuh: qkv_, swiglu_trigger_at_start)
   // kRopeQkv: the layout, row m's position and the tables, q and the KV destination.
   QkvLayout qkv;
   const int32_t* positions;
