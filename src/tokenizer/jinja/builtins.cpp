@@ -389,9 +389,10 @@ void Evaluator::install_globals(std::unordered_map<std::string, Value>& globals)
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(Value(i));
     return make_list(std::move(out));
   });
-  add("namespace", [](Callable::Args args, Callable::Kwargs kwargs) {
+  add("namespace", [this](Callable::Args args, Callable::Kwargs kwargs) {
     auto d = std::make_shared<Dict>();
     d->is_namespace = true;
+    namespaces_.push_back(d);
     for (const Value& a : args) {
       if (a.is_dict()) d->items = a.dict().items;
     }

@@ -110,6 +110,12 @@ void Evaluator::charge_steps(uint64_t n, size_t offset) {
   steps_ += n;
 }
 
+Evaluator::~Evaluator() {
+  for (const std::weak_ptr<Dict>& ns : namespaces_) {
+    if (const DictPtr d = ns.lock()) d->items.clear();
+  }
+}
+
 PStr Evaluator::render(const Body& body, std::unordered_map<std::string, Value> globals) {
   install_globals(globals);
   scopes_.clear();

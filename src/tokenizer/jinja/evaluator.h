@@ -23,6 +23,9 @@ class Evaluator {
  public:
   Evaluator(std::string_view name, std::string_view source, const EvalLimits& limits)
       : name_(name), source_(source), limits_(limits) {}
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   // Renders `body` with `globals` as the outermost scope.
   PStr render(const Body& body, std::unordered_map<std::string, Value> globals);
@@ -58,6 +61,9 @@ class Evaluator {
   uint64_t steps_ = 0;
   std::vector<std::unordered_map<std::string, Value>> scopes_;
   PStr* out_ = nullptr;
+  // Every namespace() of this render, emptied when it ends: `set ns.x = ns` (or a list or another
+  // namespace holding ns) is a reference cycle that shared ownership alone would never free.
+  std::vector<std::weak_ptr<Dict>> namespaces_;
 
   Flow exec_body(const Body& body);
   Flow exec(const Stmt& s);
