@@ -140,7 +140,10 @@ class CudaBackend final : public Backend {
   // Enough for kMaxStepsInFlight queued steps and the last collected one, whose end event the
   // idle gap of the next collected step is timed from.
   static constexpr size_t kSlots = kMaxStepsInFlight + 1;
-  StepSlot& current_slot() { return slots_[submitted_ % kSlots]; }
+  // The slot the next submitted step fills; its index also goes up with the step's batch arrays
+  // (HostSamples::slot).
+  int32_t current_slot_index() const { return static_cast<int32_t>(submitted_ % kSlots); }
+  StepSlot& current_slot() { return slots_[current_slot_index()]; }
   // Too many logit adjustments for the device buffer: forward() and sampling on the host.
   void sample_on_host(const ForwardBatch& batch, const SampleBatch& sampling, int32_t previous_rows,
                       StepSlot& slot);

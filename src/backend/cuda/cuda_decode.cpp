@@ -51,7 +51,7 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
     context_len[s] = 1;
   }
   seq_start[rows] = rows;
-  *sample_slot = static_cast<int32_t>(submitted_ % kSlots);
+  *sample_slot = current_slot_index();
   std::copy(b.token_ids.begin(), b.token_ids.end(), token_ids);
   std::copy(b.positions.begin(), b.positions.end(), positions);
   std::copy(b.logits_rows.begin(), b.logits_rows.end(), logits_rows);

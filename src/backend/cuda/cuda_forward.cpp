@@ -52,7 +52,7 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
   a.seq_start = put(b.seq_start);
   a.context_len = put(b.context_len);
   a.block_table = put(b.block_table);
-  const int32_t slot_index = static_cast<int32_t>(submitted_ % kSlots);
+  const int32_t slot_index = current_slot_index();
   d.sample_slot = put(std::span<const int32_t>(&slot_index, 1));
   a.max_blocks_per_seq = b.max_blocks_per_seq;
   a.n_tokens = b.n_tokens();
@@ -290,10 +290,11 @@ void CudaBackend::encode_sampling(const DeviceBatch& db, int64_t rows_total) {
   for (int64_t r0 = 0; r0 < rows_total; r0 += max_logits_rows_) {
     const int32_t rows = static_cast<int32_t>(std::min<int64_t>(max_logits_rows_, rows_total - r0));
     logits_pass(db, r0, rows);
-    const HostSamples host = mapped_samples_
-                                 ? HostSamples{slots_[0].samples + r0, db.sample_slot,
-                                               static_cast<int64_t>(options_.max_batched_tokens)}
-                                 : HostSamples{};
+    const HostSamples host =
+        mapped_samples_
+            ? HostSamples{static_cast<RowSample*>(host_samples_.get()) + r0, db.sample_slot,
+                          static_cast<int64_t>(options_.max_batched_tokens)}
+            : HostSamples{};
     sample_rows(buf_.logits, rows, vocab, buf_.sample_params + r0, buf_.adjustments,
                 buf_.samples + r0, buf_.sample_scan, s, host);
   }

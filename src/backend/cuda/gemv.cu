@@ -397,6 +397,13 @@ GemvArgs<T, OutT> base_args(const void* x, const void* w, const void* bias, void
   return a;
 }
 
+// Moves the launch's trigger from after the sweep to the block's start (pdl.cuh) when `at_start`.
+template <typename T, typename OutT>
+void trigger_at_start(GemvArgs<T, OutT>& a, bool at_start) {
+  a.start_trigger = at_start;
+  a.late_trigger = a.late_trigger && !at_start;
+}
+
 template <typename T, typename OutT, Epilogue E>
 void launch(const GemvArgs<T, OutT>& a, int64_t m, int64_t blocks, cudaStream_t stream) {
   if (m == 0 || blocks == 0) return;
@@ -439,8 +446,7 @@ void gemv_swiglu(const void* x, const void* w_gate_up, const void* bias, void* y
                  int64_t inter, int64_t k, ActType type, cudaStream_t stream) {
   const auto run = [&]<typename T>() {
     GemvArgs<T, T> a = base_args<T, T>(x, w_gate_up, bias, y, m, 2 * inter, k);
-    a.start_trigger = swiglu_trigger_at_start(m);
-    a.late_trigger = a.late_trigger && !a.start_trigger;
+    trigger_at_start(a, swiglu_trigger_at_start(m));
     launch<T, T, Epilogue::kSwiGLU>(a, m, (inter + 1) / 2, stream);
   };
   type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
@@ -471,8 +477,7 @@ void gemv_rope_qkv(const void* x, const void* w_qkv, const void* bias, int64_t m
     a.rope_sin = rope_sin;
     a.q = static_cast<T*>(q);
     a.kv = kv;
-    a.start_trigger = qkv_trigger_at_start(m);
-    a.late_trigger = a.late_trigger && !a.start_trigger;
+    trigger_at_start(a, qkv_trigger_at_start(m));
     launch<T, T, Epilogue::kRopeQkv>(a, m, blocks_for(n), stream);
   };
   type == ActType::kBF16 ? run.operator()<__nv_bfloat16>() : run.operator()<__half>();
