@@ -420,6 +420,12 @@ if timeout 400 "$BIN/cuda_decode_bench" "$MODEL" "${DECODE_BATCHES:-1,8,64,256}"
   # The samples copied back to the host after each step instead of written there by the sampler.
   knob_row "decode step 9B, samples copied back" cuda_decode_bench_samplescopy.log 1 \
     AUTOGLM_CUDA_MAPPED_SAMPLES=0
+  # The embedding gather as a launch of its own instead of inside the step's first norm.
+  knob_row "decode step 9B, embedding apart" cuda_decode_bench_embedapart.log 1 \
+    AUTOGLM_CUDA_EMBED_NORM=0
+  # The final norm as a launch of its own instead of inside the last layer's residual norm.
+  knob_row "decode step 9B, final norm apart" cuda_decode_bench_finalapart.log 1 \
+    AUTOGLM_CUDA_FINAL_NORM_FUSED=0
   # One-token attention waiting for the QKV GEMV before it reads the batch arrays and older keys.
   knob_row "decode step 9B, no early K/V" cuda_decode_bench_nokvearly.log 1 AUTOGLM_CUDA_KV_EARLY=0
   # o and down as plain cuBLASLt GEMMs instead of K in two parts summed by the norm (2-256 rows).

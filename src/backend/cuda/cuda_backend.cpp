@@ -151,6 +151,8 @@ CudaBackend::CudaBackend(const LoadedModel& model, const CudaBackendOptions& opt
   k_split_ = switch_on("AUTOGLM_CUDA_KSPLIT");
   mma_gemv_ = switch_on("AUTOGLM_CUDA_GEMV_MMA");
   fp8_norm_rows_ = switch_on("AUTOGLM_CUDA_FP8_NORM_ROWS");
+  embedding_norm_ = switch_on("AUTOGLM_CUDA_EMBED_NORM");
+  final_norm_fused_ = switch_on("AUTOGLM_CUDA_FINAL_NORM_FUSED");
   // Per-head q/k norms (Qwen3) need the whole head before RoPE: those models keep qkv_norm_rope.
   fused_qkv_rope_ = fused_decode_ && gemv_rope_qkv_supported(qkv_layout_) &&
                     std::all_of(layers_.begin(), layers_.end(), [](const DeviceLayer& l) {
@@ -176,8 +178,12 @@ size_t CudaBackend::ints_capacity() const {
   const size_t t = static_cast<size_t>(options_.max_batched_tokens);
   const size_t s = static_cast<size_t>(options_.max_num_seqs);
   // token ids, positions, logits rows, slots; seq_start, context_len, the mixed step's prefill
-  // list; the step's slot index; the block table.
-  return 4 * t + 3 * s + 2 + s * static_cast<size_t>(max_blocks_per_seq_);
+  // list; the step's slot index; the block table; then, 16-byte aligned, the sampling parameters
+  // and adjustments (CudaBackend::pack_sampling).
+  const size_t sampling_bytes =
+      t * sizeof(RowSamplingParams) + kMaxDeviceAdjustments * sizeof(LogitAdjustment);
+  return 4 * t + 3 * s + 2 + s * static_cast<size_t>(max_blocks_per_seq_) + 3 +
+         sampling_bytes / sizeof(int32_t);
 }
 
 std::vector<UploadJob> CudaBackend::layout_weights(const LoadedModel& model, DeviceArena& arena) {
@@ -271,8 +277,6 @@ void CudaBackend::layout_workspace(DeviceArena& arena) {
   buf_.logits = arena.take_n<float>(r * static_cast<size_t>(config_.vocab_size));
   buf_.ints = arena.take_n<int32_t>(ints_capacity());
   const size_t sample_rows = static_cast<size_t>(options_.max_batched_tokens);
-  buf_.sample_params = arena.take_n<RowSamplingParams>(sample_rows);
-  buf_.adjustments = arena.take_n<LogitAdjustment>(kMaxDeviceAdjustments);
   buf_.samples = arena.take_n<RowSample>(sample_rows);
   buf_.sample_scan =
       arena.take(sample_scan_bytes(max_logits_rows_, static_cast<int32_t>(config_.vocab_size)));
@@ -381,9 +385,6 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
   for (size_t i = 0; i < kSlots; ++i) {
     StepSlot& slot = slots_[i];
     slot.ints = PinnedBuffer(ints_capacity() * sizeof(int32_t), "batch arrays");
-    slot.sampling = PinnedBuffer(
-        sample_rows * sizeof(RowSamplingParams) + kMaxDeviceAdjustments * sizeof(LogitAdjustment),
-        "sampling parameters");
     slot.samples = static_cast<RowSample*>(host_samples_.get()) + i * sample_rows;
   }
   // The sampler may write host_samples_ only where the device sees it at the host's address

@@ -64,15 +64,13 @@ struct StepBuffers {
   void* mlp = nullptr;
   void* final_rows = nullptr;  // [logits rows][hidden]
   float* logits = nullptr;     // [logits rows][vocab]
-  int32_t* ints = nullptr;     // the packed batch arrays (see CudaBackend::upload_batch)
+  int32_t* ints = nullptr;     // the step's packed upload (CudaBackend::DeviceBatch)
   void* attention_ws = nullptr;
   size_t attention_ws_bytes = 0;
   void* gemm_ws = nullptr;
-  RowSamplingParams* sample_params = nullptr;  // [max_batched_tokens]
-  LogitAdjustment* adjustments = nullptr;      // [kMaxDeviceAdjustments]
-  RowSample* samples = nullptr;                // [max_batched_tokens]
-  void* sample_scan = nullptr;                 // sample_rows' pre-scan, max_logits_rows rows
-  float* rope_cos = nullptr;                   // [max_context][rotary_dim / 2]
+  RowSample* samples = nullptr;  // [max_batched_tokens]
+  void* sample_scan = nullptr;   // sample_rows' pre-scan, max_logits_rows rows
+  float* rope_cos = nullptr;     // [max_context][rotary_dim / 2]
   float* rope_sin = nullptr;
   float* delta_parts = nullptr;  // [kKSplitParts][min(tokens, kKSplitMaxRows)][hidden]
   void* x8 = nullptr;            // FP8 weights: a projection's input in E4M3 [tokens][its K]
@@ -131,7 +129,7 @@ class CudaBackend final : public Backend {
   // The host side of one queued step: pinned upload buffers (the host may fill the next step's
   // while the device still copies this one's), where its samples arrive, and the events around it.
   struct StepSlot {
-    PinnedBuffer ints, sampling;
+    PinnedBuffer ints;             // the step's packed upload (DeviceBatch::packed_ints)
     RowSample* samples = nullptr;  // this slot's rows of host_samples_
     Event start{true}, end{true};
     size_t rows = 0;     // samples it brings back
@@ -148,15 +146,25 @@ class CudaBackend final : public Backend {
   void sample_on_host(const ForwardBatch& batch, const SampleBatch& sampling, int32_t previous_rows,
                       StepSlot& slot);
 
-  // Device-side view of a step's batch arrays (inside buf_.ints).
+  // Device-side view of a step's batch arrays and sampling parameters, packed into the slot's
+  // pinned `ints` and sent to buf_.ints in one H2D copy (upload_packed): each copy on the stream
+  // sits between one step's last kernel and the next one's first.
   struct DeviceBatch {
     AttentionBatch attention;
     const int32_t* token_ids = nullptr;
     const int32_t* positions = nullptr;
     const int32_t* logits_rows = nullptr;
-    const int32_t* sample_slot = nullptr;  // the step's slot index (HostSamples::slot)
+    const int32_t* sample_slot = nullptr;              // the step's slot index (HostSamples::slot)
+    const RowSamplingParams* sample_params = nullptr;  // pack_sampling's
+    const LogitAdjustment* adjustments = nullptr;
+    bool logits_rows_in_order = false;  // logits row r is token row r, for every token
+    size_t packed_ints = 0;             // int32 words packed so far
   };
-  DeviceBatch upload_batch_arrays(const ForwardBatch& batch);
+  DeviceBatch pack_batch_arrays(const ForwardBatch& batch);
+  // Packs `rows` rows of sampling parameters (the batch's, then greedy padding rows) and the
+  // adjustments after db's batch arrays.
+  void pack_sampling(const SampleBatch& sampling, int32_t rows, DeviceBatch& db);
+  void upload_packed(const DeviceBatch& db);
   std::vector<UploadJob> layout_weights(const LoadedModel& model, DeviceArena& arena);
   void layout_workspace(DeviceArena& arena);
   size_t ints_capacity() const;
@@ -173,15 +181,17 @@ class CudaBackend final : public Backend {
   DeviceBatch run_layers(const ForwardBatch& batch);  // checks, uploads, encode_layers
   // Enqueues every layer over the uploaded batch (no host sync: graph-capturable).
   void encode_layers(const DeviceBatch& db);
-  // The sampling parameters of `rows` rows: the batch's, then greedy padding rows.
-  void upload_sampling(const SampleBatch& sampling, int32_t rows);
+  // Whether the last layer's residual norm applies the final norm too, into buf_.final_rows:
+  // when the logits rows are the token rows in order and fit in one logits pass (decode steps),
+  // one launch fewer a step.
+  bool final_norm_in_last_layer(const DeviceBatch& db) const;
   // CUDA-graph decode (cuda_decode.cpp): the padded row count a pure decode step runs at under
   // a graph, or 0 when the step must run eagerly.
   int32_t graph_rows(const ForwardBatch& batch) const;
   void decode_with_graph(const ForwardBatch& batch, const SampleBatch& sampling, int32_t rows);
   // The batch arrays of a decode step padded to `rows` sequences, at the fixed layout a graph
   // of (rows, context) reads: the block table with the context bucket's row stride.
-  DeviceBatch upload_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
+  DeviceBatch pack_decode_arrays(const ForwardBatch& batch, int32_t rows, int32_t context);
   // Each returns its sublayer's output for the residual_add_norm after it.
   Delta attention_layer(const DeviceBatch& db, int layer);
   Delta mlp_layer(int32_t n_tokens, int layer);
@@ -231,6 +241,11 @@ class CudaBackend final : public Backend {
   // FP8 weights: the residual norms write the FP8 rows of the qkv and gate_up inputs
   // (norm_fp8_rows); AUTOGLM_CUDA_FP8_NORM_ROWS=0 quantizes them separately, to measure it.
   bool fp8_norm_rows_ = true;
+  // A step's embedding gather inside its first norm (embedding_norm), and the final norm inside
+  // the last layer's (final_norm_in_last_layer); AUTOGLM_CUDA_EMBED_NORM=0 and
+  // AUTOGLM_CUDA_FINAL_NORM_FUSED=0 launch them separately, to measure them.
+  bool embedding_norm_ = true;
+  bool final_norm_fused_ = true;
   KvPoolShape pool_;
 
   Stream stream_;

@@ -1,8 +1,7 @@
 // See cuda_backend_impl.h and decode_graphs.h: pure decode steps (one token per sequence, one
 // logits row per sequence) replayed from CUDA graphs. The step's arrays are padded to the batch
 // bucket and laid out at the offsets the bucket's graph was captured with; one H2D copy of them
-// and of the sampling parameters goes before the graph launch, and the samples' D2H copy after
-// it (cuda_steps.cpp), as in the eager path.
+// and of the sampling parameters after them goes before the graph launch, as in the eager path.
 // Thread ownership: the engine thread, like every CudaBackend method.
 #include <algorithm>
 #include <cstring>
@@ -25,8 +24,8 @@ int32_t CudaBackend::graph_rows(const ForwardBatch& b) const {
   return decode_batch_bucket(n, cap);
 }
 
-CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b, int32_t rows,
-                                                           int32_t context) {
+CudaBackend::DeviceBatch CudaBackend::pack_decode_arrays(const ForwardBatch& b, int32_t rows,
+                                                         int32_t context) {
   const int32_t n = b.n_seqs();
   const int32_t stride = (context + pool_.block_size - 1) / pool_.block_size;
   const int32_t copied = std::min(stride, b.max_blocks_per_seq);
@@ -61,14 +60,14 @@ CudaBackend::DeviceBatch CudaBackend::upload_decode_arrays(const ForwardBatch& b
     const int32_t* row = b.block_table.data() + static_cast<size_t>(s) * b.max_blocks_per_seq;
     std::copy(row, row + copied, table + static_cast<size_t>(s) * stride);
   }
-  AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.ints, host, total * sizeof(int32_t),
-                                     cudaMemcpyHostToDevice, stream_.get()));
   const auto device = [&](const int32_t* at) { return buf_.ints + (at - host); };
   DeviceBatch d;
   d.token_ids = device(token_ids);
   d.positions = device(positions);
   d.logits_rows = device(logits_rows);
   d.sample_slot = device(sample_slot);
+  d.logits_rows_in_order = true;
+  d.packed_ints = total;
   AttentionBatch& a = d.attention;
   a.slot_mapping = device(slots);
   a.seq_start = device(seq_start);
@@ -87,8 +86,9 @@ void CudaBackend::decode_with_graph(const ForwardBatch& batch, const SampleBatch
                                     int32_t rows) {
   const int32_t longest = *std::max_element(batch.context_len.begin(), batch.context_len.end());
   const int32_t context = decode_context_bucket(longest, max_context_);
-  upload_sampling(sampling, rows);
-  const DeviceBatch db = upload_decode_arrays(batch, rows, context);
+  DeviceBatch db = pack_decode_arrays(batch, rows, context);
+  pack_sampling(sampling, rows, db);
+  upload_packed(db);
   graphs_.launch(rows, context, stream_.get(), [&] {
     encode_layers(db);
     encode_sampling(db, rows);

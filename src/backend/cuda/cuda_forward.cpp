@@ -34,7 +34,7 @@ void CudaBackend::check_batch(const ForwardBatch& b, int32_t previous_rows) cons
   check_forward_batch(b, limits);
 }
 
-CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b) {
+CudaBackend::DeviceBatch CudaBackend::pack_batch_arrays(const ForwardBatch& b) {
   int32_t* host = static_cast<int32_t*>(current_slot().ints.get());
   size_t at = 0;
   const auto put = [&](std::span<const int32_t> a) {
@@ -58,6 +58,10 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
   a.n_tokens = b.n_tokens();
   a.n_seqs = b.n_seqs();
   a.block_size = pool_.block_size;
+  d.logits_rows_in_order = b.logits_rows.size() == static_cast<size_t>(a.n_tokens);
+  for (size_t r = 0; r < b.logits_rows.size() && d.logits_rows_in_order; ++r) {
+    d.logits_rows_in_order = b.logits_rows[r] == static_cast<int32_t>(r);
+  }
   // The sequences with more than one token, listed in place: a mixed step's prefill chunks.
   int32_t* prefill = host + at;
   for (int32_t s = 0; s < b.n_seqs(); ++s) {
@@ -74,9 +78,14 @@ CudaBackend::DeviceBatch CudaBackend::upload_batch_arrays(const ForwardBatch& b)
   } else {
     a.n_prefill_seqs = 0;  // one kind of sequence: one launch
   }
-  AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.ints, host, at * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                     stream_.get()));
+  d.packed_ints = at;
   return d;
+}
+
+void CudaBackend::upload_packed(const DeviceBatch& db) {
+  AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.ints, current_slot().ints.get(),
+                                     db.packed_ints * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                     stream_.get()));
 }
 
 void CudaBackend::forward(const ForwardBatch& batch, std::span<float> logits) {
@@ -96,14 +105,17 @@ void CudaBackend::forward_sample(const ForwardBatch& batch, const SampleBatch& s
   collect_sample(out);
 }
 
-void CudaBackend::upload_sampling(const SampleBatch& sampling, int32_t rows) {
+void CudaBackend::pack_sampling(const SampleBatch& sampling, int32_t rows, DeviceBatch& db) {
   const int32_t n_adjust = static_cast<int32_t>(sampling.adjustments.size());
   for (const RowSamplingParams& p : sampling.rows) {
     if (p.adjust_begin < 0 || p.adjust_begin > p.adjust_end || p.adjust_end > n_adjust) {
       fail(ErrorCode::kInternal, "cuda backend: a sampling row's adjustments are out of range");
     }
   }
-  char* host = static_cast<char*>(current_slot().sampling.get());
+  // At a 16-byte offset past the batch arrays: for a graph's bucket that offset is the same at
+  // every step, as the pointers its sampler was captured with require.
+  const size_t at = (db.packed_ints + 3) / 4 * 4;
+  char* host = reinterpret_cast<char*>(static_cast<int32_t*>(current_slot().ints.get()) + at);
   // Rows past the batch's (a padded decode step) sample greedily and are never read back.
   const size_t params_bytes = static_cast<size_t>(rows) * sizeof(RowSamplingParams);
   const size_t adjust_bytes = sampling.adjustments.size() * sizeof(LogitAdjustment);
@@ -111,18 +123,17 @@ void CudaBackend::upload_sampling(const SampleBatch& sampling, int32_t rows) {
   std::fill(reinterpret_cast<RowSamplingParams*>(host) + sampling.rows.size(),
             reinterpret_cast<RowSamplingParams*>(host) + rows, RowSamplingParams{});
   std::memcpy(host + params_bytes, sampling.adjustments.data(), adjust_bytes);
-  const cudaStream_t s = stream_.get();
-  AUTOGLM_CUDA_CHECK(
-      cudaMemcpyAsync(buf_.sample_params, host, params_bytes, cudaMemcpyHostToDevice, s));
-  if (adjust_bytes > 0) {
-    AUTOGLM_CUDA_CHECK(cudaMemcpyAsync(buf_.adjustments, host + params_bytes, adjust_bytes,
-                                       cudaMemcpyHostToDevice, s));
-  }
+  db.sample_params = reinterpret_cast<const RowSamplingParams*>(buf_.ints + at);
+  db.adjustments = reinterpret_cast<const LogitAdjustment*>(
+      reinterpret_cast<const char*>(db.sample_params) + params_bytes);
+  static_assert(sizeof(RowSamplingParams) % 16 == 0 && sizeof(LogitAdjustment) % 4 == 0);
+  db.packed_ints = at + (params_bytes + adjust_bytes) / sizeof(int32_t);
 }
 
 CudaBackend::DeviceBatch CudaBackend::run_layers(const ForwardBatch& batch) {
   check_batch(batch);
-  const DeviceBatch db = upload_batch_arrays(batch);
+  const DeviceBatch db = pack_batch_arrays(batch);
+  upload_packed(db);
   encode_layers(db);
   return db;
 }
@@ -134,21 +145,35 @@ void CudaBackend::encode_layers(const DeviceBatch& db) {
   const int64_t hidden = config_.hidden_size;
   // Fed-back ids (previous_sample_token) read the previous step's samples from buf_.samples,
   // which this step's sampler overwrites only after the embedding.
-  embedding_gather(db.token_ids, buf_.samples, config_.vocab_size, n, embed_, act_, hidden, buf_.x,
-                   s);
+  const EmbeddingSource tokens{db.token_ids, buf_.samples, config_.vocab_size, embed_};
   const Fp8Rows h8 = norm_fp8_rows(n);
-  residual_add_norm(buf_.x, Delta{}, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
-                    s, h8);
+  if (embedding_norm_) {
+    embedding_norm(tokens, n, layers_[0].input_norm, buf_.x, buf_.h, hidden, eps, act_, s, h8);
+  } else {
+    embedding_gather(tokens, n, act_, hidden, buf_.x, s);
+    residual_add_norm(buf_.x, Delta{}, nullptr, layers_[0].input_norm, buf_.h, n, hidden, eps, act_,
+                      s, h8);
+  }
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DeviceLayer& L = layers_[l];
     const Delta attn = attention_layer(db, static_cast<int>(l));
     residual_add_norm(buf_.x, attn, L.post_self_attn_norm, L.post_attention_norm, buf_.h, n, hidden,
                       eps, act_, s, h8);
     const Delta mlp = mlp_layer(n, static_cast<int>(l));
-    const bool last = l + 1 == layers_.size();
-    residual_add_norm(buf_.x, mlp, L.post_mlp_norm, last ? nullptr : layers_[l + 1].input_norm,
-                      buf_.h, n, hidden, eps, act_, s, last ? Fp8Rows{} : h8);
+    if (l + 1 < layers_.size()) {
+      residual_add_norm(buf_.x, mlp, L.post_mlp_norm, layers_[l + 1].input_norm, buf_.h, n, hidden,
+                        eps, act_, s, h8);
+    } else if (final_norm_in_last_layer(db)) {
+      residual_add_norm(buf_.x, mlp, L.post_mlp_norm, final_norm_, buf_.final_rows, n, hidden, eps,
+                        act_, s);
+    } else {
+      residual_add_norm(buf_.x, mlp, L.post_mlp_norm, nullptr, nullptr, n, hidden, eps, act_, s);
+    }
   }
+}
+
+bool CudaBackend::final_norm_in_last_layer(const DeviceBatch& db) const {
+  return final_norm_fused_ && db.logits_rows_in_order && db.attention.n_tokens <= max_logits_rows_;
 }
 
 Fp8Rows CudaBackend::norm_fp8_rows(int32_t n) const {
@@ -257,8 +282,12 @@ Delta CudaBackend::mlp_layer(int32_t n, int layer) {
 
 void CudaBackend::logits_pass(const DeviceBatch& db, int64_t r0, int32_t rows) {
   const cudaStream_t s = stream_.get();
-  gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
-                  static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
+  // Else the last layer's norm has left every row's final norm in buf_.final_rows already (one
+  // pass: all its rows fit).
+  if (!final_norm_in_last_layer(db)) {
+    gather_rms_norm(buf_.x, db.logits_rows + r0, rows, config_.hidden_size, final_norm_,
+                    static_cast<float>(config_.rms_norm_eps), buf_.final_rows, act_, s);
+  }
   project(buf_.final_rows, lm_head_, nullptr, nullptr, buf_.logits, rows, config_.vocab_size,
           config_.hidden_size, act_, true, s);
 }
@@ -295,8 +324,8 @@ void CudaBackend::encode_sampling(const DeviceBatch& db, int64_t rows_total) {
             ? HostSamples{static_cast<RowSample*>(host_samples_.get()) + r0, db.sample_slot,
                           static_cast<int64_t>(options_.max_batched_tokens)}
             : HostSamples{};
-    sample_rows(buf_.logits, rows, vocab, buf_.sample_params + r0, buf_.adjustments,
-                buf_.samples + r0, buf_.sample_scan, s, host);
+    sample_rows(buf_.logits, rows, vocab, db.sample_params + r0, db.adjustments, buf_.samples + r0,
+                buf_.sample_scan, s, host);
   }
 }
 

@@ -42,8 +42,9 @@ void CudaBackend::submit_sample(const ForwardBatch& batch, const SampleBatch& sa
       if (const int32_t rows = graph_rows(batch); rows > 0) {
         decode_with_graph(batch, sampling, rows);  // cuda_decode.cpp
       } else {
-        upload_sampling(sampling, static_cast<int32_t>(n_out));
-        const DeviceBatch db = upload_batch_arrays(batch);
+        DeviceBatch db = pack_batch_arrays(batch);
+        pack_sampling(sampling, static_cast<int32_t>(n_out), db);
+        upload_packed(db);
         encode_layers(db);
         encode_sampling(db, static_cast<int64_t>(n_out));
       }

@@ -88,18 +88,21 @@ void convert_from(const S* src, void* dst, DType dst_type, size_t n, cudaStream_
 // after the id (not a loop of dependent 2-byte loads in one block).
 constexpr int kEmbedThreads = 128;
 
+// The embedding row token t reads (embedding_gather's contract in kernels.h).
+__device__ __forceinline__ int64_t embedding_row(const EmbeddingSource& e, int64_t t) {
+  int64_t id = e.ids[t];
+  if (id < 0) id = e.previous[-1 - id].token;
+  return id < 0 || id >= e.vocab ? 0 : id;
+}
+
 template <typename T, int W>
-__global__ void embedding_kernel(const int32_t* ids, const RowSample* previous, int64_t vocab,
-                                 const T* table, int64_t hidden, float* x) {
+__global__ void embedding_kernel(EmbeddingSource e, int64_t hidden, float* x) {
   wait_for_previous_kernel();
   const int64_t t = blockIdx.x;
   const int64_t i = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * W;
   if (i >= hidden) return;  // hidden is a multiple of W
-  int64_t id = ids[t];
-  if (id < 0) id = previous[-1 - id].token;
-  if (id < 0 || id >= vocab) id = 0;
   float v[W];
-  load_f32<W>(table + id * hidden + i, v);
+  load_f32<W>(static_cast<const T*>(e.table) + embedding_row(e, t) * hidden + i, v);
   store_f32<W>(x + t * hidden + i, v);
 }
 
@@ -173,6 +176,8 @@ __global__ void __launch_bounds__(kQuantThreads)
 // row (x, delta, and the weights when they fit in registers) is issued before the first
 // reduction, so a batch-1 launch waits for memory once; the two reductions take one barrier
 // each. With `rows`, block b reads row rows[b] of x (gather_rms_norm: no delta, x unchanged).
+// With an embedding source (embedding_norm: the step's first norm), block b reads token b's
+// embedding row instead of x, and writes it to x: one launch fewer a step.
 // The weights are constant, so they are loaded before the wait. With `x_before_wait` x is too:
 // the caller sets it only when the previous kernel lets this one launch after its own wait
 // (allow_next_kernel, pdl.cuh) and does not write x, so x's last writer has completed by then.
@@ -202,10 +207,10 @@ enum class NormTrigger : int8_t {
 
 template <typename T, int W, int N, bool kFp8Out>
 __global__ void __launch_bounds__(kNormMaxThreads)
-    norm_rows_kernel(float* x, const int32_t* rows, const T* delta, const float* delta_parts,
-                     int32_t n_parts, const float* post_w, const float* norm_w, T* out,
-                     __nv_fp8_storage_t* out8, float* out8_scales, int64_t hidden, float eps,
-                     NormTrigger trigger, bool x_before_wait) {
+    norm_rows_kernel(float* x, const int32_t* rows, EmbeddingSource embed, const T* delta,
+                     const float* delta_parts, int32_t n_parts, const float* post_w,
+                     const float* norm_w, T* out, __nv_fp8_storage_t* out8, float* out8_scales,
+                     int64_t hidden, float eps, NormTrigger trigger, bool x_before_wait) {
   if (trigger == NormTrigger::kAtStart) allow_next_kernel();
   // Weights in registers too while that stays within the 64 registers of 1,024 threads.
   constexpr bool kPreloadWeights = N * W <= 8;
@@ -216,6 +221,7 @@ __global__ void __launch_bounds__(kNormMaxThreads)
   const float* parts_row = delta_parts != nullptr ? delta_parts + blockIdx.x * hidden : nullptr;
   const int64_t part_stride = static_cast<int64_t>(gridDim.x) * hidden;
   const bool has_delta = dr != nullptr || parts_row != nullptr;
+  const bool writes_x = has_delta || embed.table != nullptr;
   const float* pw_row = has_delta ? post_w : nullptr;
   float xv[N][W], dv[N][W], pw[kPreloadWeights ? N : 1][W], nw[kPreloadWeights ? N : 1][W];
   const auto element = [&](int n) {  // width is a multiple of W
@@ -241,7 +247,15 @@ __global__ void __launch_bounds__(kNormMaxThreads)
   wait_for_previous_kernel();
   const int64_t src_row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
   float* xr = x + src_row * hidden;
-  if (!x_before_wait) load_x(xr);
+  if (embed.table != nullptr) {
+    const T* er = static_cast<const T*>(embed.table) + embedding_row(embed, blockIdx.x) * hidden;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      if (element(n) < width) load_f32<W>(er + element(n), xv[n]);
+    }
+  } else if (!x_before_wait) {
+    load_x(xr);
+  }
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     if (element(n) >= width) continue;
@@ -288,8 +302,8 @@ __global__ void __launch_bounds__(kNormMaxThreads)
       for (int k = 0; k < W; ++k) {
         xv[n][k] += pw_row != nullptr ? w[k] * (dv[n][k] * post_scale) : dv[n][k];
       }
-      store_f32<W>(xr + i, xv[n]);
     }
+    if (writes_x) store_f32<W>(xr + i, xv[n]);
 #pragma unroll
     for (int k = 0; k < W; ++k) ss += xv[n][k] * xv[n][k];
   }
@@ -530,36 +544,30 @@ __global__ void silu_mul_kernel(const T* gate_up, int32_t n_tokens, int64_t inte
   }
 }
 
-struct EmbeddingArgs {
-  const int32_t* ids;
-  const RowSample* previous;
-  int64_t vocab;
-  int32_t n_tokens;
-  int64_t hidden;
-  float* x;
-};
-
 template <typename T, int W>
-void launch_embedding(const EmbeddingArgs& a, const T* table, cudaStream_t stream) {
-  const int64_t chunks = (a.hidden / W + kEmbedThreads - 1) / kEmbedThreads;
+void launch_embedding(const EmbeddingSource& e, int32_t n_tokens, int64_t hidden, float* x,
+                      cudaStream_t stream) {
+  const int64_t chunks = (hidden / W + kEmbedThreads - 1) / kEmbedThreads;
   launch_dependent("embedding_gather", embedding_kernel<T, W>,
-                   dim3(static_cast<unsigned>(a.n_tokens), static_cast<unsigned>(chunks)),
-                   kEmbedThreads, 0, stream, a.ids, a.previous, a.vocab, table, a.hidden, a.x);
+                   dim3(static_cast<unsigned>(n_tokens), static_cast<unsigned>(chunks)),
+                   kEmbedThreads, 0, stream, e, hidden, x);
 }
 
 template <typename T>
-void embedding_of(const EmbeddingArgs& a, const T* table, cudaStream_t stream) {
+void embedding_of(const EmbeddingSource& e, int32_t n_tokens, int64_t hidden, float* x,
+                  cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  if (a.hidden % kVec == 0 && aligned_to(table, 16) && aligned_to(a.x, 16)) {
-    launch_embedding<T, kVec>(a, table, stream);
+  if (hidden % kVec == 0 && aligned_to(e.table, 16) && aligned_to(x, 16)) {
+    launch_embedding<T, kVec>(e, n_tokens, hidden, x, stream);
   } else {
-    launch_embedding<T, 1>(a, table, stream);
+    launch_embedding<T, 1>(e, n_tokens, hidden, x, stream);
   }
 }
 
 struct NormRowsArgs {
   float* x;
   const int32_t* rows;
+  EmbeddingSource embed;
   Delta delta;
   const float* post_w;
   const float* norm_w;
@@ -583,7 +591,7 @@ void launch_norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stre
                                                               : NormTrigger::kNone;
   const auto kernel =
       a.out8.bytes != nullptr ? norm_rows_kernel<T, W, N, true> : norm_rows_kernel<T, W, N, false>;
-  launch_dependent(name, kernel, a.n_rows, block, 0, stream, a.x, a.rows,
+  launch_dependent(name, kernel, a.n_rows, block, 0, stream, a.x, a.rows, a.embed,
                    static_cast<const T*>(a.delta.act), a.delta.parts, a.delta.n_parts, a.post_w,
                    a.norm_w, static_cast<T*>(a.out), static_cast<__nv_fp8_storage_t*>(a.out8.bytes),
                    a.out8.scales, a.hidden, a.eps, trigger, x_before_wait);
@@ -624,12 +632,27 @@ void norm_rows(const char* name, const NormRowsArgs& a, cudaStream_t stream) {
   const bool vector = a.hidden % 4 == 0 && aligned_to(a.x, 16) && aligned_to(a.delta.act, 8) &&
                       aligned_to(a.delta.parts, 16) && aligned_to(a.post_w, 16) &&
                       aligned_to(a.norm_w, 16) && aligned_to(a.out, 8) &&
-                      aligned_to(a.out8.bytes, 4);
+                      aligned_to(a.embed.table, 8) && aligned_to(a.out8.bytes, 4);
   if (vector) {
     dispatch_norm_rows<T, 4, 1>(name, a, stream);
   } else {
     dispatch_norm_rows<T, 1, 4>(name, a, stream);
   }
+}
+
+// Checks what every norm launcher shares, then launches in the activation type.
+void norm_rows_of(const char* name, const NormRowsArgs& a, ActType type, cudaStream_t stream) {
+  if ((a.out8.bytes != nullptr) != (a.out8.scales != nullptr) ||
+      (a.out8.bytes != nullptr && a.norm_w == nullptr)) {
+    fail(ErrorCode::kInvalidArgument,
+         std::string("CUDA ") + name + ": FP8 rows need their scales and a normed output");
+  }
+  if (type == ActType::kBF16) {
+    norm_rows<__nv_bfloat16>(name, a, stream);
+  } else {
+    norm_rows<__half>(name, a, stream);
+  }
+  check_launch(name);
 }
 
 template <typename T, int W>
@@ -674,15 +697,13 @@ void convert(const void* src, DType src_type, void* dst, DType dst_type, size_t 
   check_launch("convert");
 }
 
-void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t vocab,
-                      int32_t n_tokens, const void* table, ActType type, int64_t hidden, float* x,
-                      cudaStream_t stream) {
+void embedding_gather(const EmbeddingSource& e, int32_t n_tokens, ActType type, int64_t hidden,
+                      float* x, cudaStream_t stream) {
   if (n_tokens == 0 || hidden == 0) return;
-  const EmbeddingArgs a{ids, previous, vocab, n_tokens, hidden, x};
   if (type == ActType::kBF16) {
-    embedding_of(a, static_cast<const __nv_bfloat16*>(table), stream);
+    embedding_of<__nv_bfloat16>(e, n_tokens, hidden, x, stream);
   } else {
-    embedding_of(a, static_cast<const __half*>(table), stream);
+    embedding_of<__half>(e, n_tokens, hidden, x, stream);
   }
   check_launch("embedding_gather");
 }
@@ -694,18 +715,20 @@ void residual_add_norm(float* x, Delta delta, const float* post_w, const float* 
   if (delta.act != nullptr && delta.parts != nullptr) {
     fail(ErrorCode::kInvalidArgument, "CUDA residual_add_norm: a delta is one array or parts");
   }
-  if ((out8.bytes != nullptr) != (out8.scales != nullptr) ||
-      (out8.bytes != nullptr && norm_w == nullptr)) {
-    fail(ErrorCode::kInvalidArgument,
-         "CUDA residual_add_norm: FP8 rows need their scales and a normed output");
+  const NormRowsArgs args{x, nullptr, {}, delta, post_w, norm_w, out, n_rows, hidden, eps, out8};
+  norm_rows_of("residual_add_norm", args, type, stream);
+}
+
+void embedding_norm(const EmbeddingSource& e, int32_t n_tokens, const float* norm_w, float* x,
+                    void* out, int64_t hidden, float eps, ActType type, cudaStream_t stream,
+                    Fp8Rows out8) {
+  if (n_tokens == 0) return;
+  if (e.table == nullptr || norm_w == nullptr) {
+    fail(ErrorCode::kInvalidArgument, "CUDA embedding_norm: no embedding table or norm weights");
   }
-  const NormRowsArgs args{x, nullptr, delta, post_w, norm_w, out, n_rows, hidden, eps, out8};
-  if (type == ActType::kBF16) {
-    norm_rows<__nv_bfloat16>("residual_add_norm", args, stream);
-  } else {
-    norm_rows<__half>("residual_add_norm", args, stream);
-  }
-  check_launch("residual_add_norm");
+  const NormRowsArgs args{x,   nullptr,  e,      Delta{}, nullptr, norm_w,
+                          out, n_tokens, hidden, eps,     out8};
+  norm_rows_of("embedding_norm", args, type, stream);
 }
 
 void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_t hidden,
@@ -713,13 +736,8 @@ void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_
   if (n_rows == 0) return;
   // Without a delta the kernel only reads x.
   const NormRowsArgs args{
-      const_cast<float*>(x), rows, Delta{}, nullptr, w, out, n_rows, hidden, eps, Fp8Rows{}};
-  if (type == ActType::kBF16) {
-    norm_rows<__nv_bfloat16>("gather_rms_norm", args, stream);
-  } else {
-    norm_rows<__half>("gather_rms_norm", args, stream);
-  }
-  check_launch("gather_rms_norm");
+      const_cast<float*>(x), rows, {}, Delta{}, nullptr, w, out, n_rows, hidden, eps, Fp8Rows{}};
+  norm_rows_of("gather_rms_norm", args, type, stream);
 }
 
 void qkv_norm_rope(const void* qkv, const int32_t* positions, int32_t n_tokens,

@@ -35,13 +35,20 @@ inline constexpr float kE4m3Max = 448.0f;
 void quantize_rows_e4m3(const void* src, DType src_type, int64_t rows, int64_t cols, void* dst,
                         float* scales, cudaStream_t stream);
 
-// x[t][:] = float(table[ids[t]][:]) for t < n_tokens; table [vocab][hidden] in `type`. An id
+// A step's token rows: row ids[t] of table [vocab][hidden] (in the activation type). An id
 // previous_sample_token(r) (< 0) reads previous[r].token instead (overlapped scheduling feeds
 // the previous step's samples back on the device); a token outside [0, vocab) reads row 0
 // (a non-finite row's sample, whose request ends: the step only needs a valid row).
-void embedding_gather(const int32_t* ids, const RowSample* previous, int64_t vocab,
-                      int32_t n_tokens, const void* table, ActType type, int64_t hidden, float* x,
-                      cudaStream_t stream);
+struct EmbeddingSource {
+  const int32_t* ids = nullptr;
+  const RowSample* previous = nullptr;
+  int64_t vocab = 0;
+  const void* table = nullptr;
+};
+
+// x[t][:] = float(token t's row)[:] for t < n_tokens.
+void embedding_gather(const EmbeddingSource& e, int32_t n_tokens, ActType type, int64_t hidden,
+                      float* x, cudaStream_t stream);
 
 // A sublayer's output as residual_add_norm takes it: `act`, [n_rows][hidden] in the activation
 // type; or `parts`, n_parts fp32 arrays [n_parts][n_rows][hidden] whose sum, rounded to the
@@ -68,6 +75,12 @@ struct Fp8Rows {
 void residual_add_norm(float* x, Delta delta, const float* post_w, const float* norm_w, void* out,
                        int32_t n_rows, int64_t hidden, float eps, ActType type, cudaStream_t stream,
                        Fp8Rows out8 = {});
+
+// embedding_gather, then residual_add_norm(x, {}, nullptr, norm_w, out, ...) in one launch (a
+// step's first norm), with the same results.
+void embedding_norm(const EmbeddingSource& e, int32_t n_tokens, const float* norm_w, float* x,
+                    void* out, int64_t hidden, float eps, ActType type, cudaStream_t stream,
+                    Fp8Rows out8 = {});
 
 // out[r] = rmsnorm(x[rows[r]]) * w for r < n_rows (the final norm of the logits rows only).
 void gather_rms_norm(const float* x, const int32_t* rows, int32_t n_rows, int64_t hidden,

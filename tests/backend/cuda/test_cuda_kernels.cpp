@@ -80,7 +80,7 @@ TEST_P(CudaKernels, ConvertRoundsLikeTheHost) {
 
 // Widths that are a multiple of 8 take the 16-byte path (4,096: several blocks per token),
 // the others one element per access. Ids below zero name the previous step's samples: tokens
-// 30, -1 (a non-finite row's: row 0 is read) and 36.
+// 30, -1 (a non-finite row's: row 0 is read) and 36. embedding_norm against the two launches.
 TEST_P(CudaKernels, EmbeddingGatherCopiesRows) {
   const int64_t vocab = 37;
   const std::vector<int32_t> many = {0,
@@ -120,8 +120,9 @@ TEST_P(CudaKernels, EmbeddingGatherCopiesRows) {
     DeviceArray d_ids = DeviceArray::of_i32(ids);
     DeviceArray x(ids.size() * hidden, 4);
     x.poison();
-    embedding_gather(d_ids.as<int32_t>(), d_samples.as<RowSample>(), vocab,
-                     static_cast<int32_t>(ids.size()), d_table.get(), type(), hidden, x.as<float>(),
+    const EmbeddingSource source{d_ids.as<int32_t>(), d_samples.as<RowSample>(), vocab,
+                                 d_table.get()};
+    embedding_gather(source, static_cast<int32_t>(ids.size()), type(), hidden, x.as<float>(),
                      nullptr);
     std::vector<float> want;
     for (int32_t id : ids) {
@@ -129,6 +130,25 @@ TEST_P(CudaKernels, EmbeddingGatherCopiesRows) {
       want.insert(want.end(), &table[row * hidden], &table[(row + 1) * hidden]);
     }
     EXPECT_EQ(x.read_f32(), want);
+    // The step's first norm with the gather inside it: the same x, and bit for bit the norm
+    // residual_add_norm makes of it (with its FP8 rows too).
+    const int32_t rows = static_cast<int32_t>(ids.size());
+    const std::vector<float> norm_w = test::random_vector(hidden, rng_, 0.5f, 1.5f);
+    DeviceArray d_norm = DeviceArray::of_f32(norm_w), want_out(ids.size() * hidden, 2);
+    DeviceArray want_bytes(ids.size() * hidden, 1), want_scales(ids.size(), 4);
+    residual_add_norm(x.as<float>(), Delta{}, nullptr, d_norm.as<float>(), want_out.get(), rows,
+                      hidden, 1e-5f, type(), nullptr,
+                      Fp8Rows{want_bytes.get(), want_scales.as<float>()});
+    DeviceArray x2(ids.size() * hidden, 4), out(ids.size() * hidden, 2);
+    DeviceArray bytes(ids.size() * hidden, 1), scales(ids.size(), 4);
+    x2.poison();
+    out.poison();
+    embedding_norm(source, rows, d_norm.as<float>(), x2.as<float>(), out.get(), hidden, 1e-5f,
+                   type(), nullptr, Fp8Rows{bytes.get(), scales.as<float>()});
+    EXPECT_EQ(x2.read_f32(), want);
+    EXPECT_EQ(out.read_act(type()), want_out.read_act(type()));
+    EXPECT_EQ(bytes.read_bytes(), want_bytes.read_bytes());
+    EXPECT_EQ(scales.read_f32(), want_scales.read_f32());
   }
 }
 
