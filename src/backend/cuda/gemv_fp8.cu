@@ -50,6 +50,7 @@ struct Fp8GemvArgs {
   int64_t n;
   int64_t k;  // a multiple of kChunk
   bool late_trigger;
+  bool start_trigger;  // ... at the block's start instead (pdl.cuh: swiglu_trigger_at_start)
 };
 
 // Two E4M3 bytes (the lower address in the low byte) to fp32, in address order.
@@ -73,6 +74,7 @@ template <typename T, int M, bool kSwiGLU>
 __global__ void __launch_bounds__(kThreads, fp8_blocks_per_sm(M))
     gemv_fp8_kernel(Fp8GemvArgs<T> a) {
   static_assert(M * kRows <= 32, "the epilogue is warp 0's: one lane per output sum");
+  if (a.start_trigger) allow_next_kernel();
   // The block's rows: kRuns runs of kRun consecutive rows, run g from row first + g * run_rows.
   constexpr int kRuns = kSwiGLU ? 2 : 1;
   constexpr int kRun = kRows / kRuns;
@@ -278,6 +280,8 @@ void launch_fp8(const char* name, const void* x, const void* w8, const float* w_
     fail(ErrorCode::kUnsupported,
          std::string("CUDA ") + name + ": " + std::to_string(n) + " rows is too many");
   }
+  // The SwiGLU GEMV's successor is the down GEMV, which reads only weights before its wait.
+  const bool start_trigger = kSwiGLU && swiglu_trigger_at_start(m);
   const auto launch = [&](auto element) {
     using T = decltype(element);
     const Fp8GemvArgs<T> a{static_cast<const T*>(x),
@@ -287,7 +291,8 @@ void launch_fp8(const char* name, const void* x, const void* w8, const float* w_
                            static_cast<T*>(y),
                            n,
                            k,
-                           late_trigger_at(m)};
+                           late_trigger_at(m) && !start_trigger,
+                           start_trigger};
     launch_dependent(name, m == 1 ? gemv_fp8_kernel<T, 1, kSwiGLU> : gemv_fp8_kernel<T, 2, kSwiGLU>,
                      static_cast<unsigned>(blocks), kThreads, 0, stream, a);
   };

@@ -80,12 +80,12 @@ inline bool qkv_trigger_at_start(int64_t tokens) {
   return late_trigger_at(tokens) && enabled;
 }
 
-// Whether a one-token gate_up GEMV (the SwiGLU epilogue) calls allow_next_kernel() at its start
-// (gemv.cu): the down GEMV then launches once gate_up's last block is running, and its blocks
-// take the slots that gate_up's last wave frees and stream their first weights while it drains,
-// as after a norm; only weights are read before the down GEMV's wait, and the norm after it still
-// follows its late trigger. Measured 0.020 ms a 9B step on the H200 (docs/PERFORMANCE.md). Not
-// with AUTOGLM_CUDA_SWIGLU_EARLY_TRIGGER=0 (for measuring; read once).
+// Whether a one-token gate_up GEMV (the SwiGLU epilogue, BF16 or FP8) calls allow_next_kernel()
+// at its start (gemv.cu, gemv_fp8.cu): the down GEMV then launches once gate_up's last block is
+// running, and its blocks take the slots that gate_up's last wave frees and stream their first
+// weights while it drains, as after a norm; only weights are read before the down GEMV's wait, and
+// the norm after it still follows its late trigger. Measured 0.020 ms a 9B step on the H200
+// (docs/PERFORMANCE.md). Not with AUTOGLM_CUDA_SWIGLU_EARLY_TRIGGER=0 (for measuring; read once).
 inline bool swiglu_trigger_at_start(int64_t tokens) {
   static const bool enabled = switch_on("AUTOGLM_CUDA_SWIGLU_EARLY_TRIGGER");
   return late_trigger_at(tokens) && enabled;
