@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 
@@ -361,6 +363,13 @@ void CudaBackend::allocate_within_budget(const LoadedModel& model) {
   }
   workspace_ = DeviceArena(DeviceBuffer(workspace_bytes, "workspace"));
   layout_workspace(workspace_);
+  // AUTOGLM_CUDA_POISON_WORKSPACE=1 (for tests) fills the scratch buffers with NaN bytes, so that
+  // a kernel reading scratch memory no kernel of the step wrote fails the same way on every
+  // machine, not only where fresh device memory happens to hold such bytes.
+  if (const char* poison = std::getenv("AUTOGLM_CUDA_POISON_WORKSPACE");
+      poison != nullptr && std::strcmp(poison, "1") == 0) {
+    AUTOGLM_CUDA_CHECK(cudaMemsetAsync(workspace_.base(), 0xFF, workspace_.used(), stream_.get()));
+  }
   gemm_ = std::make_unique<Gemm>(buf_.gemm_ws, Gemm::kWorkspaceBytes);
   upload_rope_table();
 

@@ -79,6 +79,7 @@ class DeviceArena {
     return static_cast<T*>(take(count * sizeof(T)));
   }
   size_t used() const { return used_; }
+  void* base() const { return buffer_.get(); }
 
  private:
   DeviceBuffer buffer_;
