@@ -1,5 +1,6 @@
-// See cuda_backend_impl.h: one engine step on the GPU. The batch arrays go up in one H2D copy
-// of a packed pinned buffer; every layer then runs as a fixed sequence of launches over the
+// See cuda_backend_impl.h: one engine step on the GPU. The batch arrays (and, for a sampled
+// step, the sampling parameters after them) go up in one H2D copy of a packed pinned buffer;
+// every layer then runs as a fixed sequence of launches over the
 // whole ragged batch (no host loop over tokens); the logits rows come back in one D2H copy,
 // which is the step's only synchronisation. forward_sample() samples on the device instead and
 // brings back only the chosen ids (and requested logprobs), as a queued step (cuda_steps.cpp).
