@@ -76,6 +76,46 @@ TEST(Jinja, NamespaceCyclesAreFreed) {
             "ok");
   EXPECT_NE(error_of("{% set ns = namespace(x=0) %}{% set ns.x = ns %}{{ ns.x.nope() }}"),
             "<no error>");
+  // Printing a list that holds a cyclic namespace prints the namespace, not its contents (this
+  // recursed without end before; found by fuzz_chat_template).
+  EXPECT_EQ(render("{% set a = namespace() %}{% set b = namespace(a=[a]) %}{% set a.b = b %}"
+                   "{{ [a, b] }}|{{ (a, 'x') == (a, 'x') }}"),
+            "[<Namespace>, <Namespace>]|True");
+}
+
+// Lists and dicts are bounded as trees when they are built (see TreeShape), so no walk over a
+// value (printing, tojson, ==, freeing it) can exhaust the stack, the memory or the time.
+TEST(Jinja, ValueTreesAreBounded) {
+  const std::string ns = "{% set ns = namespace(a=1) %}";
+  // Nesting carried across loop iterations, through a namespace or a chain of them.
+  EXPECT_NE(error_of(ns + "{% for i in range(100000) %}{% set ns.a = [ns.a] %}{% endfor %}")
+                .find("nested deeper than 256"),
+            std::string::npos);
+  EXPECT_NE(error_of(ns + "{% for i in range(100000) %}{% set ns.a = {'k': ns.a} %}{% endfor %}")
+                .find("nested deeper than 256"),
+            std::string::npos);
+  EXPECT_EQ(render(ns + "{% for i in range(255) %}{% set ns.a = [ns.a] %}{% endfor %}"
+                        "{{ (ns.a | string) | length }}"),
+            std::to_string(255 * 2 + 1));
+  EXPECT_EQ(render(ns + "{% for i in range(20000) %}{% set ns.a = namespace(n=ns.a) %}{% endfor "
+                        "%}{{ ns.a.n.n.n is defined }}"),
+            "True");
+  // Sharing: each `[a, a]` doubles the tree; 40 of them would be 2^40 nodes.
+  std::string doubling = "{% set a = [1] %}";
+  for (int i = 0; i < 40; ++i) doubling += "{% set a = [a, a] %}";
+  EXPECT_NE(error_of(doubling + "{{ a }}").find("more than 16777216 elements"), std::string::npos);
+  EXPECT_NE(error_of("{% set a = [[1] * 4096] * 4096 %}{{ a == a }}").find("more than"),
+            std::string::npos);
+  // Under the node limit but over the output limit: printing and tojson stop at the limit, and
+  // comparing two equal copies is charged by the nodes it walks.
+  autoglm::TemplateLimits small;
+  small.max_output_bytes = 1 << 16;
+  const std::string big = "{% set s = 'x' * 60000 %}{% set a = [s] * 1000 %}";
+  EXPECT_NE(error_of(big + "{{ a }}", small).find("output size limit"), std::string::npos);
+  EXPECT_NE(error_of(big + "{{ a | tojson }}", small).find("output size limit"), std::string::npos);
+  EXPECT_NE(error_of(big + "{% for i in range(5000) %}{{ a == [s] * 1000 }}{% endfor %}")
+                .find("step limit"),
+            std::string::npos);
 }
 
 TEST(Jinja, SlicingAndStrings) {

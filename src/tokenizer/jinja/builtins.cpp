@@ -401,7 +401,7 @@ void Evaluator::install_globals(std::unordered_map<std::string, Value>& globals)
   });
   add("raise_exception", [this](Callable::Args args, Callable::Kwargs) -> Value {
     fail(ErrorCode::kTemplate, std::string(name_) + ": template raised an exception: " +
-                                   (args.empty() ? std::string() : to_pstr(args[0]).text));
+                                   (args.empty() ? std::string() : printed(args[0], 0).text));
   });
   add("strftime_now", [](Callable::Args args, Callable::Kwargs) {
     const std::string fmt =

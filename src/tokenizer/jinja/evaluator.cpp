@@ -2,7 +2,9 @@
 // Thread ownership: one Evaluator per render call.
 #include "tokenizer/jinja/evaluator.h"
 
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "tokenizer/jinja/lexer.h"
@@ -102,6 +104,21 @@ void Evaluator::check_string_size(size_t bytes, size_t offset) const {
   }
 }
 
+PStr Evaluator::printed(const Value& v, size_t offset) {
+  charge_steps(walk_cost(v), offset);
+  try {
+    return to_pstr(v, limits_.max_output_bytes);
+  } catch (const std::length_error&) {
+    check_string_size(limits_.max_output_bytes + 1, offset);
+    throw;
+  }
+}
+
+bool Evaluator::equal(const Value& a, const Value& b, size_t offset) {
+  charge_steps(std::min(walk_cost(a), walk_cost(b)), offset);
+  return values_equal(a, b);
+}
+
 void Evaluator::charge_steps(uint64_t n, size_t offset) {
   if (n > limits_.max_steps - steps_) {
     error_at(offset, "step limit exceeded (" + std::to_string(limits_.max_steps) +
@@ -111,9 +128,7 @@ void Evaluator::charge_steps(uint64_t n, size_t offset) {
 }
 
 Evaluator::~Evaluator() {
-  for (const std::weak_ptr<Dict>& ns : namespaces_) {
-    if (const DictPtr d = ns.lock()) d->items.clear();
-  }
+  for (const DictPtr& ns : namespaces_) ns->items.clear();
 }
 
 PStr Evaluator::render(const Body& body, std::unordered_map<std::string, Value> globals) {
@@ -158,7 +173,7 @@ Evaluator::Flow Evaluator::exec(const Stmt& s) {
       emit(PStr::trusted(s.text), s.offset);
       return Flow::kNormal;
     case StmtKind::kPrint:
-      emit(to_pstr(eval(*s.expr)), s.offset);
+      emit(printed(eval(*s.expr), s.offset), s.offset);
       return Flow::kNormal;
     case StmtKind::kIf:
       for (const auto& [cond, body] : s.branches) {
@@ -181,7 +196,7 @@ Evaluator::Flow Evaluator::exec(const Stmt& s) {
       return Flow::kNormal;
     case StmtKind::kFilterBlock: {
       Value body_text(render_body_to_string(s.body));
-      emit(to_pstr(apply_filter_chain(*s.expr, std::move(body_text))), s.offset);
+      emit(printed(apply_filter_chain(*s.expr, std::move(body_text)), s.offset), s.offset);
       return Flow::kNormal;
     }
     case StmtKind::kBreak:
@@ -285,7 +300,7 @@ void Evaluator::exec_call_block(const Stmt& s) {
   Callable::Kwargs kwargs;
   for (const auto& [k, x] : call.kwargs) kwargs.emplace_back(k, eval(*x));
   MacroCallable with_caller(*this, macro->definition(), caller);
-  emit(to_pstr(with_caller.call(std::move(args), std::move(kwargs))), s.offset);
+  emit(printed(with_caller.call(std::move(args), std::move(kwargs)), s.offset), s.offset);
 }
 
 Value Evaluator::lookup(const std::string& name) const {
@@ -403,13 +418,13 @@ Value Evaluator::eval_binary(const Expr& e) {
   Value a = eval(*e.children[0]);
   Value b = eval(*e.children[1]);
   if (op == "~") {
-    PStr s = to_pstr(a);
-    s.append(to_pstr(b));
+    PStr s = printed(a, e.offset);
+    s.append(printed(b, e.offset));
     check_string_size(s.text.size(), e.offset);
     return Value(std::move(s));
   }
-  if (op == "==") return Value(values_equal(a, b));
-  if (op == "!=") return Value(!values_equal(a, b));
+  if (op == "==") return Value(equal(a, b, e.offset));
+  if (op == "!=") return Value(!equal(a, b, e.offset));
   if (op == "<") return Value(compare(a, b, e.offset) < 0);
   if (op == ">") return Value(compare(a, b, e.offset) > 0);
   if (op == "<=") return Value(compare(a, b, e.offset) <= 0);
@@ -432,7 +447,7 @@ int Evaluator::compare(const Value& a, const Value& b, size_t offset) {
     const List& x = a.list();
     const List& y = b.list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-      if (!values_equal(x[i], y[i])) return compare(x[i], y[i], offset);
+      if (!equal(x[i], y[i], offset)) return compare(x[i], y[i], offset);
     }
     return x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
   }
@@ -448,7 +463,7 @@ bool Evaluator::contains(const Value& container, const Value& item, size_t offse
   }
   if (container.is_list()) {
     for (const Value& v : container.list()) {
-      if (values_equal(v, item)) return true;
+      if (equal(v, item, offset)) return true;
     }
     return false;
   }

@@ -32,6 +32,10 @@ class Evaluator {
 
   [[noreturn]] void error_at(size_t offset, const std::string& what) const;
   void check_string_size(size_t bytes, size_t offset) const;
+  // Python str() within the output limit, charged by the nodes it walks.
+  PStr printed(const Value& v, size_t offset);
+  // Python ==, charged by the nodes it may walk.
+  bool equal(const Value& a, const Value& b, size_t offset);
   void charge_steps(uint64_t n, size_t offset);
   uint64_t steps_left() const { return limits_.max_steps - steps_; }
 
@@ -61,9 +65,10 @@ class Evaluator {
   uint64_t steps_ = 0;
   std::vector<std::unordered_map<std::string, Value>> scopes_;
   PStr* out_ = nullptr;
-  // Every namespace() of this render, emptied when it ends: `set ns.x = ns` (or a list or another
-  // namespace holding ns) is a reference cycle that shared ownership alone would never free.
-  std::vector<std::weak_ptr<Dict>> namespaces_;
+  // Every namespace() of this render, held and then emptied when it ends: `set ns.x = ns` (or a
+  // list or another namespace holding ns) is a reference cycle that shared ownership alone would
+  // never free, and holding them keeps any destruction from recursing through a chain of them.
+  std::vector<DictPtr> namespaces_;
 
   Flow exec_body(const Body& body);
   Flow exec(const Stmt& s);

@@ -55,7 +55,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
                               Callable::Kwargs kwargs, size_t offset) {
   auto arg = [&](size_t i, std::string_view name) { return arg_or_kwarg(args, i, kwargs, name); };
   auto need_string = [&]() -> const PStr& {
-    if (!in.is_string()) in = Value(to_pstr(in));
+    if (!in.is_string()) in = Value(printed(in, offset));
     return in.str();
   };
   if (f == "tojson") {
@@ -74,16 +74,20 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
       o.item_separator = sep->list()[0].str().text;
       o.key_separator = sep->list()[1].str().text;
     }
+    o.max_bytes = limits().max_output_bytes;
+    charge_steps(walk_cost(in), offset);
     std::string text;
     try {
       text = json_dumps(in, o);
     } catch (const std::invalid_argument& e) {
       error_at(offset, std::string("tojson: ") + e.what());
+    } catch (const std::length_error&) {
+      check_string_size(o.max_bytes + 1, offset);
     }
     check_string_size(text.size(), offset);
     return Value(derived_from(in, std::move(text)));
   }
-  if (f == "safe" || f == "string") return Value(to_pstr(in));
+  if (f == "safe" || f == "string") return Value(printed(in, offset));
   if (f == "e" || f == "escape") return Value(need_string().derived(html_escape(in.str().text)));
   if (f == "trim") {
     const Value* chars = arg(0, "chars");
@@ -98,7 +102,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     const Value* from = arg(0, "old");
     const Value* to = arg(1, "new");
     if (!from || !to) error_at(offset, "replace needs two arguments");
-    PStr a = to_pstr(*from), b = to_pstr(*to);
+    PStr a = printed(*from, offset), b = printed(*to, offset);
     std::string r = replace_all(s.text, a.text, b.text, int_arg(arg(2, "count"), -1));
     check_string_size(r.size(), offset);
     const bool tainted = s.any_untrusted() || a.any_untrusted() || b.any_untrusted();
@@ -131,15 +135,15 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
   }
   if (f == "join") {
     const Value* sep = arg(0, "d");
-    PStr sep_s = sep ? to_pstr(*sep) : PStr{};
+    PStr sep_s = sep ? printed(*sep, offset) : PStr{};
     const Value* attr = arg(1, "attribute");
     PStr out;
     bool first = true;
     for (Value v : iterate(*this, in, offset)) {
-      if (attr) v = get_attr(v, to_pstr(*attr).text, offset);
+      if (attr) v = get_attr(v, printed(*attr, offset).text, offset);
       if (!first) out.append(sep_s);
       first = false;
-      out.append(to_pstr(v));
+      out.append(printed(v, offset));
       check_string_size(out.text.size(), offset);
     }
     return Value(std::move(out));
@@ -167,7 +171,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
       charge_steps(1, offset);
       if (f == "map") {
         if (attribute) {
-          Value v = get_attr(item, to_pstr(*attribute).text, offset);
+          Value v = get_attr(item, printed(*attribute, offset).text, offset);
           if (v.is_undefined()) {
             if (const Value* def = kwarg(kwargs, "default")) v = *def;
           }
@@ -204,7 +208,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     for (const Value& item : iterate(*this, in, offset)) {
       charge_steps(out.size() + 1, offset);
       if (std::none_of(out.begin(), out.end(),
-                       [&](const Value& o) { return values_equal(o, item); }))
+                       [&](const Value& o) { return equal(o, item, offset); }))
         out.push_back(item);
     }
     return make_list(std::move(out));
@@ -215,7 +219,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     const Value* attribute = kwarg(kwargs, "attribute");
     charge_steps(items.size() * 8, offset);
     auto key = [&](const Value& v) {
-      return attribute ? get_attr(v, to_pstr(*attribute).text, offset) : v;
+      return attribute ? get_attr(v, printed(*attribute, offset).text, offset) : v;
     };
     std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
       return reverse ? compare(key(b), key(a), offset) < 0 : compare(key(a), key(b), offset) < 0;
@@ -308,7 +312,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     return Value(static_cast<int64_t>(py_split(need_string().text, nullptr, -1, in.str()).size()));
   if (f == "attr") {
     const Value* name = arg(0, "name");
-    return name ? get_attr(in, to_pstr(*name).text, offset) : Value(Undefined{"attr"});
+    return name ? get_attr(in, printed(*name, offset).text, offset) : Value(Undefined{"attr"});
   }
   if (f == "batch") {
     const int64_t size = int_arg(arg(0, "linecount"), 1);
@@ -359,8 +363,8 @@ bool Evaluator::apply_test(const std::string& t, const Value& in, const Callable
       error_at(offset, "divisibleby needs non-zero integers");
     return std::get<int64_t>(in.v) % std::get<int64_t>(n.v) == 0;
   }
-  if (t == "eq" || t == "equalto" || t == "==") return values_equal(in, need_arg());
-  if (t == "ne" || t == "!=") return !values_equal(in, need_arg());
+  if (t == "eq" || t == "equalto" || t == "==") return equal(in, need_arg(), offset);
+  if (t == "ne" || t == "!=") return !equal(in, need_arg(), offset);
   if (t == "sameas") {
     const Value& o = need_arg();
     if (in.is_none() || in.is_bool() || o.is_none() || o.is_bool())

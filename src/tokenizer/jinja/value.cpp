@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "core/error.h"
 #include "core/utf8.h"
 
 namespace autoglm::jinja {
@@ -29,6 +30,56 @@ void PStr::append(const PStr& other) {
       untrusted.push_back(shifted);
     }
   }
+}
+
+namespace {
+
+// The shape a child adds to its container's; namespaces count as leaves (see TreeShape).
+void add_child(TreeShape& shape, const Value& child) {
+  TreeShape c{0, 1, false};
+  if (child.is_string()) {
+    c.untrusted = child.str().any_untrusted();
+  } else if (child.is_list()) {
+    c = child.list().shape;
+  } else if (child.is_dict()) {
+    c = child.dict().shape;
+  }
+  shape.depth = std::max(shape.depth, c.depth + 1);
+  shape.nodes = std::min(shape.nodes + c.nodes, kMaxValueNodes + 1);
+  shape.untrusted = shape.untrusted || c.untrusted;
+}
+
+void check_shape(const TreeShape& shape) {
+  if (shape.depth > kMaxValueDepth) {
+    fail(ErrorCode::kTemplate,
+         "value nested deeper than " + std::to_string(kMaxValueDepth) + " lists or dicts");
+  }
+  if (shape.nodes > kMaxValueNodes) {
+    fail(ErrorCode::kTemplate,
+         "value spans more than " + std::to_string(kMaxValueNodes) + " elements");
+  }
+}
+
+}  // namespace
+
+Value::Value(ListPtr l) : v(std::move(l)) {
+  List& list = *std::get<ListPtr>(v);
+  TreeShape shape;
+  for (const Value& e : list) add_child(shape, e);
+  check_shape(shape);
+  list.shape = shape;
+}
+
+Value::Value(DictPtr d) : v(std::move(d)) {
+  Dict& dict = *std::get<DictPtr>(v);
+  if (dict.is_namespace) return;
+  TreeShape shape;
+  for (const auto& [k, val] : dict.items) {
+    shape.untrusted = shape.untrusted || k.any_untrusted();
+    add_child(shape, val);
+  }
+  check_shape(shape);
+  dict.shape = shape;
 }
 
 bool Value::is_dict() const {
@@ -136,6 +187,7 @@ bool values_equal(const Value& a, const Value& b) {
   if (a.is_list()) {
     const List& x = a.list();
     const List& y = b.list();
+    if (&x == &y) return true;  // as Python's list comparison, which checks identity first
     if (x.size() != y.size()) return false;
     for (size_t i = 0; i < x.size(); ++i) {
       if (!values_equal(x[i], y[i])) return false;
@@ -158,16 +210,15 @@ bool values_equal(const Value& a, const Value& b) {
 
 bool contains_untrusted(const Value& v) {
   if (v.is_string()) return v.str().any_untrusted();
-  if (v.is_list()) {
-    return std::any_of(v.list().begin(), v.list().end(),
-                       [](const Value& e) { return contains_untrusted(e); });
-  }
-  if (std::holds_alternative<DictPtr>(v.v)) {
-    for (const auto& [k, val] : v.dict().items) {
-      if (k.any_untrusted() || contains_untrusted(val)) return true;
-    }
-  }
+  if (v.is_list()) return v.list().shape.untrusted;
+  if (v.is_dict()) return v.dict().shape.untrusted;
   return false;
+}
+
+uint64_t walk_cost(const Value& v) {
+  if (v.is_list()) return v.list().shape.nodes;
+  if (v.is_dict()) return v.dict().shape.nodes;
+  return 0;
 }
 
 std::string type_name(const Value& v) {
@@ -245,32 +296,46 @@ std::string repr_string(const std::string& s) {
 
 }  // namespace
 
-std::string python_repr(const Value& v) {
-  if (v.is_string()) return repr_string(v.str().text);
+namespace {
+
+void repr_into(std::string& out, const Value& v, size_t max_bytes) {
   if (v.is_list()) {
-    std::string out = "[";
+    out += '[';
     bool first = true;
     for (const Value& e : v.list()) {
       if (!first) out += ", ";
       first = false;
-      out += python_repr(e);
+      repr_into(out, e, max_bytes);
     }
-    return out + "]";
-  }
-  if (v.is_dict()) {
-    std::string out = "{";
+    out += ']';
+  } else if (v.is_dict()) {
+    out += '{';
     bool first = true;
     for (const auto& [k, val] : v.dict().items) {
       if (!first) out += ", ";
       first = false;
-      out += repr_string(k.text) + ": " + python_repr(val);
+      out += repr_string(k.text);
+      out += ": ";
+      repr_into(out, val, max_bytes);
     }
-    return out + "}";
+    out += '}';
+  } else if (v.is_string()) {
+    out += repr_string(v.str().text);
+  } else {
+    out += to_pstr(v).text;
   }
-  return to_pstr(v).text;
+  if (out.size() > max_bytes) throw std::length_error("printed value too large");
 }
 
-PStr to_pstr(const Value& v) {
+}  // namespace
+
+std::string python_repr(const Value& v, size_t max_bytes) {
+  std::string out;
+  repr_into(out, v, max_bytes);
+  return out;
+}
+
+PStr to_pstr(const Value& v, size_t max_bytes) {
   if (v.is_string()) return v.str();
   if (v.is_undefined()) return PStr{};
   if (v.is_none()) return PStr::trusted("None");
@@ -283,7 +348,7 @@ PStr to_pstr(const Value& v) {
     text.append(std::get<CallablePtr>(v.v)->describe()).append(">");
     return PStr::trusted(std::move(text));
   }
-  std::string repr = python_repr(v);
+  std::string repr = python_repr(v, max_bytes);
   return contains_untrusted(v) ? PStr::tainted(std::move(repr)) : PStr::trusted(std::move(repr));
 }
 

@@ -39,8 +39,8 @@ struct Undefined {
   std::string name;  // what was looked up, for error messages
 };
 struct Dict;
+struct List;
 struct Callable;
-using List = std::vector<Value>;
 using ListPtr = std::shared_ptr<List>;
 using DictPtr = std::shared_ptr<Dict>;
 using CallablePtr = std::shared_ptr<Callable>;
@@ -58,8 +58,10 @@ struct Value {
   Value(int i) : v(int64_t{i}) {}
   Value(double d) : v(d) {}
   Value(PStr s) : v(std::move(s)) {}
-  Value(ListPtr l) : v(std::move(l)) {}
-  Value(DictPtr d) : v(std::move(d)) {}
+  // Wrapping a list or dict works out its TreeShape and fails (ErrorCode::kTemplate) past the
+  // limits below; a namespace is wrapped as it is.
+  Value(ListPtr l);
+  Value(DictPtr d);
   Value(CallablePtr c) : v(std::move(c)) {}
 
   bool is_undefined() const { return std::holds_alternative<Undefined>(v); }
@@ -80,9 +82,28 @@ struct Value {
   double as_double() const;  // numbers and bools only
 };
 
+// The tree a list or dict spans, worked out once when it is wrapped in a Value. Lists and dicts
+// do not change after that; namespaces, which do, count as leaves, and no walk enters them. So
+// every walk over a value (printing, tojson, comparison, destruction) is bounded by this shape
+// whatever sharing a template builds: `{% set a = [a, a] %}` repeated doubles the tree, not the
+// memory, and a deep one would exhaust the stack.
+struct TreeShape {
+  uint32_t depth = 1;      // a container with no children is 1 deep; a scalar is 0
+  uint64_t nodes = 1;      // containers and leaves, counting shared ones each time they appear
+  bool untrusted = false;  // some string or key in the tree came from untrusted input
+};
+inline constexpr uint32_t kMaxValueDepth = 256;  // JSON input is capped at 128 levels
+inline constexpr uint64_t kMaxValueNodes = uint64_t{1} << 24;
+
+struct List : std::vector<Value> {
+  using std::vector<Value>::vector;
+  TreeShape shape;
+};
+
 struct Dict {
   std::vector<std::pair<PStr, Value>> items;  // insertion order, like Python dicts
   bool is_namespace = false;
+  TreeShape shape;  // not kept up to date for a namespace
 
   const Value* find(std::string_view key) const;
   void set(PStr key, Value value);
@@ -102,12 +123,16 @@ Value make_dict();
 Value from_json(const Json& j, bool untrusted);
 bool truthy(const Value& v);
 bool values_equal(const Value& a, const Value& b);
+// Whether printing v shows untrusted text (a namespace prints as `<Namespace>`).
 bool contains_untrusted(const Value& v);
+// How many nodes a walk over v visits: 0 for scalars, strings and namespaces.
+uint64_t walk_cost(const Value& v);
 std::string type_name(const Value& v);
 
-// Python str() of a value (what `{{ x }}` prints); keeps provenance for strings.
-PStr to_pstr(const Value& v);
-std::string python_repr(const Value& v);
+// Python str() of a value (what `{{ x }}` prints); keeps provenance for strings. Throws
+// std::length_error once the text would pass max_bytes.
+PStr to_pstr(const Value& v, size_t max_bytes = SIZE_MAX);
+std::string python_repr(const Value& v, size_t max_bytes = SIZE_MAX);
 std::string python_float_repr(double d);
 
 struct JsonDumpOptions {
@@ -117,8 +142,10 @@ struct JsonDumpOptions {
   std::string item_separator;  // empty: Python's default for the indent mode
   std::string key_separator;
   bool separators_given = false;
+  size_t max_bytes = SIZE_MAX;
 };
-// Python json.dumps(); throws std::invalid_argument for values JSON cannot hold.
+// Python json.dumps(); throws std::invalid_argument for values JSON cannot hold and
+// std::length_error once the text would pass opts.max_bytes.
 std::string json_dumps(const Value& v, const JsonDumpOptions& opts);
 
 }  // namespace autoglm::jinja

@@ -97,6 +97,7 @@ struct Dumper {
   void dump(const Value& v) {
     if (++depth > 512) throw std::invalid_argument("value nested too deeply for tojson");
     dump_inner(v);
+    if (out.size() > opts.max_bytes) throw std::length_error("JSON text too large");
     --depth;
   }
 
