@@ -98,10 +98,12 @@ void Evaluator::error_at(size_t offset, const std::string& what) const {
 }
 
 void Evaluator::check_string_size(size_t bytes, size_t offset) const {
-  if (bytes > limits_.max_output_bytes) {
-    error_at(offset,
-             "output size limit exceeded (" + std::to_string(limits_.max_output_bytes) + " bytes)");
-  }
+  if (bytes > limits_.max_output_bytes) output_limit_exceeded(offset);
+}
+
+void Evaluator::output_limit_exceeded(size_t offset) const {
+  error_at(offset,
+           "output size limit exceeded (" + std::to_string(limits_.max_output_bytes) + " bytes)");
 }
 
 PStr Evaluator::printed(const Value& v, size_t offset) {
@@ -109,8 +111,7 @@ PStr Evaluator::printed(const Value& v, size_t offset) {
   try {
     return to_pstr(v, limits_.max_output_bytes);
   } catch (const std::length_error&) {
-    check_string_size(limits_.max_output_bytes + 1, offset);
-    throw;
+    output_limit_exceeded(offset);
   }
 }
 
@@ -495,7 +496,7 @@ Value Evaluator::arith(const std::string& op, const Value& a, const Value& b, si
     if (a.is_string()) {
       const size_t unit = a.str().text.size();
       if (unit > 0 && static_cast<uint64_t>(n) > limits_.max_output_bytes / unit)
-        check_string_size(limits_.max_output_bytes + 1, offset);
+        output_limit_exceeded(offset);
       PStr s;
       for (int64_t i = 0; i < n; ++i) s.append(a.str());
       return Value(std::move(s));

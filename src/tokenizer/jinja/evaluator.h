@@ -32,6 +32,7 @@ class Evaluator {
 
   [[noreturn]] void error_at(size_t offset, const std::string& what) const;
   void check_string_size(size_t bytes, size_t offset) const;
+  [[noreturn]] void output_limit_exceeded(size_t offset) const;
   // Python str() within the output limit, charged by the nodes it walks.
   PStr printed(const Value& v, size_t offset);
   // Python ==, charged by the nodes it may walk.

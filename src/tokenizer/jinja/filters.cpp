@@ -82,7 +82,7 @@ Value Evaluator::apply_filter(const std::string& f, Value in, Callable::Args arg
     } catch (const std::invalid_argument& e) {
       error_at(offset, std::string("tojson: ") + e.what());
     } catch (const std::length_error&) {
-      check_string_size(o.max_bytes + 1, offset);
+      output_limit_exceeded(offset);
     }
     check_string_size(text.size(), offset);
     return Value(derived_from(in, std::move(text)));

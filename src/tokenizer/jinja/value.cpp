@@ -34,16 +34,16 @@ void PStr::append(const PStr& other) {
 
 namespace {
 
-// The shape a child adds to its container's; namespaces count as leaves (see TreeShape).
+// The tree a value spans: its own shape for a list or dict, a leaf otherwise (a namespace too,
+// see TreeShape).
+TreeShape shape_of(const Value& v) {
+  if (v.is_list()) return v.list().shape;
+  if (v.is_dict()) return v.dict().shape;
+  return TreeShape{0, 1, v.is_string() && v.str().any_untrusted()};
+}
+
 void add_child(TreeShape& shape, const Value& child) {
-  TreeShape c{0, 1, false};
-  if (child.is_string()) {
-    c.untrusted = child.str().any_untrusted();
-  } else if (child.is_list()) {
-    c = child.list().shape;
-  } else if (child.is_dict()) {
-    c = child.dict().shape;
-  }
+  const TreeShape c = shape_of(child);
   shape.depth = std::max(shape.depth, c.depth + 1);
   shape.nodes = std::min(shape.nodes + c.nodes, kMaxValueNodes + 1);
   shape.untrusted = shape.untrusted || c.untrusted;
@@ -209,16 +209,11 @@ bool values_equal(const Value& a, const Value& b) {
 }
 
 bool contains_untrusted(const Value& v) {
-  if (v.is_string()) return v.str().any_untrusted();
-  if (v.is_list()) return v.list().shape.untrusted;
-  if (v.is_dict()) return v.dict().shape.untrusted;
-  return false;
+  return shape_of(v).untrusted;
 }
 
 uint64_t walk_cost(const Value& v) {
-  if (v.is_list()) return v.list().shape.nodes;
-  if (v.is_dict()) return v.dict().shape.nodes;
-  return 0;
+  return v.is_list() || v.is_dict() ? shape_of(v).nodes : 0;
 }
 
 std::string type_name(const Value& v) {
@@ -293,10 +288,6 @@ std::string repr_string(const std::string& s) {
   out += quote;
   return out;
 }
-
-}  // namespace
-
-namespace {
 
 void repr_into(std::string& out, const Value& v, size_t max_bytes) {
   if (v.is_list()) {
